@@ -1,0 +1,77 @@
+# Kittyhawk for Linux.  `make` builds everything into $(BUILD)/, tools into
+# $(BUILD)/bin/.  `make check` and `make demo` first install what is missing.
+
+BUILD    ?= build
+CC       ?= cc
+SAN      ?=
+CFLAGS   ?= -O2 -g
+CSTD      = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wno-unused-parameter -fno-strict-aliasing
+LIBS      = -lsqlite3 -lsodium -lmnl -lz -lpthread
+INC       = -Isrc
+# snprintf truncation is how we bound user-visible strings, not a mistake.
+ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
+CSTD     += -Wno-format-truncation
+endif
+
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+# Every .c under src/ is part of libkh except the programs' mains.
+MAINS     = src/khd/main.c $(wildcard src/tools/main_*.c)
+LIBSRC    = $(filter-out $(MAINS),$(shell find src -name '*.c' | sort))
+LIBOBJ    = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
+TOOLS     = $(patsubst src/tools/main_%.c,$(BUILD)/bin/%,$(wildcard src/tools/main_*.c))
+UNITSRC   = $(wildcard tests/unit/test_*.c)
+UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/bin/khd $(TOOLS) $(UNITS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) -MMD -MP -c $< -o $@
+
+$(BUILD)/libkh.a: $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/khd: $(BUILD)/obj/src/khd/main.o $(BUILD)/libkh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Debian packages the build, the tests and the demo need.
+deps:
+	@scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 all
+	@tests/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench: deps all
+	@bench/run.sh
+
+format:
+	clang-format -i $$(find src tests bench -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+.PHONY: all deps check demo bench format clean
+.SECONDARY:

@@ -1,0 +1,18 @@
+/* util: small strict parsers shared by khd and the tools. */
+#ifndef KH_UTIL_H
+#define KH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parse a decimal integer in [min, max]; no sign, no spaces, no junk.
+ * Returns 0, or -1 when s is not such a number. */
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parse a size such as 256M, 1G, 4096 (bytes); K/M/G are powers of 1024. */
+int parse_size(const char *s, uint64_t *out);
+/* Monotonic time in nanoseconds. */
+uint64_t now_ns(void);
+/* A principal's name: 1-32 of [A-Za-z0-9_.-], not starting with '-' or '.'. */
+int valid_name(const char *s);
+
+#endif

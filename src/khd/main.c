@@ -1,0 +1,305 @@
+/* khd: the Kittyhawk service daemon.  One process, one event loop, one
+ * facility under one directory:  khd -d DIR [--nodes N] [--host NAME]. */
+#include "khd/khd.h"
+#include "khd/config.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "state/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct opts {
+	const char *dir;
+	const char *host;
+	int nodes; /* -1: as configured */
+	int sync_full;
+	int foreground;
+	int verbose;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n");
+	exit(2);
+}
+
+static void
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{"dir", required_argument, NULL, 'd'},	 {"nodes", required_argument, NULL, 'n'},
+		{"host", required_argument, NULL, 'H'},	 {"sync", required_argument, NULL, 's'},
+		{"foreground", no_argument, NULL, 'F'}, {"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0}};
+	uint64_t v;
+	int ch;
+
+	*o = (struct opts){.dir = "/var/lib/kittyhawk", .nodes = -1};
+	while ((ch = getopt_long(argc, argv, "d:n:H:s:Fvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->dir = optarg;
+			break;
+		case 'n':
+			if (parse_uint(optarg, 0, KH_MAX_NODES, &v) < 0) {
+				fprintf(stderr, "khd: --nodes takes 0..%d\n", KH_MAX_NODES);
+				exit(2);
+			}
+			o->nodes = (int)v;
+			break;
+		case 'H':
+			o->host = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "full") && strcmp(optarg, "normal")) {
+				fprintf(stderr, "khd: --sync takes normal or full\n");
+				exit(2);
+			}
+			o->sync_full = strcmp(optarg, "full") == 0;
+			break;
+		case 'F':
+			o->foreground = 1;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+}
+
+static int
+lock_dir(const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX], pid[32] = "";
+	snprintf(path, sizeof(path), "%s/khd.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n = read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, errlen, "%s is in use by another khd%s%s%s", dir, pid[0] ? " (pid " : "",
+			 pid, pid[0] ? ")" : "");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+write_pid(int lockfd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(lockfd, 0) == 0)
+		(void)!pwrite(lockfd, buf, (size_t)n, 0);
+}
+
+/* Open state, load it, give the facility its id and pool. */
+static int
+start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
+{
+	struct facility *f = &k->fac;
+	struct config cfg;
+	struct alloc_result res;
+	char path[PATH_MAX + 16], val[64];
+
+	if ((f->st = state_sqlite_open(k->dir, o->sync_full, err, errlen)) == NULL)
+		return -1;
+	if (state_load(f->st, f) < 0) {
+		snprintf(err, errlen, "%s/state.db: cannot load state (see khd.log)", k->dir);
+		return -1;
+	}
+	if (state_get_meta(f->st, "facility_id", val, sizeof(val)) == 1) {
+		f->id = (uint32_t)strtoul(val, NULL, 16);
+	} else {
+		f->id = randombytes_random();
+		snprintf(val, sizeof(val), "%08x", f->id);
+		if (state_put_meta(f->st, "facility_id", val) < 0) {
+			snprintf(err, errlen, "cannot write state");
+			return -1;
+		}
+	}
+	f->next_netid = NETID_FIRST_PRIVATE;
+	f->next_chan = KH_FIRST_CHAN;
+	if (state_get_meta(f->st, "next_netid", val, sizeof(val)) == 1)
+		f->next_netid = atoi(val);
+	if (state_get_meta(f->st, "next_chan", val, sizeof(val)) == 1)
+		f->next_chan = atoi(val);
+
+	snprintf(path, sizeof(path), "%s/khd.conf", k->dir);
+	if (config_load(path, &cfg, err, errlen) < 0)
+		return -1;
+	if (cfg.ntypes == 0) {
+		/* No configuration: keep the stored types, or make the default. */
+		memcpy(cfg.types, f->types, sizeof(cfg.types));
+		cfg.ntypes = f->ntypes;
+		if (cfg.ntypes == 0) {
+			config_default_type(&cfg.types[0], 64);
+			cfg.ntypes = 1;
+		}
+	}
+	if (o->nodes >= 0)
+		cfg.types[0].count = o->nodes;
+	if (alloc_pool(f, cfg.types, cfg.ntypes, &res) < 0 ||
+	    alloc_init_domains(f, &res) < 0) {
+		snprintf(err, errlen, "%s", res.msg);
+		return -1;
+	}
+	if (o->host)
+		snprintf(f->host, sizeof(f->host), "%s", o->host);
+	else if (cfg.host[0])
+		snprintf(f->host, sizeof(f->host), "%s", cfg.host);
+	else if (gethostname(f->host, sizeof(f->host)) < 0)
+		snprintf(f->host, sizeof(f->host), "localhost");
+	alloc_recount(f);
+	return 0;
+}
+
+static void
+signal_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct signalfd_siginfo si;
+	(void)events;
+	(void)arg;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("signal %u: stopping", si.ssi_signo);
+			ev_stop(ev);
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct khd *k = calloc(1, sizeof(*k));
+	struct opts o;
+	char err[512], logpath[PATH_MAX + 16];
+	int report = -1, lockfd;
+
+	if (k == NULL)
+		return 1;
+	parse_opts(argc, argv, &o);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "khd: libsodium failed to start\n");
+		return 1;
+	}
+	if (mkdir(o.dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "khd: %s: %s\n", o.dir, strerror(errno));
+		return 1;
+	}
+	if (realpath(o.dir, k->dir) == NULL) {
+		fprintf(stderr, "khd: %s: %s\n", o.dir, strerror(errno));
+		return 1;
+	}
+
+	/* Daemon: the parent waits until the child is serving (or failed) so
+	 * that "khd -d DIR && khget ..." never races. */
+	if (!o.foreground) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return 1;
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid > 0) {
+			char msg[600];
+			close(p[1]);
+			ssize_t n = read(p[0], msg, sizeof(msg) - 1);
+			if (n > 0 && msg[0] == '0')
+				return 0;
+			msg[n > 0 ? n : 0] = '\0';
+			fprintf(stderr, "khd: %s\n", n > 1 ? msg + 1 : "failed to start");
+			return 1;
+		}
+		close(p[0]);
+		report = p[1];
+		setsid();
+	}
+
+	if ((lockfd = lock_dir(k->dir, err, sizeof(err))) < 0)
+		goto fail;
+	snprintf(logpath, sizeof(logpath), "%s/khd.log", k->dir);
+	log_init("khd", logpath, o.foreground ? o.verbose + (o.verbose > 0) : 0);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	k->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+	k->ev = ev_new();
+	k->lfd = -1;
+	k->started_ns = now_ns();
+	adm_init(&k->adm);
+	if (start_facility(k, &o, err, sizeof(err)) < 0)
+		goto fail;
+	snprintf(k->sock, sizeof(k->sock), "%.*s/khd.sock", (int)sizeof(k->sock) - 10, k->dir);
+	if (strlen(k->dir) + 9 > sizeof(k->sock) - 1) {
+		snprintf(err, sizeof(err), "directory path too long for a Unix socket: %s", k->dir);
+		goto fail;
+	}
+	if (server_listen(k, err, sizeof(err)) < 0)
+		goto fail;
+	ev_watch(k->ev, k->sigfd, EV_READ, signal_event, k);
+	write_pid(lockfd);
+	log_info("khd %s serving facility %08x (%d nodes) on %s", KH_VERSION, k->fac.id,
+		 k->fac.nnodes, k->sock);
+	if (report >= 0) {
+		int null = open("/dev/null", O_RDWR);
+		(void)!write(report, "0", 1);
+		close(report);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			close(null);
+		}
+	}
+
+	ev_run(k->ev);
+
+	server_close(k);
+	state_close(k->fac.st);
+	fac_free(&k->fac);
+	ev_free(k->ev);
+	close(k->sigfd);
+	log_info("khd stopped");
+	log_close();
+	close(lockfd);
+	free(k);
+	return 0;
+fail:
+	if (report >= 0) {
+		char msg[600];
+		int n = snprintf(msg, sizeof(msg), "1%s", err);
+		(void)!write(report, msg, (size_t)n);
+	} else {
+		fprintf(stderr, "khd: %s\n", err);
+	}
+	log_warnx("%s", err);
+	return 1;
+}

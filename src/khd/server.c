@@ -1,0 +1,241 @@
+/* server: khd's Unix socket.  Connections are non-blocking; each buffers
+ * its input up to one request line and its replies until the peer reads
+ * them.  A client that vanishes mid-request costs only its buffers. */
+#include "khd/khd.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/sbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONN_MAX      1024
+#define OUT_HIGHWATER (8u << 20) /* a client not reading its replies is dropped */
+
+struct conn {
+	struct khd *k;
+	int fd;
+	struct sbuf in, out;
+	int closing;	/* close once out is flushed */
+	uint64_t timer; /* held request: timer id, else 0 */
+	struct conn *next, *prev;
+	struct proto_req req;
+};
+
+static void conn_event(struct ev *ev, int fd, int events, void *arg);
+
+static void
+conn_free(struct conn *c)
+{
+	struct khd *k = c->k;
+	if (c->timer)
+		ev_cancel(k->ev, c->timer);
+	ev_unwatch(k->ev, c->fd);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		k->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	k->nconns--;
+	sbuf_free(&c->in);
+	sbuf_free(&c->out);
+	free(c);
+}
+
+static void
+conn_rewatch(struct conn *c)
+{
+	int mask = 0;
+	if (!c->closing && c->timer == 0)
+		mask |= EV_READ;
+	if (c->out.len > 0)
+		mask |= EV_WRITE;
+	ev_watch(c->k->ev, c->fd, mask, conn_event, c);
+}
+
+/* Write what we can; returns -1 when the connection is gone. */
+static int
+conn_flush(struct conn *c)
+{
+	while (c->out.len > 0) {
+		ssize_t n = send(c->fd, c->out.s, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -1;
+		}
+		sbuf_consume(&c->out, (size_t)n);
+	}
+	if (c->out.len == 0 && c->closing)
+		return -1;
+	if (c->out.len > OUT_HIGHWATER) {
+		log_warnx("client not reading its replies: dropped");
+		return -1;
+	}
+	return 0;
+}
+
+static void process(struct conn *c);
+
+static void
+held_done(struct ev *ev, void *arg)
+{
+	struct conn *c = arg;
+	(void)ev;
+	c->timer = 0;
+	process(c);
+}
+
+/* Run every complete line in the input buffer, unless a request is held. */
+static void
+process(struct conn *c)
+{
+	char err[128];
+
+	while (c->timer == 0 && !c->closing) {
+		char *nl = memchr(c->in.s ? c->in.s : "", '\n', c->in.len);
+		if (nl == NULL) {
+			if (c->in.len >= PROTO_MAX_LINE) {
+				sbuf_adds(&c->out, "err proto request line too long\n");
+				c->closing = 1;
+			}
+			break;
+		}
+		size_t len = (size_t)(nl - c->in.s);
+		if (proto_parse(c->in.s, len, &c->req, err, sizeof(err)) < 0) {
+			sbuf_printf(&c->out, "err proto %s\n", err);
+			if (len >= PROTO_MAX_LINE)
+				c->closing = 1;
+			sbuf_consume(&c->in, len + 1);
+			continue;
+		}
+		uint64_t wait = verbs_dispatch(c->k, &c->req, &c->out);
+		if (wait > 0) {
+			c->timer = ev_after(c->k->ev, (wait + 999999) / 1000000, held_done, c);
+			break;
+		}
+		sbuf_consume(&c->in, len + 1);
+	}
+	if (conn_flush(c) < 0) {
+		conn_free(c);
+		return;
+	}
+	conn_rewatch(c);
+}
+
+static void
+conn_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+	(void)ev;
+
+	if (events & EV_READ) {
+		char buf[16384];
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			/* Peer gone: a partial request is dropped, nothing applied. */
+			conn_free(c);
+			return;
+		}
+		if (n > 0) {
+			if (c->in.len + (size_t)n > 2 * PROTO_MAX_LINE) {
+				sbuf_adds(&c->out, "err proto request line too long\n");
+				c->closing = 1;
+			} else {
+				sbuf_add(&c->in, buf, (size_t)n);
+			}
+		}
+		process(c);
+		return;
+	}
+	if (conn_flush(c) < 0) {
+		conn_free(c);
+		return;
+	}
+	conn_rewatch(c);
+}
+
+static void
+accept_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct khd *k = arg;
+	(void)events;
+
+	for (;;) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warn("accept");
+			return;
+		}
+		if (k->nconns >= CONN_MAX) {
+			static const char busy[] = "err busy too many clients\n";
+			(void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(cfd);
+			continue;
+		}
+		struct conn *c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			fatal("conn");
+		c->k = k;
+		c->fd = cfd;
+		sbuf_init(&c->in);
+		sbuf_init(&c->out);
+		c->next = k->conns;
+		if (k->conns)
+			k->conns->prev = c;
+		k->conns = c;
+		k->nconns++;
+		ev_watch(ev, cfd, EV_READ, conn_event, c);
+	}
+}
+
+int
+server_listen(struct khd *k, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	if (strlen(k->sock) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
+			 sizeof(sun.sun_path) - 1, k->sock);
+		return -1;
+	}
+	memcpy(sun.sun_path, k->sock, strlen(k->sock) + 1);
+	k->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (k->lfd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* We hold the directory's lock, so a socket file left here is stale. */
+	unlink(k->sock);
+	mode_t old = umask(0117);
+	int rc = bind(k->lfd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0 || listen(k->lfd, 512) < 0) {
+		snprintf(err, errlen, "%s: %s", k->sock, strerror(errno));
+		close(k->lfd);
+		return -1;
+	}
+	return ev_watch(k->ev, k->lfd, EV_READ, accept_event, k);
+}
+
+void
+server_close(struct khd *k)
+{
+	while (k->conns)
+		conn_free(k->conns);
+	if (k->lfd >= 0) {
+		ev_unwatch(k->ev, k->lfd);
+		close(k->lfd);
+		unlink(k->sock);
+	}
+}

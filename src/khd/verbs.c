@@ -1,0 +1,828 @@
+/* verbs: what khd does for each request of docs/protocol.md.  Each handler
+ * checks its arguments and the principal, then calls the allocator, which
+ * is all or nothing; the handler only formats the reply. */
+#include "khd/khd.h"
+#include "admission/admission.h"
+#include "allocator/alloc.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/sbuf.h"
+#include "common/util.h"
+#include "fabric/addr.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const codes[] = {
+	[AE_OK] = "ok",		  [AE_BADARG] = "badarg", [AE_AUTH] = "auth",
+	[AE_NONODES] = "nonodes", [AE_NOTFOUND] = "notfound", [AE_PERM] = "perm",
+	[AE_INTERNAL] = "internal",
+};
+
+static void
+reply_err(struct sbuf *out, int code, const char *msg)
+{
+	sbuf_printf(out, "err %s %s\n", codes[code], msg);
+}
+
+/* Body: every line of text becomes "- line". */
+static void
+reply_body(struct sbuf *out, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		sbuf_adds(out, "- ");
+		sbuf_add(out, p, n);
+		sbuf_adds(out, "\n");
+		p += n + (nl != NULL);
+	}
+}
+
+static void
+reply_ok(struct sbuf *out, struct sbuf *body)
+{
+	if (body && body->len)
+		reply_body(out, body->s, body->len);
+	sbuf_adds(out, "ok\n");
+}
+
+static int
+want_json(const struct proto_req *req)
+{
+	const char *f = proto_get(req, "format");
+	return f && strcmp(f, "json") == 0;
+}
+
+/* Arguments a verb accepts; anything else is an error, so a typo is never
+ * silently ignored. */
+static int
+only_args(const struct proto_req *req, const char *const *allowed, struct sbuf *out)
+{
+	for (int i = 0; i < req->nargs; i++) {
+		int found = 0;
+		for (int j = 0; allowed[j]; j++)
+			found |= strcmp(allowed[j], req->args[i].key) == 0;
+		if (!found) {
+			char m[96];
+			snprintf(m, sizeof(m), "unknown argument '%s' for %s", req->args[i].key,
+				 req->verb);
+			reply_err(out, AE_BADARG, m);
+			return -1;
+		}
+	}
+	const char *f = proto_get(req, "format");
+	if (f && strcmp(f, "json") != 0 && strcmp(f, "text") != 0) {
+		reply_err(out, AE_BADARG, "format must be text or json");
+		return -1;
+	}
+	return 0;
+}
+
+/* Authenticate user/cred.  Returns the principal's index, -1 after replying
+ * with an error, or -2 when the request must wait (*wait set). */
+static int
+authenticate(struct khd *k, const struct proto_req *req, struct sbuf *out, uint64_t *wait)
+{
+	const char *user = proto_get(req, "user"), *cred = proto_get(req, "cred");
+	char m[160];
+	int idx;
+
+	if (user == NULL || !valid_name(user)) {
+		reply_err(out, AE_BADARG, user ? "invalid principal name" : "no principal given");
+		return -1;
+	}
+	struct principal *p = fac_principal(&k->fac, user, &idx);
+	if (p == NULL) {
+		snprintf(m, sizeof(m), "unknown principal '%s'", user);
+		reply_err(out, AE_AUTH, m);
+		return -1;
+	}
+	uint64_t now = now_ns();
+	if ((*wait = adm_wait(p, now)) > 0)
+		return -2;
+	if (cred == NULL) {
+		snprintf(m, sizeof(m), "principal '%s' needs its credential (-c)", user);
+		reply_err(out, AE_AUTH, m);
+		return -1;
+	}
+	if (adm_verify(&k->adm, p, cred) < 0) {
+		adm_failed(p, now);
+		log_warnx("wrong credential for %s (%d failures)", user, p->failures);
+		snprintf(m, sizeof(m), "wrong credential for '%s'", user);
+		reply_err(out, AE_AUTH, m);
+		return -1;
+	}
+	adm_succeeded(p);
+	return idx;
+}
+
+static int
+parse_int_list(const char *s, int min, int max, int *v, int cap, int *n)
+{
+	char buf[PROTO_MAX_LINE];
+	uint64_t x;
+
+	*n = 0;
+	if (s == NULL || *s == '\0' || strlen(s) >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, strlen(s) + 1);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (*n >= cap || parse_uint(tok, (uint64_t)min, (uint64_t)max, &x) < 0)
+			return -1;
+		v[(*n)++] = (int)x;
+	}
+	return s[strlen(s) - 1] == ',' ? -1 : 0;
+}
+
+/* targets: a list of con<C> and ranks (and rank ranges A-B); expands to
+ * ranks, checking ownership of channels. */
+static int
+parse_targets(struct khd *k, int pidx, const char *s, int **ranks, int *n, struct sbuf *out)
+{
+	char buf[PROTO_MAX_LINE], m[128];
+	int cap = 64;
+	uint64_t a, b;
+	struct alloc_result res;
+
+	*n = 0;
+	if (s == NULL || *s == '\0') {
+		reply_err(out, AE_BADARG, "no nodes given (con<C> or ranks)");
+		return -1;
+	}
+	if (strlen(s) >= sizeof(buf)) {
+		reply_err(out, AE_BADARG, "target list too long");
+		return -1;
+	}
+	memcpy(buf, s, strlen(s) + 1);
+	*ranks = malloc(sizeof(int) * (size_t)cap);
+	if (*ranks == NULL)
+		fatal("targets");
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		int *add = NULL, nadd = 0, range[2] = {0, 0};
+		char *dash = strchr(tok, '-');
+		if (strncmp(tok, "con", 3) == 0 &&
+		    parse_uint(tok + 3, 0, INT32_MAX, &a) == 0) {
+			if (alloc_chan_ranks(&k->fac, pidx, (int)a, &add, &nadd, &res) < 0) {
+				reply_err(out, res.code, res.msg);
+				goto fail;
+			}
+		} else if (dash && (*dash = '\0', parse_uint(tok, 0, KH_MAX_NODES, &a) == 0) &&
+			   parse_uint(dash + 1, 0, KH_MAX_NODES, &b) == 0 && a <= b) {
+			range[0] = (int)a;
+			range[1] = (int)b;
+		} else if (!dash && parse_uint(tok, 0, KH_MAX_NODES, &a) == 0) {
+			range[0] = range[1] = (int)a;
+		} else {
+			if (dash)
+				*dash = '-';
+			snprintf(m, sizeof(m), "bad node '%.60s': expected con<C>, a rank or A-B",
+				 tok);
+			reply_err(out, AE_BADARG, m);
+			goto fail;
+		}
+		if (add == NULL) {
+			nadd = range[1] - range[0] + 1;
+			add = malloc(sizeof(int) * (size_t)nadd);
+			if (add == NULL)
+				fatal("targets");
+			for (int i = 0; i < nadd; i++)
+				add[i] = range[0] + i;
+		}
+		if (*n + nadd > KH_MAX_NODES) {
+			free(add);
+			reply_err(out, AE_BADARG, "too many nodes given");
+			goto fail;
+		}
+		while (*n + nadd > cap)
+			cap *= 2;
+		*ranks = realloc(*ranks, sizeof(int) * (size_t)cap);
+		if (*ranks == NULL)
+			fatal("targets");
+		memcpy(*ranks + *n, add, sizeof(int) * (size_t)nadd);
+		*n += nadd;
+		free(add);
+	}
+	if (s[strlen(s) - 1] == ',') {
+		reply_err(out, AE_BADARG, "empty item in node list");
+		goto fail;
+	}
+	return 0;
+fail:
+	free(*ranks);
+	*ranks = NULL;
+	return -1;
+}
+
+static uint64_t
+v_ping(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {NULL};
+	if (only_args(req, args, out) == 0)
+		reply_ok(out, NULL);
+	return 0;
+}
+
+static uint64_t
+v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"format", NULL};
+	struct facility *f = &k->fac;
+	struct sbuf b;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	sbuf_init(&b);
+	if (want_json(req)) {
+		sbuf_printf(&b, "{\"version\":\"%s\",\"facility\":\"%08x\",\"host\":", KH_VERSION,
+			    f->id);
+		sbuf_json_str(&b, f->host);
+		sbuf_adds(&b, ",\"types\":[");
+	} else {
+		sbuf_printf(&b, "khd %s facility %08x host %s\n", KH_VERSION, f->id, f->host);
+	}
+	for (int t = 0; t < f->ntypes; t++) {
+		int total = 0, nfree = 0;
+		for (int i = 0; i < f->nnodes; i++)
+			if (f->nodes[i].type == t) {
+				total++;
+				nfree += f->nodes[i].state == NODE_FREE;
+			}
+		const struct node_type *ty = &f->types[t];
+		if (want_json(req))
+			sbuf_printf(&b,
+				    "%s{\"name\":\"%s\",\"backend\":\"%s\",\"cpu_milli\":%d,"
+				    "\"mem\":%llu,\"pids\":%d,\"ifs\":%d,\"nodes\":%d,\"free\":%d}",
+				    t ? "," : "", ty->name, ty->backend, ty->cpu_milli,
+				    (unsigned long long)ty->mem, ty->pids, ty->max_ifs, total, nfree);
+		else
+			sbuf_printf(&b,
+				    "type %s backend=%s cpus=%d.%03d mem=%lluM pids=%d ifs=%d "
+				    "nodes=%d free=%d\n",
+				    ty->name, ty->backend, ty->cpu_milli / 1000, ty->cpu_milli % 1000,
+				    (unsigned long long)(ty->mem >> 20), ty->pids, ty->max_ifs, total,
+				    nfree);
+	}
+	if (want_json(req))
+		sbuf_adds(&b, "]}\n");
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+static uint64_t
+v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user",     "cred",	 "count",    "netids", "newnets",
+					   "public",   "external", "type",     "format", NULL};
+	struct facility *f = &k->fac;
+	struct get_req r = {.count = 1, .newnets = -1};
+	const char *user = proto_get(req, "user"), *cred = proto_get(req, "cred"), *v;
+	struct principal newp, *p;
+	struct alloc_result res;
+	uint64_t x, wait = 0;
+	char m[160];
+	int pidx = -1, chan;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if ((v = proto_get(req, "count")) && parse_uint(v, 1, KH_MAX_NODES, &x) < 0) {
+		snprintf(m, sizeof(m), "invalid count '%.40s': expected 1..%d", v, KH_MAX_NODES);
+		reply_err(out, AE_BADARG, m);
+		return 0;
+	}
+	if (v)
+		r.count = (int)x;
+	if ((v = proto_get(req, "netids")) &&
+	    parse_int_list(v, 0, INT32_MAX, r.netids, KH_MAX_IFS, &r.nnetids) < 0) {
+		reply_err(out, AE_BADARG, "invalid netid list");
+		return 0;
+	}
+	if ((v = proto_get(req, "newnets")) && parse_uint(v, 0, KH_MAX_IFS, &x) < 0) {
+		snprintf(m, sizeof(m), "invalid number of new domains: expected 0..%d", KH_MAX_IFS);
+		reply_err(out, AE_BADARG, m);
+		return 0;
+	}
+	if (v)
+		r.newnets = (int)x;
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? "external" : "public";
+		v = proto_get(req, key);
+		if (v && strcmp(v, "0") && strcmp(v, "1")) {
+			reply_err(out, AE_BADARG, "public and external take 0 or 1");
+			return 0;
+		}
+		*(i ? &r.ext : &r.pub) = v && v[0] == '1';
+	}
+	r.type = 0;
+	if ((v = proto_get(req, "type")) && (r.type = fac_type(f, v)) < 0) {
+		snprintf(m, sizeof(m), "unknown node type '%.32s'", v);
+		reply_err(out, AE_BADARG, m);
+		return 0;
+	}
+	if (user == NULL || !valid_name(user)) {
+		reply_err(out, AE_BADARG,
+			  user ? "invalid principal name (1-32 of A-Z a-z 0-9 _ . -)"
+			       : "no principal given");
+		return 0;
+	}
+	p = fac_principal(f, user, &pidx);
+	if (p != NULL) {
+		pidx = authenticate(k, req, out, &wait);
+		if (pidx == -2)
+			return wait;
+		if (pidx < 0)
+			return 0;
+	} else {
+		if (cred == NULL) {
+			snprintf(m, sizeof(m),
+				 "unknown principal '%s': give a credential (-c) to create it",
+				 user);
+			reply_err(out, AE_AUTH, m);
+			return 0;
+		}
+		if (!adm_valid_cred(cred)) {
+			reply_err(out, AE_BADARG, "a credential is 1-256 printable characters");
+			return 0;
+		}
+		memset(&newp, 0, sizeof(newp));
+		snprintf(newp.name, sizeof(newp.name), "%s", user);
+		newp.created = (int64_t)time(NULL);
+		if (adm_hash(cred, newp.pwhash) < 0) {
+			reply_err(out, AE_INTERNAL, "cannot hash credential (out of memory)");
+			return 0;
+		}
+		adm_remember(&k->adm, &newp, cred);
+	}
+	if (alloc_get(f, pidx, &newp, &r, &chan, &res) < 0) {
+		reply_err(out, res.code, res.msg);
+		return 0;
+	}
+	if (pidx < 0)
+		log_info("principal %s created", user);
+	log_info("%s: con%d with %d %s nodes", user, chan, r.count, f->types[r.type].name);
+	struct sbuf b;
+	sbuf_init(&b);
+	alloc_block(f, chan, &b, want_json(req));
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+static const char *const state_names[] = {"free", "monitor", "running"};
+
+static void
+netids_text(const struct node *n, struct sbuf *b, int json)
+{
+	int first = 1;
+	for (int i = 0; i < n->nifs; i++) {
+		if (n->ifs[i] == 0)
+			continue;
+		sbuf_printf(b, "%s%d", first ? "" : ",", n->ifs[i]);
+		first = 0;
+	}
+	if (first && !json)
+		sbuf_adds(b, "-");
+}
+
+static uint64_t
+v_nodes(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"free", "user", "format", NULL};
+	struct facility *f = &k->fac;
+	const char *user = proto_get(req, "user"), *fr = proto_get(req, "free");
+	int json = want_json(req), pidx = -1, first = 1;
+	struct sbuf b;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if (fr && strcmp(fr, "0") && strcmp(fr, "1")) {
+		reply_err(out, AE_BADARG, "free takes 0 or 1");
+		return 0;
+	}
+	if (user && fac_principal(f, user, &pidx) == NULL) {
+		char m[96];
+		snprintf(m, sizeof(m), "unknown principal '%.40s'", user);
+		reply_err(out, AE_NOTFOUND, m);
+		return 0;
+	}
+	sbuf_init(&b);
+	if (json)
+		sbuf_adds(&b, "[");
+	for (int i = 0; i < f->nnodes; i++) {
+		struct node *n = &f->nodes[i];
+		if ((fr && fr[0] == '1' && n->state != NODE_FREE) || (user && n->owner != pidx))
+			continue;
+		const char *owner = n->owner >= 0 ? f->principals[n->owner].name : NULL;
+		if (json) {
+			sbuf_printf(&b, "%s{\"rank\":%d,\"state\":\"%s\",\"owner\":", first ? "" : ",",
+				    n->rank, state_names[n->state]);
+			if (owner)
+				sbuf_json_str(&b, owner);
+			else
+				sbuf_adds(&b, "null");
+			if (n->chan)
+				sbuf_printf(&b, ",\"channel\":\"con%d\"", n->chan);
+			else
+				sbuf_adds(&b, ",\"channel\":null");
+			sbuf_adds(&b, ",\"netids\":[");
+			netids_text(n, &b, 1);
+			sbuf_printf(&b, "],\"type\":\"%s\"}", f->types[n->type].name);
+		} else {
+			sbuf_printf(&b, "%d %s %s ", n->rank, state_names[n->state],
+				    owner ? owner : "-");
+			if (n->chan)
+				sbuf_printf(&b, "con%d ", n->chan);
+			else
+				sbuf_adds(&b, "- ");
+			netids_text(n, &b, 0);
+			sbuf_printf(&b, " %s\n", f->types[n->type].name);
+		}
+		first = 0;
+	}
+	if (json)
+		sbuf_adds(&b, "]\n");
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+static uint64_t
+v_domains(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"format", NULL};
+	static const char *const kinds[] = {"", "external", "public", "private"};
+	struct facility *f = &k->fac;
+	int json = want_json(req);
+	struct sbuf b;
+	char net[32];
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	sbuf_init(&b);
+	if (json)
+		sbuf_adds(&b, "[");
+	for (int i = 0; i < f->ndomains; i++) {
+		struct domain *d = &f->domains[i];
+		const char *owner = d->owner >= 0 ? f->principals[d->owner].name : "-";
+		addr_net4(d->netid, net, sizeof(net));
+		if (json) {
+			sbuf_printf(&b, "%s{\"netid\":%d,\"kind\":\"%s\",\"owner\":", i ? "," : "",
+				    d->netid, kinds[d->kind]);
+			if (d->owner >= 0)
+				sbuf_json_str(&b, owner);
+			else
+				sbuf_adds(&b, "null");
+			sbuf_printf(&b, ",\"nodes\":%d,\"ipv4\":\"%s\"}", d->members, net);
+		} else {
+			sbuf_printf(&b, "%d %s %s %d %s\n", d->netid, kinds[d->kind], owner,
+				    d->members, net);
+		}
+	}
+	if (json)
+		sbuf_adds(&b, "]\n");
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+/* Verbs of the form: user, cred, targets [, netid]. */
+static uint64_t
+on_targets(struct khd *k, const struct proto_req *req, struct sbuf *out, int with_netid,
+	   int (*op)(struct facility *, int, int, const int *, int, struct alloc_result *))
+{
+	static const char *const args[] = {"user", "cred", "targets", NULL};
+	static const char *const nargs[] = {"user", "cred", "targets", "netid", NULL};
+	uint64_t wait = 0, x = 0;
+	struct alloc_result res;
+	int *ranks = NULL, n = 0;
+
+	if (only_args(req, with_netid ? nargs : args, out) < 0)
+		return 0;
+	if (with_netid && parse_uint(proto_get(req, "netid"), 0, INT32_MAX, &x) < 0) {
+		reply_err(out, AE_BADARG, "invalid or missing netid");
+		return 0;
+	}
+	int pidx = authenticate(k, req, out, &wait);
+	if (pidx == -2)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	if (parse_targets(k, pidx, proto_get(req, "targets"), &ranks, &n, out) < 0)
+		return 0;
+	if (op(&k->fac, pidx, (int)x, ranks, n, &res) < 0)
+		reply_err(out, res.code, res.msg);
+	else {
+		log_info("%s: %s %s", k->fac.principals[pidx].name, req->verb,
+			 proto_get(req, "targets"));
+		reply_ok(out, NULL);
+	}
+	free(ranks);
+	return 0;
+}
+
+static int
+op_release(struct facility *f, int p, int netid, const int *r, int n, struct alloc_result *res)
+{
+	(void)netid;
+	return alloc_release(f, p, r, n, res);
+}
+
+static int
+op_reset(struct facility *f, int p, int netid, const int *r, int n, struct alloc_result *res)
+{
+	(void)netid;
+	return alloc_reset(f, p, r, n, res);
+}
+
+static uint64_t
+v_release(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	return on_targets(k, req, out, 0, op_release);
+}
+
+static uint64_t
+v_reset(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	return on_targets(k, req, out, 0, op_reset);
+}
+
+static uint64_t
+v_addnet(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	return on_targets(k, req, out, 1, alloc_addnet);
+}
+
+static uint64_t
+v_rmnet(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	return on_targets(k, req, out, 1, alloc_rmnet);
+}
+
+static uint64_t
+v_transfer(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", "chan", "newcred", NULL};
+	const char *newcred = proto_get(req, "newcred");
+	char gen[64], hash[KH_HASH_MAX];
+	struct alloc_result res;
+	uint64_t wait = 0, chan;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if (parse_uint(proto_get(req, "chan"), 0, INT32_MAX, &chan) < 0) {
+		reply_err(out, AE_BADARG, "invalid or missing channel (con<C>)");
+		return 0;
+	}
+	if (newcred && !adm_valid_cred(newcred)) {
+		reply_err(out, AE_BADARG, "a credential is 1-256 printable characters");
+		return 0;
+	}
+	int pidx = authenticate(k, req, out, &wait);
+	if (pidx == -2)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	if (newcred == NULL) {
+		unsigned char raw[24];
+		randombytes_buf(raw, sizeof(raw));
+		sodium_bin2base64(gen, sizeof(gen), raw, sizeof(raw),
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		newcred = gen;
+	}
+	if (adm_hash(newcred, hash) < 0) {
+		reply_err(out, AE_INTERNAL, "cannot hash credential (out of memory)");
+		return 0;
+	}
+	if (alloc_transfer(&k->fac, pidx, (int)chan, hash, &res) < 0) {
+		reply_err(out, res.code, res.msg);
+		return 0;
+	}
+	log_info("%s: con%llu transferred", k->fac.principals[pidx].name,
+		 (unsigned long long)chan);
+	struct sbuf b;
+	sbuf_init(&b);
+	sbuf_printf(&b, "con%llu credential: %s\n", (unsigned long long)chan, newcred);
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	sodium_memzero(gen, sizeof(gen));
+	return 0;
+}
+
+/* An OpenSSH public key line: "type base64 [comment]", where the decoded
+ * blob starts with the same type string (RFC 4253 wire format). */
+static int
+valid_pubkey(const char *line, char *canon, size_t len)
+{
+	static const char *const types[] = {
+		"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+		"ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
+		"sk-ecdsa-sha2-nistp256@openssh.com", NULL};
+	char type[64], b64[4096], comment[256] = "";
+	unsigned char blob[3072];
+	size_t bloblen;
+
+	if (strlen(line) >= 4096 ||
+	    sscanf(line, "%63s %4095s %255[^\n]", type, b64, comment) < 2)
+		return -1;
+	int known = 0;
+	for (int i = 0; types[i]; i++)
+		known |= strcmp(types[i], type) == 0;
+	if (!known ||
+	    sodium_base642bin(blob, sizeof(blob), b64, strlen(b64), NULL, &bloblen, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    bloblen < 4)
+		return -1;
+	uint32_t tl = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 |
+		      blob[3];
+	if (tl != strlen(type) || bloblen < 4 + tl || memcmp(blob + 4, type, tl) != 0)
+		return -1;
+	snprintf(canon, len, "%s %s%s%s", type, b64, comment[0] ? " " : "", comment);
+	return 0;
+}
+
+static uint64_t
+v_addkey(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", "key", NULL};
+	char canon[4500];
+	struct alloc_result res;
+	uint64_t wait = 0;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	const char *key = proto_get(req, "key");
+	if (key == NULL || valid_pubkey(key, canon, sizeof(canon)) < 0) {
+		reply_err(out, AE_BADARG, "not an OpenSSH public key line (type base64 [comment])");
+		return 0;
+	}
+	int pidx = authenticate(k, req, out, &wait);
+	if (pidx == -2)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	if (alloc_addkey(&k->fac, pidx, canon, &res) < 0)
+		reply_err(out, res.code, res.msg);
+	else
+		reply_ok(out, NULL);
+	return 0;
+}
+
+static uint64_t
+v_keys(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", NULL};
+	uint64_t wait = 0;
+	struct sbuf b;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	int pidx = authenticate(k, req, out, &wait);
+	if (pidx == -2)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	sbuf_init(&b);
+	for (int i = 0; i < k->fac.nkeys; i++)
+		if (k->fac.keys[i].owner == pidx)
+			sbuf_printf(&b, "%s\n", k->fac.keys[i].line);
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+static uint64_t
+v_block(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", "chan", "format", NULL};
+	uint64_t wait = 0, chan;
+	struct channel *c;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if (parse_uint(proto_get(req, "chan"), 0, INT32_MAX, &chan) < 0) {
+		reply_err(out, AE_BADARG, "invalid or missing channel (con<C>)");
+		return 0;
+	}
+	int pidx = authenticate(k, req, out, &wait);
+	if (pidx == -2)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	if ((c = fac_channel(&k->fac, (int)chan)) == NULL || c->owner != pidx) {
+		reply_err(out, c ? AE_PERM : AE_NOTFOUND,
+			  c ? "channel is not yours" : "no such channel");
+		return 0;
+	}
+	struct sbuf b;
+	sbuf_init(&b);
+	alloc_block(&k->fac, (int)chan, &b, want_json(req));
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+/* Ranges "a-b" of consecutive ranks, for compact peer lists. */
+static void
+add_range(struct sbuf *b, int lo, int hi, int *first)
+{
+	if (lo < 0)
+		return;
+	sbuf_printf(b, "%s%d", *first ? "" : ",", lo);
+	if (hi > lo)
+		sbuf_printf(b, "-%d", hi);
+	*first = 0;
+}
+
+static uint64_t
+v_allowed(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"a", "b", "format", NULL};
+	struct facility *f = &k->fac;
+	const char *sa = proto_get(req, "a"), *sb = proto_get(req, "b");
+	int json = want_json(req), firstnode = 1;
+	uint64_t a, b;
+	struct sbuf o;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	sbuf_init(&o);
+	if (sa || sb) {
+		struct node *na, *nb;
+		if (parse_uint(sa, 0, KH_MAX_NODES, &a) < 0 ||
+		    parse_uint(sb, 0, KH_MAX_NODES, &b) < 0 ||
+		    (na = fac_node(f, (int)a)) == NULL || (nb = fac_node(f, (int)b)) == NULL) {
+			reply_err(out, AE_BADARG, "allowed takes two ranks of this facility");
+			return 0;
+		}
+		int yes = na == nb ? na->state != NODE_FREE : alloc_allowed(f, na, nb);
+		sbuf_printf(&o, json ? "{\"a\":%d,\"b\":%d,\"allowed\":%s}\n" : "%d %d %s\n",
+			    (int)a, (int)b, yes ? (json ? "true" : "yes") : (json ? "false" : "no"));
+		reply_ok(out, &o);
+		sbuf_free(&o);
+		return 0;
+	}
+	/* The whole matrix, one line per allocated node: its peers as ranges. */
+	if (json)
+		sbuf_adds(&o, "{");
+	for (int i = 0; i < f->nnodes; i++) {
+		struct node *n = &f->nodes[i];
+		int lo = -1, hi = -1, first = 1;
+		if (n->state == NODE_FREE)
+			continue;
+		sbuf_printf(&o, json ? "%s\"%d\":\"" : "%s%d:", json && !firstnode ? "," : "",
+			    n->rank);
+		if (!json)
+			sbuf_adds(&o, " ");
+		for (int j = 0; j < f->nnodes; j++) {
+			struct node *m = &f->nodes[j];
+			if (m == n || !alloc_allowed(f, n, m))
+				continue;
+			if (hi >= 0 && m->rank == hi + 1) {
+				hi = m->rank;
+				continue;
+			}
+			add_range(&o, lo, hi, &first);
+			lo = hi = m->rank;
+		}
+		add_range(&o, lo, hi, &first);
+		if (first && !json)
+			sbuf_adds(&o, "-");
+		sbuf_adds(&o, json ? "\"" : "\n");
+		firstnode = 0;
+	}
+	if (json)
+		sbuf_adds(&o, "}\n");
+	reply_ok(out, &o);
+	sbuf_free(&o);
+	return 0;
+}
+
+static const struct {
+	const char *verb;
+	uint64_t (*fn)(struct khd *, const struct proto_req *, struct sbuf *);
+} verbs[] = {
+	{"ping", v_ping},	  {"info", v_info},	  {"get", v_get},
+	{"nodes", v_nodes},	  {"domains", v_domains}, {"release", v_release},
+	{"reset", v_reset},	  {"addnet", v_addnet},	  {"rmnet", v_rmnet},
+	{"transfer", v_transfer}, {"addkey", v_addkey},	  {"keys", v_keys},
+	{"block", v_block},	  {"allowed", v_allowed},
+};
+
+uint64_t
+verbs_dispatch(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verbs[i].verb, req->verb) == 0)
+			return verbs[i].fn(k, req, out);
+	char m[64];
+	snprintf(m, sizeof(m), "unknown request '%s'", req->verb);
+	reply_err(out, AE_BADARG, m);
+	return 0;
+}

@@ -1,0 +1,451 @@
+/* state_sqlite: the embedded state backend.  One SQLite database in WAL
+ * mode under khd's directory; prepared statements are made once.  With
+ * synchronous=NORMAL a commit survives kill -9 of khd (the WAL is in the
+ * kernel's page cache); with --sync full it also survives power loss. */
+#include "state/state.h"
+#include "common/log.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GETMETA, S_PUTMETA, S_PUTTYPE, S_PUTNODE, S_DELNODE,
+	S_PUTPRIN, S_PUTDOM, S_PUTCHAN, S_DELCHAN, S_PUTKEY, S_COUNT
+};
+
+static const char *const sql_text[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_GETMETA] = "SELECT value FROM meta WHERE key=?1",
+	[S_PUTMETA] = "INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
+	[S_PUTTYPE] = "INSERT OR REPLACE INTO types(name,backend,cpu_milli,mem,pids,max_ifs,count)"
+		      " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+	[S_PUTNODE] = "INSERT OR REPLACE INTO nodes(rank,type,state,owner,chan,ifs,resets)"
+		      " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+	[S_DELNODE] = "DELETE FROM nodes WHERE rank=?1",
+	[S_PUTPRIN] = "INSERT OR REPLACE INTO principals(name,pwhash,created) VALUES(?1,?2,?3)",
+	[S_PUTDOM] = "INSERT OR REPLACE INTO domains(netid,kind,owner,created) VALUES(?1,?2,?3,?4)",
+	[S_PUTCHAN] = "INSERT OR REPLACE INTO channels(id,owner,type,created,credhash,nets)"
+		      " VALUES(?1,?2,?3,?4,?5,?6)",
+	[S_DELCHAN] = "DELETE FROM channels WHERE id=?1",
+	[S_PUTKEY] = "INSERT OR IGNORE INTO keys(owner,line) VALUES(?1,?2)",
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS types(name TEXT PRIMARY KEY, backend TEXT NOT NULL,"
+	" cpu_milli INTEGER NOT NULL, mem INTEGER NOT NULL, pids INTEGER NOT NULL,"
+	" max_ifs INTEGER NOT NULL, count INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS principals(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL,"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS domains(netid INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+	" owner TEXT REFERENCES principals(name), created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS channels(id INTEGER PRIMARY KEY,"
+	" owner TEXT NOT NULL REFERENCES principals(name), type TEXT NOT NULL,"
+	" created INTEGER NOT NULL, credhash TEXT NOT NULL, nets TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS nodes(rank INTEGER PRIMARY KEY, type TEXT NOT NULL,"
+	" state INTEGER NOT NULL, owner TEXT REFERENCES principals(name), chan INTEGER,"
+	" ifs TEXT NOT NULL, resets INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS keys(owner TEXT NOT NULL REFERENCES principals(name),"
+	" line TEXT NOT NULL, PRIMARY KEY(owner, line));";
+
+struct sqlite_state {
+	struct state base;
+	sqlite3 *db;
+	sqlite3_stmt *st[S_COUNT];
+};
+
+#define DB(s) (((struct sqlite_state *)(s))->db)
+
+static int
+dberr(struct state *s, const char *what)
+{
+	log_warnx("state: %s: %s", what, sqlite3_errmsg(DB(s)));
+	return -1;
+}
+
+static sqlite3_stmt *
+stmt(struct state *s, int which)
+{
+	sqlite3_stmt *st = ((struct sqlite_state *)s)->st[which];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static int
+run(struct state *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return dberr(s, what);
+	return 0;
+}
+
+static int
+sq_begin(struct state *s)
+{
+	if (run(s, stmt(s, S_BEGIN), "begin") < 0)
+		return -1;
+	s->in_tx = 1;
+	return 0;
+}
+
+static int
+sq_commit(struct state *s)
+{
+	if (run(s, stmt(s, S_COMMIT), "commit") < 0) {
+		s->ops->rollback(s);
+		return -1;
+	}
+	s->in_tx = 0;
+	return 0;
+}
+
+static void
+sq_rollback(struct state *s)
+{
+	if (sqlite3_get_autocommit(DB(s)) == 0)
+		run(s, stmt(s, S_ROLLBACK), "rollback");
+	s->in_tx = 0;
+}
+
+static int
+sq_get_meta(struct state *s, const char *key, char *val, size_t len)
+{
+	sqlite3_stmt *st = stmt(s, S_GETMETA);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(val, len, "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		return 1;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : dberr(s, "get meta");
+}
+
+static int
+sq_put_meta(struct state *s, const char *key, const char *val)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTMETA);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+	return run(s, st, "put meta");
+}
+
+static int
+sq_put_type(struct state *s, const struct node_type *t)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTTYPE);
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->backend, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, t->cpu_milli);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)t->mem);
+	sqlite3_bind_int(st, 5, t->pids);
+	sqlite3_bind_int(st, 6, t->max_ifs);
+	sqlite3_bind_int(st, 7, t->count);
+	return run(s, st, "put type");
+}
+
+static void
+ints_text(char *buf, size_t len, const int *v, int n)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "", v[i]);
+}
+
+static int
+text_ints(const char *s, int *v, int max)
+{
+	int n = 0;
+	if (s == NULL || *s == '\0')
+		return 0;
+	while (*s && n < max) {
+		char *end;
+		v[n++] = (int)strtol(s, &end, 10);
+		s = *end == ',' ? end + 1 : end;
+		if (*end != ',' && *end != '\0')
+			break;
+	}
+	return n;
+}
+
+static int
+sq_put_node(struct state *s, const struct facility *f, const struct node *n)
+{
+	char ifs[KH_MAX_IFS * 12];
+	sqlite3_stmt *st = stmt(s, S_PUTNODE);
+
+	ints_text(ifs, sizeof(ifs), n->ifs, n->nifs);
+	sqlite3_bind_int(st, 1, n->rank);
+	sqlite3_bind_text(st, 2, f->types[n->type].name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, n->state);
+	if (n->owner >= 0)
+		sqlite3_bind_text(st, 4, f->principals[n->owner].name, -1, SQLITE_STATIC);
+	if (n->chan > 0)
+		sqlite3_bind_int(st, 5, n->chan);
+	sqlite3_bind_text(st, 6, ifs, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)n->resets);
+	return run(s, st, "put node");
+}
+
+static int
+sq_del_node(struct state *s, int rank)
+{
+	sqlite3_stmt *st = stmt(s, S_DELNODE);
+	sqlite3_bind_int(st, 1, rank);
+	return run(s, st, "delete node");
+}
+
+static int
+sq_put_principal(struct state *s, const struct principal *p)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTPRIN);
+	sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->pwhash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, p->created);
+	return run(s, st, "put principal");
+}
+
+static int
+sq_put_domain(struct state *s, const struct facility *f, const struct domain *d)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTDOM);
+	sqlite3_bind_int(st, 1, d->netid);
+	sqlite3_bind_int(st, 2, d->kind);
+	if (d->owner >= 0)
+		sqlite3_bind_text(st, 3, f->principals[d->owner].name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, d->created);
+	return run(s, st, "put domain");
+}
+
+static int
+sq_put_channel(struct state *s, const struct facility *f, const struct channel *c)
+{
+	char nets[KH_MAX_IFS * 12];
+	sqlite3_stmt *st = stmt(s, S_PUTCHAN);
+
+	ints_text(nets, sizeof(nets), c->nets, c->nnets);
+	sqlite3_bind_int(st, 1, c->id);
+	sqlite3_bind_text(st, 2, f->principals[c->owner].name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, f->types[c->type].name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, c->created);
+	sqlite3_bind_text(st, 5, c->credhash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, nets, -1, SQLITE_TRANSIENT);
+	return run(s, st, "put channel");
+}
+
+static int
+sq_del_channel(struct state *s, int id)
+{
+	sqlite3_stmt *st = stmt(s, S_DELCHAN);
+	sqlite3_bind_int(st, 1, id);
+	return run(s, st, "delete channel");
+}
+
+static int
+sq_put_key(struct state *s, const struct facility *f, const struct sshkey *k)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTKEY);
+	sqlite3_bind_text(st, 1, f->principals[k->owner].name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, k->line, -1, SQLITE_STATIC);
+	return run(s, st, "put key");
+}
+
+static int
+principal_index(struct facility *f, const unsigned char *name)
+{
+	int idx = -1;
+	if (name != NULL)
+		fac_principal(f, (const char *)name, &idx);
+	return idx;
+}
+
+/* Load everything into f.  Types come first: nodes and channels refer to
+ * them by name.  Rows that refer to something unknown mean a damaged
+ * database; khd refuses to start rather than guess. */
+static int
+sq_load(struct state *s, struct facility *f)
+{
+	sqlite3 *db = DB(s);
+	sqlite3_stmt *st;
+	int rc;
+
+#define QUERY(sql)                                                                                 \
+	do {                                                                                       \
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)                       \
+			return dberr(s, "load");                                                   \
+	} while (0)
+
+	QUERY("SELECT name,backend,cpu_milli,mem,pids,max_ifs,count FROM types ORDER BY rowid");
+	f->ntypes = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && f->ntypes < KH_MAX_TYPES) {
+		struct node_type *t = &f->types[f->ntypes++];
+		memset(t, 0, sizeof(*t));
+		snprintf(t->name, sizeof(t->name), "%s", sqlite3_column_text(st, 0));
+		snprintf(t->backend, sizeof(t->backend), "%s", sqlite3_column_text(st, 1));
+		t->cpu_milli = sqlite3_column_int(st, 2);
+		t->mem = (uint64_t)sqlite3_column_int64(st, 3);
+		t->pids = sqlite3_column_int(st, 4);
+		t->max_ifs = sqlite3_column_int(st, 5);
+		t->count = sqlite3_column_int(st, 6);
+	}
+	sqlite3_finalize(st);
+
+	QUERY("SELECT name,pwhash,created FROM principals ORDER BY rowid");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		f->principals = fac_grow(f->principals, &f->capprincipals, f->nprincipals + 1,
+					 sizeof(*f->principals));
+		struct principal *p = &f->principals[f->nprincipals++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", sqlite3_column_text(st, 0));
+		snprintf(p->pwhash, sizeof(p->pwhash), "%s", sqlite3_column_text(st, 1));
+		p->created = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+
+	QUERY("SELECT netid,kind,owner,created FROM domains ORDER BY netid");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		f->domains = fac_grow(f->domains, &f->capdomains, f->ndomains + 1,
+				      sizeof(*f->domains));
+		struct domain *d = &f->domains[f->ndomains++];
+		memset(d, 0, sizeof(*d));
+		d->netid = sqlite3_column_int(st, 0);
+		d->kind = sqlite3_column_int(st, 1);
+		d->owner = principal_index(f, sqlite3_column_text(st, 2));
+		d->created = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+
+	QUERY("SELECT id,owner,type,created,credhash,nets FROM channels ORDER BY id");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		f->channels = fac_grow(f->channels, &f->capchannels, f->nchannels + 1,
+				       sizeof(*f->channels));
+		struct channel *c = &f->channels[f->nchannels++];
+		memset(c, 0, sizeof(*c));
+		c->id = sqlite3_column_int(st, 0);
+		c->owner = principal_index(f, sqlite3_column_text(st, 1));
+		c->type = fac_type(f, (const char *)sqlite3_column_text(st, 2));
+		c->created = sqlite3_column_int64(st, 3);
+		snprintf(c->credhash, sizeof(c->credhash), "%s", sqlite3_column_text(st, 4));
+		c->nnets = text_ints((const char *)sqlite3_column_text(st, 5), c->nets, KH_MAX_IFS);
+		if (c->owner < 0 || c->type < 0) {
+			sqlite3_finalize(st);
+			log_warnx("state: channel %d refers to an unknown owner or type", c->id);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+
+	QUERY("SELECT count(*) FROM nodes");
+	sqlite3_step(st);
+	int nrows = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	f->nodes = calloc((size_t)nrows + 1, sizeof(*f->nodes));
+	if (f->nodes == NULL)
+		fatal("load");
+	f->nnodes = 0;
+	QUERY("SELECT rank,type,state,owner,chan,ifs,resets FROM nodes ORDER BY rank");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && f->nnodes < nrows) {
+		struct node *n = &f->nodes[f->nnodes++];
+		n->rank = sqlite3_column_int(st, 0);
+		n->type = fac_type(f, (const char *)sqlite3_column_text(st, 1));
+		n->state = sqlite3_column_int(st, 2);
+		n->owner = principal_index(f, sqlite3_column_text(st, 3));
+		n->chan = sqlite3_column_int(st, 4);
+		n->nifs = text_ints((const char *)sqlite3_column_text(st, 5), n->ifs, KH_MAX_IFS);
+		n->resets = (uint64_t)sqlite3_column_int64(st, 6);
+		if (n->type < 0 || n->rank != f->nnodes - 1 ||
+		    (n->state != NODE_FREE && (n->owner < 0 || fac_channel(f, n->chan) == NULL))) {
+			sqlite3_finalize(st);
+			log_warnx("state: node row %d is inconsistent", n->rank);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+
+	QUERY("SELECT owner,line FROM keys ORDER BY rowid");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		f->keys = fac_grow(f->keys, &f->capkeys, f->nkeys + 1, sizeof(*f->keys));
+		struct sshkey *k = &f->keys[f->nkeys++];
+		k->owner = principal_index(f, sqlite3_column_text(st, 0));
+		k->line = strdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+#undef QUERY
+	return 0;
+}
+
+static void
+sq_close(struct state *s)
+{
+	struct sqlite_state *ss = (struct sqlite_state *)s;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(ss->st[i]);
+	sqlite3_close(ss->db);
+	free(ss);
+}
+
+static const struct state_ops sqlite_ops = {
+	.name = "sqlite",
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.load = sq_load,
+	.get_meta = sq_get_meta,
+	.put_meta = sq_put_meta,
+	.put_type = sq_put_type,
+	.put_node = sq_put_node,
+	.del_node = sq_del_node,
+	.put_principal = sq_put_principal,
+	.put_domain = sq_put_domain,
+	.put_channel = sq_put_channel,
+	.del_channel = sq_del_channel,
+	.put_key = sq_put_key,
+	.close = sq_close,
+};
+
+struct state *
+state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
+{
+	char path[4096], *msg = NULL;
+	struct sqlite_state *ss = calloc(1, sizeof(*ss));
+
+	if (ss == NULL)
+		fatal("state");
+	ss->base.ops = &sqlite_ops;
+	snprintf(path, sizeof(path), "%s/state.db", dir);
+	if (sqlite3_open_v2(path, &ss->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(ss->db));
+		goto fail;
+	}
+	sqlite3_busy_timeout(ss->db, 5000);
+	if (sqlite3_exec(ss->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;", NULL, NULL,
+			 &msg) != SQLITE_OK ||
+	    sqlite3_exec(ss->db,
+			 sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(ss->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		if (sqlite3_prepare_v3(ss->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &ss->st[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ss->db));
+			goto fail;
+		}
+	return &ss->base;
+fail:
+	sq_close(&ss->base);
+	return NULL;
+}

@@ -1,0 +1,126 @@
+/* client: the tools' side of docs/protocol.md. */
+#include "tools/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+const char *
+client_socket_path(const char *opt)
+{
+	const char *env = getenv("KH_SOCKET");
+	if (opt && *opt)
+		return opt;
+	if (env && *env)
+		return env;
+	return KH_DEFAULT_SOCKET;
+}
+
+int
+client_connect(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		snprintf(err, errlen, "cannot reach khd at %s: %s (start khd, or set KH_SOCKET)",
+			 path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+client_call(int fd, const struct sbuf *req, struct sbuf *body, char *code, size_t codelen,
+	    char *msg, size_t msglen)
+{
+	struct sbuf in;
+	size_t off = 0;
+
+	for (size_t done = 0; done < req->len;) {
+		ssize_t n = send(fd, req->s + done, req->len - done, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(msg, msglen, "lost khd: %s", strerror(errno));
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	sbuf_init(&in);
+	for (;;) {
+		char *nl;
+		while ((nl = memchr(in.s ? in.s + off : "", '\n', in.len - off)) != NULL) {
+			char *line = in.s + off;
+			*nl = '\0';
+			off = (size_t)(nl - in.s) + 1;
+			if (strncmp(line, "- ", 2) == 0) {
+				sbuf_adds(body, line + 2);
+				sbuf_adds(body, "\n");
+			} else if (strcmp(line, "ok") == 0) {
+				sbuf_free(&in);
+				return 0;
+			} else if (strncmp(line, "err ", 4) == 0) {
+				char *sp = strchr(line + 4, ' ');
+				if (sp)
+					*sp = '\0';
+				snprintf(code, codelen, "%s", line + 4);
+				snprintf(msg, msglen, "%s", sp ? sp + 1 : "error");
+				sbuf_free(&in);
+				return 1;
+			} else {
+				snprintf(msg, msglen, "unexpected reply from khd");
+				sbuf_free(&in);
+				return -1;
+			}
+		}
+		char buf[65536];
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(msg, msglen, "khd closed the connection");
+			sbuf_free(&in);
+			return -1;
+		}
+		sbuf_add(&in, buf, (size_t)n);
+	}
+}
+
+int
+client_run(const char *prog, const char *sockopt, const struct sbuf *req)
+{
+	char err[512], code[32] = "";
+	struct sbuf body;
+	int fd = client_connect(client_socket_path(sockopt), err, sizeof(err));
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 1;
+	}
+	sbuf_init(&body);
+	int rc = client_call(fd, req, &body, code, sizeof(code), err, sizeof(err));
+	close(fd);
+	if (body.len)
+		fwrite(body.s, 1, body.len, stdout);
+	sbuf_free(&body);
+	if (rc != 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}

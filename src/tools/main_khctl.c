@@ -1,0 +1,26 @@
+/* khctl: every other verb of the service interface. */
+#include "tools/args.h"
+#include "tools/client.h"
+
+#include <stdio.h>
+
+int
+main(int argc, char **argv)
+{
+	struct tool_opts o;
+	struct sbuf req;
+	char err[256];
+
+	sbuf_init(&req);
+	if (args_khctl(argc - 1, argv + 1, &req, &o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "khctl: %s\n", err);
+		return 2;
+	}
+	if (o.help) {
+		fputs(args_khctl_usage, stdout);
+		return 0;
+	}
+	int rc = client_run("khctl", o.socket, &req);
+	sbuf_free(&req);
+	return rc;
+}
