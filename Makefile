@@ -21,10 +21,13 @@ endif
 
 # Every .c under src/ is part of libkh except the programs' mains.
 MAINS     = src/khd/main.c $(wildcard src/tools/main_*.c)
-LIBSRC    = $(filter-out $(MAINS),$(shell find src -name '*.c' | sort))
+# SKIP: source patterns left out (e.g. work in progress): SKIP='src/nodes/%'
+SKIP     ?=
+LIBSRC    = $(filter-out $(MAINS) $(SKIP),$(shell find src -name '*.c' | sort))
 LIBOBJ    = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
 TOOLS     = $(patsubst src/tools/main_%.c,$(BUILD)/bin/%,$(wildcard src/tools/main_*.c))
-UNITSRC   = $(wildcard tests/unit/test_*.c)
+UNITSRC   = $(filter-out $(SKIPTESTS),$(wildcard tests/unit/test_*.c))
+SKIPTESTS ?=
 UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS)

@@ -196,21 +196,22 @@ main(int argc, char **argv)
 	struct khd *k = calloc(1, sizeof(*k));
 	struct opts o;
 	char err[512], logpath[PATH_MAX + 16];
-	int report = -1, lockfd;
+	int report = -1, lockfd, logging = 0;
 
 	if (k == NULL)
 		return 1;
 	parse_opts(argc, argv, &o);
-	if (sodium_init() < 0) {
-		fprintf(stderr, "khd: libsodium failed to start\n");
-		return 1;
-	}
-	if (mkdir(o.dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "khd: %s: %s\n", o.dir, strerror(errno));
-		return 1;
-	}
-	if (realpath(o.dir, k->dir) == NULL) {
-		fprintf(stderr, "khd: %s: %s\n", o.dir, strerror(errno));
+	if (sodium_init() < 0)
+		snprintf(err, sizeof(err), "libsodium failed to start");
+	else if (mkdir(o.dir, 0700) < 0 && errno != EEXIST)
+		snprintf(err, sizeof(err), "%s: %s", o.dir, strerror(errno));
+	else if (realpath(o.dir, k->dir) == NULL)
+		snprintf(err, sizeof(err), "%s: %s", o.dir, strerror(errno));
+	else
+		err[0] = '\0';
+	if (err[0]) {
+		fprintf(stderr, "khd: %s\n", err);
+		free(k);
 		return 1;
 	}
 
@@ -218,15 +219,17 @@ main(int argc, char **argv)
 	 * that "khd -d DIR && khget ..." never races. */
 	if (!o.foreground) {
 		int p[2];
-		if (pipe2(p, O_CLOEXEC) < 0)
+		pid_t pid = pipe2(p, O_CLOEXEC) < 0 ? -1 : fork();
+		if (pid < 0) {
+			fprintf(stderr, "khd: cannot start: %s\n", strerror(errno));
+			free(k);
 			return 1;
-		pid_t pid = fork();
-		if (pid < 0)
-			return 1;
+		}
 		if (pid > 0) {
 			char msg[600];
 			close(p[1]);
 			ssize_t n = read(p[0], msg, sizeof(msg) - 1);
+			free(k);
 			if (n > 0 && msg[0] == '0')
 				return 0;
 			msg[n > 0 ? n : 0] = '\0';
@@ -242,6 +245,7 @@ main(int argc, char **argv)
 		goto fail;
 	snprintf(logpath, sizeof(logpath), "%s/khd.log", k->dir);
 	log_init("khd", logpath, o.foreground ? o.verbose + (o.verbose > 0) : 0);
+	logging = 1;
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -300,6 +304,13 @@ fail:
 	} else {
 		fprintf(stderr, "khd: %s\n", err);
 	}
-	log_warnx("%s", err);
+	if (logging && !o.foreground)
+		log_warnx("%s", err);
+	if (k->fac.st)
+		state_close(k->fac.st);
+	fac_free(&k->fac);
+	if (k->ev)
+		ev_free(k->ev);
+	free(k);
 	return 1;
 }

@@ -24,6 +24,7 @@ struct conn {
 	int fd;
 	struct sbuf in, out;
 	int closing;	/* close once out is flushed */
+	int discarding; /* skipping the rest of an over-long line */
 	uint64_t timer; /* held request: timer id, else 0 */
 	struct conn *next, *prev;
 	struct proto_req req;
@@ -105,16 +106,17 @@ process(struct conn *c)
 		char *nl = memchr(c->in.s ? c->in.s : "", '\n', c->in.len);
 		if (nl == NULL) {
 			if (c->in.len >= PROTO_MAX_LINE) {
+				/* Answer once, then drop bytes up to the next newline:
+				 * the client reads its error, the connection lives. */
 				sbuf_adds(&c->out, "err proto request line too long\n");
-				c->closing = 1;
+				sbuf_reset(&c->in);
+				c->discarding = 1;
 			}
 			break;
 		}
 		size_t len = (size_t)(nl - c->in.s);
 		if (proto_parse(c->in.s, len, &c->req, err, sizeof(err)) < 0) {
 			sbuf_printf(&c->out, "err proto %s\n", err);
-			if (len >= PROTO_MAX_LINE)
-				c->closing = 1;
 			sbuf_consume(&c->in, len + 1);
 			continue;
 		}
@@ -146,14 +148,19 @@ conn_event(struct ev *ev, int fd, int events, void *arg)
 			conn_free(c);
 			return;
 		}
-		if (n > 0) {
-			if (c->in.len + (size_t)n > 2 * PROTO_MAX_LINE) {
-				sbuf_adds(&c->out, "err proto request line too long\n");
-				c->closing = 1;
-			} else {
-				sbuf_add(&c->in, buf, (size_t)n);
+		char *p = buf;
+		if (n > 0 && c->discarding) {
+			char *nl = memchr(buf, '\n', (size_t)n);
+			if (nl == NULL)
+				n = 0;
+			else {
+				c->discarding = 0;
+				n -= nl + 1 - buf;
+				p = nl + 1;
 			}
 		}
+		if (n > 0)
+			sbuf_add(&c->in, p, (size_t)n);
 		process(c);
 		return;
 	}

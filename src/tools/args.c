@@ -318,6 +318,22 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 	if (cl == NULL)
 		return fail(err, errlen, "out of memory");
 	memset(o, 0, sizeof(*o));
+	/* Global options before the verb: --socket PATH. */
+	const char *sock = NULL;
+	while (argc > 0 && strncmp(argv[0], "--socket", 8) == 0) {
+		if (argv[0][8] == '=') {
+			sock = argv[0] + 9;
+		} else if (argv[0][8] == '\0' && argc > 1) {
+			sock = argv[1];
+			argc--;
+			argv++;
+		} else {
+			fail(err, errlen, "option --socket needs a value");
+			goto out;
+		}
+		argc--;
+		argv++;
+	}
 	if (argc < 1) {
 		fail(err, errlen, "no verb given (see khctl --help)");
 		goto out;
@@ -437,6 +453,8 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		proto_arg(req, "format", "json");
 	proto_end(req);
 	common_opts(cl, o);
+	if (o->socket == NULL)
+		o->socket = sock;
 	rc = 0;
 out:
 	sbuf_free(&t);

@@ -1,0 +1,108 @@
+# lib.sh: helpers for end-to-end tests.  Each test script prints TAP:
+# "ok N - what" / "not ok N - what" and a plan at the end.  Daemons and
+# scratch directories made here are removed on exit.
+BIN=${KH_BIN:-build/bin}
+case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
+PATH=$BIN:$PATH
+T_N=0
+T_FAILED=0
+T_DIRS=()
+
+ok() { T_N=$((T_N + 1)); echo "ok $T_N - $1"; }
+nok() {
+	T_N=$((T_N + 1))
+	T_FAILED=$((T_FAILED + 1))
+	echo "not ok $T_N - $1"
+	[ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/# /'
+	return 0
+}
+# check DESC CMD...: passes when CMD succeeds.
+check() {
+	local d=$1
+	shift
+	if "$@"; then ok "$d"; else nok "$d"; fi
+}
+# same DESC GOT WANT
+same() {
+	if [ "$2" == "$3" ]; then ok "$1"; else nok "$1" "got:  $2
+want: $3"; fi
+}
+done_testing() {
+	echo "1..$T_N"
+	[ "$T_FAILED" -eq 0 ]
+}
+
+# start_khd [khd options]: a fresh facility in a new directory; sets D and
+# KH_SOCKET.  Sanitizer reports go to $D/san.*.
+start_khd() {
+	D=$(mktemp -d /tmp/kh-e2e-XXXXXX)
+	T_DIRS+=("$D")
+	export KH_SOCKET=$D/khd.sock
+	ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$D/san" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$D/san" \
+		khd -d "$D" "$@"
+}
+# restart_khd [options]: start khd again on the same $D.
+restart_khd() {
+	ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$D/san" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$D/san" \
+		khd -d "$D" "$@"
+}
+khd_pid() { head -n1 "$1/khd.lock" 2>/dev/null; }
+# stop_khd [DIR]: SIGTERM, wait for a clean exit, then no sanitizer report.
+stop_khd() {
+	local dir=${1:-$D} pid
+	pid=$(khd_pid "$dir")
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	if kill -0 "$pid" 2>/dev/null; then
+		nok "khd in $dir stops on SIGTERM"
+		kill -9 "$pid"
+	fi
+	if ls "$dir"/san.* >/dev/null 2>&1; then
+		nok "khd in $dir ran without sanitizer reports" "$(cat "$dir"/san.* | head -40)"
+		rm -f "$dir"/san.*
+	fi
+}
+# kill9_khd: kill -9 khd of $D and wait until it is gone.
+kill9_khd() {
+	local pid
+	pid=$(khd_pid "$D")
+	kill -9 "$pid"
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+}
+cleanup() {
+	for d in "${T_DIRS[@]}"; do
+		stop_khd "$d" >/dev/null 2>&1
+		rm -rf "$d"
+	done
+}
+trap cleanup EXIT
+
+# snapshot: everything a principal can see of the facility.
+snapshot() { khctl nodes; khctl domains; khctl allowed; }
+
+# rejects DESC PATTERN CMD...: CMD fails with exactly one line on stderr
+# that matches PATTERN, prints nothing on stdout, and changes nothing.
+rejects() {
+	local d=$1 pat=$2 before after out err rc
+	shift 2
+	before=$(snapshot)
+	out=$("$@" 2>/tmp/kh-e2e-err.$$)
+	rc=$?
+	err=$(cat /tmp/kh-e2e-err.$$)
+	rm -f /tmp/kh-e2e-err.$$
+	after=$(snapshot)
+	if [ "$rc" -eq 0 ]; then
+		nok "$d" "exit status 0; stdout: $out"
+	elif [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || ! grep -qE -- "$pat" <<<"$err"; then
+		nok "$d" "stderr: $err (want one line matching $pat)"
+	elif [ -n "$out" ]; then
+		nok "$d" "stdout not empty: $out"
+	elif [ "$before" != "$after" ]; then
+		nok "$d" "the facility changed"
+	else
+		ok "$d"
+	fi
+}
+# send LINE: one raw protocol exchange with khd (socat), prints the reply.
+send() { printf '%s' "$1" | socat -t 2 - "UNIX-CONNECT:$KH_SOCKET"; }

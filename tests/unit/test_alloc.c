@@ -1,0 +1,355 @@
+/* alloc-*: the allocator's semantics (kittyhawk-reference.md "Acquiring
+ * nodes"), its all-or-nothing rule, and that the state store holds exactly
+ * what memory holds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "allocator/alloc.h"
+#include "khd/config.h"
+#include "state/state.h"
+
+struct fx {
+	char dir[64];
+	struct facility f;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct node_type t;
+	struct alloc_result res;
+	char err[256];
+
+	snprintf(x->dir, sizeof(x->dir), "/tmp/kh-test-alloc-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	x->f.st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	assert_non_null(x->f.st);
+	assert_int_equal(state_load(x->f.st, &x->f), 0);
+	x->f.next_netid = 3;
+	x->f.next_chan = 2;
+	snprintf(x->f.host, sizeof(x->f.host), "h");
+	config_default_type(&t, 10);
+	t.max_ifs = 4;
+	assert_int_equal(alloc_pool(&x->f, &t, 1, &res), 0);
+	assert_int_equal(alloc_init_domains(&x->f, &res), 0);
+	assert_int_equal(x->f.nnodes, 10);
+	*state = x;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *x = *state;
+	char cmd[128];
+	state_close(x->f.st);
+	fac_free(&x->f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", x->dir);
+	assert_int_equal(system(cmd), 0);
+	free(x);
+	return 0;
+}
+
+static struct principal
+newp(const char *name)
+{
+	struct principal p;
+	memset(&p, 0, sizeof(p));
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	snprintf(p.pwhash, sizeof(p.pwhash), "$argon2id$fake");
+	return p;
+}
+
+/* Get count nodes for name (created if new); returns the channel or -1. */
+static int
+get(struct facility *f, const char *name, int count, const char *flags, struct alloc_result *res)
+{
+	struct get_req r = {.count = count, .newnets = -1};
+	struct principal np = newp(name);
+	int idx = -1, chan = -1;
+	const char *p;
+	fac_principal(f, name, &idx);
+	if ((p = strstr(flags, "p=")))
+		r.newnets = atoi(p + 2);
+	if ((p = strstr(flags, "n="))) {
+		for (p += 2; *p && *p != ' ';) {
+			r.netids[r.nnetids++] = atoi(p);
+			p += strcspn(p, ", ");
+			if (*p == ',')
+				p++;
+		}
+	}
+	r.pub = strstr(flags, "i") != NULL;
+	r.ext = strstr(flags, "x") != NULL;
+	if (alloc_get(f, idx, &np, &r, &chan, res) < 0)
+		return -1;
+	return chan;
+}
+
+static const char *
+block(struct facility *f, int chan)
+{
+	static struct sbuf b;
+	sbuf_free(&b);
+	alloc_block(f, chan, &b, 0);
+	return b.s;
+}
+
+/* Everything the store holds, loaded into a fresh facility, printed. */
+static void
+dump(struct facility *f, struct sbuf *out)
+{
+	for (int i = 0; i < f->nnodes; i++) {
+		struct node *n = &f->nodes[i];
+		sbuf_printf(out, "n%d s%d o%s c%d:", n->rank, n->state,
+			    n->owner >= 0 ? f->principals[n->owner].name : "-", n->chan);
+		for (int k = 0; k < n->nifs; k++)
+			sbuf_printf(out, " %d", n->ifs[k]);
+		sbuf_adds(out, "\n");
+	}
+	for (int i = 0; i < f->ndomains; i++)
+		sbuf_printf(out, "d%d k%d o%d\n", f->domains[i].netid, f->domains[i].kind,
+			    f->domains[i].owner);
+	for (int i = 0; i < f->nchannels; i++)
+		sbuf_printf(out, "c%d o%d nets%d\n", f->channels[i].id, f->channels[i].owner,
+			    f->channels[i].nnets);
+	for (int i = 0; i < f->nprincipals; i++)
+		sbuf_printf(out, "p%s\n", f->principals[i].name);
+}
+
+static void
+assert_store_matches(struct fx *x)
+{
+	struct facility g;
+	struct sbuf a, b;
+	char err[256];
+	memset(&g, 0, sizeof(g));
+	g.st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	assert_non_null(g.st);
+	assert_int_equal(state_load(g.st, &g), 0);
+	sbuf_init(&a);
+	sbuf_init(&b);
+	dump(&x->f, &a);
+	dump(&g, &b);
+	assert_string_equal(a.s, b.s);
+	sbuf_free(&a);
+	sbuf_free(&b);
+	state_close(g.st);
+	fac_free(&g);
+}
+
+/* alloc-1.1: a first acquisition makes a private domain and channel con2,
+ * takes the lowest ranks and prints the original's control block. */
+static void
+alloc_1_1(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	int c = get(&x->f, "alice", 3, "", &res);
+	assert_int_equal(c, 2);
+	const char *b = block(&x->f, c);
+	assert_non_null(strstr(b, "con2@h\nprotocol: uboot\nnetwork 3 : eth0\n"));
+	assert_non_null(strstr(b, "nodeinfo: 0 "));
+	assert_non_null(strstr(b, " 10.0.48.1\n"));
+	assert_non_null(strstr(b, "\nnodes: 0 1 2\n"));
+	assert_store_matches(x);
+}
+
+/* alloc-1.2: a sole private domain is reused; -x and -i come first, in
+ * the original's eth order. */
+static void
+alloc_1_2(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	assert_int_equal(get(&x->f, "alice", 1, "", &res), 2);
+	int c = get(&x->f, "alice", 2, "xi", &res);
+	assert_int_equal(c, 3);
+	const char *b = block(&x->f, c);
+	assert_non_null(strstr(b, "network External : eth0\nnetwork Internal : eth1\n"
+				  "network 3 : eth2\n"));
+	/* field 3 is the external address with -x */
+	assert_non_null(strstr(b, "nodeinfo: 1 "));
+	assert_non_null(strstr(b, " 10.0.16.2\n"));
+	c = get(&x->f, "alice", 1, "i", &res);
+	assert_non_null(strstr(block(&x->f, c), "network Internal : eth0\nnetwork 3 : eth1\n"));
+	assert_store_matches(x);
+}
+
+/* alloc-1.3: -p makes new domains; owning several, no -n/-p is refused;
+ * -n picks, -p 0 gives no private domain. */
+static void
+alloc_1_3(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	assert_int_equal(get(&x->f, "bob", 1, "p=2", &res), 2);
+	assert_non_null(strstr(block(&x->f, 2), "network 3 : eth0\nnetwork 4 : eth1\n"));
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), -1);
+	assert_int_equal(res.code, AE_BADARG);
+	assert_non_null(strstr(res.msg, "choose with -n"));
+	int c = get(&x->f, "bob", 1, "n=4", &res);
+	assert_non_null(strstr(block(&x->f, c), "protocol: uboot\nnetwork 4 : eth0\nnodeinfo"));
+	c = get(&x->f, "bob", 1, "n=4,3 p=1", &res);
+	assert_non_null(strstr(block(&x->f, c), "network 4 : eth0\nnetwork 3 : eth1\n"
+						"network 5 : eth2\n"));
+	c = get(&x->f, "bob", 1, "x p=0", &res);
+	assert_non_null(strstr(block(&x->f, c), "uboot\nnetwork External : eth0\nnodeinfo"));
+	assert_store_matches(x);
+}
+
+/* alloc-2.1: too few nodes: nothing at all changes, not even the new
+ * principal, its domain or the counters. */
+static void
+alloc_2_1(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	struct sbuf before, after;
+	sbuf_init(&before);
+	sbuf_init(&after);
+	assert_int_equal(get(&x->f, "alice", 8, "", &res), 2);
+	dump(&x->f, &before);
+	int nn = x->f.next_netid, nc = x->f.next_chan;
+	assert_int_equal(get(&x->f, "carol", 3, "", &res), -1);
+	assert_int_equal(res.code, AE_NONODES);
+	assert_string_equal(res.msg, "not enough nodes available");
+	assert_int_equal(get(&x->f, "alice", 3, "p=1", &res), -1);
+	dump(&x->f, &after);
+	assert_string_equal(before.s, after.s);
+	assert_null(fac_principal(&x->f, "carol", NULL));
+	assert_int_equal(x->f.next_netid, nn);
+	assert_int_equal(x->f.next_chan, nc);
+	assert_store_matches(x);
+	/* exactly the rest still works */
+	assert_int_equal(get(&x->f, "carol", 2, "", &res), 3);
+	sbuf_free(&before);
+	sbuf_free(&after);
+}
+
+/* alloc-2.2: netids that are not the principal's, not private or not there. */
+static void
+alloc_2_2(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	assert_int_equal(get(&x->f, "alice", 1, "", &res), 2);
+	assert_int_equal(get(&x->f, "bob", 1, "n=3", &res), -1);
+	assert_int_equal(res.code, AE_PERM);
+	assert_int_equal(get(&x->f, "alice", 1, "n=99", &res), -1);
+	assert_int_equal(res.code, AE_NOTFOUND);
+	assert_int_equal(get(&x->f, "alice", 1, "n=1", &res), -1);
+	assert_non_null(strstr(res.msg, "use -x"));
+	assert_int_equal(get(&x->f, "alice", 1, "n=0", &res), -1);
+	assert_int_equal(get(&x->f, "alice", 1, "n=3,3", &res), -1);
+	assert_non_null(strstr(res.msg, "twice"));
+	assert_int_equal(get(&x->f, "alice", 1, "xi p=3", &res), -1); /* 5 > 4 ifs */
+	assert_non_null(strstr(res.msg, "at most 4 interfaces"));
+	assert_int_equal(get(&x->f, "alice", 0, "", &res), -1);
+	assert_null(fac_principal(&x->f, "bob", NULL));
+	assert_store_matches(x);
+}
+
+/* alloc-3.1: release returns nodes; the emptied channel closes; a node
+ * that is not yours is refused and nothing changes. */
+static void
+alloc_3_1(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	int ranks[3] = {0, 1, 2};
+	assert_int_equal(get(&x->f, "alice", 3, "", &res), 2);
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);
+	int mixed[2] = {1, 3};
+	assert_int_equal(alloc_release(&x->f, 0, mixed, 2, &res), -1);
+	assert_int_equal(res.code, AE_PERM);
+	assert_int_equal(fac_node(&x->f, 1)->state, NODE_MONITOR);
+	int dup[2] = {1, 1};
+	assert_int_equal(alloc_release(&x->f, 0, dup, 2, &res), -1);
+	assert_int_equal(alloc_release(&x->f, 0, ranks, 2, &res), 0);
+	assert_non_null(fac_channel(&x->f, 2));
+	assert_int_equal(fac_channel(&x->f, 2)->nnodes, 1);
+	assert_int_equal(alloc_release(&x->f, 0, ranks + 2, 1, &res), 0);
+	assert_null(fac_channel(&x->f, 2));
+	assert_int_equal(fac_node(&x->f, 0)->state, NODE_FREE);
+	assert_int_equal(fac_domain(&x->f, 3)->members, 0);
+	assert_store_matches(x);
+	/* released nodes are the lowest free ones again */
+	assert_int_equal(get(&x->f, "carol", 1, "", &res), 4);
+	assert_non_null(strstr(block(&x->f, 4), "nodes: 0\n"));
+}
+
+/* alloc-3.2: addnet/rmnet change interfaces and isAllowed; only domains
+ * the principal may use. */
+static void
+alloc_3_2(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2); /* 0,1 in 3 */
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);   /* 2 in 4 */
+	struct node *a = fac_node(&x->f, 0), *b = fac_node(&x->f, 2), *c = fac_node(&x->f, 1);
+	assert_true(alloc_allowed(&x->f, a, c));
+	assert_false(alloc_allowed(&x->f, a, b));
+	int r0 = 0, r2 = 2;
+	assert_int_equal(alloc_addnet(&x->f, 0, 4, &r0, 1, &res), -1); /* bob's domain */
+	assert_int_equal(res.code, AE_PERM);
+	assert_int_equal(alloc_addnet(&x->f, 0, 2, &r0, 1, &res), 0);
+	assert_int_equal(alloc_addnet(&x->f, 0, 2, &r0, 1, &res), -1); /* already */
+	assert_int_equal(alloc_addnet(&x->f, 1, 2, &r2, 1, &res), 0);
+	assert_true(alloc_allowed(&x->f, a, b));
+	assert_int_equal(a->nifs, 2);
+	assert_int_equal(a->ifs[1], 2);
+	assert_int_equal(alloc_rmnet(&x->f, 0, 3, &r0, 1, &res), 0);
+	assert_int_equal(a->ifs[0], 0); /* eth0 is gone, eth1 stays eth1 */
+	assert_false(alloc_allowed(&x->f, a, c));
+	assert_int_equal(alloc_rmnet(&x->f, 0, 3, &r0, 1, &res), -1);
+	assert_int_equal(alloc_addnet(&x->f, 0, 3, &r0, 1, &res), 0);
+	assert_int_equal(a->ifs[0], 3); /* the free slot is reused */
+	assert_int_equal(alloc_addnet(&x->f, 0, 77, &r0, 1, &res), -1);
+	assert_int_equal(res.code, AE_NOTFOUND);
+	assert_store_matches(x);
+}
+
+/* alloc-4.1: the pool grows and shrinks from the top, never taking an
+ * allocated node. */
+static void
+alloc_4_1(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	struct node_type t;
+	config_default_type(&t, 12);
+	t.max_ifs = 4;
+	assert_int_equal(get(&x->f, "alice", 10, "", &res), 2);
+	assert_int_equal(alloc_pool(&x->f, &t, 1, &res), 0);
+	assert_int_equal(x->f.nnodes, 12);
+	assert_int_equal(x->f.nodes[11].rank, 11);
+	t.count = 4;
+	assert_int_equal(alloc_pool(&x->f, &t, 1, &res), 0);
+	assert_int_equal(x->f.nnodes, 10); /* the 10 allocated ones stay */
+	assert_store_matches(x);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(alloc_1_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_1_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_1_3, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_2_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_2_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_3_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_3_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_4_1, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
+}

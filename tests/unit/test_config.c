@@ -1,0 +1,69 @@
+/* config-*: khd.conf, strict. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "khd/config.h"
+
+/* config-1.1: types and host, defaults for what is not said. */
+static void
+config_1_1(void **state)
+{
+	struct config c;
+	char err[200];
+	assert_int_equal(config_parse("# facility\nhost kh.example\n"
+				      "type ct1 cpus=0.5 mem=128M count=100 # small\n"
+				      "\ntype big backend=ct cpus=2 mem=1G pids=4096 ifs=16\n",
+				      &c, err, sizeof(err)),
+			 0);
+	assert_string_equal(c.host, "kh.example");
+	assert_int_equal(c.ntypes, 2);
+	assert_int_equal(c.types[0].cpu_milli, 500);
+	assert_int_equal(c.types[0].mem, 128ULL << 20);
+	assert_int_equal(c.types[0].count, 100);
+	assert_int_equal(c.types[0].max_ifs, 8);
+	assert_int_equal(c.types[1].cpu_milli, 2000);
+	assert_int_equal(c.types[1].mem, 1ULL << 30);
+	assert_int_equal(c.types[1].pids, 4096);
+	assert_int_equal(c.types[1].max_ifs, 16);
+}
+
+/* config-2.1: every mistake names its line. */
+static void
+config_2_1(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{"frob 1\n", "line 1: unknown setting 'frob'"},
+		{"\n\ntype\n", "line 3: type needs a name"},
+		{"type a cpus=x\n", "cpus"},
+		{"type a cpus=0\n", "cpus"},
+		{"type a cpus=1.2345\n", "cpus"},
+		{"type a mem=1K\n", "mem"},
+		{"type a ifs=17\n", "ifs"},
+		{"type a count=5000\n", "count"},
+		{"type a backend=xen\n", "backend"},
+		{"type a colour=red\n", "unknown type setting"},
+		{"type a nokey\n", "key=value"},
+		{"type a\ntype a\n", "line 2: type a defined twice"},
+		{"host a b\n", "host takes one name"},
+	};
+	struct config c;
+	char err[200];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(config_parse(bad[i].text, &c, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].why) == NULL)
+			fail_msg("'%s': got '%s'", bad[i].text, err);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(config_1_1),
+					   cmocka_unit_test(config_2_1)};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
