@@ -1,0 +1,10 @@
+#!/bin/bash
+# Run every benchmark (make bench).  Figures go to bench/results/ (JSON)
+# and to standard output; bench/RESULTS.md records them with the machine.
+set -eu
+cd "$(dirname "$0")/.."
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%F)"
+for b in bench/alloc.sh; do
+	echo "== $b"
+	"$b"
+done
