@@ -7,13 +7,15 @@ PATH=$BIN:$PATH
 T_N=0
 T_FAILED=0
 T_DIRS=()
+# TAP goes to fd 3, so "check ... >/dev/null" silences the command only.
+exec 3>&1
 
-ok() { T_N=$((T_N + 1)); echo "ok $T_N - $1"; }
+ok() { T_N=$((T_N + 1)); echo "ok $T_N - $1" >&3; }
 nok() {
 	T_N=$((T_N + 1))
 	T_FAILED=$((T_FAILED + 1))
-	echo "not ok $T_N - $1"
-	[ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/# /'
+	echo "not ok $T_N - $1" >&3
+	[ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/# /' >&3
 	return 0
 }
 # check DESC CMD...: passes when CMD succeeds.
@@ -28,7 +30,7 @@ same() {
 want: $3"; fi
 }
 done_testing() {
-	echo "1..$T_N"
+	echo "1..$T_N" >&3
 	[ "$T_FAILED" -eq 0 ]
 }
 
