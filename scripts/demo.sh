@@ -26,7 +26,7 @@ khget -c demo-secret "$P" 1
 
 step khget -x -c demo-secret "$P" 100 "  (first lines)"
 t=$(date +%s%N)
-out=$(khget -x -n 3 -c demo-secret "$P" 100)
+out=$(khget -x -c demo-secret "$P" 100)
 took=$(ms "$t")
 head -n 6 <<<"$out"
 echo "..."
@@ -35,11 +35,11 @@ echo "(100 nodes acquired in $took ms)"
 
 step khget -c demo-secret "$P" 999 "  (every node left)"
 t=$(date +%s%N)
-big=$(khget -n 3 -c demo-secret "$P" 999)
+big=$(khget -c demo-secret "$P" 999)
 echo "$(grep -c '^nodeinfo' <<<"$big") nodes acquired in $(ms "$t") ms"
 
 step khget -c demo-secret "$P" 1 "  (the pool is empty: all or nothing)"
-khget -n 3 -c demo-secret "$P" 1 || echo "(exit status $?)"
+khget -c demo-secret "$P" 1 || echo "(exit status $?)"
 
 step khctl domains
 khctl domains
