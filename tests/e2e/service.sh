@@ -18,6 +18,22 @@ KH_SOCKET=$A/khd.sock khget -c pw alice 3 >/dev/null
 same "service-1.4 facilities do not interfere" "$(KH_SOCKET=$B/khd.sock khctl nodes --free | wc -l)" "5"
 same "service-1.5 --socket beats KH_SOCKET" "$(KH_SOCKET=$B/khd.sock khctl --socket=$A/khd.sock nodes --free | wc -l)" "17"
 stop_khd "$B"
+C=$(mktemp -d /tmp/kh-e2e-XXXXXX)
+T_DIRS+=("$C")
+printf 'host conf.test\ntype small cpus=0.5 mem=64M count=4\ntype big cpus=2 mem=1G ifs=2 count=2\n' >"$C/khd.conf"
+khd -d "$C"
+same "service-1.6 DIR/khd.conf describes several node types" \
+	"$(KH_SOCKET=$C/khd.sock khctl info | tail -n +2)" \
+	"type small backend=ct cpus=0.500 mem=64M pids=512 ifs=8 nodes=4 free=4
+type big backend=ct cpus=2.000 mem=1024M pids=512 ifs=2 nodes=2 free=2"
+same "service-1.7 khget -t picks the type" \
+	"$(KH_SOCKET=$C/khd.sock khget -t big -c pw u 2 | tail -n1)" "nodes: 4 5"
+check "service-1.8 ... and its interface limit holds" \
+	bash -c "KH_SOCKET=$C/khd.sock khget -t big -c pw u 1 2>&1 | grep -q 'not enough nodes'"
+echo 'type bad colour=red' >"$C/khd.conf"
+stop_khd "$C"
+err=$(khd -d "$C" 2>&1)
+check "service-1.9 a bad khd.conf stops khd with the line" grep -q "khd.conf: line 1: unknown type setting 'colour'" <<<"$err"
 D=$A
 export KH_SOCKET=$A/khd.sock
 
@@ -45,7 +61,8 @@ same "service-2.9 the sole private domain is reused" "$(khctl domains | awk '$3=
 # service-3: credentials.
 hash=$(sqlite3 "$D/state.db" "select pwhash from principals where name='alice'")
 check "service-3.1 the credential is stored as an Argon2id hash only" grep -q '^\$argon2id\$' <<<"$hash"
-check "service-3.2 ... nowhere in clear" bash -c "! grep -qa 'pw' <<<'$hash'"
+khget -p 0 -c 'Zq9-distinctive-credential' carol 1 >/dev/null
+check "service-3.2 ... nowhere in clear (state.db and its WAL)" bash -c "! cat $D/state.db* | grep -qa 'Zq9-distinctive'"
 rejects "service-3.3 a wrong credential is refused" "wrong credential for 'alice'" khget -c nope alice 1
 rejects "service-3.4 a missing credential is refused" "needs its credential" khget alice 1
 rejects "service-3.5 an unknown user without a credential" "unknown principal 'zed'" khget zed 1
