@@ -10,8 +10,14 @@
 #define UIMAGE_HDRSIZE 64
 
 /* IH_TYPE_* and IH_COMP_* values used by mkimage. */
-enum { UIMAGE_TYPE_STANDALONE = 1, UIMAGE_TYPE_KERNEL = 2, UIMAGE_TYPE_RAMDISK = 3,
-       UIMAGE_TYPE_MULTI = 4, UIMAGE_TYPE_FIRMWARE = 5, UIMAGE_TYPE_SCRIPT = 6 };
+enum {
+	UIMAGE_TYPE_STANDALONE = 1,
+	UIMAGE_TYPE_KERNEL = 2,
+	UIMAGE_TYPE_RAMDISK = 3,
+	UIMAGE_TYPE_MULTI = 4,
+	UIMAGE_TYPE_FIRMWARE = 5,
+	UIMAGE_TYPE_SCRIPT = 6
+};
 enum { UIMAGE_COMP_NONE = 0, UIMAGE_COMP_GZIP = 1, UIMAGE_COMP_BZIP2 = 2 };
 
 struct uimage_hdr {
@@ -25,7 +31,8 @@ struct uimage_hdr {
 int uimage_parse(const void *hdr, size_t len, struct uimage_hdr *out, char *err, size_t errlen);
 /* Parse the header and check the data CRC: img holds len bytes. */
 int uimage_verify(const void *img, size_t len, struct uimage_hdr *out, char *err, size_t errlen);
-/* Names as U-Boot prints them ("Kernel Image", "RAMDisk Image", "gzip", ...). */
+/* Names as U-Boot prints them ("Kernel Image", "RAMDisk Image",
+ * "gzip compressed", "PowerPC", "Linux"; "Unknown ..." otherwise). */
 const char *uimage_type_name(uint8_t type);
 const char *uimage_comp_name(uint8_t comp);
 const char *uimage_os_name(uint8_t os);

@@ -10,7 +10,7 @@
 
 #include <limits.h>
 
-#define KH_VERSION "0.1.0"
+#include "common/version.h"
 
 struct conn;
 
