@@ -2,7 +2,7 @@
 # Install the Debian packages Kittyhawk needs, only those that are missing.
 set -e
 PKGS="build-essential clang libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libcmocka-dev
-zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client
+zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client u-boot-tools
 hyperfine"
 missing=""
 for p in $PKGS; do

@@ -7,12 +7,17 @@
 #include "allocator/alloc.h"
 #include "allocator/facility.h"
 #include "khd/ev.h"
+#include "nodes/node.h"
 
 #include <limits.h>
 
 #include "common/version.h"
 
 struct conn;
+struct reader;
+struct machine;
+struct blobstore;
+struct imgcache;
 
 struct khd {
 	struct facility fac;
@@ -25,17 +30,31 @@ struct khd {
 	struct conn *conns;
 	int nconns;
 	uint64_t started_ns;
+	struct reader *readers;	   /* clients attached to channels */
+	struct machine **mach;	   /* by rank: allocated nodes' runtime */
+	struct blobstore *blobs;   /* node memory contents, stored once */
+	struct imgcache *images;   /* unpacked ramdisks, once per content */
+	struct node_host host;	   /* node backends' shared state (ct spawner) */
+	int host_ok;
+	struct alloc_hooks hooks;  /* the allocator calls machines through these */
+	uint64_t load_timeout_ms;  /* an mrw whose bytes stop this long fails */
 };
 
 /* server.c */
+#define CONN_STREAM_BUF (1u << 20) /* per attached client: beyond it, output is dropped */
 int server_listen(struct khd *k, char *err, size_t errlen);
 void server_close(struct khd *k);
+struct reader;
+void conn_set_reader(struct conn *c, struct reader *r);
+size_t conn_room(const struct conn *c);
+void conn_send(struct conn *c, const void *p, size_t n);
 
 /* verbs.c: run one request; the reply goes into out. */
 struct proto_req;
 struct sbuf;
 /* Returns 0 when done; >0 (nanoseconds) when the request must wait that
  * long before it is looked at again (throttled principal). */
-uint64_t verbs_dispatch(struct khd *k, const struct proto_req *req, struct sbuf *out);
+uint64_t verbs_dispatch(struct khd *k, struct conn *c, const struct proto_req *req,
+		       struct sbuf *out);
 
 #endif

@@ -2,6 +2,7 @@
  * facility under one directory:  khd -d DIR [--nodes N] [--host NAME]. */
 #include "khd/khd.h"
 #include "khd/config.h"
+#include "khd/machine.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "state/state.h"
@@ -26,13 +27,15 @@ struct opts {
 	int sync_full;
 	int foreground;
 	int verbose;
+	uint64_t load_timeout_ms;
 };
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n");
+		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n"
+		"           [--load-timeout MS]\n");
 	exit(2);
 }
 
@@ -43,12 +46,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{"dir", required_argument, NULL, 'd'},	 {"nodes", required_argument, NULL, 'n'},
 		{"host", required_argument, NULL, 'H'},	 {"sync", required_argument, NULL, 's'},
 		{"foreground", no_argument, NULL, 'F'}, {"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0}};
+		{"help", no_argument, NULL, 'h'},
+		{"load-timeout", required_argument, NULL, 'L'},	 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
 
-	*o = (struct opts){.dir = "/var/lib/kittyhawk", .nodes = -1};
-	while ((ch = getopt_long(argc, argv, "d:n:H:s:Fvh", longopts, NULL)) != -1) {
+	*o = (struct opts){.dir = "/var/lib/kittyhawk", .nodes = -1, .load_timeout_ms = 10000};
+	while ((ch = getopt_long(argc, argv, "d:n:H:s:L:Fvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			o->dir = optarg;
@@ -69,6 +73,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 				exit(2);
 			}
 			o->sync_full = strcmp(optarg, "full") == 0;
+			break;
+		case 'L':
+			if (parse_uint(optarg, 100, 3600000, &v) < 0) {
+				fprintf(stderr, "khd: --load-timeout takes 100..3600000 ms\n");
+				exit(2);
+			}
+			o->load_timeout_ms = v;
 			break;
 		case 'F':
 			o->foreground = 1;
@@ -258,8 +269,9 @@ main(int argc, char **argv)
 	k->ev = ev_new();
 	k->lfd = -1;
 	k->started_ns = now_ns();
+	k->load_timeout_ms = o.load_timeout_ms;
 	adm_init(&k->adm);
-	if (start_facility(k, &o, err, sizeof(err)) < 0)
+	if (start_facility(k, &o, err, sizeof(err)) < 0 || machines_init(k, err, sizeof(err)) < 0)
 		goto fail;
 	snprintf(k->sock, sizeof(k->sock), "%.*s/khd.sock", (int)sizeof(k->sock) - 10, k->dir);
 	if (strlen(k->dir) + 9 > sizeof(k->sock) - 1) {
@@ -287,6 +299,7 @@ main(int argc, char **argv)
 	ev_run(k->ev);
 
 	server_close(k);
+	machines_close(k);
 	state_close(k->fac.st);
 	fac_free(&k->fac);
 	ev_free(k->ev);

@@ -2,6 +2,7 @@
  * its input up to one request line and its replies until the peer reads
  * them.  A client that vanishes mid-request costs only its buffers. */
 #include "khd/khd.h"
+#include "console/console.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/sbuf.h"
@@ -27,6 +28,7 @@ struct conn {
 	int discarding; /* skipping the rest of an over-long line */
 	uint64_t timer; /* held request: timer id, else 0 */
 	struct conn *next, *prev;
+	struct reader *reader; /* attached to a channel: a byte stream now */
 	struct proto_req req;
 };
 
@@ -36,6 +38,8 @@ static void
 conn_free(struct conn *c)
 {
 	struct khd *k = c->k;
+	if (c->reader)
+		console_detach(k, c->reader);
 	if (c->timer)
 		ev_cancel(k->ev, c->timer);
 	ev_unwatch(k->ev, c->fd);
@@ -120,12 +124,19 @@ process(struct conn *c)
 			sbuf_consume(&c->in, len + 1);
 			continue;
 		}
-		uint64_t wait = verbs_dispatch(c->k, &c->req, &c->out);
+		uint64_t wait = verbs_dispatch(c->k, c, &c->req, &c->out);
 		if (wait > 0) {
 			c->timer = ev_after(c->k->ev, (wait + 999999) / 1000000, held_done, c);
 			break;
 		}
 		sbuf_consume(&c->in, len + 1);
+		if (c->reader) {
+			/* Attached: what followed the request is channel input. */
+			if (c->in.len)
+				console_input(c->k, c->reader, c->in.s, c->in.len);
+			sbuf_reset(&c->in);
+			break;
+		}
 	}
 	if (conn_flush(c) < 0) {
 		conn_free(c);
@@ -149,6 +160,10 @@ conn_event(struct ev *ev, int fd, int events, void *arg)
 			return;
 		}
 		char *p = buf;
+		if (n > 0 && c->reader) {
+			console_input(c->k, c->reader, buf, (size_t)n);
+			return;
+		}
 		if (n > 0 && c->discarding) {
 			char *nl = memchr(buf, '\n', (size_t)n);
 			if (nl == NULL)
@@ -166,6 +181,32 @@ conn_event(struct ev *ev, int fd, int events, void *arg)
 	}
 	if (conn_flush(c) < 0) {
 		conn_free(c);
+		return;
+	}
+	conn_rewatch(c);
+}
+
+void
+conn_set_reader(struct conn *c, struct reader *r)
+{
+	c->reader = r;
+}
+
+size_t
+conn_room(const struct conn *c)
+{
+	return c->out.len >= CONN_STREAM_BUF ? 0 : CONN_STREAM_BUF - c->out.len;
+}
+
+/* Queue stream bytes for an attached client; the caller checked the room. */
+void
+conn_send(struct conn *c, const void *p, size_t n)
+{
+	sbuf_add(&c->out, p, n);
+	if (conn_flush(c) < 0) {
+		/* the peer is gone; its read event will free it */
+		c->closing = 1;
+		shutdown(c->fd, SHUT_RDWR);
 		return;
 	}
 	conn_rewatch(c);

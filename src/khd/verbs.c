@@ -8,6 +8,8 @@
 #include "common/proto.h"
 #include "common/sbuf.h"
 #include "common/util.h"
+#include "console/console.h"
+#include "memory/mem.h"
 #include "fabric/addr.h"
 
 #include <sodium.h>
@@ -270,7 +272,13 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 				    nfree);
 	}
 	if (want_json(req))
-		sbuf_adds(&b, "]}\n");
+		sbuf_printf(&b, "],\"store\":{\"blobs\":%zu,\"bytes\":%zu}}\n",
+			    k->blobs ? blobstore_count(k->blobs) : 0,
+			    k->blobs ? blobstore_bytes(k->blobs) : 0);
+	else
+		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n",
+			    k->blobs ? blobstore_count(k->blobs) : 0,
+			    k->blobs ? blobstore_bytes(k->blobs) : 0);
 	reply_ok(out, &b);
 	sbuf_free(&b);
 	return 0;
@@ -815,9 +823,91 @@ static const struct {
 	{"block", v_block},	  {"allowed", v_allowed},
 };
 
-uint64_t
-verbs_dispatch(struct khd *k, const struct proto_req *req, struct sbuf *out)
+/* attach: the connection becomes the channel's console stream. */
+static uint64_t
+v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
 {
+	static const char *const args[] = {"user", "cred", "chan", "ccred", "mode", "ro", "ranks",
+					   NULL};
+	const char *mode = proto_get(req, "mode"), *ro = proto_get(req, "ro");
+	const char *ccred = proto_get(req, "ccred"), *rl = proto_get(req, "ranks");
+	uint64_t wait = 0, chan;
+	struct channel *c;
+	int *ranks = NULL, n = 0, pidx;
+	char m[160];
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if (parse_uint(proto_get(req, "chan"), 0, INT32_MAX, &chan) < 0) {
+		reply_err(out, AE_BADARG, "invalid or missing channel (con<C>)");
+		return 0;
+	}
+	if (mode && strcmp(mode, "raw") && strcmp(mode, "prefix")) {
+		reply_err(out, AE_BADARG, "mode is raw or prefix");
+		return 0;
+	}
+	if (ro && strcmp(ro, "0") && strcmp(ro, "1")) {
+		reply_err(out, AE_BADARG, "ro takes 0 or 1");
+		return 0;
+	}
+	if ((c = fac_channel(&k->fac, (int)chan)) == NULL) {
+		snprintf(m, sizeof(m), "no channel con%d", (int)chan);
+		reply_err(out, AE_NOTFOUND, m);
+		return 0;
+	}
+	if (ccred) {
+		/* Whoever the channel was transferred to. */
+		if (c->credhash[0] == '\0' || adm_verify_hash(c->credhash, ccred) < 0) {
+			snprintf(m, sizeof(m), "wrong credential for channel con%d", c->id);
+			reply_err(out, AE_AUTH, m);
+			return 0;
+		}
+		pidx = c->owner;
+	} else {
+		pidx = authenticate(k, req, out, &wait);
+		if (pidx == -2)
+			return wait;
+		if (pidx < 0)
+			return 0;
+		if (c->owner != pidx) {
+			snprintf(m, sizeof(m), "channel con%d is not yours", c->id);
+			reply_err(out, AE_PERM, m);
+			return 0;
+		}
+		if (c->credhash[0] != '\0') {
+			snprintf(m, sizeof(m),
+				 "channel con%d was transferred: only its new credential opens it",
+				 c->id);
+			reply_err(out, AE_PERM, m);
+			return 0;
+		}
+	}
+	if (rl && parse_targets(k, pidx, rl, &ranks, &n, out) < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		struct node *nd = fac_node(&k->fac, ranks[i]);
+		if (nd == NULL || nd->chan != c->id) {
+			snprintf(m, sizeof(m), "node %d is not on con%d", ranks[i], c->id);
+			reply_err(out, AE_BADARG, m);
+			free(ranks);
+			return 0;
+		}
+	}
+	reply_ok(out, NULL);
+	conn_set_reader(conn, console_attach(k, conn, c->id,
+					     mode && strcmp(mode, "prefix") == 0 ? CON_PREFIX
+										 : CON_RAW,
+					     ro && ro[0] == '1', ranks, n));
+	free(ranks);
+	log_info("con%d: client attached%s", c->id, ro && ro[0] == '1' ? " (read-only)" : "");
+	return 0;
+}
+
+uint64_t
+verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	if (strcmp(req->verb, "attach") == 0)
+		return v_attach(k, conn, req, out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(verbs[i].verb, req->verb) == 0)
 			return verbs[i].fn(k, req, out);

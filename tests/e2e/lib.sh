@@ -22,7 +22,8 @@ nok() {
 check() {
 	local d=$1
 	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
+	if "$@"; then ok "$d"; else nok "$d" "${o:+output was:
+$o}"; fi
 }
 # same DESC GOT WANT
 same() {

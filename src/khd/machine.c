@@ -1,0 +1,475 @@
+/* machine: allocated nodes as khd runs them.  The boot monitor (firmware/)
+ * reaches the node's memory and boot path through the callbacks here; a
+ * boot unpacks the ramdisk once per content (image cache) and asks the node
+ * backend (nodes/ct.c) for a container over it.  When everything in the
+ * node has exited, the node is back in the monitor and says so. */
+#include "khd/machine.h"
+#include "allocator/alloc.h"
+#include "common/log.h"
+#include "console/console.h"
+#include "firmware/fw.h"
+#include "image/cache.h"
+#include "image/ramdisk.h"
+#include "image/uimage.h"
+#include "khd/khd.h"
+#include "memory/mem.h"
+#include "nodes/cgroup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct machine *
+machine_of(struct khd *k, int rank)
+{
+	if (k->mach == NULL || rank < 0 || rank >= KH_MAX_NODES)
+		return NULL;
+	return k->mach[rank];
+}
+
+static void
+m_out(void *ctx, const char *s, size_t n)
+{
+	struct machine *m = ctx;
+	console_output(m->k, m->rank, s, n);
+}
+
+static int
+m_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+	struct machine *m = ctx;
+	return mem_read(m->mem, addr, buf, len);
+}
+
+static int
+m_write(void *ctx, uint64_t addr, const void *buf, size_t len)
+{
+	struct machine *m = ctx;
+	return mem_write(m->mem, addr, buf, len);
+}
+
+static void machine_stop(struct machine *m, int wait_ms);
+
+static void
+m_reset(void *ctx)
+{
+	struct machine *m = ctx;
+	machine_stop(m, 200);
+	mem_wipe(m->mem);
+}
+
+static void console_event(struct ev *ev, int fd, int events, void *arg);
+static void exit_event(struct ev *ev, int fd, int events, void *arg);
+
+/* The blob holding the image at addr: the mapped blob when the image is
+ * exactly what one mrw loaded, else a copy of the uImage's bytes. */
+static struct blob *
+image_blob(struct machine *m, uint64_t addr, char *err, size_t errlen)
+{
+	unsigned char hdr[UIMAGE_HDRSIZE];
+	struct uimage_hdr uh;
+	size_t avail = 0;
+	struct blob *b = mem_blob_at(m->mem, addr, &avail);
+
+	if (b && avail == blob_len(b)) {
+		blob_ref(b);
+		return b;
+	}
+	if (mem_read(m->mem, addr, hdr, sizeof(hdr)) == 0 &&
+	    uimage_parse(hdr, sizeof(hdr), &uh, err, errlen) == 0 &&
+	    (b = mem_blob_get(m->mem, addr, UIMAGE_HDRSIZE + (size_t)uh.size)) != NULL)
+		return b;
+	if (b) { /* part of a blob: from addr to its end */
+		b = mem_blob_get(m->mem, addr, avail);
+		if (b)
+			return b;
+	}
+	snprintf(err, errlen, "no image loaded at 0x%llx", (unsigned long long)addr);
+	return NULL;
+}
+
+static int
+m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+{
+	struct machine *m = ctx;
+	struct khd *k = m->k;
+	struct node *n = fac_node(&k->fac, m->rank);
+	const struct node_type *t = &k->fac.types[n->type];
+	char why[256], lower[PATH_MAX], scratch[PATH_MAX], facid[16];
+	enum img_kind kind;
+	size_t off, len;
+	struct blob *b;
+
+	if (kaddr) {
+		if ((b = image_blob(m, kaddr, why, sizeof(why))) == NULL) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		int rc = image_classify(blob_data(b), blob_len(b), &kind, &off, &len, why,
+					sizeof(why));
+		blob_unref(b);
+		if (rc == 0 && kind == IMG_KERNEL) {
+			snprintf(err, errlen,
+				 "kernel image at 0x%llx: %s nodes run the host kernel "
+				 "(boot a ramdisk alone: bootm - $ramfsaddr)",
+				 (unsigned long long)kaddr, t->backend);
+			return -1;
+		}
+		if (rc == 0 && kind != IMG_EMPTY) {
+			snprintf(err, errlen, "no kernel image at 0x%llx", (unsigned long long)kaddr);
+			return -1;
+		}
+	}
+	if (rdaddr == 0) {
+		snprintf(err, errlen, "no ramdisk to boot");
+		return -1;
+	}
+	if ((b = image_blob(m, rdaddr, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	if (image_classify(blob_data(b), blob_len(b), &kind, &off, &len, why, sizeof(why)) < 0 ||
+	    kind != IMG_RAMDISK) {
+		snprintf(err, errlen, "%s",
+			 kind == IMG_KERNEL ? "kernel image where the ramdisk should be"
+			 : why[0]	    ? why
+					    : "not a ramdisk (gzip'd or plain newc cpio)");
+		blob_unref(b);
+		return -1;
+	}
+	if (imgcache_rootfs(k->images, blob_hash(b), blob_data(b), blob_len(b), lower,
+			    sizeof(lower), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s", why);
+		blob_unref(b);
+		return -1;
+	}
+	memcpy(m->image, blob_hash(b), sizeof(m->image));
+	m->holds_image = 1;
+	blob_unref(b);
+
+	snprintf(scratch, sizeof(scratch), "%s/run/n%d", k->dir, m->rank);
+	if (mkdir(scratch, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", scratch, strerror(errno));
+		goto fail;
+	}
+	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+	struct node_spec spec = {.name = m->name,
+				 .facility = facid,
+				 .rank = m->rank,
+				 .cpu_milli = t->cpu_milli,
+				 .mem = t->mem,
+				 .pids = t->pids,
+				 .lower = lower,
+				 .scratch = scratch,
+				 .netns_fd = -1};
+	if (!k->host_ok) {
+		snprintf(err, errlen, "this host cannot run %s nodes (see khd.log)", t->backend);
+		goto fail;
+	}
+	if (node_ct.boot(&k->host, &spec, &m->h, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s", why);
+		goto fail;
+	}
+	m->running = 1;
+	ev_watch(k->ev, m->h.console, EV_READ, console_event, m);
+	if (m->h.pidfd >= 0)
+		ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m);
+	alloc_set_state(&k->fac, n, NODE_RUNNING);
+	return 0;
+fail:
+	imgcache_put(k->images, m->image);
+	m->holds_image = 0;
+	return -1;
+}
+
+void
+machine_console_write(struct machine *m, const void *p, size_t n)
+{
+	if (!m->running || m->h.console < 0)
+		return;
+	/* A node that does not read its console loses input, like a serial
+	 * line without flow control; khd never blocks on it. */
+	ssize_t w = write(m->h.console, p, n);
+	(void)w;
+}
+
+static void
+drain_console(struct machine *m)
+{
+	char buf[8192];
+	ssize_t n;
+	while (m->h.console >= 0 && (n = read(m->h.console, buf, sizeof(buf))) > 0)
+		console_output(m->k, m->rank, buf, (size_t)n);
+}
+
+/* The node ended (everything in it exited, or it was killed): back to the
+ * monitor. */
+static void
+node_ended(struct machine *m, int status, int quiet)
+{
+	struct khd *k = m->k;
+	char msg[160];
+
+	drain_console(m);
+	if (m->h.console >= 0) {
+		ev_unwatch(k->ev, m->h.console);
+		close(m->h.console);
+		m->h.console = -1;
+	}
+	if (m->h.pidfd >= 0)
+		ev_unwatch(k->ev, m->h.pidfd);
+	if (m->holds_image)
+		imgcache_put(k->images, m->image);
+	m->holds_image = 0;
+	m->running = 0;
+	m->dying = 0;
+	struct node *n = fac_node(&k->fac, m->rank);
+	if (n && n->state == NODE_RUNNING)
+		alloc_set_state(&k->fac, n, NODE_MONITOR);
+	if (!quiet) {
+		if (WIFSIGNALED(status))
+			snprintf(msg, sizeof(msg),
+				 "\n## node %d: everything in the node exited (killed by signal %d); "
+				 "back in the monitor\n",
+				 m->rank, WTERMSIG(status));
+		else
+			snprintf(msg, sizeof(msg),
+				 "\n## node %d: everything in the node exited (status %d); back in "
+				 "the monitor\n",
+				 m->rank, WEXITSTATUS(status));
+		console_output(k, m->rank, msg, strlen(msg));
+	}
+	/* Like a power cycle: the monitor starts afresh (memory is kept, so
+	 * "run kboot" boots the same appliance again). */
+	fw_reset(m->fw);
+	if (!quiet)
+		fw_prompt(m->fw);
+}
+
+static void
+console_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct machine *m = arg;
+	char buf[16384];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	(void)events;
+	if (n > 0) {
+		console_output(m->k, m->rank, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* EIO: no process holds the console any more; the exit event follows. */
+	ev_unwatch(ev, fd);
+}
+
+static void
+exit_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct machine *m = arg;
+	int status = 0;
+	(void)ev;
+	(void)fd;
+	(void)events;
+	if (node_ct.reap(&m->k->host, &m->h, &status) == 1) {
+		int quiet = m->dying;
+		node_ended(m, status, quiet);
+	}
+}
+
+/* Kill everything in the node (reset, release). */
+static void
+machine_stop(struct machine *m, int wait_ms)
+{
+	if (!m->running)
+		return;
+	int rc = node_ct.kill(&m->k->host, &m->h, wait_ms);
+	if (rc == 1)
+		node_ended(m, m->h.status, 1);
+	else
+		m->dying = 1; /* the pidfd event finishes it */
+}
+
+static void
+node_info(struct khd *k, struct machine *m, struct node *n, struct fw_node_info *fi)
+{
+	alloc_uni(&k->fac, n, m->uni, sizeof(m->uni));
+	alloc_node_addr(n, m->eth0ip, sizeof(m->eth0ip));
+	snprintf(m->name, sizeof(m->name), "kh%08x-n%d", k->fac.id, n->rank);
+	for (int i = 0; i < n->nifs && i < 16; i++)
+		m->netids[i] = (uint32_t)n->ifs[i];
+	*fi = (struct fw_node_info){.rank = (uint64_t)n->rank,
+				    .uni = m->uni,
+				    .name = m->name,
+				    .eth0ip = m->eth0ip,
+				    .neth = (unsigned)(n->nifs < 16 ? n->nifs : 16),
+				    .netid = m->netids};
+}
+
+static struct machine *
+machine_new(struct khd *k, struct node *n)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	const struct node_type *t = &k->fac.types[n->type];
+	struct fw_node_info fi;
+
+	if (m == NULL)
+		fatal("machine");
+	m->k = k;
+	m->rank = n->rank;
+	m->h.console = -1;
+	m->h.pidfd = -1;
+	sbuf_init(&m->outline);
+	m->mem = mem_new(k->blobs, MEM_BASE, t->mem);
+	if (m->mem == NULL)
+		fatal("machine memory");
+	node_info(k, m, n, &fi);
+	struct fw_machine fm = {.ctx = m,
+				.mem_base = MEM_BASE,
+				.mem_size = t->mem,
+				.read = m_read,
+				.write = m_write,
+				.boot = m_boot,
+				.reset = m_reset,
+				.out = m_out};
+	m->fw = fw_new(&fm, &fi);
+	if (m->fw == NULL)
+		fatal("monitor");
+	k->mach[n->rank] = m;
+	return m;
+}
+
+static void
+machine_free(struct khd *k, struct machine *m)
+{
+	machine_stop(m, 1000);
+	if (m->running) { /* still dying after 1 s: leave it to the cgroup kill */
+		log_warnx("node %d did not die within 1 s of SIGKILL", m->rank);
+		node_ended(m, 0, 1);
+	}
+	console_forget(k, m->rank);
+	k->mach[m->rank] = NULL;
+	fw_free(m->fw);
+	mem_free(m->mem);
+	sbuf_free(&m->outline);
+	free(m);
+}
+
+static void
+h_allocated(void *arg, struct node *n)
+{
+	struct khd *k = arg;
+	if (k->mach[n->rank] == NULL)
+		machine_new(k, n);
+}
+
+static void
+h_released(void *arg, struct node *n)
+{
+	struct khd *k = arg;
+	struct machine *m = machine_of(k, n->rank);
+	/* Nothing of this principal's node survives: processes, memory. */
+	if (m)
+		machine_free(k, m);
+}
+
+static void
+h_reset(void *arg, struct node *n)
+{
+	struct khd *k = arg;
+	struct machine *m = machine_of(k, n->rank);
+	static const char msg[] = "\nresetting ...\n";
+	if (m == NULL)
+		return;
+	machine_stop(m, 200);
+	mem_wipe(m->mem);
+	fw_reset(m->fw);
+	console_output(k, m->rank, msg, sizeof(msg) - 1);
+	fw_prompt(m->fw);
+}
+
+static void
+h_netchanged(void *arg, struct node *n)
+{
+	struct khd *k = arg;
+	struct machine *m = machine_of(k, n->rank);
+	struct fw_node_info fi;
+	if (m == NULL)
+		return;
+	node_info(k, m, n, &fi);
+	fw_set_info(m->fw, &fi);
+}
+
+int
+machines_init(struct khd *k, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16], why[256], facid[16];
+
+	k->mach = calloc(KH_MAX_NODES, sizeof(*k->mach));
+	k->blobs = blobstore_new();
+	if (k->mach == NULL || k->blobs == NULL)
+		fatal("machines");
+	snprintf(path, sizeof(path), "%s/images", k->dir);
+	if ((k->images = imgcache_new(path, err, errlen)) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/run", k->dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (node_host_init(&k->host, 0, NULL, why, sizeof(why)) < 0)
+		log_warnx("container nodes cannot boot on this host: %s", why);
+	else
+		k->host_ok = 1;
+	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+	/* Nodes left running by a khd that died: their consoles died with it,
+	 * so they are stopped and their nodes are back in the monitor. */
+	if (k->host_ok)
+		cgroup_facility_clear(&k->host.cg, facid);
+	for (int i = 0; i < k->fac.nnodes; i++) {
+		struct node *n = &k->fac.nodes[i];
+		if (n->state == NODE_FREE)
+			continue;
+		machine_new(k, n);
+		if (n->state == NODE_RUNNING) {
+			alloc_set_state(&k->fac, n, NODE_MONITOR);
+			log_info("node %d was running when khd stopped: reset to the monitor",
+				 n->rank);
+		}
+	}
+	imgcache_gc(k->images, why, sizeof(why));
+	k->hooks = (struct alloc_hooks){.arg = k,
+					.allocated = h_allocated,
+					.released = h_released,
+					.reset = h_reset,
+					.netchanged = h_netchanged};
+	k->fac.hooks = &k->hooks;
+	return 0;
+}
+
+void
+machines_close(struct khd *k)
+{
+	if (k->mach) {
+		for (int i = 0; i < KH_MAX_NODES; i++)
+			if (k->mach[i]) {
+				struct machine *m = k->mach[i];
+				machine_stop(m, 1000);
+				k->mach[i] = NULL;
+				fw_free(m->fw);
+				mem_free(m->mem);
+				sbuf_free(&m->outline);
+				free(m);
+			}
+		free(k->mach);
+	}
+	if (k->images)
+		imgcache_free(k->images);
+	if (k->blobs)
+		blobstore_free(k->blobs);
+	if (k->host_ok)
+		node_host_close(&k->host);
+}

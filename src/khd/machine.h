@@ -1,0 +1,40 @@
+/* machine: a node as khd runs it: its boot monitor, its memory, and, once
+ * booted, its backend handle and console.  One per allocated node, made at
+ * allocation, gone at release. */
+#ifndef KH_MACHINE_H
+#define KH_MACHINE_H
+
+#include "common/sbuf.h"
+#include "nodes/node.h"
+
+#include <stdint.h>
+
+struct khd;
+struct fw;
+struct mem;
+
+struct machine {
+	struct khd *k;
+	int rank;
+	struct fw *fw;
+	struct mem *mem;
+	struct node_handle h;
+	int running;	   /* booted: h is live */
+	int dying;	   /* killed, waiting for its pidfd */
+	unsigned char image[32]; /* ramdisk content it runs (image cache reference) */
+	int holds_image;
+	char name[64], uni[24], eth0ip[32];
+	uint32_t netids[16];
+	struct sbuf outline; /* partial output line, for rank-prefixed readers */
+};
+
+/* khd start and stop: blob store, image cache, node host (ct spawner). */
+int machines_init(struct khd *k, char *err, size_t errlen);
+void machines_close(struct khd *k);
+
+/* The machine of rank, or NULL when the node is free. */
+struct machine *machine_of(struct khd *k, int rank);
+/* Console input for a booted node (raw bytes to its pty). */
+void machine_console_write(struct machine *m, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,416 @@
+/* ct: the container node.  A node is a process tree in its own mount, PID,
+ * UTS, IPC, network and cgroup namespaces and its own cgroup, whose root is
+ * an overlay of a shared read-only tree under a tmpfs as big as its memory. */
+#include "nodes/node.h"
+
+#include "common/log.h"
+#include "nodes/ct_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int
+node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,
+	       size_t errlen)
+{
+	host->spawner = 0;
+	host->spawner_sock = -1;
+	if (cgroup_host_init(&host->cg, cgroup_version, cgroup_parent, err, errlen) < 0)
+		return -1;
+	/* Now, while khd is small: the spawner is a fresh image anyway,
+	 * but the fork that starts it copies khd's page tables. */
+	return ct_spawner_start(&host->spawner, &host->spawner_sock, err, errlen);
+}
+
+void
+node_host_close(struct node_host *host)
+{
+	ct_spawner_stop(host->spawner, host->spawner_sock);
+	host->spawner = 0;
+	host->spawner_sock = -1;
+}
+
+static int
+valid_hostname(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 63 || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+		    !(s[i] >= '0' && s[i] <= '9') && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+static int
+valid_facility(const char *s)
+{
+	if (s == NULL || strlen(s) != 8)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+static int
+valid_dir(const char *s)
+{
+	return s != NULL && s[0] == '/' && strlen(s) < PATH_MAX - 16;
+}
+
+static int
+check_spec(const struct node_spec *s, char *err, size_t errlen)
+{
+	size_t sl;
+
+	if (!valid_hostname(s->name)) {
+		seterr(err, errlen, "ct: bad node name %s", s->name ? s->name : "(null)");
+		return -1;
+	}
+	if (!valid_facility(s->facility) || s->rank < 0) {
+		seterr(err, errlen, "ct: bad facility %s or rank %d",
+		       s->facility ? s->facility : "(null)", s->rank);
+		return -1;
+	}
+	if (s->cpu_milli < 0 || s->pids < 0) {
+		seterr(err, errlen, "ct: negative limit");
+		return -1;
+	}
+	if (!valid_dir(s->lower) || !valid_dir(s->scratch)) {
+		seterr(err, errlen, "ct: root %s and scratch %s must be absolute paths",
+		       s->lower ? s->lower : "(null)", s->scratch ? s->scratch : "(null)");
+		return -1;
+	}
+	/* The tmpfs mounted on scratch would hide a root below it. */
+	sl = strlen(s->scratch);
+	if (strncmp(s->lower, s->scratch, sl) == 0 &&
+	    (s->lower[sl] == '/' || s->lower[sl] == '\0')) {
+		seterr(err, errlen, "ct: root %s is inside scratch %s", s->lower, s->scratch);
+		return -1;
+	}
+	return 0;
+}
+
+/* A console: master for khd, slave for the node, 80x24. */
+static int
+open_console(int *master, int *slave, char *name, size_t namelen)
+{
+	struct winsize ws = {24, 80, 0, 0};
+	int unlock = 0;
+
+	*slave = -1;
+	if ((*master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return -1;
+	if (ioctl(*master, TIOCSPTLCK, &unlock) < 0 || ptsname_r(*master, name, namelen) != 0)
+		goto fail;
+	/* TIOCGPTPEER opens the very peer, whatever is mounted at /dev/pts. */
+	*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*slave < 0 && (*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+		goto fail;
+	ioctl(*master, TIOCSWINSZ, &ws);
+	return 0;
+fail:
+	close(*master);
+	*master = -1;
+	return -1;
+}
+
+/* Hand the request to the spawner; returns the node's pid, or -1 with
+ * errno (EPIPE: no spawner). */
+static pid_t
+ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(CT_REQ_MAXFDS * sizeof(int))];
+	} cm;
+	struct iovec iov = {(void *)rq, sizeof(*rq)};
+	struct msghdr mh = {0};
+	struct cmsghdr *c;
+	struct ct_rep rep;
+	ssize_t n;
+
+	memset(&cm, 0, sizeof(cm));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -1;
+	/* The spawner answers as soon as clone returns: well under a ms. */
+	while ((n = recv(sock, &rep, sizeof(rep), 0)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(rep)) {
+		errno = n == 0 ? EPIPE : errno;
+		return -1;
+	}
+	if (rep.pid <= 0) {
+		errno = rep.err;
+		return -1;
+	}
+	return rep.pid;
+}
+
+/* Ask, and when the spawner has died start a new one and ask again. */
+static pid_t
+spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds)
+{
+	char err[256];
+	pid_t pid = ask_spawner(host->spawner_sock, rq, fds, nfds);
+
+	if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET))
+		return pid;
+	log_warnx("ct: the spawner is gone; starting another");
+	node_host_close(host);
+	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		errno = EPIPE;
+		return -1;
+	}
+	return ask_spawner(host->spawner_sock, rq, fds, nfds);
+}
+
+static void
+close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+static int
+ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h, char *err,
+	size_t errlen)
+{
+	struct cgroup_limits lim;
+	struct ct_req *rq;
+	int fds[CT_REQ_MAXFDS], nfds = 0, fixed, master = -1, slave = -1, nprocs = 0;
+	pid_t pid = -1;
+
+	memset(h, 0, sizeof(*h));
+	h->pidfd = h->console = -1;
+	if (check_spec(s, err, errlen) < 0)
+		return -1;
+	if ((rq = calloc(1, sizeof(*rq))) == NULL) {
+		seterr(err, errlen, "ct: out of memory");
+		return -1;
+	}
+	rq->clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (s->netns_fd < 0)
+		rq->clone_flags |= CLONE_NEWNET;
+	rq->mem = s->mem;
+	snprintf(rq->name, sizeof(rq->name), "%s", s->name);
+	snprintf(rq->lower, sizeof(rq->lower), "%s", s->lower);
+	snprintf(rq->scratch, sizeof(rq->scratch), "%s", s->scratch);
+
+	snprintf(h->cg, sizeof(h->cg), "kh-%s/n%d", s->facility, s->rank);
+	lim.cpu_milli = s->cpu_milli;
+	lim.mem = s->mem;
+	lim.pids = s->pids;
+	if (cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
+		goto fail_rq;
+	if (open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
+		seterr(err, errlen, "ct: console pty: %s", strerror(errno));
+		goto fail_cg;
+	}
+	fds[nfds++] = slave;
+	if (s->netns_fd >= 0) {
+		rq->has_netns = 1;
+		fds[nfds++] = s->netns_fd;
+	}
+	fixed = nfds;
+	/* v2: clone3 puts the child in its cgroup; v1 (or a kernel without
+	 * CLONE_INTO_CGROUP): the child writes itself into each cgroup.procs
+	 * first thing. */
+	if (host->cg.version == 2 && (fds[nfds] = cgroup_node_dirfd(&host->cg, h->cg)) >= 0) {
+		rq->has_cgfd = 1;
+		nfds++;
+		pid = spawn_node(host, rq, fds, nfds);
+		close_fds(fds + fixed, nfds - fixed);
+		nfds = fixed;
+		rq->has_cgfd = 0;
+		if (pid < 0 && errno != EINVAL && errno != E2BIG && errno != ENOSYS)
+			goto fail_clone;
+	}
+	if (pid < 0) {
+		if ((nprocs = cgroup_node_procs(&host->cg, h->cg, fds + nfds)) < 0) {
+			seterr(err, errlen, "ct: open cgroup.procs of %s: %s", h->cg,
+			       strerror(errno));
+			goto fail_pty;
+		}
+		rq->nprocs = nprocs;
+		nfds += nprocs;
+		pid = spawn_node(host, rq, fds, nfds);
+		close_fds(fds + fixed, nfds - fixed);
+		nfds = fixed;
+		if (pid < 0)
+			goto fail_clone;
+	}
+	close(slave);
+	free(rq);
+	h->pid = pid;
+	/* Our child (CLONE_PARENT) and not yet reaped: the pid cannot have
+	 * been reused. */
+	h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	h->console = master;
+	return 0;
+
+fail_clone:
+	seterr(err, errlen, "ct: clone: %s%s", strerror(errno),
+	       errno == EPIPE ? " (the spawner is gone)" : "");
+fail_pty:
+	close(slave);
+	close(master);
+fail_cg:
+	cgroup_node_remove(&host->cg, h->cg, NULL, 0);
+fail_rq:
+	free(rq);
+	h->cg[0] = '\0';
+	return -1;
+}
+
+static int
+ct_reap(struct node_host *host, struct node_handle *h, int *status)
+{
+	char err[256];
+	int st = 0;
+	pid_t r;
+
+	if (h->pid <= 0) {
+		if (status != NULL)
+			*status = h->status;
+		return 1;
+	}
+	while ((r = waitpid(h->pid, &st, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		/* Reaped behind our back (a stray waitpid(-1)): it has ended. */
+		log_warn("ct: waitpid %d", (int)h->pid);
+		st = 0;
+	}
+	h->pid = 0;
+	h->status = st;
+	if (status != NULL)
+		*status = st;
+	if (h->pidfd >= 0)
+		close(h->pidfd);
+	h->pidfd = -1;
+	/* The PID namespace died with its init, so the cgroup is empty; the
+	 * mounts went with the mount namespace. */
+	if (h->cg[0] != '\0' && cgroup_node_remove(&host->cg, h->cg, err, sizeof(err)) < 0)
+		log_warnx("ct: %s", err);
+	h->cg[0] = '\0';
+	return 1;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+ct_kill(struct node_host *host, struct node_handle *h, int wait_ms)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+	int r;
+
+	if (h->pid <= 0)
+		return 1;
+	/* SIGKILL to a PID namespace's init kills the whole namespace.  The
+	 * pidfd cannot hit a recycled pid. */
+	if (h->pidfd < 0 || syscall(SYS_pidfd_send_signal, h->pidfd, SIGKILL, NULL, 0) < 0)
+		kill(h->pid, SIGKILL);
+	cgroup_node_kill(&host->cg, h->cg);
+	while ((r = ct_reap(host, h, NULL)) == 0) {
+		uint64_t now = mono_ms();
+		if (now >= deadline)
+			return 0;
+		if (h->pidfd >= 0) {
+			struct pollfd pfd = {h->pidfd, POLLIN, 0};
+			poll(&pfd, 1, (int)(deadline - now));
+		} else {
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+		}
+	}
+	return r;
+}
+
+static int
+ct_stats(struct node_host *host, const struct node_handle *h, struct node_stats *st)
+{
+	struct cgroup_stats cs;
+
+	if (h->cg[0] == '\0' || cgroup_node_stats(&host->cg, h->cg, &cs) < 0)
+		return -1;
+	st->cpu_ns = cs.cpu_ns;
+	st->mem = cs.mem;
+	st->mem_peak = cs.mem_peak;
+	st->oom_kills = cs.oom_kills;
+	return 0;
+}
+
+const struct node_backend node_ct = {
+    .name = "ct",
+    .boot = ct_boot,
+    .kill = ct_kill,
+    .reap = ct_reap,
+    .stats = ct_stats,
+};

@@ -1,0 +1,557 @@
+/* ct_spawn: the spawner, a small process that clone()s container nodes for
+ * khd (a fork costs in proportion to the caller's memory, and khd's grows),
+ * and the node's first steps from clone to the exec of its /init. */
+#include "nodes/ct_int.h"
+#include "nodes/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#define CT_CLONE_INTO_CGROUP 0x200000000ULL
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT		 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+/* The spawner's environment marker: KH_CT_SPAWNER=<pid of khd>. */
+#define CT_SPAWNER_ENV "KH_CT_SPAWNER"
+/* The descriptor the spawner talks on. */
+#define CT_SPAWNER_FD 3
+
+/* The kernel's struct clone_args up to the cgroup field (CLONE_ARGS_SIZE_VER2),
+ * spelled out so that old or new uapi headers make no difference. */
+struct ct_clone_args {
+	uint64_t flags;
+	uint64_t pidfd;
+	uint64_t child_tid;
+	uint64_t parent_tid;
+	uint64_t exit_signal;
+	uint64_t stack;
+	uint64_t stack_size;
+	uint64_t tls;
+	uint64_t set_tid;
+	uint64_t set_tid_size;
+	uint64_t cgroup;
+};
+
+/* Capabilities node root keeps: enough to run an appliance (users, files,
+ * sockets, interface and route setup in its own network namespace), not
+ * enough to reach past the node: no SYS_ADMIN (mounts, namespaces), MKNOD
+ * (devices), SYS_MODULE, SYS_RAWIO, SYS_BOOT (kexec), SYS_TIME, SYSLOG,
+ * DAC_READ_SEARCH (open_by_handle_at escapes), SYS_NICE (real-time
+ * priority outruns CPU quotas), SYS_PTRACE, BPF, PERFMON, ... */
+static const int ct_keep_caps[] = {
+    CAP_CHOWN,	       CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,     CAP_KILL,
+    CAP_SETGID,	       CAP_SETUID,	 CAP_SETPCAP, CAP_SETFCAP,    CAP_NET_BIND_SERVICE,
+    CAP_NET_BROADCAST, CAP_NET_ADMIN,	 CAP_NET_RAW, CAP_SYS_CHROOT, CAP_AUDIT_WRITE,
+};
+
+/* Host-wide knobs under /proc that root in the node must not turn (sysctls,
+ * IRQ affinity, SysRq) or read (other keys, the host's timers and tasks):
+ * read-only binds of themselves, or /dev/null over them.  The rest of
+ * /proc that matters (kcore, kmsg, PCI config) wants capabilities the node
+ * does not have. */
+static const char *const ct_proc_ro[] = {"proc/sys", "proc/irq"};
+static const char *const ct_proc_null[] = {"proc/sysrq-trigger", "proc/keys", "proc/timer_list"};
+
+/* A request made ready for the child: its descriptors and mount options. */
+struct ct_plan {
+	const struct ct_req *rq;
+	int slave;
+	int netns;
+	int cgfd;
+	int nprocs;
+	int procs[CT_REQ_MAXFDS];
+	char tmpfs_opts[64];
+};
+
+/* ---- the child: from clone to exec of /init ---- */
+
+/* Say on the console why the node cannot start, and end it. */
+static void __attribute__((noreturn))
+child_fail(const struct ct_plan *p, const char *what, int code)
+{
+	char msg[256];
+	int e = errno;
+	int n = snprintf(msg, sizeof(msg), "\r\nkh: node %s: %s: %s\r\n", p->rq->name, what,
+			 strerror(e));
+
+	if (n > 0 &&
+	    write(p->slave, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) < 0)
+		n = 0;
+	_exit(code);
+}
+
+#define CHILD_TRY(p, expr, what)                                                                   \
+	do {                                                                                       \
+		if ((expr) < 0)                                                                    \
+			child_fail((p), (what), NODE_EXIT_SETUP);                                  \
+	} while (0)
+
+static int
+mkdir_ok(const char *path, mode_t mode)
+{
+	return mkdir(path, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* A fresh /dev: the harmless devices, a private devpts, and the console
+ * pty bound at /dev/console.  devtmpfs would show the host's devices. */
+static void
+child_dev(const struct ct_plan *p)
+{
+	static const struct {
+		const char *path;
+		unsigned maj, min;
+	} nodes[] = {{"dev/null", 1, 3},   {"dev/zero", 1, 5},	  {"dev/full", 1, 7},
+		     {"dev/random", 1, 8}, {"dev/urandom", 1, 9}, {"dev/tty", 5, 0}};
+	static const struct {
+		const char *path, *target;
+	} links[] = {{"dev/fd", "/proc/self/fd"},
+		     {"dev/stdin", "/proc/self/fd/0"},
+		     {"dev/stdout", "/proc/self/fd/1"},
+		     {"dev/stderr", "/proc/self/fd/2"},
+		     {"dev/ptmx", "pts/ptmx"}};
+
+	CHILD_TRY(p, mkdir_ok("dev", 0755), "mkdir /dev");
+	CHILD_TRY(p, mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, p->tmpfs_opts),
+		  "mount /dev");
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+		CHILD_TRY(p,
+			  mknod(nodes[i].path, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)),
+			  nodes[i].path);
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		CHILD_TRY(p, symlink(links[i].target, links[i].path), links[i].path);
+	CHILD_TRY(p, mkdir("dev/pts", 0755), "mkdir /dev/pts");
+	CHILD_TRY(p, mkdir("dev/shm", 01777), "mkdir /dev/shm");
+	CHILD_TRY(p,
+		  mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+			"newinstance,ptmxmode=0666,mode=0620"),
+		  "mount /dev/pts");
+	CHILD_TRY(p, mknod("dev/console", S_IFREG | 0600, 0), "/dev/console");
+	/* By name: a bind mount's source must be in our own (copied) mount
+	 * namespace, which the inherited descriptor's mount is not. */
+	CHILD_TRY(p, mount(p->rq->console, "dev/console", NULL, MS_BIND, NULL),
+		  "bind /dev/console");
+}
+
+/* The node's own /proc and a read-only /sys (its network devices only),
+ * with the host-wide knobs out of reach. */
+static void
+child_proc_sys(const struct ct_plan *p)
+{
+	const unsigned long ro =
+	    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+	CHILD_TRY(p, mkdir_ok("proc", 0555), "mkdir /proc");
+	CHILD_TRY(p, mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+		  "mount /proc");
+	for (size_t i = 0; i < sizeof(ct_proc_ro) / sizeof(ct_proc_ro[0]); i++) {
+		if (mount(ct_proc_ro[i], ct_proc_ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			child_fail(p, ct_proc_ro[i], NODE_EXIT_SETUP);
+		}
+		CHILD_TRY(p, mount(NULL, ct_proc_ro[i], NULL, ro, NULL), ct_proc_ro[i]);
+	}
+	for (size_t i = 0; i < sizeof(ct_proc_null) / sizeof(ct_proc_null[0]); i++)
+		if (mount("dev/null", ct_proc_null[i], NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
+			child_fail(p, ct_proc_null[i], NODE_EXIT_SETUP);
+	CHILD_TRY(p, mkdir_ok("sys", 0555), "mkdir /sys");
+	CHILD_TRY(
+	    p, mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+	    "mount /sys");
+}
+
+/* Keyrings are not namespaced: node root would share the host root's user
+ * keyring.  Refuse the key system calls (EPERM), native and 32-bit. */
+static int
+child_seccomp(void)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+#if defined(__x86_64__)
+#define CT_ARCH	       AUDIT_ARCH_X86_64
+#define CT_COMPAT_ARCH AUDIT_ARCH_I386
+	enum { compat_add_key = 286, compat_request_key = 287, compat_keyctl = 288 };
+#else
+#define CT_ARCH	       AUDIT_ARCH_AARCH64
+#define CT_COMPAT_ARCH AUDIT_ARCH_ARM
+	enum { compat_add_key = 309, compat_request_key = 310, compat_keyctl = 311 };
+#endif
+	struct sock_filter f[] = {
+	    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CT_ARCH, 0, 5),
+	    /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_add_key, 9, 0),
+	    /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_request_key, 8, 0),
+	    /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_keyctl, 7, 0),
+	    /* 6: x32 system calls carry bit 30; none wanted. */
+	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 6, 5),
+	    /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CT_COMPAT_ARCH, 0, 4),
+	    /* 8 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    /* 9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, compat_add_key, 3, 0),
+	    /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, compat_request_key, 2, 0),
+	    /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, compat_keyctl, 1, 0),
+	    /* 12 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    /* 13 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+#else
+	return 0;
+#endif
+}
+
+static int
+child_caps(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+	uint64_t keep = 0;
+
+	for (size_t i = 0; i < sizeof(ct_keep_caps) / sizeof(ct_keep_caps[0]); i++)
+		keep |= 1ULL << ct_keep_caps[i];
+	/* The bounding set caps what any exec gains, setuid root included. */
+	for (int c = 0; c < 64; c++) {
+		if (keep & (1ULL << c))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+			if (errno == EINVAL)
+				break; /* past the kernel's last capability */
+			return -1;
+		}
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = (uint32_t)keep;
+	data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
+{
+	const struct ct_req *rq = p->rq;
+	char *const argv[] = {"/init", NULL};
+	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux", NULL};
+	struct sigaction dfl;
+	char opts[96];
+	sigset_t none;
+	int fd;
+
+	/* Join the node's cgroup before anything is charged, then make it
+	 * the root of the node's view (on v2 clone3 put us there already). */
+	for (int i = 0; i < p->nprocs; i++)
+		CHILD_TRY(p, (int)write(p->procs[i], "0", 1), "join cgroup");
+	CHILD_TRY(p, unshare(CLONE_NEWCGROUP), "cgroup namespace");
+	if (p->netns >= 0)
+		CHILD_TRY(p, setns(p->netns, CLONE_NEWNET), "enter network namespace");
+	/* The global OOM killer should pick a node before khd. */
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) >= 0) {
+		if (write(fd, "500", 3) < 0)
+			errno = 0;
+		close(fd);
+	}
+
+	/* Nothing mounted here may show up on the host. */
+	CHILD_TRY(p, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
+	CHILD_TRY(p, mount("tmpfs", rq->scratch, "tmpfs", MS_NOSUID | MS_NODEV, p->tmpfs_opts),
+		  "mount tmpfs");
+	CHILD_TRY(p, chdir(rq->scratch), "chdir scratch");
+	CHILD_TRY(p, mkdir("upper", 0755), "mkdir upper");
+	CHILD_TRY(p, mkdir("work", 0755), "mkdir work");
+	CHILD_TRY(p, mkdir("root", 0755), "mkdir root");
+	/* Layers by descriptor and relative path: the node's mount table then
+	 * names no host directory. */
+	CHILD_TRY(p, fd = open(rq->lower, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
+	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=upper,workdir=work", fd);
+	/* nodev: device nodes in the image are inert; only our /dev works. */
+	CHILD_TRY(p, mount("overlay", "root", "overlay", MS_NODEV, opts), "mount overlay");
+	close(fd);
+	CHILD_TRY(p, chdir("root"), "chdir root");
+	umask(0);
+	child_dev(p);
+	child_proc_sys(p);
+	/* Stack the old root under the new and cut it loose: no host file
+	 * stays reachable. */
+	CHILD_TRY(p, (int)syscall(SYS_pivot_root, ".", "."), "pivot_root");
+	CHILD_TRY(p, umount2(".", MNT_DETACH), "detach old root");
+	CHILD_TRY(p, chdir("/"), "chdir /");
+	CHILD_TRY(p, sethostname(rq->name, strlen(rq->name)), "sethostname");
+
+	CHILD_TRY(p, child_seccomp(), "seccomp");
+	CHILD_TRY(p, child_caps(), "drop capabilities");
+
+	CHILD_TRY(p, setsid(), "setsid");
+	CHILD_TRY(p, ioctl(p->slave, TIOCSCTTY, 0), "console as controlling tty");
+	for (fd = 0; fd < 3; fd++)
+		CHILD_TRY(p, dup2(p->slave, fd), "console on 0, 1, 2");
+	/* Nothing crosses into the node: no descriptor, ignored signal or
+	 * blocked mask (exec keeps all three). */
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+		for (fd = 3; fd < 65536; fd++)
+			close(fd);
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	umask(022);
+	execve(argv[0], argv, envp);
+	{
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg), "\r\nkh: cannot execute /init: %s\r\n",
+				 strerror(errno));
+		if (n > 0 && write(1, msg, (size_t)n) < 0)
+			_exit(127);
+	}
+	_exit(127);
+}
+
+/* ---- the spawner ---- */
+
+/* Turn a received request and its descriptors into a plan.  Returns 0 or
+ * -1 (EINVAL) when they do not match. */
+static int
+make_plan(struct ct_plan *p, struct ct_req *rq, const int *fds, int nfds)
+{
+	int k = 0;
+
+	rq->name[sizeof(rq->name) - 1] = rq->console[sizeof(rq->console) - 1] = '\0';
+	rq->lower[sizeof(rq->lower) - 1] = rq->scratch[sizeof(rq->scratch) - 1] = '\0';
+	if (rq->nprocs < 0 || rq->nprocs > CT_REQ_MAXFDS - 3 ||
+	    nfds != 1 + !!rq->has_netns + !!rq->has_cgfd + rq->nprocs)
+		return -1;
+	memset(p, 0, sizeof(*p));
+	p->rq = rq;
+	p->slave = fds[k++];
+	p->netns = rq->has_netns ? fds[k++] : -1;
+	p->cgfd = rq->has_cgfd ? fds[k++] : -1;
+	p->nprocs = rq->nprocs;
+	for (int i = 0; i < rq->nprocs; i++)
+		p->procs[i] = fds[k++];
+	if (rq->mem > 0)
+		snprintf(p->tmpfs_opts, sizeof(p->tmpfs_opts), "mode=0755,size=%llu",
+			 (unsigned long long)rq->mem);
+	else
+		snprintf(p->tmpfs_opts, sizeof(p->tmpfs_opts), "mode=0755");
+	return 0;
+}
+
+/* Clone the node's init as a child of khd (CLONE_PARENT), in its new
+ * namespaces, on v2 straight into its cgroup.  Returns the pid, 0 in the
+ * child, -1 with errno. */
+static pid_t
+spawn(const struct ct_plan *p)
+{
+	struct ct_clone_args a;
+	pid_t pid;
+
+	memset(&a, 0, sizeof(a));
+	a.flags = p->rq->clone_flags | CLONE_PARENT;
+	if (p->cgfd >= 0) {
+		a.flags |= CT_CLONE_INTO_CGROUP;
+		a.cgroup = (uint64_t)p->cgfd;
+	}
+	/* exit_signal stays 0: with CLONE_PARENT the kernel uses ours,
+	 * SIGCHLD, which khd gave us. */
+	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	if (pid >= 0 || errno != ENOSYS || p->cgfd >= 0)
+		return pid;
+	/* Before Linux 5.3: plain clone with fork semantics. */
+	return (pid_t)syscall(SYS_clone, (unsigned long)(p->rq->clone_flags | CLONE_PARENT), NULL,
+			      NULL, NULL, NULL);
+}
+
+static void
+reply(int sock, pid_t pid, int err)
+{
+	struct ct_rep rep = {pid, err};
+
+	if (send(sock, &rep, sizeof(rep), MSG_NOSIGNAL) < 0)
+		_exit(1);
+}
+
+static void __attribute__((noreturn)) spawner_main(int sock)
+{
+	struct ct_req *rq = malloc(sizeof(*rq));
+	struct ct_plan *p = malloc(sizeof(*p));
+	sigset_t all;
+
+	/* Children start with every signal blocked and unblock them only
+	 * once the handlers are reset. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_NAME, "kh-ct-spawner", 0, 0, 0);
+	/* Hold on to nothing of khd's, not even its directory. */
+	if (chdir("/") < 0)
+		_exit(1);
+	if (rq == NULL || p == NULL || send(sock, "", 1, MSG_NOSIGNAL) != 1)
+		_exit(1);
+	for (;;) {
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(CT_REQ_MAXFDS * sizeof(int))];
+		} cm;
+		struct iovec iov = {rq, sizeof(*rq)};
+		struct msghdr mh = {0};
+		struct cmsghdr *c;
+		int fds[CT_REQ_MAXFDS], nfds = 0;
+		ssize_t n;
+		pid_t pid;
+
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		if (n == 0)
+			_exit(0); /* khd closed: done */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int i = 0; i < k && nfds < CT_REQ_MAXFDS; i++)
+				memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+		}
+		if (n != (ssize_t)sizeof(*rq) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+		    make_plan(p, rq, fds, nfds) < 0) {
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			reply(sock, 0, EINVAL);
+			continue;
+		}
+		pid = spawn(p);
+		if (pid == 0)
+			child_main(p);
+		n = errno;
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		reply(sock, pid > 0 ? pid : 0, pid > 0 ? 0 : (int)n);
+	}
+}
+
+/* Become the spawner when started as one, before main() runs: this is how
+ * a fresh, small image of the program gets to clone the nodes. */
+static void __attribute__((constructor)) spawner_ctor(void)
+{
+	const char *v = getenv(CT_SPAWNER_ENV);
+	int type = 0;
+	socklen_t tl = sizeof(type);
+
+	if (v == NULL)
+		return;
+	if (getsockopt(CT_SPAWNER_FD, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	    type != SOCK_SEQPACKET || atoi(v) != (int)getppid())
+		_exit(1); /* not started by ct_spawner_start, or khd is gone */
+	unsetenv(CT_SPAWNER_ENV);
+	spawner_main(CT_SPAWNER_FD);
+}
+
+int
+ct_spawner_start(pid_t *pid, int *sock, char *err, size_t errlen)
+{
+	int sv[2];
+	pid_t self = getpid(), p;
+	struct pollfd pfd;
+	char hello;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "ct: spawner socket: %s", strerror(errno));
+		return -1;
+	}
+	if ((p = fork()) < 0) {
+		snprintf(err, errlen, "ct: fork spawner: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (p == 0) {
+		char env[64];
+		char *const argv[] = {"kh-ct-spawner", NULL};
+		char *const envp[] = {env, NULL};
+		/* It dies with khd; its nodes do not. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != self)
+			_exit(1);
+		if (sv[1] == CT_SPAWNER_FD)
+			fcntl(sv[1], F_SETFD, 0);
+		else if (dup2(sv[1], CT_SPAWNER_FD) < 0)
+			_exit(1);
+		if (syscall(SYS_close_range, CT_SPAWNER_FD + 1U, ~0U, 0U) < 0)
+			for (int fd = CT_SPAWNER_FD + 1; fd < 65536; fd++)
+				close(fd);
+		snprintf(env, sizeof(env), "%s=%d", CT_SPAWNER_ENV, (int)self);
+		execve("/proc/self/exe", argv, envp);
+		_exit(127);
+	}
+	close(sv[1]);
+	/* It says hello once it runs; a failed exec says nothing. */
+	pfd.fd = sv[0];
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 10000) != 1 || recv(sv[0], &hello, 1, 0) != 1) {
+		snprintf(err, errlen, "ct: the spawner did not start");
+		ct_spawner_stop(p, sv[0]);
+		return -1;
+	}
+	*pid = p;
+	*sock = sv[0];
+	return 0;
+}
+
+void
+ct_spawner_stop(pid_t pid, int sock)
+{
+	if (sock >= 0)
+		close(sock);
+	if (pid <= 0)
+		return;
+	/* EOF makes it exit; give it a moment, then insist. */
+	for (int i = 0; i < 1000; i++) {
+		struct timespec ms = {0, 1000000};
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		nanosleep(&ms, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}

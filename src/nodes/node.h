@@ -1,0 +1,88 @@
+/* node: what khd asks of a node backend (ct: container node; vm: QEMU node,
+ * later).  khd is single-threaded: every call returns quickly, none leaves
+ * a zombie, and a node's end is learnt by polling its pidfd. */
+#ifndef KH_NODE_H
+#define KH_NODE_H
+
+#include "nodes/cgroup.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Exit status of a node whose boot failed before its /init ran (the reason
+ * is written to its console); 127 when /init itself cannot be executed. */
+#define NODE_EXIT_SETUP 126
+
+/* What the backends share on one host: made once by khd at start. */
+struct node_host {
+	struct cgroup_host cg;
+	pid_t spawner;	  /* ct: the process that clones nodes (a child of khd) */
+	int spawner_sock; /* ct: khd's end of its socket */
+};
+
+/* Find the host's cgroups (cgroup_host_init: version 0 detects, parent NULL
+ * is khd's own cgroup) and start the ct spawner, a fresh image of this
+ * program made before main() (so call this early, while khd is small: the
+ * fork that starts it copies khd's page tables once).  Nodes and the
+ * spawner are children of the caller: reap them only through the backend
+ * (reap, kill) and node_host_close, never with waitpid(-1).  Returns 0 or
+ * -1 with err. */
+int node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,
+		   size_t errlen);
+/* Stop the spawner (running nodes are not touched). */
+void node_host_close(struct node_host *host);
+
+struct node_spec {
+	const char *name;     /* hostname: 1-63 of [A-Za-z0-9-], e.g. "kh0000002a-n7" */
+	const char *facility; /* 8 hex digits; with rank names kernel objects */
+	int rank;	      /* >= 0, unique in the facility */
+	int cpu_milli;	      /* CPU quota in thousandths of a CPU; 0: none */
+	uint64_t mem;	      /* memory limit in bytes (no swap); 0: none */
+	int pids;	      /* most tasks in the node; 0: none */
+	const char *lower;    /* ct: read-only root directory, shared by many nodes */
+	const char *scratch;  /* ct: empty directory of this node (its mount point;
+				 nothing is ever written to it on the host) */
+	int netns_fd;	      /* network namespace to enter; -1: a new empty one */
+};
+
+struct node_handle {
+	pid_t pid;	    /* node's init (ct) as seen from the host; 0 once reaped */
+	int pidfd;	    /* readable when pid exits; -1 on kernels without pidfds */
+	int console;	    /* pty master, non-blocking, close-on-exec; owned by the
+			       caller, who closes it after draining (reap leaves it) */
+	int status;	    /* wait status, once reaped */
+	char cg[CG_RELMAX]; /* the node's cgroup below the host's bases */
+};
+
+struct node_stats {
+	uint64_t cpu_ns;    /* CPU time used by everything in the node */
+	uint64_t mem;	    /* memory charged now, tmpfs root included */
+	uint64_t mem_peak;  /* highest mem (0 if the kernel does not keep it) */
+	uint64_t oom_kills; /* processes the node's OOM killer ended */
+};
+
+struct node_backend {
+	const char *name; /* "ct" */
+	/* Start the node: cgroup, namespaces, root file system, console, then
+	 * /init.  Returns once the node's first process exists (setup goes on
+	 * in it: a failure there ends it with NODE_EXIT_SETUP and a line on
+	 * its console).  Returns 0, or -1 with err and nothing left behind. */
+	int (*boot)(struct node_host *host, const struct node_spec *spec, struct node_handle *h,
+		    char *err, size_t errlen);
+	/* SIGKILL everything in the node now.  Then wait up to wait_ms for it
+	 * to end and reap it.  Returns 1 when reaped (cleaned up), 0 when
+	 * still dying (reap it when pidfd turns readable), -1 on error. */
+	int (*kill)(struct node_host *host, struct node_handle *h, int wait_ms);
+	/* Collect the node's exit without blocking.  Returns 1 when it had
+	 * ended (status stored in *status and h->status; cgroup removed; pidfd
+	 * closed), 0 when it still runs. */
+	int (*reap)(struct node_host *host, struct node_handle *h, int *status);
+	/* Usage counters from the node's cgroup (which reap removes: take the
+	 * last figures before reaping).  Returns 0 or -1. */
+	int (*stats)(struct node_host *host, const struct node_handle *h, struct node_stats *st);
+};
+
+extern const struct node_backend node_ct;
+
+#endif

@@ -1,0 +1,155 @@
+# nodes-*: container nodes and their boot monitor (issue 3), driven as a
+# user does: khget, a load broadcast on the channel, run kboot, commands on
+# the console, reset, boot again.
+. "$(dirname "$0")/lib.sh"
+LIB=$(cd "$(dirname "$0")/../lib" && pwd)
+
+start_khd --nodes 6 --load-timeout 1500
+APP=$D/app.cpio.gz
+"$LIB/mkbusybox.sh" "$APP"
+SIZE=$(stat -c %s "$APP")
+out=$(khget -c pw alice 2)
+CON=$(head -n1 <<<"$out" | cut -d@ -f1)
+FAC=$(khctl info | head -n1 | awk '{print $4}')
+
+# norm: drop the prompts ("=> " of the monitor, "/ # " of the shell) that
+# stand at the start of a prefixed line, and carriage returns.
+norm() { sed -E 's/\r//g; s/^(\[[0-9]+\] )((=> )|(\/ # )|(\x1b\[6n))+/\1/'; }
+# con SECS UNTIL [COUNT] [khcon options]: the channel, prefixed by rank,
+# until UNTIL was printed COUNT times (or, without UNTIL, until quiet).
+con() {
+	local t=$1 u=$2 c=1
+	shift 2
+	case "${1:-}" in [0-9]*) c=$1; shift ;; esac
+	if [ -n "$u" ]; then
+		khcon -c pw alice --prefix --timeout "$t" --until "$u" --count "$c" "$@" "$CON" | norm
+	else
+		khcon -c pw alice --prefix --timeout "$t" --idle 700 "$@" "$CON" | norm
+	fi
+}
+load() { # load FILE: mrw $ramfsaddr SIZE + the bytes, broadcast
+	{ printf 'mrw $ramfsaddr %d\n' "$(stat -c %s "$1")"; cat "$1"; echo 'echo load-$?'; } | con 20 "load-" 2
+}
+
+# nodes-1: monitor, environment and a broadcast load.
+o=$(echo 'printenv loadaddr ramfsaddr bgp_rank bg_num_netids; version' | con 5 "")
+check "nodes-1.1 the monitor's environment (loadaddr)" grep -q '^\[0\] loadaddr=0x10000000' <<<"$o"
+check "nodes-1.2 ... ramfsaddr" grep -q '^\[1\] ramfsaddr=0x11000000' <<<"$o"
+check "nodes-1.3 ... the node's rank" grep -q '^\[1\] bgp_rank=1' <<<"$o"
+check "nodes-1.4 version" grep -q 'U-Boot 2008.10 compatible monitor' <<<"$o"
+before=$(khctl info | awk '/^store/ {print $3}')
+o=$(load "$APP" | tr -d '\r')
+same "nodes-1.5 the load reaches both nodes" "$(grep -c "Reading $SIZE bytes" <<<"$o")" "2"
+check "nodes-1.6 ... and succeeds" grep -q '\[1\] .*load-0' <<<"$o"
+after=$(khctl info | awk '/^store/ {print $3}')
+same "nodes-1.7 the broadcast is stored once" "$((${after#bytes=} - ${before#bytes=}))" "$SIZE"
+crc=$(gzip -c </dev/null >/dev/null; python3 -c "import zlib,sys; print('%08x' % zlib.crc32(open('$APP','rb').read()))" 2>/dev/null ||
+	perl -MString::CRC32 -e '1' 2>/dev/null)
+o=$(printf 'crc32 $ramfsaddr %x\n' "$SIZE" | con 5 "")
+check "nodes-1.8 crc32 of the loaded bytes matches the file" grep -q "==> $crc" <<<"$o"
+
+# nodes-2: boot; the appliance's /init runs as PID 1 in its own namespaces.
+o=$(echo 'run kboot' | con 20 "appliance up on" 2)
+check "nodes-2.1 run kboot boots the appliance" grep -q "^\[0\] appliance up on kh$FAC-n0" <<<"$o"
+same "nodes-2.2 nodes are running" "$(khctl nodes --user alice | awk '{print $2}' | sort -u)" "running"
+o=$(echo 'echo "pid=$$ host=$(hostname)"; ls /; echo END-$((6*7))' | con 10 "END-42" 2)
+check "nodes-2.3 /init is PID 1 and the hostname is the node's" grep -q "^\[0\] pid=1 host=kh$FAC-n0" <<<"$o"
+same "nodes-2.4 the node sees only its appliance's files" "$(grep '^\[1\] bin' <<<"$o")" "[1] bin   dev   etc   init  proc  sys   tmp"
+hostns=$(for n in mnt pid uts ipc net cgroup; do readlink /proc/self/ns/$n; done | tr '\n' ' ')
+o=$(echo 'for n in mnt pid uts ipc net cgroup; do readlink /proc/1/ns/$n; done | tr "\n" " "; echo; echo NS-$((1+1))' | con 10 "NS-2" 2)
+nodens=$(grep '^\[0\] mnt:' <<<"$o" | sed 's/^\[0\] //')
+shared=0
+for a in $hostns; do case " $nodens " in *" $a "*) shared=$((shared + 1)) ;; esac; done
+check "nodes-2.5 the node has its own namespaces (all six differ from the host's)" \
+	test -n "$nodens" -a "$shared" -eq 0 -a "$(wc -w <<<"$nodens")" -eq 6
+o=$(echo 'ip link 2>/dev/null | grep -c "^[0-9]"; ps | grep -c .; echo PS-$((1+1))' | con 10 "PS-2" 2)
+check "nodes-2.6 no host network device is visible (only lo)" grep -q '^\[0\] 1$' <<<"$o"
+if [ -d /sys/fs/cgroup/memory ]; then
+	lim=$(cat "/sys/fs/cgroup/memory/kh-$FAC/n0/memory.limit_in_bytes" 2>/dev/null || find /sys/fs/cgroup/memory -path "*kh-$FAC/n0/memory.limit_in_bytes" -exec cat {} \; | head -n1)
+	pids=$(find /sys/fs/cgroup/pids -path "*kh-$FAC/n0/pids.max" -exec cat {} \; | head -n1)
+	quota=$(find /sys/fs/cgroup/cpu -path "*kh-$FAC/n0/cpu.cfs_quota_us" -exec cat {} \; | head -n1)
+	period=$(find /sys/fs/cgroup/cpu -path "*kh-$FAC/n0/cpu.cfs_period_us" -exec cat {} \; | head -n1)
+else
+	cg=$(find /sys/fs/cgroup -type d -path "*kh-$FAC/n0" | head -n1)
+	lim=$(cat "$cg/memory.max")
+	pids=$(cat "$cg/pids.max")
+	read -r quota period <"$cg/cpu.max"
+fi
+same "nodes-2.7 memory limit from the node type (256 MiB)" "$lim" "268435456"
+same "nodes-2.8 pids limit from the node type" "$pids" "512"
+same "nodes-2.9 CPU quota from the node type (1 CPU)" "$((quota * 1000 / period))" "1000"
+
+# nodes-3: memory limit: the node's cgroup stops it, not the host.
+o=$(echo 'dd if=/dev/zero of=/dev/null bs=400M count=1; echo "oom-rc=$?"' | con 30 "oom-rc=1" -n 0)
+check "nodes-3.1 a node past its memory limit is stopped by its cgroup" grep -qE '^\[0\] oom-rc=137' <<<"$o"
+same "nodes-3.2 ... and the node (its shell) lives on" "$(echo 'echo ali""ve' | con 5 "alive" -n 0 | grep -c '^\[0\] alive')" "1"
+
+# nodes-4: the end of everything in a node returns it to the monitor.
+o=$(echo 'exit 3' | con 10 "back in the monitor" -n 1)
+check "nodes-4.1 when /init exits the node says so" grep -q '^\[1\] ## node 1: everything in the node exited (status 3); back in the monitor' <<<"$o"
+o=$(echo 'printenv bgp_rank' | con 5 "" -n 1)
+check "nodes-4.2 ... and its monitor answers again" grep -q '^\[1\] bgp_rank=1' <<<"$o"
+same "nodes-4.3 ... and khctl shows it" "$(khctl nodes | awk '$1==1 {print $2}')" "monitor"
+
+# nodes-5: reset kills everything, wipes memory; boot again works.
+echo 'echo secret-of-alice >/tmp/mark; echo MAR""KED' | con 5 "MARKED" -n 0 >/dev/null
+check "nodes-5.1 khctl reset" khctl reset -c pw alice "$CON"
+sleep 0.5
+same "nodes-5.2 reset nodes are back in the monitor" "$(khctl nodes --user alice | awk '{print $2}' | sort -u)" "monitor"
+check "nodes-5.3 no process of the node is left" bash -c "! grep -qs . /sys/fs/cgroup/pids/kh-$FAC/n0/cgroup.procs"
+o=$(echo 'md.l $ramfsaddr 4' | con 5 "")
+check "nodes-5.4 memory is wiped" grep -q '^\[0\] 11000000: 00000000 00000000 00000000 00000000' <<<"$o"
+load "$APP" >/dev/null
+o=$(echo 'run kboot' | con 20 "appliance up on" 2)
+o=$(echo 'cat /tmp/mark 2>&1; echo CHEC""KED' | con 10 "CHECKED" 2)
+check "nodes-5.5 boot again: a fresh root, nothing of the last boot" grep -q '^\[0\] cat: can.t open ./tmp/mark.' <<<"$o"
+
+# nodes-6: release: the next owner finds nothing of alice's.
+khctl release -c pw alice "$CON"
+sleep 0.3
+same "nodes-6.1 released nodes hold no process" "$(cat /sys/fs/cgroup/pids/kh-$FAC/n0/cgroup.procs 2>/dev/null | wc -l)" "0"
+out=$(khget -c pw2 bob 2)
+CON=$(head -n1 <<<"$out" | cut -d@ -f1)
+same "nodes-6.2 bob gets the same nodes" "$(tail -n1 <<<"$out")" "nodes: 0 1"
+o=$(echo 'md.l $ramfsaddr 4' | khcon -c pw2 bob --prefix --idle 700 "$CON" | norm)
+check "nodes-6.3 ... with wiped memory" grep -q '^\[0\] 11000000: 00000000 00000000 00000000 00000000' <<<"$o"
+
+# nodes-7: errors are the monitor's, one line, and khd carries on.
+bobcon() { khcon -c pw2 bob --prefix --idle 700 "$CON" | norm; }
+o=$(echo 'mrw 0x1ffffff0 100' | bobcon)
+check "nodes-7.1 mrw beyond the node's memory" grep -qi '^\[0\] .*mrw.*\(beyond\|outside\|range\|memory\)' <<<"$o"
+o=$(echo 'mrw $ramfsaddr 300000000' | bobcon)
+check "nodes-7.2 an image larger than the node's memory" grep -qi '^\[0\] .*mrw' <<<"$o"
+o=$( (printf 'mrw $ramfsaddr 1000\n'; head -c 10 /dev/zero; sleep 2.5) | bobcon)
+check "nodes-7.3 fewer bytes than announced: timed out, said so" grep -q '^\[0\] mrw: timed out after 10 of 1000 bytes' <<<"$o"
+head -c 3000 /dev/urandom >"$D/junk"
+{ printf 'mrw $ramfsaddr 3000\n'; cat "$D/junk"; echo 'run kboot'; } | bobcon >"$D/o" 2>&1
+o=$(cat "$D/o")
+check "nodes-7.4 a corrupt image is refused by bootm" grep -q '^\[0\] ## Boot failed: unrecognised data' "$D/o"
+head -c 500000 "$APP" >"$D/trunc"
+{ printf 'mrw $ramfsaddr %d\n' 500000; cat "$D/trunc"; echo 'run kboot'; } | bobcon >"$D/o" 2>&1
+check "nodes-7.5 a truncated image is refused" grep -qi '^\[0\] .*\(truncated\|corrupt\|gzip\|unexpected\)' "$D/o"
+same "nodes-7.5b ... the nodes stay in the monitor" "$(khctl nodes --user bob | awk '{print $2}' | sort -u)" "monitor"
+head -c 4096 /dev/urandom >"$D/vmlinux"
+mkimage -A x86_64 -O linux -T kernel -C none -a 0 -e 0 -n kernel -d "$D/vmlinux" "$D/uImage" >/dev/null
+{ printf 'mrw $loadaddr %d\n' "$(stat -c %s "$D/uImage")"; cat "$D/uImage";
+  printf 'mrw $ramfsaddr %d\n' "$SIZE"; cat "$APP"; echo 'run kboot'; } | bobcon >"$D/o" 2>&1
+check "nodes-7.6 a kernel image on a ct node is refused" grep -q '^\[0\] .*ct nodes run the host kernel' "$D/o"
+o=$(echo 'frobnicate' | bobcon)
+check "nodes-7.7 an unknown command" grep -q "^\[0\] Unknown command 'frobnicate'" <<<"$o"
+o=$(echo 'echo "unbalanced' | bobcon)
+check "nodes-7.8 unbalanced quotes" grep -qi '^\[0\] .*quote' <<<"$o"
+o=$(printf 'echo %05000d\n' 0 | bobcon)
+check "nodes-7.9 an over-long line" grep -qi '^\[0\] .*too long' <<<"$o"
+check "nodes-7.10 khd still serves" khctl nodes >/dev/null
+# A uImage-wrapped ramdisk, as mkimage makes, boots too.
+mkimage -A x86_64 -O linux -T ramdisk -C gzip -n app -d "$APP" "$D/app.uimg" >/dev/null
+khctl reset -c pw2 bob "$CON"
+{ printf 'mrw $ramfsaddr %d\n' "$(stat -c %s "$D/app.uimg")"; cat "$D/app.uimg"; echo 'imi $ramfsaddr'; echo 'run kboot'; } |
+	khcon -c pw2 bob --prefix --timeout 20 --until "appliance up on" --count 2 "$CON" | norm >"$D/o" 2>&1
+check "nodes-7.11 imi checks a legacy image" grep -q '^\[0\]    Verifying Checksum ... OK' "$D/o"
+check "nodes-7.12 a uImage-wrapped gzip'd cpio boots" grep -q "appliance up on kh$FAC-n0" "$D/o"
+
+stop_khd
+same "nodes-8.1 khd stopping leaves no node process" "$(cat /sys/fs/cgroup/pids/kh-$FAC/n*/cgroup.procs 2>/dev/null | wc -l)" "0"
+done_testing
