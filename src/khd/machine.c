@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 struct machine *
@@ -403,6 +406,27 @@ h_netchanged(void *arg, struct node *n)
 	fw_set_info(m->fw, &fi);
 }
 
+/* Unpacked ramdisks live in RAM, as the ramdisks they are: a tmpfs over
+ * DIR/images (made once; one left by a khd that died is reused).  On a disk
+ * file system, unpacking a busybox appliance's hundreds of links costs more
+ * than booting a hundred nodes from it.  Without the right to mount, the
+ * directory is used as it is. */
+static int
+images_tmpfs(const char *path, char *err, size_t errlen)
+{
+	struct statfs sf;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
+		return 0;
+	if (mount("kh-images", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		log_warn("%s: cannot mount a tmpfs; unpacking onto the disk", path);
+	return 0;
+}
+
 int
 machines_init(struct khd *k, char *err, size_t errlen)
 {
@@ -413,7 +437,8 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	if (k->mach == NULL || k->blobs == NULL)
 		fatal("machines");
 	snprintf(path, sizeof(path), "%s/images", k->dir);
-	if ((k->images = imgcache_new(path, err, errlen)) == NULL)
+	if (images_tmpfs(path, err, errlen) < 0 ||
+	    (k->images = imgcache_new(path, err, errlen)) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/run", k->dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
@@ -472,4 +497,7 @@ machines_close(struct khd *k)
 		blobstore_free(k->blobs);
 	if (k->host_ok)
 		node_host_close(&k->host);
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/images", k->dir);
+	umount2(path, MNT_DETACH);
 }
