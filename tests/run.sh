@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.." || exit 2
 pattern=${1:-}
 pass=0
 fail=0
+skip=0
 failed=()
 export CMOCKA_MESSAGE_OUTPUT=TAP
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
@@ -23,8 +24,10 @@ run_tap() {
 	log=$(mktemp)
 	"$@" >"$log" 2>&1
 	local rc=$?
-	local p f
-	p=$(grep -cE '^ok ' "$log")
+	local p f s
+	# a skipped check is reported as skipped, never as passed
+	s=$(grep -E '^ok ' "$log" | grep -ciE '# skip')
+	p=$(($(grep -cE '^ok ' "$log") - s))
 	f=$(grep -cE '^not ok ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1
@@ -34,9 +37,10 @@ run_tap() {
 		failed+=("$name")
 		sed 's/^/    /' "$log" | grep -vE '^    ok ' | tail -n 60
 	fi
-	printf '%-40s %4d passed, %d failed\n' "$name" "$p" "$f"
+	printf '%-40s %4d passed, %d failed%s\n' "$name" "$p" "$f" "$([ "$s" -gt 0 ] && echo ", $s skipped")"
 	pass=$((pass + p))
 	fail=$((fail + f))
+	skip=$((skip + s))
 	rm -f "$log"
 }
 
@@ -55,5 +59,9 @@ for t in tests/e2e/*.sh; do
 done
 
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
