@@ -10,6 +10,9 @@
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse a size such as 256M, 1G, 4096 (bytes); K/M/G are powers of 1024. */
 int parse_size(const char *s, uint64_t *out);
+/* Write a one-line reason into err (if err is given) and return -1, so
+ * "return seterr(err, errlen, ...)" reports and fails in one statement. */
+int seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 /* A principal's name: 1-32 of [A-Za-z0-9_.-], not starting with '-' or '.'. */

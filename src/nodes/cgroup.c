@@ -1,6 +1,7 @@
 /* cgroup: node control groups on cgroup v1 (a hierarchy per controller) and
  * v2 (one tree).  Everything here is a few small file operations, cheap
  * enough to run on khd's event loop for every node boot. */
+#include "common/util.h"
 #include "nodes/cgroup.h"
 
 #include <dirent.h>
@@ -46,17 +47,6 @@ static const struct {
     {"pids", CG_PIDS},
 };
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The CG_* bits named in a comma separated list ("rw,cpu,cpuacct"). */
 static unsigned

@@ -1,6 +1,7 @@
 /* ct: the container node.  A node is a process tree in its own mount, PID,
  * UTS, IPC, network and cgroup namespaces and its own cgroup, whose root is
  * an overlay of a shared read-only tree under a tmpfs as big as its memory. */
+#include "common/util.h"
 #include "nodes/node.h"
 
 #include "common/log.h"
@@ -37,17 +38,6 @@
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int
 node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,

@@ -35,19 +35,6 @@ const char args_khctl_usage[] =
 	"  allowed [RANK RANK] [--json]            isAllowed: which nodes may exchange frames\n"
 	"A rank may also be a range A-B.  The credential may come from $KH_CRED.\n";
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* A parsed command line: flags seen, their values, the operands. */
 struct cmdline {
 	const char *val[128]; /* by flag character; "" for a set boolean */
@@ -73,7 +60,7 @@ scan(int argc, char *const argv[], const char *shorts, unsigned longs, struct cm
 		const char *a = argv[i];
 		if (endopts || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9')) {
 			if (cl->nops == (int)(sizeof(cl->ops) / sizeof(cl->ops[0])))
-				return fail(err, errlen, "too many arguments");
+				return seterr(err, errlen, "too many arguments");
 			cl->ops[cl->nops++] = a;
 			continue;
 		}
@@ -89,18 +76,18 @@ scan(int argc, char *const argv[], const char *shorts, unsigned longs, struct cm
 				if (strlen(longnames[j]) == nl && strncmp(longnames[j], name, nl) == 0)
 					k = j;
 			if (k < 0 || !(longs & (1u << k)))
-				return fail(err, errlen, "unknown option '%.40s'", a);
+				return seterr(err, errlen, "unknown option '%.40s'", a);
 			if (longhasarg[k]) {
 				if (eq)
 					cl->longval[k] = eq + 1;
 				else if (i + 1 < argc)
 					cl->longval[k] = argv[++i];
 				else
-					return fail(err, errlen, "option --%s needs a value",
+					return seterr(err, errlen, "option --%s needs a value",
 						    longnames[k]);
 			} else {
 				if (eq)
-					return fail(err, errlen, "option --%s takes no value",
+					return seterr(err, errlen, "option --%s takes no value",
 						    longnames[k]);
 				cl->longval[k] = "";
 			}
@@ -109,14 +96,14 @@ scan(int argc, char *const argv[], const char *shorts, unsigned longs, struct cm
 		for (const char *p = a + 1; *p; p++) {
 			const char *s = strchr(shorts, *p);
 			if (s == NULL || *p == ':')
-				return fail(err, errlen, "unknown option '-%c'", *p);
+				return seterr(err, errlen, "unknown option '-%c'", *p);
 			if (s[1] == ':') {
 				if (p[1])
 					cl->val[(unsigned char)*p] = p + 1;
 				else if (i + 1 < argc)
 					cl->val[(unsigned char)*p] = argv[++i];
 				else
-					return fail(err, errlen, "option -%c needs a value", *p);
+					return seterr(err, errlen, "option -%c needs a value", *p);
 				break;
 			}
 			cl->val[(unsigned char)*p] = "";
@@ -143,27 +130,27 @@ check_netids(const char *s, char *err, size_t errlen)
 	uint64_t v;
 
 	if (*s == '\0')
-		return fail(err, errlen, "-n needs a list of netids");
+		return seterr(err, errlen, "-n needs a list of netids");
 	while (*p) {
 		char tok[16];
 		size_t l = strcspn(p, ",");
 		if (l == 0 || l >= sizeof(tok))
-			return fail(err, errlen, "invalid netid list '%.40s'", s);
+			return seterr(err, errlen, "invalid netid list '%.40s'", s);
 		memcpy(tok, p, l);
 		tok[l] = '\0';
 		if (parse_uint(tok, 0, INT32_MAX, &v) < 0)
-			return fail(err, errlen, "invalid netid '%s'", tok);
+			return seterr(err, errlen, "invalid netid '%s'", tok);
 		for (int i = 0; i < n; i++)
 			if (seen[i] == (int)v)
-				return fail(err, errlen, "netid %d given twice", (int)v);
+				return seterr(err, errlen, "netid %d given twice", (int)v);
 		if (n == KH_MAX_IFS)
-			return fail(err, errlen, "at most %d netids", KH_MAX_IFS);
+			return seterr(err, errlen, "at most %d netids", KH_MAX_IFS);
 		seen[n++] = (int)v;
 		p += l;
 		if (*p == ',') {
 			p++;
 			if (*p == '\0')
-				return fail(err, errlen, "invalid netid list '%.40s'", s);
+				return seterr(err, errlen, "invalid netid list '%.40s'", s);
 		}
 	}
 	return 0;
@@ -185,7 +172,7 @@ args_khget(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 	int rc = -1;
 
 	if (cl == NULL)
-		return fail(err, errlen, "out of memory");
+		return seterr(err, errlen, "out of memory");
 	memset(o, 0, sizeof(*o));
 	if (scan(argc, argv, "n:p:ixc:t:h", 1u << L_JSON | 1u << L_SOCKET | 1u << L_HELP, cl, err,
 		 errlen) < 0)
@@ -196,28 +183,28 @@ args_khget(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		goto out;
 	}
 	if (cl->nops < 1) {
-		fail(err, errlen, "no principal given");
+		seterr(err, errlen, "no principal given");
 		goto out;
 	}
 	if (cl->nops > 2) {
-		fail(err, errlen, "unexpected argument '%.40s'", cl->ops[2]);
+		seterr(err, errlen, "unexpected argument '%.40s'", cl->ops[2]);
 		goto out;
 	}
 	const char *user = cl->ops[0], *count = cl->nops > 1 ? cl->ops[1] : NULL;
 	if (!valid_name(user)) {
-		fail(err, errlen, "invalid principal name '%.40s' (1-32 of A-Z a-z 0-9 _ . -)",
+		seterr(err, errlen, "invalid principal name '%.40s' (1-32 of A-Z a-z 0-9 _ . -)",
 		     user);
 		goto out;
 	}
 	if (count && parse_uint(count, 1, KH_MAX_NODES, &v) < 0) {
-		fail(err, errlen, "invalid count '%.40s': expected a number from 1 to %d", count,
+		seterr(err, errlen, "invalid count '%.40s': expected a number from 1 to %d", count,
 		     KH_MAX_NODES);
 		goto out;
 	}
 	if (cl->val['n'] && check_netids(cl->val['n'], err, errlen) < 0)
 		goto out;
 	if (cl->val['p'] && parse_uint(cl->val['p'], 0, KH_MAX_IFS, &v) < 0) {
-		fail(err, errlen, "invalid -p '%.40s': expected a number from 0 to %d",
+		seterr(err, errlen, "invalid -p '%.40s': expected a number from 0 to %d",
 		     cl->val['p'], KH_MAX_IFS);
 		goto out;
 	}
@@ -265,12 +252,12 @@ static int
 targets(const struct cmdline *cl, int from, struct sbuf *t, char *err, size_t errlen)
 {
 	if (from >= cl->nops)
-		return fail(err, errlen, "no nodes given (con<C> or ranks)");
+		return seterr(err, errlen, "no nodes given (con<C> or ranks)");
 	sbuf_reset(t);
 	for (int i = from; i < cl->nops; i++) {
 		const char *s = cl->ops[i];
 		if (*s == '\0' || strspn(s, "con0123456789-") != strlen(s) || strchr(s, ','))
-			return fail(err, errlen, "bad node '%.40s': expected con<C>, a rank or A-B", s);
+			return seterr(err, errlen, "bad node '%.40s': expected con<C>, a rank or A-B", s);
 		sbuf_printf(t, "%s%s", i > from ? "," : "", s);
 	}
 	return 0;
@@ -280,13 +267,13 @@ static int
 need_auth(const struct cmdline *cl, int min_ops, const char *verb, char *err, size_t errlen)
 {
 	if (cl->nops < 1)
-		return fail(err, errlen, "%s: no principal given", verb);
+		return seterr(err, errlen, "%s: no principal given", verb);
 	if (!valid_name(cl->ops[0]))
-		return fail(err, errlen, "invalid principal name '%.40s'", cl->ops[0]);
+		return seterr(err, errlen, "invalid principal name '%.40s'", cl->ops[0]);
 	if (cred_of(cl) == NULL)
-		return fail(err, errlen, "%s: give the principal's credential with -c", verb);
+		return seterr(err, errlen, "%s: give the principal's credential with -c", verb);
 	if (cl->nops < min_ops)
-		return fail(err, errlen, "%s: missing arguments (see khctl --help)", verb);
+		return seterr(err, errlen, "%s: missing arguments (see khctl --help)", verb);
 	return 0;
 }
 
@@ -295,10 +282,10 @@ read_keyfile(const char *path, char *line, size_t len, char *err, size_t errlen)
 {
 	FILE *fp = fopen(path, "re");
 	if (fp == NULL)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
 	if (fgets(line, (int)len, fp) == NULL) {
 		fclose(fp);
-		return fail(err, errlen, "%s: empty file", path);
+		return seterr(err, errlen, "%s: empty file", path);
 	}
 	fclose(fp);
 	line[strcspn(line, "\r\n")] = '\0';
@@ -316,7 +303,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 
 	sbuf_init(&t);
 	if (cl == NULL)
-		return fail(err, errlen, "out of memory");
+		return seterr(err, errlen, "out of memory");
 	memset(o, 0, sizeof(*o));
 	/* Global options before the verb: --socket PATH. */
 	const char *sock = NULL;
@@ -328,14 +315,14 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 			argc--;
 			argv++;
 		} else {
-			fail(err, errlen, "option --socket needs a value");
+			seterr(err, errlen, "option --socket needs a value");
 			goto out;
 		}
 		argc--;
 		argv++;
 	}
 	if (argc < 1) {
-		fail(err, errlen, "no verb given (see khctl --help)");
+		seterr(err, errlen, "no verb given (see khctl --help)");
 		goto out;
 	}
 	const char *verb = argv[0];
@@ -350,7 +337,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 			 cl, err, errlen) < 0)
 			goto out;
 		if (cl->nops) {
-			fail(err, errlen, "nodes: unexpected argument '%.40s'", cl->ops[0]);
+			seterr(err, errlen, "nodes: unexpected argument '%.40s'", cl->ops[0]);
 			goto out;
 		}
 		proto_begin(req, "nodes");
@@ -362,7 +349,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		if (scan(argc - 1, argv + 1, "h", base | 1u << L_JSON, cl, err, errlen) < 0)
 			goto out;
 		if (cl->nops) {
-			fail(err, errlen, "%s: unexpected argument '%.40s'", verb, cl->ops[0]);
+			seterr(err, errlen, "%s: unexpected argument '%.40s'", verb, cl->ops[0]);
 			goto out;
 		}
 		proto_begin(req, verb);
@@ -370,7 +357,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		if (scan(argc - 1, argv + 1, "h", base | 1u << L_JSON, cl, err, errlen) < 0)
 			goto out;
 		if (cl->nops != 0 && cl->nops != 2) {
-			fail(err, errlen, "allowed takes no ranks or two");
+			seterr(err, errlen, "allowed takes no ranks or two");
 			goto out;
 		}
 		proto_begin(req, "allowed");
@@ -392,7 +379,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		    need_auth(cl, 3, verb, err, errlen) < 0)
 			goto out;
 		if (parse_uint(cl->ops[1], 0, INT32_MAX, &v) < 0) {
-			fail(err, errlen, "%s: invalid netid '%.40s'", verb, cl->ops[1]);
+			seterr(err, errlen, "%s: invalid netid '%.40s'", verb, cl->ops[1]);
 			goto out;
 		}
 		if (targets(cl, 2, &t, err, errlen) < 0)
@@ -408,12 +395,12 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		    need_auth(cl, 2, verb, err, errlen) < 0)
 			goto out;
 		if (chan_number(cl->ops[1], num, sizeof(num)) < 0) {
-			fail(err, errlen, "%s: expected a channel con<C>, got '%.40s'", verb,
+			seterr(err, errlen, "%s: expected a channel con<C>, got '%.40s'", verb,
 			     cl->ops[1]);
 			goto out;
 		}
 		if (cl->nops > (verb[0] == 't' ? 3 : 2)) {
-			fail(err, errlen, "%s: unexpected argument '%.40s'", verb,
+			seterr(err, errlen, "%s: unexpected argument '%.40s'", verb,
 			     cl->ops[verb[0] == 't' ? 3 : 2]);
 			goto out;
 		}
@@ -429,7 +416,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		    need_auth(cl, 2, verb, err, errlen) < 0)
 			goto out;
 		if (cl->nops > 2) {
-			fail(err, errlen, "addkey: one key file at a time");
+			seterr(err, errlen, "addkey: one key file at a time");
 			goto out;
 		}
 		if (read_keyfile(cl->ops[1], line, sizeof(line), err, errlen) < 0)
@@ -446,7 +433,7 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		proto_arg(req, "user", cl->ops[0]);
 		proto_arg(req, "cred", cred_of(cl));
 	} else {
-		fail(err, errlen, "unknown verb '%.40s' (see khctl --help)", verb);
+		seterr(err, errlen, "unknown verb '%.40s' (see khctl --help)", verb);
 		goto out;
 	}
 	if (cl->longval[L_JSON])

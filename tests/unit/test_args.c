@@ -10,8 +10,11 @@
 
 #include "tools/args.h"
 
+typedef int parser(int, char *const[], struct sbuf *, struct tool_opts *, char *, size_t);
+
+/* Split line at spaces, run parse on it; the request goes to out. */
 static int
-khget(const char *line, char *out, char *err)
+run(parser *parse, const char *line, char *out, char *err)
 {
 	char buf[512], *argv[32];
 	int argc = 0;
@@ -22,28 +25,22 @@ khget(const char *line, char *out, char *err)
 		argv[argc++] = t;
 	sbuf_init(&req);
 	err[0] = '\0';
-	int rc = args_khget(argc, argv, &req, &o, err, 200);
+	int rc = parse(argc, argv, &req, &o, err, 200);
 	snprintf(out, 512, "%s", req.s ? req.s : "");
 	sbuf_free(&req);
 	return rc;
 }
 
 static int
+khget(const char *line, char *out, char *err)
+{
+	return run(args_khget, line, out, err);
+}
+
+static int
 khctl(const char *line, char *out, char *err)
 {
-	char buf[512], *argv[32];
-	int argc = 0;
-	struct sbuf req;
-	struct tool_opts o;
-	snprintf(buf, sizeof(buf), "%s", line);
-	for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
-		argv[argc++] = t;
-	sbuf_init(&req);
-	err[0] = '\0';
-	int rc = args_khctl(argc, argv, &req, &o, err, 200);
-	snprintf(out, 512, "%s", req.s ? req.s : "");
-	sbuf_free(&req);
-	return rc;
+	return run(args_khctl, line, out, err);
 }
 
 /* args-1.1: the original's flags, in order. */
