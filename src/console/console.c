@@ -300,18 +300,16 @@ console_output(struct khd *k, int rank, const char *p, size_t n)
 				sbuf_add(&m->outline, p + i, 1);
 			continue;
 		}
-		char head[24];
-		int hl = snprintf(head, sizeof(head), "[%d] ", rank);
+		/* The line is made once, then sent to every prefixed reader. */
+		struct sbuf l;
+		sbuf_init(&l);
+		sbuf_printf(&l, "[%d] ", rank);
+		sbuf_add(&l, m->outline.s ? m->outline.s : "", m->outline.len);
+		sbuf_add(&l, "\n", 1);
 		for (struct reader *r = k->readers; r; r = r->next)
-			if (r->chan == nd->chan && r->mode == CON_PREFIX) {
-				struct sbuf l;
-				sbuf_init(&l);
-				sbuf_add(&l, head, (size_t)hl);
-				sbuf_add(&l, m->outline.s ? m->outline.s : "", m->outline.len);
-				sbuf_add(&l, "\n", 1);
+			if (r->chan == nd->chan && r->mode == CON_PREFIX)
 				send_bytes(r, l.s, l.len);
-				sbuf_free(&l);
-			}
+		sbuf_free(&l);
 		sbuf_reset(&m->outline);
 		if (p[i] != '\n') /* cut an over-long line, keep the byte */
 			sbuf_add(&m->outline, p + i, 1);

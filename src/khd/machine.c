@@ -480,15 +480,8 @@ machines_close(struct khd *k)
 {
 	if (k->mach) {
 		for (int i = 0; i < KH_MAX_NODES; i++)
-			if (k->mach[i]) {
-				struct machine *m = k->mach[i];
-				machine_stop(m, 1000);
-				k->mach[i] = NULL;
-				fw_free(m->fw);
-				mem_free(m->mem);
-				sbuf_free(&m->outline);
-				free(m);
-			}
+			if (k->mach[i])
+				machine_free(k, k->mach[i]);
 		free(k->mach);
 	}
 	if (k->images)

@@ -271,14 +271,12 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 				    (unsigned long long)(ty->mem >> 20), ty->pids, ty->max_ifs, total,
 				    nfree);
 	}
+	size_t blobs = k->blobs ? blobstore_count(k->blobs) : 0;
+	size_t bytes = k->blobs ? blobstore_bytes(k->blobs) : 0;
 	if (want_json(req))
-		sbuf_printf(&b, "],\"store\":{\"blobs\":%zu,\"bytes\":%zu}}\n",
-			    k->blobs ? blobstore_count(k->blobs) : 0,
-			    k->blobs ? blobstore_bytes(k->blobs) : 0);
+		sbuf_printf(&b, "],\"store\":{\"blobs\":%zu,\"bytes\":%zu}}\n", blobs, bytes);
 	else
-		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n",
-			    k->blobs ? blobstore_count(k->blobs) : 0,
-			    k->blobs ? blobstore_bytes(k->blobs) : 0);
+		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
 	reply_ok(out, &b);
 	sbuf_free(&b);
 	return 0;

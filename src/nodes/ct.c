@@ -346,19 +346,10 @@ ct_reap(struct node_host *host, struct node_handle *h, int *status)
 	return 1;
 }
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int
 ct_kill(struct node_host *host, struct node_handle *h, int wait_ms)
 {
-	uint64_t deadline = mono_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+	uint64_t deadline = now_ns() / 1000000 + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
 	int r;
 
 	if (h->pid <= 0)
@@ -369,7 +360,7 @@ ct_kill(struct node_host *host, struct node_handle *h, int wait_ms)
 		kill(h->pid, SIGKILL);
 	cgroup_node_kill(&host->cg, h->cg);
 	while ((r = ct_reap(host, h, NULL)) == 0) {
-		uint64_t now = mono_ms();
+		uint64_t now = now_ns() / 1000000;
 		if (now >= deadline)
 			return 0;
 		if (h->pidfd >= 0) {
