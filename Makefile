@@ -7,7 +7,7 @@ SAN      ?=
 CFLAGS   ?= -O2 -g
 CSTD      = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-unused-parameter -fno-strict-aliasing
-LIBS      = -lsqlite3 -lsodium -lmnl -lz -lpthread
+LIBS      = -lsqlite3 -lsodium -lmnl -lnftables -lz -lpthread
 INC       = -Isrc
 # snprintf truncation is how we bound user-visible strings, not a mistake.
 ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)

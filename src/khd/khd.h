@@ -18,6 +18,7 @@ struct reader;
 struct machine;
 struct blobstore;
 struct imgcache;
+struct fabric;
 
 struct khd {
 	struct facility fac;
@@ -38,6 +39,10 @@ struct khd {
 	int host_ok;
 	struct alloc_hooks hooks;  /* the allocator calls machines through these */
 	uint64_t load_timeout_ms;  /* an mrw whose bytes stop this long fails */
+	struct fabric *fab;	   /* communication domains; NULL: nodes get loopback only */
+	int no_fabric;		   /* khd --no-fabric */
+	uint64_t prep_timer;	   /* preparing free nodes' networks in idle time */
+	uint64_t settle_timer;	   /* finishing the fabric's batched work */
 };
 
 /* server.c */

@@ -7,6 +7,7 @@
 #include "allocator/alloc.h"
 #include "common/log.h"
 #include "console/console.h"
+#include "fabric/fabric.h"
 #include "firmware/fw.h"
 #include "image/cache.h"
 #include "image/ramdisk.h"
@@ -94,6 +95,24 @@ image_blob(struct machine *m, uint64_t addr, char *err, size_t errlen)
 	return NULL;
 }
 
+static void
+settle_tick(struct ev *ev, void *arg)
+{
+	struct khd *k = arg;
+	(void)ev;
+	k->settle_timer = 0;
+	machines_settle(k);
+}
+
+/* Boots come from console lines, many nodes at once: the fabric's batched
+ * work is finished when the loop comes round, once for all of them. */
+static void
+settle_later(struct khd *k)
+{
+	if (k->fab && k->settle_timer == 0)
+		k->settle_timer = ev_after(k->ev, 0, settle_tick, k);
+}
+
 static int
 m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 {
@@ -111,8 +130,8 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 			snprintf(err, errlen, "%s", why);
 			return -1;
 		}
-		int rc = image_classify(blob_data(b), blob_len(b), &kind, &off, &len, why,
-					sizeof(why));
+		int rc =
+		    image_classify(blob_data(b), blob_len(b), &kind, &off, &len, why, sizeof(why));
 		blob_unref(b);
 		if (rc == 0 && kind == IMG_KERNEL) {
 			snprintf(err, errlen,
@@ -122,7 +141,8 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 			return -1;
 		}
 		if (rc == 0 && kind != IMG_EMPTY) {
-			snprintf(err, errlen, "no kernel image at 0x%llx", (unsigned long long)kaddr);
+			snprintf(err, errlen, "no kernel image at 0x%llx",
+				 (unsigned long long)kaddr);
 			return -1;
 		}
 	}
@@ -159,6 +179,12 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 		goto fail;
 	}
 	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+	/* The node's interfaces are up and addressed before its /init runs. */
+	if (k->fab && fabric_node_config(k->fab, m->rank, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "network: %s", why);
+		goto fail;
+	}
+	settle_later(k);
 	struct node_spec spec = {.name = m->name,
 				 .facility = facid,
 				 .rank = m->rank,
@@ -167,7 +193,7 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 				 .pids = t->pids,
 				 .lower = lower,
 				 .scratch = scratch,
-				 .netns_fd = -1};
+				 .netns_fd = k->fab ? fabric_node_netns(k->fab, m->rank) : -1};
 	if (!k->host_ok) {
 		snprintf(err, errlen, "this host cannot run %s nodes (see khd.log)", t->backend);
 		goto fail;
@@ -229,15 +255,18 @@ node_ended(struct machine *m, int status, int quiet)
 	m->holds_image = 0;
 	m->running = 0;
 	m->dying = 0;
+	if (k->fab)
+		fabric_node_down(k->fab, m->rank);
 	struct node *n = fac_node(&k->fac, m->rank);
 	if (n && n->state == NODE_RUNNING)
 		alloc_set_state(&k->fac, n, NODE_MONITOR);
 	if (!quiet) {
 		if (WIFSIGNALED(status))
-			snprintf(msg, sizeof(msg),
-				 "\n## node %d: everything in the node exited (killed by signal %d); "
-				 "back in the monitor\n",
-				 m->rank, WTERMSIG(status));
+			snprintf(
+			    msg, sizeof(msg),
+			    "\n## node %d: everything in the node exited (killed by signal %d); "
+			    "back in the monitor\n",
+			    m->rank, WTERMSIG(status));
 		else
 			snprintf(msg, sizeof(msg),
 				 "\n## node %d: everything in the node exited (status %d); back in "
@@ -361,12 +390,59 @@ machine_free(struct khd *k, struct machine *m)
 	free(m);
 }
 
+/* The node's interfaces into its domains.  The allocation is committed
+ * already; a fabric that cannot follow is logged loudly (the node then
+ * lacks an interface, it never gains a wrong one). */
+static void
+wire(struct khd *k, struct node *n)
+{
+	char why[256];
+	if (k->fab && fabric_node_wire(k->fab, n->rank, n->ifs, n->nifs, why, sizeof(why)) < 0)
+		log_warnx("node %d: network: %s", n->rank, why);
+}
+
+/* Free nodes get their namespace and first interfaces in khd's idle time,
+ * a few per turn of the event loop, so allocations find them ready. */
+static void
+prep_tick(struct ev *ev, void *arg)
+{
+	struct khd *k = arg;
+	char why[256];
+	int done = 0, left = 0;
+
+	k->prep_timer = 0;
+	for (int i = 0; i < k->fac.nnodes; i++) {
+		struct node *n = &k->fac.nodes[i];
+		if (n->state != NODE_FREE || fabric_node_netns(k->fab, n->rank) >= 0)
+			continue;
+		if (done == 16) {
+			left = 1;
+			break;
+		}
+		if (fabric_node_prepare(k->fab, n->rank, why, sizeof(why)) < 0) {
+			log_warnx("node %d: network: %s", n->rank, why);
+			return; /* tried again after the next release */
+		}
+		done++;
+	}
+	if (left)
+		k->prep_timer = ev_after(ev, 1, prep_tick, k);
+}
+
+static void
+prep_later(struct khd *k)
+{
+	if (k->fab && k->prep_timer == 0)
+		k->prep_timer = ev_after(k->ev, 1, prep_tick, k);
+}
+
 static void
 h_allocated(void *arg, struct node *n)
 {
 	struct khd *k = arg;
 	if (k->mach[n->rank] == NULL)
 		machine_new(k, n);
+	wire(k, n);
 }
 
 static void
@@ -377,6 +453,10 @@ h_released(void *arg, struct node *n)
 	/* Nothing of this principal's node survives: processes, memory. */
 	if (m)
 		machine_free(k, m);
+	if (k->fab) {
+		fabric_node_release(k->fab, n->rank);
+		prep_later(k);
+	}
 }
 
 static void
@@ -404,6 +484,7 @@ h_netchanged(void *arg, struct node *n)
 		return;
 	node_info(k, m, n, &fi);
 	fw_set_info(m->fw, &fi);
+	wire(k, n);
 }
 
 /* Unpacked ramdisks live in RAM, as the ramdisks they are: a tmpfs over
@@ -425,6 +506,12 @@ images_tmpfs(const char *path, char *err, size_t errlen)
 	if (mount("kh-images", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
 		log_warn("%s: cannot mount a tmpfs; unpacking onto the disk", path);
 	return 0;
+}
+
+void
+machines_settle(struct khd *k)
+{
+	fabric_flush(k->fab);
 }
 
 int
@@ -454,11 +541,15 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	 * so they are stopped and their nodes are back in the monitor. */
 	if (k->host_ok)
 		cgroup_facility_clear(&k->host.cg, facid);
+	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, why, sizeof(why))) == NULL)
+		log_warnx("no communication domains on this host (nodes get loopback only): %s",
+			  why);
 	for (int i = 0; i < k->fac.nnodes; i++) {
 		struct node *n = &k->fac.nodes[i];
 		if (n->state == NODE_FREE)
 			continue;
 		machine_new(k, n);
+		wire(k, n);
 		if (n->state == NODE_RUNNING) {
 			alloc_set_state(&k->fac, n, NODE_MONITOR);
 			log_info("node %d was running when khd stopped: reset to the monitor",
@@ -472,6 +563,7 @@ machines_init(struct khd *k, char *err, size_t errlen)
 					.reset = h_reset,
 					.netchanged = h_netchanged};
 	k->fac.hooks = &k->hooks;
+	prep_later(k);
 	return 0;
 }
 
@@ -484,6 +576,12 @@ machines_close(struct khd *k)
 				machine_free(k, k->mach[i]);
 		free(k->mach);
 	}
+	if (k->prep_timer)
+		ev_cancel(k->ev, k->prep_timer);
+	if (k->settle_timer)
+		ev_cancel(k->ev, k->settle_timer);
+	fabric_free(k->fab);
+	k->fab = NULL;
 	if (k->images)
 		imgcache_free(k->images);
 	if (k->blobs)

@@ -32,6 +32,8 @@ struct machine {
 int machines_init(struct khd *k, char *err, size_t errlen);
 void machines_close(struct khd *k);
 
+/* After a request's changes: finish what the fabric batches (deletions). */
+void machines_settle(struct khd *k);
 /* The machine of rank, or NULL when the node is free. */
 struct machine *machine_of(struct khd *k, int rank);
 /* Console input for a booted node (raw bytes to its pty). */

@@ -28,6 +28,7 @@ struct opts {
 	int foreground;
 	int verbose;
 	uint64_t load_timeout_ms;
+	int no_fabric;
 };
 
 static void
@@ -35,7 +36,7 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n"
-		"           [--load-timeout MS]\n");
+		"           [--load-timeout MS] [--no-fabric]\n");
 	exit(2);
 }
 
@@ -47,12 +48,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{"host", required_argument, NULL, 'H'},	 {"sync", required_argument, NULL, 's'},
 		{"foreground", no_argument, NULL, 'F'}, {"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
-		{"load-timeout", required_argument, NULL, 'L'},	 {NULL, 0, NULL, 0}};
+		{"load-timeout", required_argument, NULL, 'L'},
+		{"no-fabric", no_argument, NULL, 'X'},	 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
 
 	*o = (struct opts){.dir = "/var/lib/kittyhawk", .nodes = -1, .load_timeout_ms = 10000};
-	while ((ch = getopt_long(argc, argv, "d:n:H:s:L:Fvh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:n:H:s:L:XFvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			o->dir = optarg;
@@ -80,6 +82,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 				exit(2);
 			}
 			o->load_timeout_ms = v;
+			break;
+		case 'X':
+			o->no_fabric = 1;
 			break;
 		case 'F':
 			o->foreground = 1;
@@ -270,6 +275,7 @@ main(int argc, char **argv)
 	k->lfd = -1;
 	k->started_ns = now_ns();
 	k->load_timeout_ms = o.load_timeout_ms;
+	k->no_fabric = o.no_fabric;
 	adm_init(&k->adm);
 	if (start_facility(k, &o, err, sizeof(err)) < 0 || machines_init(k, err, sizeof(err)) < 0)
 		goto fail;

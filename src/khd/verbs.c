@@ -9,6 +9,8 @@
 #include "common/sbuf.h"
 #include "common/util.h"
 #include "console/console.h"
+#include "fabric/fabric.h"
+#include "khd/machine.h"
 #include "memory/mem.h"
 #include "fabric/addr.h"
 
@@ -273,10 +275,27 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	}
 	size_t blobs = k->blobs ? blobstore_count(k->blobs) : 0;
 	size_t bytes = k->blobs ? blobstore_bytes(k->blobs) : 0;
-	if (want_json(req))
-		sbuf_printf(&b, "],\"store\":{\"blobs\":%zu,\"bytes\":%zu}}\n", blobs, bytes);
-	else
+	int prepared = 0, ports = 0, bridges = 0;
+	if (k->fab)
+		fabric_counts(k->fab, &prepared, &ports, &bridges);
+	if (want_json(req)) {
+		sbuf_printf(&b, "],\"store\":{\"blobs\":%zu,\"bytes\":%zu},\"fabric\":", blobs,
+			    bytes);
+		if (k->fab)
+			sbuf_printf(&b,
+				    "{\"uplink\":\"%s\",\"prepared\":%d,\"ports\":%d,"
+				    "\"bridges\":%d}}\n",
+				    fabric_uplink(k->fab), prepared, ports, bridges);
+		else
+			sbuf_adds(&b, "null}\n");
+	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
+		if (k->fab)
+			sbuf_printf(&b, "fabric uplink=%s prepared=%d ports=%d bridges=%d\n",
+				    fabric_uplink(k->fab), prepared, ports, bridges);
+		else
+			sbuf_adds(&b, "fabric off\n");
+	}
 	reply_ok(out, &b);
 	sbuf_free(&b);
 	return 0;
@@ -907,8 +926,11 @@ verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, st
 	if (strcmp(req->verb, "attach") == 0)
 		return v_attach(k, conn, req, out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(verbs[i].verb, req->verb) == 0)
-			return verbs[i].fn(k, req, out);
+		if (strcmp(verbs[i].verb, req->verb) == 0) {
+			uint64_t r = verbs[i].fn(k, req, out);
+			machines_settle(k);
+			return r;
+		}
 	char m[64];
 	snprintf(m, sizeof(m), "unknown request '%s'", req->verb);
 	reply_err(out, AE_BADARG, m);

@@ -1,0 +1,58 @@
+/* nl: the few rtnetlink requests the fabric makes, over libmnl.  One
+ * socket belongs to one network namespace (the one current when it was
+ * opened); every request waits for the kernel's answer, so an error comes
+ * back to the request that caused it. */
+#ifndef KH_NL_H
+#define KH_NL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mnl_socket;
+
+struct nl {
+	struct mnl_socket *s;
+	uint32_t seq;
+	uint32_t portid;
+};
+
+#define NL_BUF 8192
+
+/* Open a route socket in the current network namespace. */
+int nl_open(struct nl *nl, char *err, size_t errlen);
+void nl_close(struct nl *nl);
+
+/* What a link request sets; zero fields are left alone. */
+struct nl_link {
+	int index;	    /* the link, or the index to give a new one */
+	const char *name;   /* the link by name (index 0), or a new link's name */
+	const char *kind;   /* create a link of this kind ("bridge", "veth") */
+	const uint8_t *mac; /* 6 bytes */
+	int mtu;
+	int master; /* ifindex of the bridge to join; -1: leave it */
+	int up;	    /* 1: set up, -1: set down */
+	int group;
+	/* veth: the peer end */
+	const char *peer_name;
+	int peer_index;
+	int peer_netns; /* fd of the namespace for the peer; -1: same */
+	int peer_mtu;
+	const uint8_t *peer_mac;
+	/* bridge */
+	int br_nosnoop; /* multicast snooping off */
+};
+
+/* Create (kind set) or change a link.  Returns 0, or -errno with err. */
+int nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen);
+/* Delete a link by index, or every link of a group (index 0, group set). */
+int nl_link_del(struct nl *nl, int index, int group, char *err, size_t errlen);
+/* Find a link's index by name: >0, or -errno. */
+int nl_link_index(struct nl *nl, const char *name);
+/* Add (or replace) an address: family AF_INET or AF_INET6. */
+int nl_addr(struct nl *nl, int family, int index, const char *addr, int prefix, char *err,
+	    size_t errlen);
+/* Replace the default route of family through gw on index. */
+int nl_default_route(struct nl *nl, int family, int index, const char *gw, char *err,
+		     size_t errlen);
+
+#endif
