@@ -332,6 +332,20 @@ owned_nodes(struct facility *f, int pidx, const int *ranks, int n, struct node *
 	return 0;
 }
 
+/* The keys a previous holder of channel chan registered: gone with it. */
+static void
+drop_chan_keys(struct facility *f, int chan)
+{
+	int j = 0;
+	for (int i = 0; i < f->nkeys; i++) {
+		if (f->keys[i].chan == chan)
+			free(f->keys[i].line);
+		else
+			f->keys[j++] = f->keys[i];
+	}
+	f->nkeys = j;
+}
+
 int
 alloc_release(struct facility *f, int pidx, const int *ranks, int n, struct alloc_result *res)
 {
@@ -383,6 +397,7 @@ alloc_release(struct facility *f, int pidx, const int *ranks, int n, struct allo
 	for (int i = 0; i < nchans; i++) {
 		struct channel *c = fac_channel(f, chans[i]);
 		int at = (int)(c - f->channels);
+		drop_chan_keys(f, chans[i]);
 		memmove(c, c + 1, (size_t)(f->nchannels - at - 1) * sizeof(*c));
 		f->nchannels--;
 	}
@@ -566,20 +581,24 @@ alloc_transfer(struct facility *f, int pidx, int chan, const char *credhash,
 		return fail(res, AE_PERM, "channel con%d is not yours", chan);
 	copy = *c;
 	snprintf(copy.credhash, sizeof(copy.credhash), "%s", credhash);
+	/* A new credential is a new holder: the keys the previous one
+	 * registered stop opening the channel. */
 	if (state_begin(f->st) < 0 || state_put_channel(f->st, f, &copy) < 0 ||
-	    state_commit(f->st) < 0)
+	    state_del_chankeys(f->st, chan) < 0 || state_commit(f->st) < 0)
 		return store_failed(f, res);
 	*c = copy;
+	drop_chan_keys(f, chan);
 	return ok(res);
 }
 
-int
-alloc_addkey(struct facility *f, int pidx, const char *line, struct alloc_result *res)
+static int
+add_key(struct facility *f, int pidx, int chan, const char *line, struct alloc_result *res)
 {
 	for (int i = 0; i < f->nkeys; i++)
-		if (f->keys[i].owner == pidx && strcmp(f->keys[i].line, line) == 0)
+		if (f->keys[i].owner == pidx && f->keys[i].chan == chan &&
+		    strcmp(f->keys[i].line, line) == 0)
 			return ok(res); /* already there: adding twice changes nothing */
-	struct sshkey k = {.owner = pidx, .line = strdup(line)};
+	struct sshkey k = {.owner = pidx, .chan = chan, .line = strdup(line)};
 	if (k.line == NULL)
 		fatal("alloc");
 	if (state_begin(f->st) < 0 || state_put_key(f->st, f, &k) < 0 ||
@@ -590,6 +609,31 @@ alloc_addkey(struct facility *f, int pidx, const char *line, struct alloc_result
 	f->keys = fac_grow(f->keys, &f->capkeys, f->nkeys + 1, sizeof(*f->keys));
 	f->keys[f->nkeys++] = k;
 	return ok(res);
+}
+
+int
+alloc_addkey(struct facility *f, int pidx, const char *line, struct alloc_result *res)
+{
+	return add_key(f, pidx, 0, line, res);
+}
+
+int
+alloc_addkey_chan(struct facility *f, int chan, const char *line, struct alloc_result *res)
+{
+	struct channel *c = fac_channel(f, chan);
+	if (c == NULL)
+		return fail(res, AE_NOTFOUND, "no channel con%d", chan);
+	if (c->credhash[0] == '\0')
+		return fail(res, AE_PERM, "channel con%d was not transferred", chan);
+	return add_key(f, -1, chan, line, res);
+}
+
+int
+alloc_key_opens(const struct channel *c, const struct sshkey *k)
+{
+	if (c->credhash[0] != '\0')
+		return k->chan == c->id;
+	return k->chan == 0 && k->owner == c->owner;
 }
 
 int
@@ -643,7 +687,10 @@ alloc_block(struct facility *f, int chan, struct sbuf *out, int json)
 	if (json) {
 		sbuf_printf(out, "{\"channel\":\"con%d\",\"host\":", c->id);
 		sbuf_json_str(out, f->host);
-		sbuf_printf(out, ",\"protocol\":\"uboot\",\"type\":");
+		sbuf_printf(out, ",\"protocol\":\"uboot\",");
+		if (f->ssh_port > 0)
+			sbuf_printf(out, "\"ssh_port\":%d,", f->ssh_port);
+		sbuf_adds(out, "\"type\":");
 		sbuf_json_str(out, f->types[c->type].name);
 		sbuf_adds(out, ",\"networks\":[");
 		for (int i = 0; i < c->nnets; i++)
@@ -665,6 +712,8 @@ alloc_block(struct facility *f, int chan, struct sbuf *out, int json)
 		return;
 	}
 	sbuf_printf(out, "con%d@%s\nprotocol: uboot\n", c->id, f->host);
+	if (f->ssh_port > 0 && f->ssh_port != 22)
+		sbuf_printf(out, "ssh-port: %d\n", f->ssh_port);
 	for (int i = 0; i < c->nnets; i++)
 		sbuf_printf(out, "network %s : eth%d\n", net_name(c->nets[i], name, sizeof(name)),
 			    i);

@@ -48,6 +48,12 @@ int alloc_reset(struct facility *f, int pidx, const int *ranks, int n, struct al
 int alloc_transfer(struct facility *f, int pidx, int chan, const char *credhash,
 		   struct alloc_result *res);
 int alloc_addkey(struct facility *f, int pidx, const char *line, struct alloc_result *res);
+/* A key registered by whoever holds channel chan's transferred credential
+ * (the caller checked that credential). */
+int alloc_addkey_chan(struct facility *f, int chan, const char *line, struct alloc_result *res);
+/* Whether key k opens channel c over ssh: the owner's keys until the
+ * channel is transferred, from then on only the keys its holder added. */
+int alloc_key_opens(const struct channel *c, const struct sshkey *k);
 /* Change the node's state (monitor/running) durably. */
 int alloc_set_state(struct facility *f, struct node *n, int state);
 

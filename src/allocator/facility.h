@@ -78,8 +78,13 @@ struct channel {
 	int nnodes;		    /* not persisted: derived */
 };
 
+/* An SSH key that opens channels over ssh (docs/channels.md): chan 0, a
+ * key of principal owner, good for its channels until it transfers them;
+ * chan > 0, a key registered by whoever holds that channel's transferred
+ * credential (owner -1), dropped when the channel goes or moves again. */
 struct sshkey {
 	int owner;
+	int chan;
 	char *line;	/* "type base64 [comment]" */
 };
 
@@ -100,6 +105,7 @@ struct facility {
 	int nkeys, capkeys;
 	int next_netid;
 	int next_chan;
+	int ssh_port;	/* khd's sshd, for the control block; 0: none (not persisted) */
 	struct state *st;
 	const struct alloc_hooks *hooks; /* see alloc.h; may be NULL */
 };

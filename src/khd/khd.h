@@ -10,6 +10,7 @@
 #include "nodes/node.h"
 
 #include <limits.h>
+#include <sys/types.h>
 
 #include "common/version.h"
 
@@ -18,6 +19,7 @@ struct reader;
 struct machine;
 struct blobstore;
 struct imgcache;
+struct sshd;
 struct fabric;
 
 struct khd {
@@ -39,6 +41,7 @@ struct khd {
 	int host_ok;
 	struct alloc_hooks hooks;  /* the allocator calls machines through these */
 	uint64_t load_timeout_ms;  /* an mrw whose bytes stop this long fails */
+	struct sshd *sshd;	   /* khd's own sshd (sshd.c); NULL: none */
 	struct fabric *fab;	   /* communication domains; NULL: nodes get loopback only */
 	int no_fabric;		   /* khd --no-fabric */
 	uint64_t prep_timer;	   /* preparing free nodes' networks in idle time */
@@ -53,6 +56,10 @@ struct reader;
 void conn_set_reader(struct conn *c, struct reader *r);
 size_t conn_room(const struct conn *c);
 void conn_send(struct conn *c, const void *p, size_t n);
+/* The ssh socket (sshd.c): listen on path, mode 0666; returns the fd. */
+int server_listen_ssh(struct khd *k, const char *path, char *err, size_t errlen);
+/* 1 (and the peer's uid) when c came through the ssh socket, else 0. */
+int conn_ssh_peer(const struct conn *c, uid_t *uid);
 
 /* verbs.c: run one request; the reply goes into out. */
 struct proto_req;

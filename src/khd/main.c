@@ -3,6 +3,7 @@
 #include "khd/khd.h"
 #include "khd/config.h"
 #include "khd/machine.h"
+#include "khd/sshd.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "state/state.h"
@@ -28,6 +29,7 @@ struct opts {
 	int foreground;
 	int verbose;
 	uint64_t load_timeout_ms;
+	struct sshd_conf ssh; /* --ssh-port, --ssh-listen: port 0, no sshd */
 	int no_fabric;
 };
 
@@ -36,6 +38,7 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n"
+		"           [--ssh-port PORT [--ssh-listen ADDR]]\n"
 		"           [--load-timeout MS] [--no-fabric]\n");
 	exit(2);
 }
@@ -49,6 +52,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{"foreground", no_argument, NULL, 'F'}, {"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"load-timeout", required_argument, NULL, 'L'},
+		{"ssh-port", required_argument, NULL, 1001},
+		{"ssh-listen", required_argument, NULL, 1002},
 		{"no-fabric", no_argument, NULL, 'X'},	 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
@@ -86,6 +91,15 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'X':
 			o->no_fabric = 1;
 			break;
+		case 1001:
+			if ((o->ssh.port = sshd_parse_port(optarg)) < 0) {
+				fprintf(stderr, "khd: --ssh-port takes 1..65535, not '%.40s'\n", optarg);
+				exit(2);
+			}
+			break;
+		case 1002:
+			o->ssh.listen = optarg;
+			break;
 		case 'F':
 			o->foreground = 1;
 			break;
@@ -98,6 +112,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc)
 		usage();
+	if (o->ssh.listen && o->ssh.port <= 0) {
+		fprintf(stderr, "khd: --ssh-listen needs --ssh-port\n");
+		exit(2);
+	}
 }
 
 static int
@@ -277,7 +295,10 @@ main(int argc, char **argv)
 	k->load_timeout_ms = o.load_timeout_ms;
 	k->no_fabric = o.no_fabric;
 	adm_init(&k->adm);
-	if (start_facility(k, &o, err, sizeof(err)) < 0 || machines_init(k, err, sizeof(err)) < 0)
+	/* sshd early: a taken port stops khd before it sets up nodes. */
+	if (start_facility(k, &o, err, sizeof(err)) < 0 ||
+	    (o.ssh.port > 0 && sshd_start(k, &o.ssh, err, sizeof(err)) < 0) ||
+	    machines_init(k, err, sizeof(err)) < 0)
 		goto fail;
 	snprintf(k->sock, sizeof(k->sock), "%.*s/khd.sock", (int)sizeof(k->sock) - 10, k->dir);
 	if (strlen(k->dir) + 9 > sizeof(k->sock) - 1) {
@@ -304,6 +325,7 @@ main(int argc, char **argv)
 
 	ev_run(k->ev);
 
+	sshd_stop(k);
 	server_close(k);
 	machines_close(k);
 	state_close(k->fac.st);
@@ -316,6 +338,7 @@ main(int argc, char **argv)
 	free(k);
 	return 0;
 fail:
+	sshd_stop(k);
 	if (report >= 0) {
 		char msg[600];
 		int n = snprintf(msg, sizeof(msg), "1%s", err);

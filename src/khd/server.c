@@ -30,6 +30,8 @@ struct conn {
 	struct conn *next, *prev;
 	struct reader *reader; /* attached to a channel: a byte stream now */
 	struct proto_req req;
+	int ssh; /* came through the ssh socket (sshd.c): peer_uid says who */
+	uid_t peer_uid;
 };
 
 static void conn_event(struct ev *ev, int fd, int events, void *arg);
@@ -213,11 +215,8 @@ conn_send(struct conn *c, const void *p, size_t n)
 }
 
 static void
-accept_event(struct ev *ev, int fd, int events, void *arg)
+accept_conns(struct ev *ev, struct khd *k, int fd, int ssh)
 {
-	struct khd *k = arg;
-	(void)events;
-
 	for (;;) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
@@ -236,6 +235,15 @@ accept_event(struct ev *ev, int fd, int events, void *arg)
 			fatal("conn");
 		c->k = k;
 		c->fd = cfd;
+		c->ssh = ssh;
+		if (ssh) {
+			struct ucred uc;
+			socklen_t ul = sizeof(uc);
+			/* Nobody is "nobody": a peer we cannot identify gets nothing. */
+			c->peer_uid = getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0
+					  ? uc.uid
+					  : (uid_t)-1;
+		}
 		sbuf_init(&c->in);
 		sbuf_init(&c->out);
 		c->next = k->conns;
@@ -245,6 +253,60 @@ accept_event(struct ev *ev, int fd, int events, void *arg)
 		k->nconns++;
 		ev_watch(ev, cfd, EV_READ, conn_event, c);
 	}
+}
+
+static void
+accept_event(struct ev *ev, int fd, int events, void *arg)
+{
+	(void)events;
+	accept_conns(ev, arg, fd, 0);
+}
+
+static void
+accept_ssh_event(struct ev *ev, int fd, int events, void *arg)
+{
+	(void)events;
+	accept_conns(ev, arg, fd, 1);
+}
+
+/* The socket khd's sshd sessions reach (sshd.c): anyone who can open it may
+ * connect, and the peer's uid decides what it may do (verbs_ssh). */
+int
+server_listen_ssh(struct khd *k, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
+			 sizeof(sun.sun_path) - 1, path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	unlink(path);
+	mode_t old = umask(0);
+	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0 || listen(fd, 128) < 0 ||
+	    ev_watch(k->ev, fd, EV_READ, accept_ssh_event, k) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+conn_ssh_peer(const struct conn *c, uid_t *uid)
+{
+	if (!c->ssh)
+		return 0;
+	*uid = c->peer_uid;
+	return 1;
 }
 
 int

@@ -13,6 +13,7 @@
 #include "khd/machine.h"
 #include "memory/mem.h"
 #include "fabric/addr.h"
+#include "khd/sshd.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -672,10 +673,41 @@ valid_pubkey(const char *line, char *canon, size_t len)
 	return 0;
 }
 
+/* The holder of a transferred channel: ccred= is the channel's credential
+ * (and no user/cred).  Returns the channel, or NULL after an error reply. */
+static struct channel *
+chan_holder(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	uint64_t chan;
+	struct channel *c;
+	char m[160];
+
+	if (proto_get(req, "user") || proto_get(req, "cred")) {
+		reply_err(out, AE_BADARG,
+			  "give the channel's credential or the principal's, not both");
+		return NULL;
+	}
+	if (parse_uint(proto_get(req, "chan"), 0, INT32_MAX, &chan) < 0) {
+		reply_err(out, AE_BADARG, "invalid or missing channel (con<C>)");
+		return NULL;
+	}
+	if ((c = fac_channel(&k->fac, (int)chan)) == NULL) {
+		snprintf(m, sizeof(m), "no channel con%d", (int)chan);
+		reply_err(out, AE_NOTFOUND, m);
+		return NULL;
+	}
+	if (c->credhash[0] == '\0' || adm_verify_hash(c->credhash, proto_get(req, "ccred")) < 0) {
+		snprintf(m, sizeof(m), "wrong credential for channel con%d", c->id);
+		reply_err(out, AE_AUTH, m);
+		return NULL;
+	}
+	return c;
+}
+
 static uint64_t
 v_addkey(struct khd *k, const struct proto_req *req, struct sbuf *out)
 {
-	static const char *const args[] = {"user", "cred", "key", NULL};
+	static const char *const args[] = {"user", "cred", "key", "ccred", "chan", NULL};
 	char canon[4500];
 	struct alloc_result res;
 	uint64_t wait = 0;
@@ -685,6 +717,19 @@ v_addkey(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	const char *key = proto_get(req, "key");
 	if (key == NULL || valid_pubkey(key, canon, sizeof(canon)) < 0) {
 		reply_err(out, AE_BADARG, "not an OpenSSH public key line (type base64 [comment])");
+		return 0;
+	}
+	if (proto_get(req, "ccred") || proto_get(req, "chan")) {
+		/* The new holder of a transferred channel: a key for it alone. */
+		struct channel *c = chan_holder(k, req, out);
+		if (c == NULL)
+			return 0;
+		if (alloc_addkey_chan(&k->fac, c->id, canon, &res) < 0) {
+			reply_err(out, res.code, res.msg);
+			return 0;
+		}
+		log_info("con%d: key added by the channel's holder", c->id);
+		reply_ok(out, NULL);
 		return 0;
 	}
 	int pidx = authenticate(k, req, out, &wait);
@@ -702,12 +747,24 @@ v_addkey(struct khd *k, const struct proto_req *req, struct sbuf *out)
 static uint64_t
 v_keys(struct khd *k, const struct proto_req *req, struct sbuf *out)
 {
-	static const char *const args[] = {"user", "cred", NULL};
+	static const char *const args[] = {"user", "cred", "ccred", "chan", NULL};
 	uint64_t wait = 0;
 	struct sbuf b;
 
 	if (only_args(req, args, out) < 0)
 		return 0;
+	if (proto_get(req, "ccred") || proto_get(req, "chan")) {
+		struct channel *c = chan_holder(k, req, out);
+		if (c == NULL)
+			return 0;
+		sbuf_init(&b);
+		for (int i = 0; i < k->fac.nkeys; i++)
+			if (k->fac.keys[i].chan == c->id)
+				sbuf_printf(&b, "%s\n", k->fac.keys[i].line);
+		reply_ok(out, &b);
+		sbuf_free(&b);
+		return 0;
+	}
 	int pidx = authenticate(k, req, out, &wait);
 	if (pidx == -2)
 		return wait;
@@ -715,7 +772,7 @@ v_keys(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		return 0;
 	sbuf_init(&b);
 	for (int i = 0; i < k->fac.nkeys; i++)
-		if (k->fac.keys[i].owner == pidx)
+		if (k->fac.keys[i].owner == pidx && k->fac.keys[i].chan == 0)
 			sbuf_printf(&b, "%s\n", k->fac.keys[i].line);
 	reply_ok(out, &b);
 	sbuf_free(&b);
@@ -840,17 +897,64 @@ static const struct {
 	{"block", v_block},	  {"allowed", v_allowed},
 };
 
+static int
+attach_mode_ok(const struct proto_req *req, struct sbuf *out)
+{
+	const char *mode = proto_get(req, "mode"), *ro = proto_get(req, "ro");
+	if (mode && strcmp(mode, "raw") && strcmp(mode, "prefix")) {
+		reply_err(out, AE_BADARG, "mode is raw or prefix");
+		return -1;
+	}
+	if (ro && strcmp(ro, "0") && strcmp(ro, "1")) {
+		reply_err(out, AE_BADARG, "ro takes 0 or 1");
+		return -1;
+	}
+	return 0;
+}
+
+/* The client may open channel c (on behalf of principal pidx): check its
+ * ranks, answer ok, and from now on the connection is the stream. */
+static uint64_t
+attach_stream(struct khd *k, struct conn *conn, struct channel *c, int pidx,
+	      const struct proto_req *req, struct sbuf *out, const char *how)
+{
+	const char *mode = proto_get(req, "mode"), *ro = proto_get(req, "ro");
+	const char *rl = proto_get(req, "ranks");
+	int *ranks = NULL, n = 0;
+	char m[160];
+
+	if (rl && parse_targets(k, pidx, rl, &ranks, &n, out) < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		struct node *nd = fac_node(&k->fac, ranks[i]);
+		if (nd == NULL || nd->chan != c->id) {
+			snprintf(m, sizeof(m), "node %d is not on con%d", ranks[i], c->id);
+			reply_err(out, AE_BADARG, m);
+			free(ranks);
+			return 0;
+		}
+	}
+	reply_ok(out, NULL);
+	conn_set_reader(conn, console_attach(k, conn, c->id,
+					     mode && strcmp(mode, "prefix") == 0 ? CON_PREFIX
+										 : CON_RAW,
+					     ro && ro[0] == '1', ranks, n));
+	free(ranks);
+	log_info("con%d: client attached%s%s", c->id, how,
+		 ro && ro[0] == '1' ? " (read-only)" : "");
+	return 0;
+}
+
 /* attach: the connection becomes the channel's console stream. */
 static uint64_t
 v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
 {
 	static const char *const args[] = {"user", "cred", "chan", "ccred", "mode", "ro", "ranks",
 					   NULL};
-	const char *mode = proto_get(req, "mode"), *ro = proto_get(req, "ro");
-	const char *ccred = proto_get(req, "ccred"), *rl = proto_get(req, "ranks");
+	const char *ccred = proto_get(req, "ccred");
 	uint64_t wait = 0, chan;
 	struct channel *c;
-	int *ranks = NULL, n = 0, pidx;
+	int pidx;
 	char m[160];
 
 	if (only_args(req, args, out) < 0)
@@ -859,14 +963,8 @@ v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct s
 		reply_err(out, AE_BADARG, "invalid or missing channel (con<C>)");
 		return 0;
 	}
-	if (mode && strcmp(mode, "raw") && strcmp(mode, "prefix")) {
-		reply_err(out, AE_BADARG, "mode is raw or prefix");
+	if (attach_mode_ok(req, out) < 0)
 		return 0;
-	}
-	if (ro && strcmp(ro, "0") && strcmp(ro, "1")) {
-		reply_err(out, AE_BADARG, "ro takes 0 or 1");
-		return 0;
-	}
 	if ((c = fac_channel(&k->fac, (int)chan)) == NULL) {
 		snprintf(m, sizeof(m), "no channel con%d", (int)chan);
 		reply_err(out, AE_NOTFOUND, m);
@@ -899,36 +997,143 @@ v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct s
 			return 0;
 		}
 	}
-	if (rl && parse_targets(k, pidx, rl, &ranks, &n, out) < 0)
+	return attach_stream(k, conn, c, pidx, req, out, "");
+}
+
+/* "type base64 [comment]": the same key whatever the comments say. */
+static int
+same_key(const char *a, const char *b)
+{
+	size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+	if (la != lb || strncmp(a, b, la) != 0 || a[la] != ' ' || b[lb] != ' ')
 		return 0;
-	for (int i = 0; i < n; i++) {
-		struct node *nd = fac_node(&k->fac, ranks[i]);
-		if (nd == NULL || nd->chan != c->id) {
-			snprintf(m, sizeof(m), "node %d is not on con%d", ranks[i], c->id);
-			reply_err(out, AE_BADARG, m);
-			free(ranks);
-			return 0;
-		}
+	a += la + 1;
+	b += lb + 1;
+	la = strcspn(a, " ");
+	lb = strcspn(b, " ");
+	return la > 0 && la == lb && strncmp(a, b, la) == 0;
+}
+
+/* SHA256:... as ssh prints it, for the log. */
+static void
+key_fingerprint(const char *line, char *fp, size_t len)
+{
+	unsigned char blob[3072], h[crypto_hash_sha256_BYTES];
+	char b64[64];
+	const char *p = strchr(line, ' ');
+	size_t bl;
+
+	snprintf(fp, len, "?");
+	if (p == NULL || sodium_base642bin(blob, sizeof(blob), p + 1, strcspn(p + 1, " "), NULL,
+					   &bl, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+		return;
+	crypto_hash_sha256(h, blob, bl);
+	sodium_bin2base64(b64, sizeof(b64), h, sizeof(h),
+			  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	snprintf(fp, len, "SHA256:%s", b64);
+}
+
+/* authkeys (sshd's AuthorizedKeysCommand, as user khkeys): the keys that
+ * may log in as con<C>, each limited to what a channel session needs.  A
+ * name and uid that do not belong together get no keys. */
+static uint64_t
+v_ssh_authkeys(struct khd *k, uid_t peer, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "uid", NULL};
+	const char *user = proto_get(req, "user");
+	struct channel *c = NULL;
+	uint64_t chan, uid;
+	struct sbuf b;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if (peer != SSHD_UID_KEYS && peer != 0) {
+		reply_err(out, AE_PERM, "only sshd's key lookup may ask for keys");
+		return 0;
 	}
-	reply_ok(out, NULL);
-	conn_set_reader(conn, console_attach(k, conn, c->id,
-					     mode && strcmp(mode, "prefix") == 0 ? CON_PREFIX
-										 : CON_RAW,
-					     ro && ro[0] == '1', ranks, n));
-	free(ranks);
-	log_info("con%d: client attached%s", c->id, ro && ro[0] == '1' ? " (read-only)" : "");
+	if (user && strncmp(user, "con", 3) == 0 &&
+	    parse_uint(user + 3, 0, SSHD_CHAN_MAX, &chan) == 0 &&
+	    parse_uint(proto_get(req, "uid"), 0, UINT32_MAX, &uid) == 0 &&
+	    sshd_uid_chan((uid_t)uid) == (int)chan)
+		c = fac_channel(&k->fac, (int)chan);
+	sbuf_init(&b);
+	for (int i = 0; c && i < k->fac.nkeys; i++) {
+		const char *line = k->fac.keys[i].line;
+		size_t tl = strcspn(line, " "), bl = strcspn(line + tl + 1, " ");
+		if (alloc_key_opens(c, &k->fac.keys[i]))
+			sbuf_printf(&b, "restrict,pty %.*s\n", (int)(tl + 1 + bl), line);
+	}
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+/* attach over ssh: the session's uid names the channel (sshd ran it as
+ * con<C>), the key is the one sshd verified (ExposeAuthInfo), and it must
+ * still open that channel now. */
+static uint64_t
+v_ssh_attach(struct khd *k, struct conn *conn, uid_t peer, const struct proto_req *req,
+	     struct sbuf *out)
+{
+	static const char *const args[] = {"key", "mode", "ro", "ranks", NULL};
+	const char *key = proto_get(req, "key");
+	int chan = sshd_uid_chan(peer), found = 0;
+	struct channel *c;
+	char m[160], fp[80], how[120];
+
+	if (only_args(req, args, out) < 0 || attach_mode_ok(req, out) < 0)
+		return 0;
+	if (chan < 0) {
+		reply_err(out, AE_PERM, "not a channel's ssh session");
+		return 0;
+	}
+	if ((c = fac_channel(&k->fac, chan)) == NULL) {
+		snprintf(m, sizeof(m), "no channel con%d", chan);
+		reply_err(out, AE_NOTFOUND, m);
+		return 0;
+	}
+	for (int i = 0; key && i < k->fac.nkeys && !found; i++)
+		found = alloc_key_opens(c, &k->fac.keys[i]) && same_key(k->fac.keys[i].line, key);
+	if (!found) {
+		snprintf(m, sizeof(m), "this key does not open con%d", chan);
+		reply_err(out, AE_PERM, m);
+		return 0;
+	}
+	key_fingerprint(key, fp, sizeof(fp));
+	snprintf(how, sizeof(how), " over ssh (key %s)", fp);
+	return attach_stream(k, conn, c, c->owner, req, out, how);
+}
+
+/* Requests on the ssh socket: only what sshd and its sessions need. */
+static uint64_t
+verbs_ssh(struct khd *k, struct conn *conn, uid_t peer, const struct proto_req *req,
+	  struct sbuf *out)
+{
+	if (strcmp(req->verb, "authkeys") == 0)
+		return v_ssh_authkeys(k, peer, req, out);
+	if (strcmp(req->verb, "attach") == 0)
+		return v_ssh_attach(k, conn, peer, req, out);
+	if (strcmp(req->verb, "ping") == 0)
+		return v_ping(k, req, out);
+	char m[96];
+	snprintf(m, sizeof(m), "'%.40s' is not served on the ssh socket", req->verb);
+	reply_err(out, AE_PERM, m);
 	return 0;
 }
 
 uint64_t
 verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
 {
+	uid_t peer;
+	if (conn_ssh_peer(conn, &peer))
+		return verbs_ssh(k, conn, peer, req, out);
 	if (strcmp(req->verb, "attach") == 0)
 		return v_attach(k, conn, req, out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(verbs[i].verb, req->verb) == 0) {
 			uint64_t r = verbs[i].fn(k, req, out);
 			machines_settle(k);
+			sshd_users(k); /* a channel may have come or gone */
 			return r;
 		}
 	char m[64];

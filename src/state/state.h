@@ -28,6 +28,8 @@ struct state_ops {
 	int (*put_channel)(struct state *, const struct facility *, const struct channel *);
 	int (*del_channel)(struct state *, int id);
 	int (*put_key)(struct state *, const struct facility *, const struct sshkey *);
+	/* Forget the keys registered for channel chan (transferred again, or gone). */
+	int (*del_chankeys)(struct state *, int chan);
 	void (*close)(struct state *);
 };
 
@@ -55,6 +57,7 @@ static inline int state_put_domain(struct state *s, const struct facility *f, co
 static inline int state_put_channel(struct state *s, const struct facility *f, const struct channel *c) { return s->ops->put_channel(s, f, c); }
 static inline int state_del_channel(struct state *s, int id) { return s->ops->del_channel(s, id); }
 static inline int state_put_key(struct state *s, const struct facility *f, const struct sshkey *k) { return s->ops->put_key(s, f, k); }
+static inline int state_del_chankeys(struct state *s, int chan) { return s->ops->del_chankeys(s, chan); }
 static inline void state_close(struct state *s) { s->ops->close(s); }
 
 #endif

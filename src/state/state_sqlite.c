@@ -12,7 +12,7 @@
 
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GETMETA, S_PUTMETA, S_PUTTYPE, S_PUTNODE, S_DELNODE,
-	S_PUTPRIN, S_PUTDOM, S_PUTCHAN, S_DELCHAN, S_PUTKEY, S_COUNT
+	S_PUTPRIN, S_PUTDOM, S_PUTCHAN, S_DELCHAN, S_PUTKEY, S_PUTCHANKEY, S_DELCHANKEYS, S_COUNT
 };
 
 static const char *const sql_text[S_COUNT] = {
@@ -32,6 +32,8 @@ static const char *const sql_text[S_COUNT] = {
 		      " VALUES(?1,?2,?3,?4,?5,?6)",
 	[S_DELCHAN] = "DELETE FROM channels WHERE id=?1",
 	[S_PUTKEY] = "INSERT OR IGNORE INTO keys(owner,line) VALUES(?1,?2)",
+	[S_PUTCHANKEY] = "INSERT OR IGNORE INTO chankeys(chan,line) VALUES(?1,?2)",
+	[S_DELCHANKEYS] = "DELETE FROM chankeys WHERE chan=?1",
 };
 
 static const char schema[] =
@@ -50,7 +52,9 @@ static const char schema[] =
 	" state INTEGER NOT NULL, owner TEXT REFERENCES principals(name), chan INTEGER,"
 	" ifs TEXT NOT NULL, resets INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS keys(owner TEXT NOT NULL REFERENCES principals(name),"
-	" line TEXT NOT NULL, PRIMARY KEY(owner, line));";
+	" line TEXT NOT NULL, PRIMARY KEY(owner, line));"
+	"CREATE TABLE IF NOT EXISTS chankeys(chan INTEGER NOT NULL REFERENCES channels(id),"
+	" line TEXT NOT NULL, PRIMARY KEY(chan, line));";
 
 struct sqlite_state {
 	struct state base;
@@ -242,9 +246,13 @@ sq_put_channel(struct state *s, const struct facility *f, const struct channel *
 	return run(s, st, "put channel");
 }
 
+static int sq_del_chankeys(struct state *s, int chan);
+
 static int
 sq_del_channel(struct state *s, int id)
 {
+	if (sq_del_chankeys(s, id) < 0)
+		return -1;
 	sqlite3_stmt *st = stmt(s, S_DELCHAN);
 	sqlite3_bind_int(st, 1, id);
 	return run(s, st, "delete channel");
@@ -253,10 +261,24 @@ sq_del_channel(struct state *s, int id)
 static int
 sq_put_key(struct state *s, const struct facility *f, const struct sshkey *k)
 {
-	sqlite3_stmt *st = stmt(s, S_PUTKEY);
-	sqlite3_bind_text(st, 1, f->principals[k->owner].name, -1, SQLITE_STATIC);
+	sqlite3_stmt *st;
+	if (k->chan > 0) {
+		st = stmt(s, S_PUTCHANKEY);
+		sqlite3_bind_int(st, 1, k->chan);
+	} else {
+		st = stmt(s, S_PUTKEY);
+		sqlite3_bind_text(st, 1, f->principals[k->owner].name, -1, SQLITE_STATIC);
+	}
 	sqlite3_bind_text(st, 2, k->line, -1, SQLITE_STATIC);
 	return run(s, st, "put key");
+}
+
+static int
+sq_del_chankeys(struct state *s, int chan)
+{
+	sqlite3_stmt *st = stmt(s, S_DELCHANKEYS);
+	sqlite3_bind_int(st, 1, chan);
+	return run(s, st, "delete channel keys");
 }
 
 static int
@@ -376,6 +398,17 @@ sq_load(struct state *s, struct facility *f)
 		f->keys = fac_grow(f->keys, &f->capkeys, f->nkeys + 1, sizeof(*f->keys));
 		struct sshkey *k = &f->keys[f->nkeys++];
 		k->owner = principal_index(f, sqlite3_column_text(st, 0));
+		k->chan = 0;
+		k->line = strdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+
+	QUERY("SELECT chan,line FROM chankeys ORDER BY rowid");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		f->keys = fac_grow(f->keys, &f->capkeys, f->nkeys + 1, sizeof(*f->keys));
+		struct sshkey *k = &f->keys[f->nkeys++];
+		k->owner = -1;
+		k->chan = sqlite3_column_int(st, 0);
 		k->line = strdup((const char *)sqlite3_column_text(st, 1));
 	}
 	sqlite3_finalize(st);
@@ -409,6 +442,7 @@ static const struct state_ops sqlite_ops = {
 	.put_channel = sq_put_channel,
 	.del_channel = sq_del_channel,
 	.put_key = sq_put_key,
+	.del_chankeys = sq_del_chankeys,
 	.close = sq_close,
 };
 

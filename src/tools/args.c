@@ -29,8 +29,9 @@ const char args_khctl_usage[] =
 	"  addnet -c CRED USER NETID RANK...       add nodes to a domain\n"
 	"  rmnet -c CRED USER NETID RANK...        remove nodes from a domain\n"
 	"  transfer -c CRED USER con<C> [NEWCRED]  hand the channel to a new credential\n"
-	"  addkey -c CRED USER PUBKEYFILE          register an SSH public key\n"
-	"  keys -c CRED USER                       list the registered keys\n"
+	"  addkey -c CRED USER PUBKEYFILE          register an SSH public key (ssh con<C>@host)\n"
+	"  addkey -k CHANCRED con<C> PUBKEYFILE    ... as the holder of a transferred channel\n"
+	"  keys -c CRED USER | -k CHANCRED con<C>  list the registered keys\n"
 	"  block -c CRED USER con<C> [--json]      print a channel's control block again\n"
 	"  allowed [RANK RANK] [--json]            isAllowed: which nodes may exchange frames\n"
 	"A rank may also be a range A-B.  The credential may come from $KH_CRED.\n";
@@ -292,6 +293,19 @@ read_keyfile(const char *path, char *line, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
+/* Is -k (a channel credential) among the words after the verb? */
+static int
+has_k(int argc, char *const argv[])
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
+		if (strncmp(argv[i], "-k", 2) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int
 args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, char *err,
 	   size_t errlen)
@@ -410,6 +424,34 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		proto_arg(req, "chan", num);
 		if (cl->nops == 3)
 			proto_arg(req, "newcred", cl->ops[2]);
+	} else if ((strcmp(verb, "addkey") == 0 || strcmp(verb, "keys") == 0) &&
+		   has_k(argc, argv)) {
+		/* The holder of a transferred channel: its credential and the channel. */
+		char line[4096];
+		int add = verb[0] == 'a';
+		if (scan(argc - 1, argv + 1, "k:h", base, cl, err, errlen) < 0)
+			goto out;
+		if (cl->nops < 1 || chan_number(cl->ops[0], num, sizeof(num)) < 0) {
+			seterr(err, errlen, "%s: expected a channel con<C> after -k CHANCRED",
+			       verb);
+			goto out;
+		}
+		if (cl->nops != 1 + add) {
+			seterr(err, errlen, "%s: expected -k CHANCRED con<C>%s", verb,
+			       add ? " PUBKEYFILE" : "");
+			goto out;
+		}
+		if (*cl->val['k'] == '\0') {
+			seterr(err, errlen, "%s: -k needs the channel's credential", verb);
+			goto out;
+		}
+		if (add && read_keyfile(cl->ops[1], line, sizeof(line), err, errlen) < 0)
+			goto out;
+		proto_begin(req, verb);
+		proto_arg(req, "ccred", cl->val['k']);
+		proto_arg(req, "chan", num);
+		if (add)
+			proto_arg(req, "key", line);
 	} else if (strcmp(verb, "addkey") == 0) {
 		char line[4096];
 		if (scan(argc - 1, argv + 1, "c:h", base, cl, err, errlen) < 0 ||

@@ -122,6 +122,9 @@ dump(struct facility *f, struct sbuf *out)
 			    f->channels[i].nnets);
 	for (int i = 0; i < f->nprincipals; i++)
 		sbuf_printf(out, "p%s\n", f->principals[i].name);
+	for (int i = 0; i < f->nkeys; i++)
+		sbuf_printf(out, "k%d c%d %s\n", f->keys[i].owner, f->keys[i].chan,
+			    f->keys[i].line);
 }
 
 static void
@@ -338,6 +341,62 @@ alloc_4_1(void **state)
 	assert_store_matches(x);
 }
 
+/* Does some key with this line open channel chan? */
+static int
+opens(struct facility *f, int chan, const char *line)
+{
+	struct channel *c = fac_channel(f, chan);
+	for (int i = 0; c && i < f->nkeys; i++)
+		if (strcmp(f->keys[i].line, line) == 0 && alloc_key_opens(c, &f->keys[i]))
+			return 1;
+	return 0;
+}
+
+/* alloc-5.1: ssh keys.  The owner's keys open its channels until one is
+ * transferred; then only keys added for that channel do, until the next
+ * transfer or its release; the store holds the same. */
+static void
+alloc_5_1(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	int alice = -1, bob = -1;
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);
+	fac_principal(&x->f, "alice", &alice);
+	fac_principal(&x->f, "bob", &bob);
+	assert_int_equal(alloc_addkey(&x->f, alice, "ssh-ed25519 AAAA a", &res), 0);
+	assert_int_equal(alloc_addkey(&x->f, bob, "ssh-ed25519 BBBB b", &res), 0);
+	assert_true(opens(&x->f, 2, "ssh-ed25519 AAAA a"));
+	assert_false(opens(&x->f, 2, "ssh-ed25519 BBBB b"));
+	assert_true(opens(&x->f, 3, "ssh-ed25519 BBBB b"));
+	/* a key for a channel that was not transferred: refused */
+	assert_int_equal(alloc_addkey_chan(&x->f, 2, "ssh-ed25519 CCCC c", &res), -1);
+	assert_int_equal(res.code, AE_PERM);
+	assert_int_equal(alloc_transfer(&x->f, alice, 2, "$argon2id$one", &res), 0);
+	assert_false(opens(&x->f, 2, "ssh-ed25519 AAAA a"));
+	assert_int_equal(alloc_addkey_chan(&x->f, 2, "ssh-ed25519 CCCC c", &res), 0);
+	/* twice: stored once */
+	assert_int_equal(alloc_addkey_chan(&x->f, 2, "ssh-ed25519 CCCC c", &res), 0);
+	assert_true(opens(&x->f, 2, "ssh-ed25519 CCCC c"));
+	assert_false(opens(&x->f, 3, "ssh-ed25519 CCCC c"));
+	assert_int_equal(alloc_addkey_chan(&x->f, 9, "ssh-ed25519 CCCC c", &res), -1);
+	assert_int_equal(res.code, AE_NOTFOUND);
+	assert_store_matches(x);
+	assert_int_equal(alloc_transfer(&x->f, alice, 2, "$argon2id$two", &res), 0);
+	assert_false(opens(&x->f, 2, "ssh-ed25519 CCCC c"));
+	assert_int_equal(alloc_addkey_chan(&x->f, 2, "ssh-ed25519 DDDD d", &res), 0);
+	assert_store_matches(x);
+	int *ranks, n;
+	assert_int_equal(alloc_chan_ranks(&x->f, alice, 2, &ranks, &n, &res), 0);
+	assert_int_equal(alloc_release(&x->f, alice, ranks, n, &res), 0);
+	free(ranks);
+	for (int i = 0; i < x->f.nkeys; i++)
+		assert_int_equal(x->f.keys[i].chan, 0);
+	assert_int_equal(x->f.nkeys, 2);
+	assert_store_matches(x);
+}
+
 int
 main(void)
 {
@@ -350,6 +409,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(alloc_3_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(alloc_3_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(alloc_4_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(alloc_5_1, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
 }

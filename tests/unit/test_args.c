@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tools/args.h"
 
@@ -154,12 +155,37 @@ args_3_2(void **state)
 	}
 }
 
+/* args-4.1: the holder of a transferred channel registers and lists its
+ * keys with the channel's credential (-k) instead of a principal's. */
+static void
+args_4_1(void **state)
+{
+	char out[512], err[200], path[] = "/tmp/kh-args-XXXXXX";
+	(void)state;
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "ssh-ed25519 AAAA k@x\n", 21), 21);
+	close(fd);
+	char line[256];
+	snprintf(line, sizeof(line), "addkey -k s3 con7 %s", path);
+	assert_int_equal(khctl(line, out, err), 0);
+	assert_string_equal(out, "addkey ccred=s3 chan=7 key=ssh-ed25519%20AAAA%20k@x\n");
+	assert_int_equal(khctl("keys -k s3 con7", out, err), 0);
+	assert_string_equal(out, "keys ccred=s3 chan=7\n");
+	assert_int_equal(khctl("keys -k s3 alice", out, err), -1);
+	assert_non_null(strstr(err, "expected a channel con<C>"));
+	assert_int_equal(khctl("keys -k s3 con7 extra", out, err), -1);
+	assert_int_equal(khctl("addkey -k s3 con7", out, err), -1);
+	assert_non_null(strstr(err, "PUBKEYFILE"));
+	unlink(path);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(args_1_1), cmocka_unit_test(args_1_2), cmocka_unit_test(args_2_1),
-		cmocka_unit_test(args_3_1), cmocka_unit_test(args_3_2),
+		cmocka_unit_test(args_3_1), cmocka_unit_test(args_3_2), cmocka_unit_test(args_4_1),
 	};
 	return cmocka_run_group_tests_name("args", tests, NULL, NULL);
 }
