@@ -18,7 +18,11 @@
 #include "fabric/nl.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
 #include <stdio.h>
@@ -527,11 +531,33 @@ nat_off(struct fabric *fb)
 		write_proc("/proc/sys/net/ipv4/ip_forward", "0");
 }
 
+/* Is the gateway address already on one of the host's interfaces?  Every
+ * facility's plan gives its external domain the same subnet; two uplinks
+ * with it would split the host's routes between two facilities. */
+static int
+gateway_taken(const char *a4, char *name, size_t len)
+{
+	struct ifaddrs *ifa, *p;
+	struct in_addr want;
+	int found = 0;
+
+	if (inet_pton(AF_INET, a4, &want) != 1 || getifaddrs(&ifa) < 0)
+		return 0;
+	for (p = ifa; p && !found; p = p->ifa_next)
+		if (p->ifa_addr && p->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)(void *)p->ifa_addr)->sin_addr.s_addr == want.s_addr) {
+			snprintf(name, len, "%s", p->ifa_name);
+			found = 1;
+		}
+	freeifaddrs(ifa);
+	return found;
+}
+
 /* The external domain's bridge and the host's uplink into it. */
 static int
 uplink(struct fabric *fb, char *err, size_t errlen)
 {
-	char a4[32], a6[64];
+	char a4[32], a6[64], other[IF_NAMESIZE + 1];
 	int idx;
 
 	/* One left by a khd that was killed (its fabric dies with it, but the
@@ -540,6 +566,12 @@ uplink(struct fabric *fb, char *err, size_t errlen)
 		nl_link_del(&fb->host, idx, 0, err, errlen);
 	if (bridge_get(fb, NETID_EXTERNAL, err, errlen) == NULL)
 		return -1;
+	addr_gateway4(NETID_EXTERNAL, a4, sizeof(a4));
+	if (gateway_taken(a4, other, sizeof(other)))
+		return seterr(err, errlen,
+			      "the host already has %s on %s (another facility's uplink?): "
+			      "this facility's external domain is not reachable from the host",
+			      a4, other);
 	struct nl_link l = {.name = fb->uplink,
 			    .kind = "veth",
 			    .mtu = FB_MTU_EXTERNAL,
@@ -559,7 +591,6 @@ uplink(struct fabric *fb, char *err, size_t errlen)
 		return -1;
 	if ((idx = nl_link_index(&fb->host, fb->uplink)) < 0)
 		return seterr(err, errlen, "%s: %s", fb->uplink, strerror(-idx));
-	addr_gateway4(NETID_EXTERNAL, a4, sizeof(a4));
 	snprintf(a6, sizeof(a6), "fd4b:6b68:%x::%x", NETID_EXTERNAL, ADDR_GATEWAY_HOST);
 	if (nl_addr(&fb->host, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0 ||
 	    nl_addr(&fb->host, AF_INET6, idx, a6, 64, err, errlen) < 0)
@@ -604,9 +635,13 @@ fabric_new(const char *facid, int nat, char *err, size_t errlen)
 	leave(fb);
 	if (rc < 0 || fb->fabns < 0)
 		goto fail;
-	if (uplink(fb, err, errlen) < 0)
-		goto fail;
-	if (nat && nat_on(fb, why, sizeof(why)) < 0) {
+	if (uplink(fb, why, sizeof(why)) < 0) {
+		/* The domains work; only the host's way into the external one
+		 * is missing. */
+		log_warnx("fabric: %s", why);
+		snprintf(fb->uplink, sizeof(fb->uplink), "none");
+		fb->nat = 0;
+	} else if (nat && nat_on(fb, why, sizeof(why)) < 0) {
 		/* Nodes still reach the host and are reached from it. */
 		log_warnx("fabric: no NAT beyond the host: %s", why);
 		fb->nat = 0;
@@ -628,7 +663,7 @@ fabric_free(struct fabric *fb)
 	for (int i = 0; i < KH_MAX_NODES; i++)
 		if (fb->nodes[i].netns >= 0)
 			close(fb->nodes[i].netns);
-	if (fb->host.s) {
+	if (fb->host.s && strcmp(fb->uplink, "none") != 0) {
 		if (fb->nat)
 			nat_off(fb);
 		/* The uplink now, so its name and address are free when we
