@@ -230,7 +230,7 @@ main(int argc, char **argv)
 	struct khd *k = calloc(1, sizeof(*k));
 	struct opts o;
 	char err[512], logpath[PATH_MAX + 16];
-	int report = -1, lockfd, logging = 0;
+	int report = -1, lockfd = -1, logging = 0, machines = 0;
 
 	if (k == NULL)
 		return 1;
@@ -298,7 +298,7 @@ main(int argc, char **argv)
 	/* sshd early: a taken port stops khd before it sets up nodes. */
 	if (start_facility(k, &o, err, sizeof(err)) < 0 ||
 	    (o.ssh.port > 0 && sshd_start(k, &o.ssh, err, sizeof(err)) < 0) ||
-	    machines_init(k, err, sizeof(err)) < 0)
+	    (machines = 1, machines_init(k, err, sizeof(err)) < 0))
 		goto fail;
 	snprintf(k->sock, sizeof(k->sock), "%.*s/khd.sock", (int)sizeof(k->sock) - 10, k->dir);
 	if (strlen(k->dir) + 9 > sizeof(k->sock) - 1) {
@@ -339,6 +339,13 @@ main(int argc, char **argv)
 	return 0;
 fail:
 	sshd_stop(k);
+	/* Nothing of this khd stays behind (the images mount, nodes' network
+	 * namespaces), and the directory is free again before whoever waits
+	 * for our answer gets it. */
+	if (machines)
+		machines_close(k);
+	if (lockfd >= 0)
+		close(lockfd);
 	if (report >= 0) {
 		char msg[600];
 		int n = snprintf(msg, sizeof(msg), "1%s", err);
