@@ -661,7 +661,9 @@ alloc_node_addr(const struct node *n, char *buf, size_t len)
 void
 alloc_uni(const struct facility *f, const struct node *n, char *buf, size_t len)
 {
-	snprintf(buf, len, "%08x%04x", f->id, (unsigned)n->rank & 0xffff);
+	/* Digits only, as the original's unis were: its khdo takes the
+	 * nodeinfo fields apart with patterns that expect numbers. */
+	snprintf(buf, len, "%010u%04d", f->id, n->rank);
 }
 
 static const char *

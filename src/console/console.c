@@ -8,6 +8,11 @@
  * are mapped into every waiting node's memory (one extent each).  A load
  * to 1000 nodes therefore costs one copy, not 1000.
  *
+ * A client that sends an mrw line and disconnects before any of the bytes
+ * (the original khdo sends the line and the bytes over two ssh sessions)
+ * leaves an orphan: the nodes keep waiting, the next client writing to
+ * them supplies the bytes, and the load timeout still runs.
+ *
  * Output from nodes goes to every reader of the channel, raw or as
  * "[rank] line" lines.  Each reader's buffer is bounded: a reader that does
  * not keep up loses bytes (counted and reported to it), never slows the
@@ -25,13 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUTLINE_MAX   4096  /* a longer output line is cut for prefixed readers */
+#define OUTLINE_MAX 4096 /* a longer output line is cut for prefixed readers */
 
 struct reader {
 	struct reader *next, *prev;
 	struct khd *k;
 	struct conn *conn;
 	int chan, mode, ro;
+	int orphan;	    /* conn gone: kept only for a load waiting for its bytes */
 	int *ranks, nranks; /* write targets; NULL: every node of the channel */
 	struct sbuf line;
 	int overlong; /* dropping the rest of a line past FW_LINE_MAX */
@@ -47,6 +53,8 @@ struct reader {
 static void
 send_bytes(struct reader *r, const char *p, size_t n)
 {
+	if (r->conn == NULL)
+		return;
 	size_t room = conn_room(r->conn);
 	if (r->dropped && room > n + 64) {
 		char note[64];
@@ -76,8 +84,8 @@ targets(struct reader *r, const struct node *n)
 }
 
 struct reader *
-console_attach(struct khd *k, struct conn *conn, int chan, int mode, int readonly,
-	       const int *ranks, int n)
+console_attach(struct khd *k, struct conn *conn, int chan, int mode, int readonly, const int *ranks,
+	       int n)
 {
 	struct reader *r = calloc(1, sizeof(*r));
 	if (r == NULL)
@@ -103,9 +111,10 @@ console_attach(struct khd *k, struct conn *conn, int chan, int mode, int readonl
 }
 
 static void bulk_finish(struct reader *r, int ok, const char *why);
+static void bulk_timeout(struct ev *ev, void *arg);
 
-void
-console_detach(struct khd *k, struct reader *r)
+static void
+reader_free(struct khd *k, struct reader *r)
 {
 	if (r->prev)
 		r->prev->next = r->next;
@@ -113,12 +122,57 @@ console_detach(struct khd *k, struct reader *r)
 		k->readers = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
-	r->conn = NULL;
-	if (r->bulk)
-		bulk_finish(r, 0, "channel closed");
+	if (r->timer)
+		ev_cancel(k->ev, r->timer);
 	sbuf_free(&r->line);
+	free(r->buf);
+	free(r->pend);
 	free(r->ranks);
 	free(r);
+}
+
+void
+console_detach(struct khd *k, struct reader *r)
+{
+	r->conn = NULL;
+	if (r->bulk && r->got == 0 && r->npend > 0) {
+		/* Not one byte yet: the nodes wait for another client. */
+		r->orphan = 1;
+		return;
+	}
+	if (r->bulk)
+		bulk_finish(r, 0, "channel closed");
+	reader_free(k, r);
+}
+
+/* A client writes to nodes an orphan left waiting: it takes the load over. */
+static void
+adopt(struct khd *k, struct reader *r)
+{
+	for (struct reader *o = k->readers; o; o = o->next) {
+		if (!o->orphan || o->chan != r->chan)
+			continue;
+		int mine = 1;
+		for (int i = 0; i < o->npend && mine; i++) {
+			struct node *n = o->pend[i] < 0 ? NULL : fac_node(&k->fac, o->pend[i]);
+			mine = n == NULL || targets(r, n);
+		}
+		if (!mine)
+			continue;
+		r->bulk = 1;
+		r->need = o->need;
+		r->got = 0;
+		r->buf = o->buf;
+		r->pend = o->pend;
+		r->npend = o->npend;
+		o->buf = NULL;
+		o->pend = NULL;
+		o->npend = 0;
+		o->bulk = 0;
+		reader_free(k, o);
+		r->timer = ev_after(k->ev, k->load_timeout_ms, bulk_timeout, r);
+		return;
+	}
 }
 
 static void
@@ -128,6 +182,8 @@ bulk_timeout(struct ev *ev, void *arg)
 	(void)ev;
 	r->timer = 0;
 	bulk_finish(r, 0, "timed out");
+	if (r->orphan && !r->bulk)
+		reader_free(r->k, r);
 }
 
 /* After a line or a load: do target monitors wait for data?  Then collect
@@ -214,7 +270,7 @@ bulk_finish(struct reader *r, int ok, const char *why)
 		blob_unref(b);
 	free(pend);
 	/* The rest of a line may have started another load. */
-	if (npend > 0 && r->conn != NULL)
+	if (npend > 0 && (r->conn != NULL || r->orphan))
 		bulk_start(r);
 }
 
@@ -242,6 +298,8 @@ console_input(struct khd *k, struct reader *r, const char *p, size_t n)
 {
 	if (r->ro)
 		return;
+	if (!r->bulk && r->line.len == 0 && n > 0)
+		adopt(k, r);
 	while (n > 0) {
 		if (r->bulk) {
 			uint64_t want = r->need - r->got;
@@ -286,14 +344,31 @@ console_output(struct khd *k, int rank, const char *p, size_t n)
 	if (nd == NULL || nd->chan == 0)
 		return;
 	for (struct reader *r = k->readers; r; r = r->next)
-		if (r->chan == nd->chan) {
+		if (r->chan == nd->chan && r->conn != NULL) {
 			if (r->mode == CON_RAW)
 				send_bytes(r, p, n);
 			else
 				prefixed = 1;
 		}
-	if (!prefixed || m == NULL)
+	if (m == NULL)
 		return;
+	if (!prefixed) {
+		/* No one reads lines now, but the next line must start clean:
+		 * not with what a node printed before its reset. */
+		const char *nl = memrchr(p, '\n', n);
+		if (nl != NULL) {
+			sbuf_reset(&m->outline);
+			n -= (size_t)(nl + 1 - p);
+			p = nl + 1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (m->outline.len >= OUTLINE_MAX)
+				sbuf_reset(&m->outline);
+			if (p[i] != '\r')
+				sbuf_add(&m->outline, p + i, 1);
+		}
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] != '\n' && m->outline.len < OUTLINE_MAX) {
 			if (p[i] != '\r')
@@ -319,8 +394,18 @@ console_output(struct khd *k, int rank, const char *p, size_t n)
 void
 console_forget(struct khd *k, int rank)
 {
-	for (struct reader *r = k->readers; r; r = r->next)
-		for (int i = 0; i < r->npend; i++)
+	struct reader *next;
+
+	for (struct reader *r = k->readers; r; r = next) {
+		int left = 0;
+		next = r->next;
+		for (int i = 0; i < r->npend; i++) {
 			if (r->pend[i] == rank)
 				r->pend[i] = -1;
+			left += r->pend[i] >= 0;
+		}
+		/* khd stopping, or the nodes released: nobody waits any more. */
+		if (r->orphan && left == 0)
+			reader_free(k, r);
+	}
 }

@@ -50,7 +50,7 @@ network 3 : eth2"
 same "service-2.5 nodeinfo: rank uni external-address" \
 	"$(grep '^nodeinfo' <<<"$out" | awk '{print $2, $4}')" "3 10.0.16.4
 4 10.0.16.5"
-check "service-2.6 uni is 12 hex digits" grep -qE '^nodeinfo: 3 [0-9a-f]{12} ' <<<"$out"
+check "service-2.6 uni is 14 decimal digits (facility id, rank)" grep -qE '^nodeinfo: 3 [0-9]{10}0003 ' <<<"$out"
 same "service-2.7 nodes line" "$(tail -n1 <<<"$out")" "nodes: 3 4"
 json=$(khget --json -c pw alice 1)
 same "service-2.8 --json has the same facts" \
