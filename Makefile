@@ -30,7 +30,12 @@ UNITSRC   = $(filter-out $(SKIPTESTS),$(wildcard tests/unit/test_*.c))
 SKIPTESTS ?=
 UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/bin/khd $(TOOLS) $(UNITS)
+all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe
+
+# The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
+$(BUILD)/tests/rawframe: tests/tools/rawframe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

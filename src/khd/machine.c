@@ -204,8 +204,8 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 	}
 	m->running = 1;
 	ev_watch(k->ev, m->h.console, EV_READ, console_event, m);
-	if (m->h.pidfd >= 0)
-		ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m);
+	if (m->h.pidfd >= 0 && ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m) == 0)
+		m->watched_pidfd = m->h.pidfd;
 	alloc_set_state(&k->fac, n, NODE_RUNNING);
 	return 0;
 fail:
@@ -248,8 +248,12 @@ node_ended(struct machine *m, int status, int quiet)
 		close(m->h.console);
 		m->h.console = -1;
 	}
-	if (m->h.pidfd >= 0)
-		ev_unwatch(k->ev, m->h.pidfd);
+	/* By number: reap and kill close the pidfd and forget it, and a
+	 * handler left behind would meet the next file with that number
+	 * (the node's next console) and keep it from being watched. */
+	if (m->watched_pidfd >= 0)
+		ev_unwatch(k->ev, m->watched_pidfd);
+	m->watched_pidfd = -1;
 	if (m->holds_image)
 		imgcache_put(k->images, m->image);
 	m->holds_image = 0;
@@ -354,6 +358,7 @@ machine_new(struct khd *k, struct node *n)
 	m->rank = n->rank;
 	m->h.console = -1;
 	m->h.pidfd = -1;
+	m->watched_pidfd = -1;
 	sbuf_init(&m->outline);
 	m->mem = mem_new(k->blobs, MEM_BASE, t->mem);
 	if (m->mem == NULL)

@@ -19,8 +19,9 @@ struct machine {
 	struct fw *fw;
 	struct mem *mem;
 	struct node_handle h;
-	int running;	   /* booted: h is live */
-	int dying;	   /* killed, waiting for its pidfd */
+	int running;		 /* booted: h is live */
+	int dying;		 /* killed, waiting for its pidfd */
+	int watched_pidfd;	 /* the fd number khd's loop watches for its end, or -1 */
 	unsigned char image[32]; /* ramdisk content it runs (image cache reference) */
 	int holds_image;
 	char name[64], uni[24], eth0ip[32];

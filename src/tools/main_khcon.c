@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: khcon [--socket PATH] (-c CRED USER | -k CHANCRED) [--prefix] [--ro]\n"
-	"             [-n RANKS] [--until TEXT [--count N]] [--timeout SECS] [--idle MS] con<C>\n";
+    "usage: khcon [--socket PATH] (-c CRED USER | -k CHANCRED) [--prefix] [--ro]\n"
+    "             [-n RANKS] [--until TEXT [--count N]] [--timeout SECS] [--idle MS] con<C>\n";
 
 static int
 bad(const char *msg, const char *arg)
@@ -97,7 +97,8 @@ main(int argc, char **argv)
 			return bad("unexpected argument", a);
 		}
 	}
-	if (chan == NULL || strncmp(chan, "con", 3) != 0 || parse_uint(chan + 3, 0, INT32_MAX, &v) < 0)
+	if (chan == NULL || strncmp(chan, "con", 3) != 0 ||
+	    parse_uint(chan + 3, 0, INT32_MAX, &v) < 0)
 		return bad("expected a channel con<C>", chan);
 	if (ccred == NULL && (user == NULL || cred == NULL))
 		return bad("give -c CRED USER, or -k CHANNEL-CREDENTIAL", NULL);
@@ -157,6 +158,7 @@ main(int argc, char **argv)
 		return bad("--until needs a text", NULL);
 	char *tail = calloc(1, ul + 65536 + 1);
 	size_t tl = 0;
+	int ret = 0;
 	uint64_t seen = 0;
 	if (tail == NULL)
 		return 1;
@@ -170,10 +172,13 @@ main(int argc, char **argv)
 			ssize_t n = read(fd, buf, sizeof(buf));
 			if (n <= 0) {
 				fprintf(stderr, "khcon: khd closed the channel\n");
-				return 1;
+				ret = 1;
+				goto out;
 			}
-			if (write_all(1, buf, (size_t)n) < 0)
-				return 1;
+			if (write_all(1, buf, (size_t)n) < 0) {
+				ret = 1;
+				goto out;
+			}
 			last_out = now_ns();
 			if (until && seen < count) {
 				/* keep the last ul-1 bytes to match across reads */
@@ -182,8 +187,8 @@ main(int argc, char **argv)
 				tail[tl] = '\0';
 				/* the tail holds under ul bytes of old output, so every
 				 * match found here ends in the new bytes: none counts twice */
-				for (char *at = tail; (at = memmem(at, tl - (size_t)(at - tail), until,
-								   ul)) != NULL;
+				for (char *at = tail;
+				     (at = memmem(at, tl - (size_t)(at - tail), until, ul)) != NULL;
 				     at += ul)
 					seen++;
 				if (tl >= ul) {
@@ -199,7 +204,8 @@ main(int argc, char **argv)
 				in_open = 0;
 			else if (write_all(fd, buf, (size_t)n) < 0) {
 				fprintf(stderr, "khcon: lost khd\n");
-				return 1;
+				ret = 1;
+				goto out;
 			}
 		}
 		if (!in_open) {
@@ -212,10 +218,12 @@ main(int argc, char **argv)
 				fprintf(stderr, "khcon: timed out waiting for '%s'\n", until);
 			else
 				fprintf(stderr, "khcon: timed out\n");
-			return 1;
+			ret = 1;
+			goto out;
 		}
 	}
+out:
 	free(tail);
 	close(fd);
-	return 0;
+	return ret;
 }
