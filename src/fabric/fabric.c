@@ -277,6 +277,15 @@ config_slot(struct nl *nl, int rank, int slot, int netid, char *err, size_t errl
 	uint8_t mac[6];
 	int idx = FB_NODE_IF0 + slot;
 
+	/* Quiet at link up: no duplicate detection for the link-local
+	 * address and no router solicitations.  Each would be a multicast
+	 * frame flooded to every port of the domain, and a thousand nodes
+	 * coming up at once would send a million copies. */
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/dad_transmits", slot);
+	write_proc(path, "0");
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/router_solicitations", slot);
+	write_proc(path, "0");
 	addr_mac(netid, rank, mac);
 	struct nl_link l = {.index = idx,
 			    .mac = mac,
@@ -632,6 +641,19 @@ fabric_new(const char *facid, int nat, char *err, size_t errlen)
 	write_proc("/proc/sys/net/bridge/bridge-nf-call-ip6tables", "0");
 	write_proc("/proc/sys/net/bridge/bridge-nf-call-arptables", "0");
 	int rc = nl_open(&fb->fab, err, errlen);
+	/* MLD reports are for multicast routers and snooping switches; the
+	 * fabric has neither, so a bridge floods every report to every port
+	 * of the domain.  A thousand nodes booting join a few groups each:
+	 * millions of copies, seconds of softirq.  They stop at the bridge. */
+	if (rc == 0 && nft("table bridge kh {\n"
+			   " chain pre {\n"
+			   "  type filter hook prerouting priority 0; policy accept;\n"
+			   "  icmpv6 type { mld-listener-report, mld-listener-done, "
+			   "mld2-listener-report } drop\n"
+			   " }\n"
+			   "}\n",
+			   why, sizeof(why)) < 0)
+		log_warnx("fabric: MLD reports will be flooded: %s", why);
 	leave(fb);
 	if (rc < 0 || fb->fabns < 0)
 		goto fail;
