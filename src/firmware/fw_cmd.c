@@ -32,35 +32,6 @@ usage(struct fw *fw, const char *name)
 	return 1;
 }
 
-/* U-Boot's hex numbers (an optional 0x), but strict: junk is an error. */
-static int
-parse_hex(const char *s, uint64_t *v)
-{
-	uint64_t x = 0;
-	int n = 0;
-
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		s += 2;
-	for (; *s; s++, n++) {
-		int d;
-		if (*s >= '0' && *s <= '9')
-			d = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			d = *s - 'a' + 10;
-		else if (*s >= 'A' && *s <= 'F')
-			d = *s - 'A' + 10;
-		else
-			return -1;
-		if (x >> 60)
-			return -1;
-		x = x << 4 | (uint64_t)d;
-	}
-	if (n == 0)
-		return -1;
-	*v = x;
-	return 0;
-}
-
 static int
 get_hex(struct fw *fw, const char *cmd, const char *what, const char *s, uint64_t *v)
 {

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "image/ramdisk.h"
+#include "common/util.h"
 #include "image/uimage.h"
 
 #define CPIO_HDRLEN  110
@@ -638,21 +639,14 @@ copy_data(struct unpack *u, int fd, const struct cpio_hdr *h)
 	while (left > 0) {
 		const unsigned char *p;
 		ssize_t k = src_chunk(&u->s, left > GZ_BUFSZ ? GZ_BUFSZ : (size_t)left, &p);
-		size_t done = 0;
 
 		if (k == -1)
 			return -1;
 		if (h->crc)
 			for (ssize_t i = 0; i < k; i++)
 				sum += p[i];
-		while (fd != -1 && done < (size_t)k) {
-			ssize_t w = write(fd, p + done, (size_t)k - done);
-			if (w == -1 && errno == EINTR)
-				continue;
-			if (w == -1)
-				return up_fail(u, "write", errno);
-			done += (size_t)w;
-		}
+		if (fd != -1 && write_all(fd, p, (size_t)k) < 0)
+			return up_fail(u, "write", errno);
 		left -= (uint64_t)k;
 	}
 	if (h->crc && fd != -1 && sum != h->check)

@@ -416,35 +416,6 @@ succeed(struct khdo_track *t, struct khdo_node *nd)
 	t->waiting--;
 }
 
-/* U-Boot's hex, as the monitor prints and takes it. */
-static int
-parse_hex(const char *s, uint64_t *v)
-{
-	uint64_t x = 0;
-	int n = 0;
-
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		s += 2;
-	for (; *s; s++, n++) {
-		int d;
-		if (*s >= '0' && *s <= '9')
-			d = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			d = *s - 'a' + 10;
-		else if (*s >= 'A' && *s <= 'F')
-			d = *s - 'A' + 10;
-		else
-			return -1;
-		if (x >> 60)
-			return -1;
-		x = x << 4 | (uint64_t)d;
-	}
-	if (n == 0)
-		return -1;
-	*v = x;
-	return 0;
-}
-
 /* "memstart    = 0x10000000" */
 static int
 bdinfo_value(const char *rest, const char *name, uint64_t *v)

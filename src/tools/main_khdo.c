@@ -70,21 +70,6 @@ fail2(const char *fmt, const char *a)
 	return 2;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Reaching the channel */
 

@@ -21,21 +21,6 @@
 #include <unistd.h>
 
 static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 keys(const char *sock, const char *user, const char *uid)
 {
 	struct sbuf req;
