@@ -12,7 +12,7 @@ BIN=${1:-build/bin}
 OUT=${BENCH_OUT:-bench/results}
 mkdir -p "$OUT"
 D=$(mktemp -d /tmp/kh-bench-XXXXXX)
-trap 'kill $(head -n1 $D/khd.lock) 2>/dev/null; rm -rf $D' EXIT
+trap 'p=$(head -n1 $D/khd.lock 2>/dev/null); kill $p 2>/dev/null; while kill -0 $p 2>/dev/null; do sleep 0.05; done; rm -rf $D' EXIT
 export KH_SOCKET=$D/khd.sock
 "$BIN"/khd -d "$D" --nodes 1100
 "$BIN"/khget -c pw alice 1 >/dev/null # create the principal (slow hash) once

@@ -1,15 +1,20 @@
-/* fabric: one Linux bridge per communication domain in a network namespace
- * that only khd holds, one veth pair per node interface.  Enforcement is
- * the topology itself: a node's frames leave only through its own veths and
- * a bridge forwards only among its own ports, so nothing a node does (its
- * MAC, its addresses, VLAN tags, raw frames) reaches a segment it has no
- * port on.
+/* fabric: one Ethernet segment per communication domain, below the nodes.
+ * A segment is a macvlan "port": a veth pair "d<netid>"/"d<netid>x" in a
+ * network namespace that only khd holds, and one macvlan in bridge mode on
+ * "d<netid>" per node interface, living in the node's own namespace as
+ * eth<i>.  The kernel forwards between the macvlans of one lower device by
+ * destination MAC (broadcast and multicast to those that listen) and sends
+ * everything else out of the lower, into the veth's other end, where it
+ * dies.  Enforcement is the topology: a node's frames enter only the
+ * segments it has a macvlan on; nothing a node does (its MAC, addresses,
+ * VLAN tags, raw frames, more macvlans stacked on its own) reaches another.
  *
- * Speed: creating a veth costs the kernel about half a millisecond and a
- * namespace about as much, so every free node gets its namespace and its
- * first interfaces ahead of need (fabric_prepare_some, from khd's idle
- * time); an allocation then only joins ports to bridges.  Interface and
- * bridge indexes are chosen here, so no request ever looks a name up. */
+ * Why macvlans and not a Linux bridge per domain: a frame crosses one
+ * device instead of two veths and a bridge, and joining a segment costs
+ * the same whatever its size, where a bridge's join walks all its ports
+ * (docs/fabric.md has the figures).  Interface and segment indexes are
+ * chosen here, so no request looks a name up; a free node's namespace is
+ * made ahead of need in khd's idle time. */
 #include "fabric/fabric.h"
 #include "allocator/facility.h"
 #include "common/log.h"
@@ -21,6 +26,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
@@ -31,22 +37,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FB_PREMADE	2 /* interfaces made ahead: eth0 and eth1 (-x and one more) */
 #define FB_MTU_INTERNAL 9000
 #define FB_MTU_EXTERNAL 1500
-#define FB_UPLINK_INDEX 2	  /* the uplink's end in the fabric namespace */
 #define FB_NODE_IF0	16	  /* eth<i> is ifindex 16+i in the node */
-#define FB_BRIDGE_BASE	(1 << 22) /* bridge of netid n: ifindex BASE+n */
+#define FB_SEG_BASE	(1 << 22) /* segment of netid n: lower ifindex BASE+n */
+#define FB_SINK_BASE	(1 << 21) /* and its other end SINK+n */
 #define FB_GRAVE	0x4b48	  /* link group of interfaces waiting for deletion */
 
 struct fb_node {
 	int netns;	      /* -1: not prepared */
+	int nsid;	      /* its id in the fabric's namespace */
 	int running;	      /* configured since boot: new interfaces get addresses */
 	int nets[KH_MAX_IFS]; /* netid wired at eth<i>, 0: none */
-	unsigned made;	      /* bit i: the veth of eth<i> exists */
+	unsigned made;	      /* bit i: eth<i> exists */
+	unsigned graves;      /* bit i: eth<i> removed, deleted at the next flush */
 };
 
-struct fb_bridge {
+struct fb_seg {
 	int netid;
 	int ports;
 };
@@ -57,30 +64,44 @@ struct fabric {
 	int hostns, fabns;
 	struct nl host, fab;
 	struct fb_node *nodes; /* KH_MAX_NODES */
-	struct fb_bridge *br;
-	int nbr, capbr;
+	struct fb_seg *seg;
+	int nseg, capseg;
 	int nat;
 	int fwd_changed; /* ip_forward was 0 and we set it */
 	int nprepared, nports;
-	int graves; /* links in the graveyard group */
+	int graves;	 /* nodes with interfaces in their graveyard group */
+	uint32_t macseq; /* throwaway MACs handed out */
+	int nsidseq;	 /* namespace ids handed out */
+	void (*on_remove)(void *, int, const struct fabric_ifstats *);
+	void *remove_arg;
 };
 
 static int
-port_index(int rank, int slot)
+seg_index(int netid)
 {
-	return 64 + rank * KH_MAX_IFS + slot;
-}
-
-static int
-bridge_index(int netid)
-{
-	return FB_BRIDGE_BASE + netid;
+	return FB_SEG_BASE + netid;
 }
 
 static int
 mtu_of(int netid)
 {
 	return netid == NETID_EXTERNAL ? FB_MTU_EXTERNAL : FB_MTU_INTERNAL;
+}
+
+/* A MAC no plan gives (02:... are the plan's): an interface has one from
+ * its creation until its node boots, and again once removed, so the plan's
+ * MAC is never held by a device on its way out, nor by a squatter's
+ * interface at creation time. */
+static void
+throwaway_mac(struct fabric *fb, uint8_t mac[6])
+{
+	uint32_t n = ++fb->macseq;
+	mac[0] = 0x06;
+	mac[1] = 0x4b;
+	mac[2] = (uint8_t)(n >> 24);
+	mac[3] = (uint8_t)(n >> 16);
+	mac[4] = (uint8_t)(n >> 8);
+	mac[5] = (uint8_t)n;
 }
 
 /* Back to khd's own namespace.  Staying elsewhere would put every later
@@ -127,82 +148,137 @@ write_proc(const char *path, const char *val)
 	close(fd);
 }
 
-static struct fb_bridge *
-bridge_find(struct fabric *fb, int netid)
+static struct fb_seg *
+seg_find(struct fabric *fb, int netid)
 {
-	for (int i = 0; i < fb->nbr; i++)
-		if (fb->br[i].netid == netid)
-			return &fb->br[i];
+	for (int i = 0; i < fb->nseg; i++)
+		if (fb->seg[i].netid == netid)
+			return &fb->seg[i];
 	return NULL;
 }
 
-/* The domain's bridge, made on first use.  Its MAC and MTU are set here
- * so the kernel need not recompute them from all ports at every join. */
-static struct fb_bridge *
-bridge_get(struct fabric *fb, int netid, char *err, size_t errlen)
+/* The domain's segment, made on first use. */
+static struct fb_seg *
+seg_get(struct fabric *fb, int netid, char *err, size_t errlen)
 {
-	struct fb_bridge *b = bridge_find(fb, netid);
-	char name[24];
+	struct fb_seg *b = seg_find(fb, netid);
+	char name[24], sink[24];
 	uint8_t mac[6];
 
 	if (b)
 		return b;
 	snprintf(name, sizeof(name), "d%d", netid);
-	addr_mac(netid, 0xffff, mac);
-	struct nl_link l = {.index = bridge_index(netid),
+	snprintf(sink, sizeof(sink), "d%dx", netid);
+	addr_mac(netid, 0xfffe, mac);
+	/* Both ends up: a macvlan has carrier only while its lower has. */
+	struct nl_link l = {.index = seg_index(netid),
 			    .name = name,
-			    .kind = "bridge",
+			    .kind = "veth",
 			    .mac = mac,
 			    .mtu = mtu_of(netid),
 			    .master = -1,
 			    .up = 1,
+			    .peer_name = sink,
+			    .peer_index = FB_SINK_BASE + netid,
 			    .peer_netns = -1,
-			    .br_nosnoop = 1};
+			    .peer_mtu = mtu_of(netid)};
 	if (nl_link(&fb->fab, &l, err, errlen) < 0)
 		return NULL;
-	fb->br = fac_grow(fb->br, &fb->capbr, fb->nbr + 1, sizeof(*fb->br));
-	b = &fb->br[fb->nbr++];
-	*b = (struct fb_bridge){.netid = netid};
+	struct nl_link up = {
+	    .index = FB_SINK_BASE + netid, .master = -1, .up = 1, .peer_netns = -1};
+	if (nl_link(&fb->fab, &up, err, errlen) < 0) {
+		nl_link_del(&fb->fab, seg_index(netid), 0, err, errlen);
+		return NULL;
+	}
+	fb->seg = fac_grow(fb->seg, &fb->capseg, fb->nseg + 1, sizeof(*fb->seg));
+	b = &fb->seg[fb->nseg++];
+	*b = (struct fb_seg){.netid = netid};
 	return b;
 }
 
 static void
-bridge_unref(struct fabric *fb, int netid)
+seg_unref(struct fabric *fb, int netid)
 {
 	char why[256];
-	struct fb_bridge *b = bridge_find(fb, netid);
+	struct fb_seg *b = seg_find(fb, netid);
 	if (b == NULL || --b->ports > 0 || netid == NETID_EXTERNAL)
 		return;
-	if (nl_link_del(&fb->fab, bridge_index(netid), 0, why, sizeof(why)) < 0)
+	/* Deleting the lower deletes whatever is still stacked on it (the
+	 * macvlans of released nodes whose namespaces the kernel has not
+	 * finished with). */
+	if (nl_link_del(&fb->fab, seg_index(netid), 0, why, sizeof(why)) < 0)
 		log_warnx("fabric: domain %d: %s", netid, why);
-	*b = fb->br[--fb->nbr];
+	*b = fb->seg[--fb->nseg];
 }
 
-/* The veth of eth<slot>: "n<rank>e<slot>" here, eth<slot> in the node. */
+struct counters_arg {
+	const struct fb_node *nd;
+	struct fabric_ifstats *out;
+	int n, max;
+};
+
+static void
+counters_cb(void *arg, const struct nl_stats *st)
+{
+	struct counters_arg *ca = arg;
+	int slot = st->index - FB_NODE_IF0;
+	if (slot < 0 || slot >= KH_MAX_IFS || !(ca->nd->made & (1u << slot)) || ca->n >= ca->max)
+		return;
+	ca->out[ca->n++] = (struct fabric_ifstats){.slot = slot,
+						   .netid = (uint32_t)ca->nd->nets[slot],
+						   .rx_bytes = st->rx_bytes,
+						   .tx_bytes = st->tx_bytes,
+						   .rx_packets = st->rx_packets,
+						   .tx_packets = st->tx_packets};
+}
+
+int
+fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, int max)
+{
+	struct counters_arg ca;
+	if (fb == NULL || rank < 0 || rank >= KH_MAX_NODES)
+		return -1;
+	ca = (struct counters_arg){.nd = &fb->nodes[rank], .out = out, .max = max};
+	if (ca.nd->netns < 0 || ca.nd->made == 0)
+		return 0;
+	if (nl_link_stats(&fb->fab, ca.nd->nsid, counters_cb, &ca) < 0)
+		return -1;
+	return ca.n;
+}
+
+void
+fabric_set_remove_hook(struct fabric *fb, void (*fn)(void *, int, const struct fabric_ifstats *),
+		       void *arg)
+{
+	fb->on_remove = fn;
+	fb->remove_arg = arg;
+}
+
+/* eth<slot> of the node, a macvlan on netid's segment, made straight in
+ * the node's namespace (moving a device between namespaces waits for the
+ * kernel's RCU; making it there does not).  Down until the node boots. */
 static int
-make_veth(struct fabric *fb, int rank, int slot, char *err, size_t errlen)
+make_if(struct fabric *fb, int rank, int slot, int netid, char *err, size_t errlen)
 {
 	struct fb_node *nd = &fb->nodes[rank];
-	char name[24], peer[24];
+	char name[24];
 	uint8_t mac[6];
 
-	fabric_flush(fb);
-	snprintf(name, sizeof(name), "n%de%d", rank, slot);
-	snprintf(peer, sizeof(peer), "eth%d", slot);
-	addr_mac(0, rank, mac); /* netid 0: in no domain yet */
-	/* Up from the start, so that joining a domain is one change (the
-	 * node's end stays down, hence no carrier, until the node boots). */
-	struct nl_link l = {.index = port_index(rank, slot),
+	if (nd->graves & (1u << slot))
+		fabric_flush(fb); /* the removed eth<slot> still holds the name */
+	snprintf(name, sizeof(name), "eth%d", slot);
+	throwaway_mac(fb, mac);
+	struct nl_link l = {.index = FB_NODE_IF0 + slot,
 			    .name = name,
-			    .kind = "veth",
-			    .mtu = FB_MTU_INTERNAL,
-			    .up = 1,
+			    .kind = "macvlan",
+			    .link = seg_index(netid),
+			    .macvlan_mode = MACVLAN_MODE_BRIDGE,
+			    .mac = mac,
+			    .mtu = mtu_of(netid),
 			    .master = -1,
-			    .peer_name = peer,
-			    .peer_index = FB_NODE_IF0 + slot,
-			    .peer_netns = nd->netns,
-			    .peer_mtu = FB_MTU_INTERNAL,
-			    .peer_mac = mac};
+			    .peer_netns = -1,
+			    .in_netns = 1,
+			    .netns = nd->netns};
 	if (nl_link(&fb->fab, &l, err, errlen) < 0)
 		return -1;
 	nd->made |= 1u << slot;
@@ -210,40 +286,92 @@ make_veth(struct fabric *fb, int rank, int slot, char *err, size_t errlen)
 	return 0;
 }
 
-/* Removing an interface: its port goes down at once (no frame passes
- * after this returns) and into the graveyard group; fabric_flush deletes
- * the whole group in one request.  Deleting a veth waits for an RCU grace
- * period, tens of milliseconds on a small VM: once per release of a
- * thousand nodes, not once per interface. */
+/* A route socket in node rank's namespace (the socket keeps it after we
+ * return to ours).  Changes to a node's links go through one: this kernel
+ * aims only link dumps, not changes, at another namespace by id. */
+static int
+node_nl(struct fabric *fb, int rank, struct nl *nl, char *err, size_t errlen)
+{
+	if (enter(fb, fb->nodes[rank].netns, err, errlen) < 0)
+		return -1;
+	int rc = nl_open(nl, err, errlen);
+	leave(fb);
+	return rc;
+}
+
+/* Removing interfaces (mask: which slots): each goes down at once (no
+ * frame passes after this returns) with a throwaway MAC and, when grave,
+ * into the graveyard group for fabric_flush to delete.  Deleting a device
+ * waits for an RCU grace period, tens of milliseconds on a small VM, so
+ * that waits for the end of the request.  A released node's are deleted
+ * by the kernel with its namespace. */
 static void
-drop_veth(struct fabric *fb, int rank, int slot)
+drop_ifs(struct fabric *fb, int rank, unsigned mask, int grave)
 {
 	struct fb_node *nd = &fb->nodes[rank];
 	char why[256];
-	if (!(nd->made & (1u << slot)))
+	struct nl nl;
+
+	mask &= nd->made;
+	if (mask == 0)
 		return;
-	struct nl_link l = {.index = port_index(rank, slot),
-			    .master = -1,
-			    .up = -1,
-			    .group = FB_GRAVE,
-			    .peer_netns = -1};
-	if (nl_link(&fb->fab, &l, why, sizeof(why)) < 0 && strstr(why, "No such device") == NULL)
-		log_warnx("fabric: node %d eth%d: %s", rank, slot, why);
-	nd->made &= ~(1u << slot);
-	fb->nports--;
-	fb->graves++;
+	if (fb->on_remove) {
+		struct fabric_ifstats st[KH_MAX_IFS];
+		int n = fabric_node_counters(fb, rank, st, KH_MAX_IFS);
+		for (int i = 0; i < n; i++)
+			if (mask & (1u << st[i].slot))
+				fb->on_remove(fb->remove_arg, rank, &st[i]);
+	}
+	if (node_nl(fb, rank, &nl, why, sizeof(why)) < 0) {
+		log_warnx("fabric: node %d: %s", rank, why);
+		nl.s = NULL;
+	}
+	for (int i = 0; i < KH_MAX_IFS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		uint8_t mac[6];
+		throwaway_mac(fb, mac);
+		struct nl_link l = {.index = FB_NODE_IF0 + i,
+				    .mac = mac,
+				    .master = -1,
+				    .up = -1,
+				    .group = grave ? FB_GRAVE : 0,
+				    .peer_netns = -1};
+		/* "No such device": the node's root deleted it. */
+		if (nl.s && nl_link(&nl, &l, why, sizeof(why)) < 0 &&
+		    strstr(why, "No such device") == NULL)
+			log_warnx("fabric: node %d eth%d: %s", rank, i, why);
+		fb->nports--;
+	}
+	nl_close(&nl);
+	nd->made &= ~mask;
+	if (grave) {
+		if (nd->graves == 0)
+			fb->graves++;
+		nd->graves |= mask;
+	}
 }
 
 void
 fabric_flush(struct fabric *fb)
 {
 	char why[256];
+	struct nl nl;
 	if (fb == NULL || fb->graves == 0)
 		return;
-	/* Deleting one end of a pair deletes both: eth<i> leaves the node. */
-	if (nl_link_del(&fb->fab, 0, FB_GRAVE, why, sizeof(why)) < 0 &&
-	    strstr(why, "No such device") == NULL)
-		log_warnx("fabric: %s", why);
+	for (int r = 0; r < KH_MAX_NODES && fb->graves > 0; r++) {
+		struct fb_node *nd = &fb->nodes[r];
+		if (nd->graves == 0)
+			continue;
+		if (nd->netns >= 0 && node_nl(fb, r, &nl, why, sizeof(why)) == 0) {
+			if (nl_link_del(&nl, 0, FB_GRAVE, why, sizeof(why)) < 0 &&
+			    strstr(why, "No such device") == NULL)
+				log_warnx("fabric: node %d: %s", r, why);
+			nl_close(&nl);
+		}
+		nd->graves = 0;
+		fb->graves--;
+	}
 	fb->graves = 0;
 }
 
@@ -259,11 +387,16 @@ fabric_node_prepare(struct fabric *fb, int rank, char *err, size_t errlen)
 		return 0;
 	if ((nd->netns = new_netns(fb, err, errlen)) < 0)
 		return -1;
-	for (int i = 0; i < FB_PREMADE; i++)
-		if (make_veth(fb, rank, i, err, errlen) < 0) {
-			fabric_node_release(fb, rank);
-			return -1;
-		}
+	/* Ids are never reused: a released namespace may outlive its fd a
+	 * while, with its id. */
+	if (++fb->nsidseq <= 0)
+		fb->nsidseq = 1;
+	nd->nsid = fb->nsidseq;
+	if (nl_nsid_set(&fb->fab, nd->netns, nd->nsid, err, errlen) < 0) {
+		close(nd->netns);
+		nd->netns = -1;
+		return -1;
+	}
 	fb->nprepared++;
 	return 0;
 }
@@ -278,23 +411,26 @@ config_slot(struct nl *nl, int rank, int slot, int netid, char *err, size_t errl
 	int idx = FB_NODE_IF0 + slot;
 
 	/* Quiet at link up: no duplicate detection for the link-local
-	 * address and no router solicitations.  Each would be a multicast
-	 * frame flooded to every port of the domain, and a thousand nodes
-	 * coming up at once would send a million copies. */
+	 * address and no router solicitations, multicast frames a thousand
+	 * nodes coming up at once would send to each other. */
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/dad_transmits", slot);
 	write_proc(path, "0");
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/router_solicitations", slot);
 	write_proc(path, "0");
 	addr_mac(netid, rank, mac);
-	struct nl_link l = {.index = idx,
-			    .mac = mac,
-			    .mtu = mtu_of(netid),
-			    .master = -1,
-			    .up = 1,
-			    .peer_netns = -1};
-	if (nl_link(nl, &l, err, errlen) < 0)
-		return -1;
+	struct nl_link l = {.index = idx, .mac = mac, .master = -1, .up = 1, .peer_netns = -1};
+	if (nl_link(nl, &l, err, errlen) < 0) {
+		/* The plan's MAC is taken on the segment (a node set it on
+		 * its own interface): keep the throwaway one, the addresses
+		 * are what the plan promises. */
+		if (!strstr(err, "in use"))
+			return -1;
+		log_warnx("fabric: node %d eth%d: %s; it keeps another MAC", rank, slot, err);
+		struct nl_link up = {.index = idx, .master = -1, .up = 1, .peer_netns = -1};
+		if (nl_link(nl, &up, err, errlen) < 0)
+			return -1;
+	}
 	addr_node4(netid, rank, a4, sizeof(a4));
 	addr_node6(netid, rank, a6, sizeof(a6));
 	if (nl_addr(nl, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0 ||
@@ -311,26 +447,19 @@ config_slot(struct nl *nl, int rank, int slot, int netid, char *err, size_t errl
 	return 0;
 }
 
-/* Join eth<slot> of the node to the bridge of netid (making the veth if it
- * is not there). */
+/* Put eth<slot> of the node on the segment of netid. */
 static int
 join(struct fabric *fb, int rank, int slot, int netid, char *err, size_t errlen)
 {
 	struct fb_node *nd = &fb->nodes[rank];
-	struct fb_bridge *b;
+	struct fb_seg *b;
 
-	if (!(nd->made & (1u << slot)) && make_veth(fb, rank, slot, err, errlen) < 0)
+	if ((b = seg_get(fb, netid, err, errlen)) == NULL)
 		return -1;
-	if ((b = bridge_get(fb, netid, err, errlen)) == NULL)
-		return -1;
-	struct nl_link l = {.index = port_index(rank, slot),
-			    .mtu = netid == NETID_EXTERNAL ? FB_MTU_EXTERNAL : 0,
-			    .master = bridge_index(netid),
-			    .peer_netns = -1};
-	if (nl_link(&fb->fab, &l, err, errlen) < 0) {
+	if (make_if(fb, rank, slot, netid, err, errlen) < 0) {
 		if (b->ports == 0) {
 			b->ports = 1;
-			bridge_unref(fb, netid);
+			seg_unref(fb, netid);
 		}
 		return -1;
 	}
@@ -379,9 +508,9 @@ fabric_node_wire(struct fabric *fb, int rank, const int *netids, int n, char *er
 		if (have) {
 			/* Leaving a domain removes the interface: its traffic
 			 * stops with it. */
-			drop_veth(fb, rank, i);
+			drop_ifs(fb, rank, 1u << i, 1);
 			nd->nets[i] = 0;
-			bridge_unref(fb, have);
+			seg_unref(fb, have);
 		}
 		if (want) {
 			if (join(fb, rank, i, want, err, errlen) < 0)
@@ -404,23 +533,22 @@ fabric_node_config(struct fabric *fb, int rank, char *err, size_t errlen)
 	if (fabric_node_prepare(fb, rank, err, errlen) < 0)
 		return -1;
 	nd = &fb->nodes[rank];
-	for (int i = 0; i < KH_MAX_IFS; i++) {
+	for (int i = 0; i < KH_MAX_IFS; i++)
 		if (nd->nets[i])
 			mask |= 1u << i;
-		else
-			drop_veth(fb, rank, i); /* a spare: the node sees only its domains */
-	}
 	if (config_node(fb, rank, mask, why, sizeof(why)) < 0) {
-		/* Software of an earlier boot may have deleted an interface
-		 * (root in a node may): make the node's wiring afresh. */
+		/* Software of an earlier boot may have deleted or changed an
+		 * interface (root in a node may): make the node's wiring
+		 * afresh. */
 		int nets[KH_MAX_IFS];
 		memcpy(nets, nd->nets, sizeof(nets));
+		drop_ifs(fb, rank, ~0u, 1);
 		for (int i = 0; i < KH_MAX_IFS; i++)
 			if (nd->nets[i]) {
-				drop_veth(fb, rank, i);
-				bridge_unref(fb, nd->nets[i]);
+				seg_unref(fb, nd->nets[i]);
 				nd->nets[i] = 0;
 			}
+		fabric_flush(fb);
 		if (fabric_node_wire(fb, rank, nets, KH_MAX_IFS, err, errlen) < 0 ||
 		    config_node(fb, rank, mask, err, errlen) < 0)
 			return -1;
@@ -443,11 +571,18 @@ fabric_node_release(struct fabric *fb, int rank)
 	if (rank < 0 || rank >= KH_MAX_NODES)
 		return;
 	nd = &fb->nodes[rank];
+	/* Down and with throwaway MACs now; the kernel deletes them with the
+	 * namespace, in its own time and in batches. */
+	if (nd->netns >= 0)
+		drop_ifs(fb, rank, ~0u, 0);
 	for (int i = 0; i < KH_MAX_IFS; i++) {
-		drop_veth(fb, rank, i);
 		if (nd->nets[i])
-			bridge_unref(fb, nd->nets[i]);
+			seg_unref(fb, nd->nets[i]);
 		nd->nets[i] = 0;
+	}
+	if (nd->graves) {
+		nd->graves = 0;
+		fb->graves--;
 	}
 	if (nd->netns >= 0) {
 		close(nd->netns);
@@ -471,11 +606,11 @@ fabric_uplink(const struct fabric *fb)
 }
 
 void
-fabric_counts(const struct fabric *fb, int *prepared, int *ports, int *bridges)
+fabric_counts(const struct fabric *fb, int *prepared, int *ports, int *segments)
 {
 	*prepared = fb->nprepared;
 	*ports = fb->nports;
-	*bridges = fb->nbr;
+	*segments = fb->nseg;
 }
 
 /* nftables through its library (the kernel's netlink API underneath):
@@ -562,18 +697,20 @@ gateway_taken(const char *a4, char *name, size_t len)
 	return found;
 }
 
-/* The external domain's bridge and the host's uplink into it. */
+/* The host's uplink into the external domain: a macvlan on its segment,
+ * made in khd's (the host's) namespace. */
 static int
 uplink(struct fabric *fb, char *err, size_t errlen)
 {
 	char a4[32], a6[64], other[IF_NAMESIZE + 1];
+	uint8_t mac[6];
 	int idx;
 
 	/* One left by a khd that was killed (its fabric dies with it, but the
 	 * kernel may not have finished yet). */
 	if ((idx = nl_link_index(&fb->host, fb->uplink)) > 0)
 		nl_link_del(&fb->host, idx, 0, err, errlen);
-	if (bridge_get(fb, NETID_EXTERNAL, err, errlen) == NULL)
+	if (seg_get(fb, NETID_EXTERNAL, err, errlen) == NULL)
 		return -1;
 	addr_gateway4(NETID_EXTERNAL, a4, sizeof(a4));
 	if (gateway_taken(a4, other, sizeof(other)))
@@ -581,27 +718,25 @@ uplink(struct fabric *fb, char *err, size_t errlen)
 			      "the host already has %s on %s (another facility's uplink?): "
 			      "this facility's external domain is not reachable from the host",
 			      a4, other);
+	addr_mac(NETID_EXTERNAL, 0xffff, mac);
 	struct nl_link l = {.name = fb->uplink,
-			    .kind = "veth",
+			    .kind = "macvlan",
+			    .link = seg_index(NETID_EXTERNAL),
+			    .macvlan_mode = MACVLAN_MODE_BRIDGE,
+			    .mac = mac,
 			    .mtu = FB_MTU_EXTERNAL,
 			    .master = -1,
-			    .up = 1,
-			    .peer_name = "up0",
-			    .peer_index = FB_UPLINK_INDEX,
-			    .peer_netns = fb->fabns,
-			    .peer_mtu = FB_MTU_EXTERNAL};
-	if (nl_link(&fb->host, &l, err, errlen) < 0)
-		return -1;
-	struct nl_link port = {.index = FB_UPLINK_INDEX,
-			       .master = bridge_index(NETID_EXTERNAL),
-			       .up = 1,
-			       .peer_netns = -1};
-	if (nl_link(&fb->fab, &port, err, errlen) < 0)
+			    .peer_netns = -1,
+			    .in_netns = 1,
+			    .netns = fb->hostns};
+	if (nl_link(&fb->fab, &l, err, errlen) < 0)
 		return -1;
 	if ((idx = nl_link_index(&fb->host, fb->uplink)) < 0)
 		return seterr(err, errlen, "%s: %s", fb->uplink, strerror(-idx));
+	struct nl_link up = {.index = idx, .master = -1, .up = 1, .peer_netns = -1};
 	snprintf(a6, sizeof(a6), "fd4b:6b68:%x::%x", NETID_EXTERNAL, ADDR_GATEWAY_HOST);
-	if (nl_addr(&fb->host, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0 ||
+	if (nl_link(&fb->host, &up, err, errlen) < 0 ||
+	    nl_addr(&fb->host, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0 ||
 	    nl_addr(&fb->host, AF_INET6, idx, a6, 64, err, errlen) < 0)
 		return -1;
 	return 0;
@@ -628,8 +763,8 @@ fabric_new(const char *facid, int nat, char *err, size_t errlen)
 	if (nl_open(&fb->host, err, errlen) < 0)
 		goto fail;
 	/* The fabric's namespace: no addresses, no forwarding, no IPv6 of its
-	 * own (a bridge would otherwise speak into every domain), bridged
-	 * frames not passed to a firewall. */
+	 * own (the segments' lower devices would otherwise speak into every
+	 * domain). */
 	if (unshare(CLONE_NEWNET) < 0) {
 		seterr(err, errlen, "fabric namespace: %s", strerror(errno));
 		goto fail;
@@ -637,23 +772,7 @@ fabric_new(const char *facid, int nat, char *err, size_t errlen)
 	fb->fabns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	write_proc("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
 	write_proc("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-	write_proc("/proc/sys/net/bridge/bridge-nf-call-iptables", "0");
-	write_proc("/proc/sys/net/bridge/bridge-nf-call-ip6tables", "0");
-	write_proc("/proc/sys/net/bridge/bridge-nf-call-arptables", "0");
 	int rc = nl_open(&fb->fab, err, errlen);
-	/* MLD reports are for multicast routers and snooping switches; the
-	 * fabric has neither, so a bridge floods every report to every port
-	 * of the domain.  A thousand nodes booting join a few groups each:
-	 * millions of copies, seconds of softirq.  They stop at the bridge. */
-	if (rc == 0 && nft("table bridge kh {\n"
-			   " chain pre {\n"
-			   "  type filter hook prerouting priority 0; policy accept;\n"
-			   "  icmpv6 type { mld-listener-report, mld-listener-done, "
-			   "mld2-listener-report } drop\n"
-			   " }\n"
-			   "}\n",
-			   why, sizeof(why)) < 0)
-		log_warnx("fabric: MLD reports will be flooded: %s", why);
 	leave(fb);
 	if (rc < 0 || fb->fabns < 0)
 		goto fail;
@@ -699,7 +818,7 @@ fabric_free(struct fabric *fb)
 		close(fb->fabns);
 	if (fb->hostns >= 0)
 		close(fb->hostns);
-	free(fb->br);
+	free(fb->seg);
 	free(fb->nodes);
 	free(fb);
 }

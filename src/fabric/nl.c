@@ -9,6 +9,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+#include <linux/net_namespace.h>
 #include <linux/veth.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -73,7 +74,10 @@ int
 nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 {
 	char buf[NL_BUF];
-	struct nlmsghdr *h = start(buf, nl, RTM_NEWLINK, l->kind ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	/* A change aimed at another namespace must be RTM_SETLINK: RTM_NEWLINK
+	 * looks the index up in the socket's own namespace. */
+	uint16_t type = l->kind || l->nsid <= 0 ? RTM_NEWLINK : RTM_SETLINK;
+	struct nlmsghdr *h = start(buf, nl, type, l->kind ? NLM_F_CREATE | NLM_F_EXCL : 0);
 	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(h, sizeof(*ifm));
 	int rc;
 
@@ -93,6 +97,12 @@ nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 		mnl_attr_put_u32(h, IFLA_MASTER, (uint32_t)l->master);
 	if (l->group)
 		mnl_attr_put_u32(h, IFLA_GROUP, (uint32_t)l->group);
+	if (l->link > 0)
+		mnl_attr_put_u32(h, IFLA_LINK, (uint32_t)l->link);
+	if (l->nsid > 0)
+		mnl_attr_put_u32(h, IFLA_TARGET_NETNSID, (uint32_t)l->nsid);
+	if (l->in_netns)
+		mnl_attr_put_u32(h, IFLA_NET_NS_FD, (uint32_t)l->netns);
 	if (l->kind) {
 		struct nlattr *li = mnl_attr_nest_start(h, IFLA_LINKINFO);
 		mnl_attr_put_strz(h, IFLA_INFO_KIND, l->kind);
@@ -111,6 +121,8 @@ nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 				mnl_attr_put(h, IFLA_ADDRESS, 6, l->peer_mac);
 			mnl_attr_nest_end(h, peer);
 		}
+		if (strcmp(l->kind, "macvlan") == 0 && l->macvlan_mode)
+			mnl_attr_put_u32(h, IFLA_MACVLAN_MODE, (uint32_t)l->macvlan_mode);
 		if (strcmp(l->kind, "bridge") == 0 && l->br_nosnoop)
 			mnl_attr_put_u8(h, IFLA_BR_MCAST_SNOOPING, 0);
 		mnl_attr_nest_end(h, data);
@@ -125,6 +137,12 @@ nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 int
 nl_link_del(struct nl *nl, int index, int group, char *err, size_t errlen)
 {
+	return nl_link_del_in(nl, 0, index, group, err, errlen);
+}
+
+int
+nl_link_del_in(struct nl *nl, int nsid, int index, int group, char *err, size_t errlen)
+{
 	char buf[NL_BUF];
 	struct nlmsghdr *h = start(buf, nl, RTM_DELLINK, 0);
 	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(h, sizeof(*ifm));
@@ -134,9 +152,85 @@ nl_link_del(struct nl *nl, int index, int group, char *err, size_t errlen)
 	ifm->ifi_index = index;
 	if (index == 0)
 		mnl_attr_put_u32(h, IFLA_GROUP, (uint32_t)group);
+	if (nsid > 0)
+		mnl_attr_put_u32(h, IFLA_TARGET_NETNSID, (uint32_t)nsid);
 	if ((rc = talk(nl, h, NULL, NULL)) < 0)
 		seterr(err, errlen, "delete link %d: %s", index, strerror(-rc));
 	return rc;
+}
+
+int
+nl_nsid_set(struct nl *nl, int fd, int nsid, char *err, size_t errlen)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *h = start(buf, nl, RTM_NEWNSID, 0);
+	struct rtgenmsg *g = mnl_nlmsg_put_extra_header(h, sizeof(*g));
+	int rc;
+
+	g->rtgen_family = AF_UNSPEC;
+	mnl_attr_put_u32(h, NETNSA_FD, (uint32_t)fd);
+	mnl_attr_put_u32(h, NETNSA_NSID, (uint32_t)nsid);
+	if ((rc = talk(nl, h, NULL, NULL)) < 0)
+		seterr(err, errlen, "namespace id %d: %s", nsid, strerror(-rc));
+	return rc;
+}
+
+struct stats_arg {
+	void (*fn)(void *, const struct nl_stats *);
+	void *arg;
+};
+
+static int
+stats_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+	if (type == IFLA_STATS64 && mnl_attr_get_payload_len(a) >= sizeof(struct rtnl_link_stats64))
+		tb[IFLA_STATS64] = a;
+	return MNL_CB_OK;
+}
+
+static int
+stats_cb(const struct nlmsghdr *h, void *arg)
+{
+	const struct stats_arg *sa = arg;
+	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(h);
+	const struct nlattr *tb[IFLA_MAX + 1] = {0};
+	struct rtnl_link_stats64 s;
+	struct nl_stats out = {.index = ifm->ifi_index};
+
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return MNL_CB_OK;
+	mnl_attr_parse(h, sizeof(*ifm), stats_attr, tb);
+	if (tb[IFLA_STATS64]) {
+		memcpy(&s, mnl_attr_get_payload(tb[IFLA_STATS64]), sizeof(s));
+		out.rx_bytes = s.rx_bytes;
+		out.tx_bytes = s.tx_bytes;
+		out.rx_packets = s.rx_packets;
+		out.tx_packets = s.tx_packets;
+	}
+	sa->fn(sa->arg, &out);
+	return MNL_CB_OK;
+}
+
+int
+nl_link_stats(struct nl *nl, int nsid, void (*fn)(void *arg, const struct nl_stats *), void *arg)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	struct stats_arg sa = {fn, arg};
+
+	h->nlmsg_type = RTM_GETLINK;
+	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	h->nlmsg_seq = ++nl->seq;
+	ifm = mnl_nlmsg_put_extra_header(h, sizeof(*ifm));
+	ifm->ifi_family = AF_UNSPEC;
+	if (nsid > 0)
+		mnl_attr_put_u32(h, IFLA_TARGET_NETNSID, (uint32_t)nsid);
+	/* only what a counter needs: no VF or per-protocol details */
+	mnl_attr_put_u32(h, IFLA_EXT_MASK, 0);
+	return talk(nl, h, stats_cb, &sa);
 }
 
 static int

@@ -40,12 +40,35 @@ struct nl_link {
 	const uint8_t *peer_mac;
 	/* bridge */
 	int br_nosnoop; /* multicast snooping off */
+	/* macvlan: its lower device (ifindex here) and mode (MACVLAN_MODE_*) */
+	int link;
+	int macvlan_mode;
+	/* where the link is or goes: nsid > 0, the namespace of that id (as
+	 * nl_nsid_set gave it) for a change; in_netns, a new link is made in
+	 * the namespace of fd netns */
+	int nsid;
+	int in_netns, netns;
 };
 
 /* Create (kind set) or change a link.  Returns 0, or -errno with err. */
 int nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen);
 /* Delete a link by index, or every link of a group (index 0, group set). */
 int nl_link_del(struct nl *nl, int index, int group, char *err, size_t errlen);
+/* Delete a link (index) or a group of links (index 0) in the namespace of
+ * nsid (> 0), as nl_link_del does here. */
+int nl_link_del_in(struct nl *nl, int nsid, int index, int group, char *err, size_t errlen);
+/* Give the namespace of fd the id nsid (> 0) as seen from this socket's
+ * namespace, so later requests can aim at it without entering it. */
+int nl_nsid_set(struct nl *nl, int fd, int nsid, char *err, size_t errlen);
+
+struct nl_stats {
+	int index;
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
+};
+/* Counters of every link of the namespace of nsid (0: this one): calls
+ * fn for each.  Returns 0 or -errno. */
+int nl_link_stats(struct nl *nl, int nsid, void (*fn)(void *arg, const struct nl_stats *),
+		  void *arg);
 /* Find a link's index by name: >0, or -errno. */
 int nl_link_index(struct nl *nl, const char *name);
 /* Add (or replace) an address: family AF_INET or AF_INET6. */

@@ -406,7 +406,7 @@ wire(struct khd *k, struct node *n)
 		log_warnx("node %d: network: %s", n->rank, why);
 }
 
-/* Free nodes get their namespace and first interfaces in khd's idle time,
+/* Free nodes get their network namespace in khd's idle time,
  * a few per turn of the event loop, so allocations find them ready. */
 static void
 prep_tick(struct ev *ev, void *arg)

@@ -276,24 +276,24 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	}
 	size_t blobs = k->blobs ? blobstore_count(k->blobs) : 0;
 	size_t bytes = k->blobs ? blobstore_bytes(k->blobs) : 0;
-	int prepared = 0, ports = 0, bridges = 0;
+	int prepared = 0, ports = 0, segments = 0;
 	if (k->fab)
-		fabric_counts(k->fab, &prepared, &ports, &bridges);
+		fabric_counts(k->fab, &prepared, &ports, &segments);
 	if (want_json(req)) {
 		sbuf_printf(&b, "],\"store\":{\"blobs\":%zu,\"bytes\":%zu},\"fabric\":", blobs,
 			    bytes);
 		if (k->fab)
 			sbuf_printf(&b,
 				    "{\"uplink\":\"%s\",\"prepared\":%d,\"ports\":%d,"
-				    "\"bridges\":%d}}\n",
-				    fabric_uplink(k->fab), prepared, ports, bridges);
+				    "\"segments\":%d}}\n",
+				    fabric_uplink(k->fab), prepared, ports, segments);
 		else
 			sbuf_adds(&b, "null}\n");
 	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
 		if (k->fab)
-			sbuf_printf(&b, "fabric uplink=%s prepared=%d ports=%d bridges=%d\n",
-				    fabric_uplink(k->fab), prepared, ports, bridges);
+			sbuf_printf(&b, "fabric uplink=%s prepared=%d ports=%d segments=%d\n",
+				    fabric_uplink(k->fab), prepared, ports, segments);
 		else
 			sbuf_adds(&b, "fabric off\n");
 	}

@@ -332,35 +332,44 @@ for r in "${RANKS[@]}"; do
 		"$(desc_node "$r")" "$(want_node "$r")"
 done
 
-# fabric_ns: khd's fabric namespace (the one with the d<netid> bridges),
-# found among the namespaces khd holds open.
+# fabric_ns: khd's fabric namespace (the one with the segments' lower
+# devices d<netid>), found among the namespaces khd holds open.
 fabric_ns() {
 	local pid f
 	pid=$(khd_pid "$D")
 	for f in /proc/"$pid"/fd/* /proc/"$pid"/task/*/ns/net; do
 		case $(readlink "$f" 2>/dev/null) in net:*) ;; *) continue ;; esac
-		if nsenter --net="$f" ip -o link show type bridge 2>/dev/null | grep -qE '^[0-9]+: d[0-9]+[:@]'; then
+		if nsenter --net="$f" ip -o link show type veth 2>/dev/null | grep -qE '^[0-9]+: d[0-9]+[:@]'; then
 			echo "$f"
 			return 0
 		fi
 	done
 	return 1
 }
-# ports R: "PORT BRIDGE" for node R's ports in the fabric.
+# ports R: "n<R>e<i> d<netid>" for each interface of node R: a macvlan in
+# bridge mode whose lower device is segment d<netid> of the fabric
+# (ifindex 2^22 + netid there); anything else is printed as it is.
 ports() {
-	nsenter --net="$FNS" ip -o link show | awk -v v="n$1e" '{
-		name = $2; sub(/@.*/, "", name); sub(/:$/, "", name)
-		for (i = 3; i <= NF; i++) if ($i == "master" && index(name, v) == 1) print name, $(i+1) }' | sort
+	nsx "$1" ip -o -d link show 2>/dev/null | awk -v r="$1" -v fns="$FNS" '{
+		name = $2; sub(/:$/, "", name); low = name; sub(/@.*/, "", name)
+		if (name == "lo") next
+		if (low !~ /@if[0-9]+$/ || $0 !~ / macvlan mode bridge /) { print name, "not-a-macvlan"; next }
+		sub(/.*@if/, "", low)
+		n = substr(name, 4)
+		print "n" r "e" n, "d" (low - 4194304) }' | sort
 }
-# The fabric side of the same: each eth<i> is port n<rank>e<i> of its
-# domain's bridge d<netid>, and no port of a node is in any other.
+# The fabric side of the same: each eth<i> is a macvlan on its domain's
+# segment d<netid>, and on no other.
 FNS=$(fabric_ns)
 if [ -n "$FNS" ]; then
-	same "fabric-1.$((${RANKS[-1]} + 2)) every node interface is a port of its domain's bridge in khd's fabric namespace, and no other" \
+	same "fabric-1.$((${RANKS[-1]} + 2)) every node interface is a macvlan on its domain's segment in khd's fabric namespace, and on no other" \
 		"$(for r in "${RANKS[@]}"; do ports "$r"; done)" \
 		"$(for r in "${RANKS[@]}"; do s=(${SLOTS[$r]}); for i in "${!s[@]}"; do [ "${s[i]}" != 0 ] && echo "n${r}e$i d${s[i]}"; done | sort; done)"
+	segs=$(nsenter --net="$FNS" ip -o link show | awk '{n = $2; sub(/[:@].*/, "", n); print n}' | grep -vx lo | sort | tr '\n' ' ')
+	want=$(for r in "${RANKS[@]}"; do for n in ${SLOTS[$r]}; do [ "$n" != 0 ] && printf 'd%s\nd%sx\n' "$n" "$n"; done; done | sort -u | tr '\n' ' ')
+	same "fabric-1.$((${RANKS[-1]} + 3)) the fabric namespace holds only the segments (d<netid> and its sink d<netid>x) of the domains in use" "$segs" "$want"
 else
-	nok "fabric-1.$((${RANKS[-1]} + 2)) khd's fabric namespace (bridges d<netid>) is found among its open namespaces"
+	nok "fabric-1.$((${RANKS[-1]} + 2)) khd's fabric namespace (segments d<netid>) is found among its open namespaces"
 fi
 
 # ifmap: "RANK IFACE NETID" for every interface the nodes have but lo:
@@ -717,14 +726,13 @@ if read -r R G T < <(find_grow); then
 	ALLOWED=$(allowed_pairs)
 	same_set "fabric-5.3 ... khctl allowed adds its pairs" "$ALLOWED" "$(share_pairs)"
 	FNS=$(fabric_ns)
-	[ -n "$FNS" ] && check "fabric-5.4 ... its port n${R}e$k is in domain $G's bridge" grep -qx "n${R}e$k d$G" <(ports "$R")
+	[ -n "$FNS" ] && check "fabric-5.4 ... its eth$k is a macvlan on domain $G's segment" grep -qx "n${R}e$k d$G" <(ports "$R")
 	settle >/dev/null
 	if ! nsx "$R" busybox ping -c 2 -i 0.2 -W 1 -w 3 -q "$(v4 "$G" "$T")" >/dev/null; then
 		nok "fabric-5.5 ... node $R reaches node $T in domain $G" "$(
 			echo "node $R:"; links "$R"; nsx "$R" ip -4 route; nsx "$R" ip neigh show dev "eth$k"
 			echo "node $T:"; links "$T"; nsx "$T" ip neigh
-			[ -n "$FNS" ] && { echo "fabric:"; nsenter --net="$FNS" bridge link show | grep -E "n(${R}|${T})e"
-				nsenter --net="$FNS" bridge fdb show br "d$G" | grep -v permanent; }
+			echo "interfaces of $R:"; ports "$R"; echo "of $T:"; ports "$T"
 			echo "khd.log:"; tail -n 5 "$D/khd.log")"
 	else
 		ok "fabric-5.5 ... node $R reaches node $T in domain $G"
@@ -786,10 +794,10 @@ oldpeers=$(grep "^$V " <<<"$ALLOWED" | awk '{print $2}')
 oldnets=${SLOTS[$V]}
 FNS=$(fabric_ns)
 if [ -n "$FNS" ]; then
-	same "fabric-6.1 node $V's interfaces are ports of its domains' bridges in the fabric" "$(ports "$V")" \
+	same "fabric-6.1 node $V's interfaces are macvlans on its domains' segments in the fabric" "$(ports "$V")" \
 		"$(s=($oldnets); for i in "${!s[@]}"; do [ "${s[i]}" != 0 ] && echo "n${V}e$i d${s[i]}"; done | sort)"
 else
-	nok "fabric-6.1 khd's fabric namespace (bridges d<netid>) is found among its open namespaces"
+	nok "fabric-6.1 khd's fabric namespace (segments d<netid>) is found among its open namespaces"
 fi
 
 # Reset: the node's root also deleted its last interface; the next boot
@@ -822,10 +830,11 @@ same_set "fabric-6.4 ... and it reaches exactly its allowed row by IPv4" \
 # Release: the node's interfaces leave the fabric; nobody reaches it.
 mess "$V"
 o=
+fabric_ports() { khctl info | sed -n 's/^fabric .* ports=\([0-9]*\) .*/\1/p'; }
+PORTS0=$(fabric_ports)
 check "fabric-6.5 khctl release of node $V" khctl release -c "pw-$u" "$u" "$V"
 for _ in $(seq 30); do node_pid "$V" >/dev/null || break; sleep 0.1; done
-FNS=$(fabric_ns)
-[ -n "$FNS" ] && same "fabric-6.6 ... its interfaces are gone from the fabric's bridges" "$(ports "$V")" ""
+same "fabric-6.6 ... khd counts none of its interfaces any more" "$(fabric_ports)" "$((PORTS0 - $(for n in $oldnets; do [ "$n" != 0 ] && echo; done | wc -l)))"
 same "fabric-6.7 ... khctl allowed no longer lists it" "$(allowed_pairs | grep -E "(^$V |^[0-9]+ $V\$)")" ""
 RANKS=($(printf '%s\n' "${RANKS[@]}" | grep -vx "$V"))
 o=$(for p in $oldpeers; do

@@ -73,10 +73,11 @@ kill9_khd() {
 	kill -9 "$pid"
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
 }
+# KH_KEEP=1: scratch directories (khd.log, ...) are kept for a post-mortem.
 cleanup() {
 	for d in "${T_DIRS[@]}"; do
 		stop_khd "$d" >/dev/null 2>&1
-		rm -rf "$d"
+		[ -n "${KH_KEEP:-}" ] && echo "# kept $d" >&3 || rm -rf "$d"
 	done
 }
 trap cleanup EXIT

@@ -1,9 +1,9 @@
 /* fabric-*: the fabric on this host's real kernel (root only), inside a
  * network namespace of the test's own, which the fabric takes for "the
- * host": nodes get namespaces and interfaces ahead of need, wiring puts the
- * plan's interfaces in a node, spares vanish at boot, addnet/rmnet change a
- * running node, release leaves nothing, and a second facility does not
- * take the first one's uplink. */
+ * host": nodes get namespaces ahead of need, wiring puts the plan's
+ * interfaces in a node, addnet/rmnet change a running node (with the last
+ * counters of a removed interface handed to the meter), release leaves
+ * nothing, and a second facility does not take the first one's uplink. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,9 +119,23 @@ teardown(void **state)
 	return 0;
 }
 
-/* fabric-1.1 a node is prepared with eth0 and eth1 (spares, in no
- * domain); wiring and configuring gives eth0 the plan's address and MAC
- * and removes the spare. */
+struct removed {
+	int n, rank, slot;
+	uint32_t netid;
+};
+
+static void
+on_remove(void *arg, int rank, const struct fabric_ifstats *st)
+{
+	struct removed *r = arg;
+	r->n++;
+	r->rank = rank;
+	r->slot = st->slot;
+	r->netid = st->netid;
+}
+
+/* fabric-1.1 a node is prepared with a namespace and no interface; wiring
+ * and configuring gives eth0 the plan's address and MAC. */
 static void
 fabric_1_1(void **state)
 {
@@ -137,7 +151,7 @@ fabric_1_1(void **state)
 	assert_int_equal(fabric_node_prepare(fb, 5, err, sizeof(err)), 0);
 	assert_true(fabric_node_netns(fb, 5) >= 0);
 	node_view(fb, 5, view, sizeof(view));
-	assert_string_equal(view, "eth0=/02:4b:00:00:00:05 eth1=/02:4b:00:00:00:05");
+	assert_string_equal(view, "");
 
 	int nets[] = {3};
 	assert_int_equal(fabric_node_wire(fb, 5, nets, 1, err, sizeof(err)), 0);
@@ -153,8 +167,19 @@ fabric_1_1(void **state)
 	node_view(fb, 5, view, sizeof(view));
 	assert_string_equal(view,
 			    "eth0=10.0.48.6/02:4b:00:03:00:05 eth1=10.0.32.6/02:4b:00:02:00:05");
+	struct fabric_ifstats st[4];
+	assert_int_equal(fabric_node_counters(fb, 5, st, 4), 2);
+	assert_true((st[0].slot == 0 && st[0].netid == 3 && st[1].slot == 1 && st[1].netid == 2) ||
+		    (st[1].slot == 0 && st[1].netid == 3 && st[0].slot == 1 && st[0].netid == 2));
+	struct removed rm = {0};
+	fabric_set_remove_hook(fb, on_remove, &rm);
 	int removed[] = {0, 2};
 	assert_int_equal(fabric_node_wire(fb, 5, removed, 2, err, sizeof(err)), 0);
+	assert_int_equal(rm.n, 1);
+	assert_int_equal(rm.rank, 5);
+	assert_int_equal(rm.slot, 0);
+	assert_int_equal(rm.netid, 3);
+	fabric_set_remove_hook(fb, NULL, NULL);
 	fabric_flush(fb);
 	node_view(fb, 5, view, sizeof(view));
 	assert_string_equal(view, "eth1=10.0.32.6/02:4b:00:02:00:05");
@@ -168,22 +193,22 @@ fabric_1_1(void **state)
 	node_view(fb, 5, view, sizeof(view));
 	assert_string_equal(view, "eth0=10.0.16.6/02:4b:00:01:00:05");
 
-	int prepared, ports, bridges;
-	fabric_counts(fb, &prepared, &ports, &bridges);
+	int prepared, ports, segments;
+	fabric_counts(fb, &prepared, &ports, &segments);
 	assert_int_equal(prepared, 1);
 	assert_int_equal(ports, 1);
-	assert_int_equal(bridges, 1); /* d1 only: d2 and d3 went with their last port */
+	assert_int_equal(segments, 1); /* d1 only: d2 and d3 went with their last port */
 
 	/* fabric-1.4 release: the namespace is gone, a new one comes clean. */
 	fabric_node_release(fb, 5);
 	fabric_flush(fb);
 	assert_int_equal(fabric_node_netns(fb, 5), -1);
-	fabric_counts(fb, &prepared, &ports, &bridges);
+	fabric_counts(fb, &prepared, &ports, &segments);
 	assert_int_equal(prepared, 0);
 	assert_int_equal(ports, 0);
 	assert_int_equal(fabric_node_prepare(fb, 5, err, sizeof(err)), 0);
 	node_view(fb, 5, view, sizeof(view));
-	assert_string_equal(view, "eth0=/02:4b:00:00:00:05 eth1=/02:4b:00:00:00:05");
+	assert_string_equal(view, "");
 
 	/* fabric-1.5 a second facility on the same host does not take the
 	 * first one's external subnet. */
