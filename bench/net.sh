@@ -1,8 +1,8 @@
 #!/bin/bash
 # bench/net.sh: the fabric's data path and wiring cost (issue 4).  iperf3 TCP
 # and UDP throughput and ping round trips between two booted ct nodes of one
-# private domain (veth -> bridge -> veth) and from the host to an external
-# node (uplink -> bridge -> veth), each against a bare veth pair measured in
+# private domain (macvlan -> macvlan on one segment) and from the host to an
+# external node (uplink macvlan -> macvlan), each against a bare veth pair measured in
 # the same run, alternating; then the time of khget 1000 (plain and -x) on an
 # 1100-node facility.  iperf3 and ping (the host's busybox) run from the host
 # inside the nodes' network namespaces (nsenter -n): the appliance has no
