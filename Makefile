@@ -75,11 +75,22 @@ demo: deps
 bench: deps all
 	@bench/run.sh
 
+# Appliances (docs/appliances.md): appliances/NAME/recipe becomes
+# $(BUILD)/appliances/NAME.cpio.gz, rebuilt when its recipe directory changes.
+APPLIANCES = $(patsubst appliances/%/recipe,$(BUILD)/appliances/%.cpio.gz,$(wildcard appliances/*/recipe))
+
+appliances: $(APPLIANCES)
+
+.SECONDEXPANSION:
+$(BUILD)/appliances/%.cpio.gz: $$(wildcard appliances/$$*/*) $(BUILD)/bin/khappliance
+	@mkdir -p $(dir $@)
+	$(BUILD)/bin/khappliance -o $@ -r appliances/$*
+
 format:
 	clang-format -i $$(find src tests bench -name '*.[ch]')
 
 clean:
 	rm -rf build
 
-.PHONY: all deps check demo bench format clean
+.PHONY: all deps check demo bench appliances format clean
 .SECONDARY:

@@ -179,3 +179,54 @@ uimage_verify(const void *img, size_t len, struct uimage_hdr *out, char *err, si
 	}
 	return 0;
 }
+
+static void
+put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+void
+uimage_header(unsigned char out[UIMAGE_HDRSIZE], const struct uimage_hdr *h)
+{
+	memset(out, 0, UIMAGE_HDRSIZE);
+	put_be32(out, UIMAGE_MAGIC);
+	put_be32(out + 8, h->time);
+	put_be32(out + 12, h->size);
+	put_be32(out + 16, h->load);
+	put_be32(out + 20, h->ep);
+	put_be32(out + 24, h->dcrc);
+	out[28] = h->os;
+	out[29] = h->arch;
+	out[30] = h->type;
+	out[31] = h->comp;
+	memcpy(out + 32, h->name, strnlen(h->name, 32));
+	put_be32(out + 4, crc_bytes(0, out, UIMAGE_HDRSIZE));
+}
+
+uint8_t
+uimage_host_arch(void)
+{
+#if defined(__x86_64__)
+	return 24;
+#elif defined(__i386__)
+	return 3;
+#elif defined(__aarch64__)
+	return 22;
+#elif defined(__arm__)
+	return 2;
+#elif defined(__powerpc__) || defined(__powerpc64__)
+	return 7;
+#elif defined(__riscv)
+	return 26;
+#elif defined(__s390__)
+	return 8;
+#elif defined(__mips__)
+	return 5;
+#else
+	return 0;
+#endif
+}

@@ -31,6 +31,13 @@ struct uimage_hdr {
 int uimage_parse(const void *hdr, size_t len, struct uimage_hdr *out, char *err, size_t errlen);
 /* Parse the header and check the data CRC: img holds len bytes. */
 int uimage_verify(const void *img, size_t len, struct uimage_hdr *out, char *err, size_t errlen);
+/* Write the 64-byte header for h into out: every field from h (name cut
+ * to 32 bytes, NUL-padded), the header CRC computed here, as mkimage does.
+ * h->size and h->dcrc must already describe the data that follows. */
+void uimage_header(unsigned char out[UIMAGE_HDRSIZE], const struct uimage_hdr *h);
+/* U-Boot's architecture number for the machine this program was built for
+ * (IH_ARCH_*: AMD x86_64 is 24), 0 when unknown. */
+uint8_t uimage_host_arch(void);
 /* Names as U-Boot prints them ("Kernel Image", "RAMDisk Image",
  * "gzip compressed", "PowerPC", "Linux"; "Unknown ..." otherwise). */
 const char *uimage_type_name(uint8_t type);
