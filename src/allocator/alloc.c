@@ -383,6 +383,8 @@ alloc_release(struct facility *f, int pidx, const int *ranks, int n, struct allo
 	for (int i = 0; i < nchans; i++)
 		if (state_del_channel(f->st, chans[i]) < 0)
 			goto store;
+	if (f->hooks && f->hooks->releasing && f->hooks->releasing(f->hooks->arg, nodes, n) < 0)
+		goto store;
 	if (state_commit(f->st) < 0)
 		goto store;
 	for (int i = 0; i < n; i++) {

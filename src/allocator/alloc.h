@@ -23,6 +23,10 @@ struct alloc_hooks {
 	void (*reset)(void *arg, struct node *n);
 	void (*netchanged)(void *arg, struct node *n); /* interfaces changed */
 	void (*allocated)(void *arg, struct node *n);
+	/* Inside the release's transaction, before it commits: the meter's
+	 * final sample of the nodes goes into the same transaction.  -1 fails
+	 * the release (nothing changes). */
+	int (*releasing)(void *arg, struct node *const *nodes, int n);
 };
 
 struct get_req {

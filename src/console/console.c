@@ -24,6 +24,7 @@
 #include "firmware/fw.h"
 #include "khd/khd.h"
 #include "khd/machine.h"
+#include "khd/meter.h"
 #include "memory/mem.h"
 
 #include <stdio.h>
@@ -258,6 +259,7 @@ bulk_finish(struct reader *r, int ok, const char *why)
 		struct machine *m = machine_of(k, pend[i]);
 		if (m == NULL || !fw_mrw_pending(m->fw, &addr, &count))
 			continue;
+		meter_console(k, pend[i], r->got, 0); /* the bytes it was sent, stored once */
 		if (ok && count == r->need && (b == NULL || mem_map_blob(m->mem, addr, b) == 0))
 			fw_mrw_done(m->fw, 1, count, NULL);
 		else
@@ -287,6 +289,7 @@ run_line(struct reader *r)
 		struct machine *m;
 		if (!targets(r, n) || (m = machine_of(k, n->rank)) == NULL || m->running)
 			continue;
+		meter_console(k, n->rank, r->line.len, 0);
 		fw_input_line(m->fw, r->line.s ? r->line.s : "", len);
 	}
 	sbuf_reset(&r->line);
@@ -343,6 +346,7 @@ console_output(struct khd *k, int rank, const char *p, size_t n)
 
 	if (nd == NULL || nd->chan == 0)
 		return;
+	meter_console(k, rank, 0, n);
 	for (struct reader *r = k->readers; r; r = r->next)
 		if (r->chan == nd->chan && r->conn != NULL) {
 			if (r->mode == CON_RAW)

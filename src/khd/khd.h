@@ -21,6 +21,8 @@ struct blobstore;
 struct imgcache;
 struct sshd;
 struct fabric;
+struct meter;
+struct metrics;
 
 struct khd {
 	struct facility fac;
@@ -46,6 +48,8 @@ struct khd {
 	int no_fabric;		   /* khd --no-fabric */
 	uint64_t prep_timer;	   /* preparing free nodes' networks in idle time */
 	uint64_t settle_timer;	   /* finishing the fabric's batched work */
+	struct meter *meter;	   /* usage sampling and the ledger (meter.c); NULL: off */
+	struct metrics *metrics;   /* the OpenMetrics endpoint (metrics.c); NULL: none */
 };
 
 /* server.c */
@@ -64,6 +68,8 @@ int conn_ssh_peer(const struct conn *c, uid_t *uid);
 /* verbs.c: run one request; the reply goes into out. */
 struct proto_req;
 struct sbuf;
+/* The connection's peer (SO_PEERCRED) at accept; -1 when unknown. */
+uid_t conn_peer_uid(const struct conn *c);
 /* Returns 0 when done; >0 (nanoseconds) when the request must wait that
  * long before it is looked at again (throttled principal). */
 uint64_t verbs_dispatch(struct khd *k, struct conn *c, const struct proto_req *req,

@@ -13,6 +13,7 @@
 #include "image/ramdisk.h"
 #include "image/uimage.h"
 #include "khd/khd.h"
+#include "khd/meter.h"
 #include "memory/mem.h"
 #include "nodes/cgroup.h"
 
@@ -222,7 +223,8 @@ machine_console_write(struct machine *m, const void *p, size_t n)
 	/* A node that does not read its console loses input, like a serial
 	 * line without flow control; khd never blocks on it. */
 	ssize_t w = write(m->h.console, p, n);
-	(void)w;
+	if (w > 0)
+		meter_console(m->k, m->rank, (uint64_t)w, 0);
 }
 
 static void
@@ -259,6 +261,7 @@ node_ended(struct machine *m, int status, int quiet)
 	m->holds_image = 0;
 	m->running = 0;
 	m->dying = 0;
+	meter_node_ended(k, m->rank);
 	if (k->fab)
 		fabric_node_down(k->fab, m->rank);
 	struct node *n = fac_node(&k->fac, m->rank);
@@ -310,6 +313,8 @@ exit_event(struct ev *ev, int fd, int events, void *arg)
 	(void)ev;
 	(void)fd;
 	(void)events;
+	/* Its cgroup's last figures, before reaping removes it. */
+	meter_node_sync(m->k, m->rank);
 	if (node_ct.reap(&m->k->host, &m->h, &status) == 1) {
 		int quiet = m->dying;
 		node_ended(m, status, quiet);
@@ -322,6 +327,7 @@ machine_stop(struct machine *m, int wait_ms)
 {
 	if (!m->running)
 		return;
+	meter_node_sync(m->k, m->rank); /* usage stops here: the kill reaps the cgroup */
 	int rc = node_ct.kill(&m->k->host, &m->h, wait_ms);
 	if (rc == 1)
 		node_ended(m, m->h.status, 1);
@@ -447,7 +453,14 @@ h_allocated(void *arg, struct node *n)
 	struct khd *k = arg;
 	if (k->mach[n->rank] == NULL)
 		machine_new(k, n);
+	meter_node_allocated(k, n);
 	wire(k, n);
+}
+
+static int
+h_releasing(void *arg, struct node *const *nodes, int n)
+{
+	return meter_releasing(arg, nodes, n);
 }
 
 static void
@@ -455,6 +468,8 @@ h_released(void *arg, struct node *n)
 {
 	struct khd *k = arg;
 	struct machine *m = machine_of(k, n->rank);
+	/* Charged up to the release, in its transaction: nothing after. */
+	meter_node_released(k, n);
 	/* Nothing of this principal's node survives: processes, memory. */
 	if (m)
 		machine_free(k, m);
@@ -543,7 +558,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		k->host_ok = 1;
 	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
 	/* Nodes left running by a khd that died: their consoles died with it,
-	 * so they are stopped and their nodes are back in the monitor. */
+	 * so they are stopped and their nodes are back in the monitor.  What
+	 * they used since the last sample is charged first. */
+	meter_recover(k);
 	if (k->host_ok)
 		cgroup_facility_clear(&k->host.cg, facid);
 	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, why, sizeof(why))) == NULL)
@@ -566,7 +583,8 @@ machines_init(struct khd *k, char *err, size_t errlen)
 					.allocated = h_allocated,
 					.released = h_released,
 					.reset = h_reset,
-					.netchanged = h_netchanged};
+					.netchanged = h_netchanged,
+					.releasing = h_releasing};
 	k->fac.hooks = &k->hooks;
 	prep_later(k);
 	return 0;

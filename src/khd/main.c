@@ -3,6 +3,8 @@
 #include "khd/khd.h"
 #include "khd/config.h"
 #include "khd/machine.h"
+#include "khd/meter.h"
+#include "khd/metrics.h"
 #include "khd/sshd.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -30,6 +32,7 @@ struct opts {
 	int verbose;
 	uint64_t load_timeout_ms;
 	struct sshd_conf ssh; /* --ssh-port, --ssh-listen: port 0, no sshd */
+	struct metrics_conf metrics; /* --metrics-port, --metrics-listen */
 	int no_fabric;
 };
 
@@ -39,6 +42,7 @@ usage(void)
 	fprintf(stderr,
 		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n"
 		"           [--ssh-port PORT [--ssh-listen ADDR]]\n"
+		"           [--metrics-port PORT [--metrics-listen ADDR]]\n"
 		"           [--load-timeout MS] [--no-fabric]\n");
 	exit(2);
 }
@@ -54,6 +58,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{"load-timeout", required_argument, NULL, 'L'},
 		{"ssh-port", required_argument, NULL, 1001},
 		{"ssh-listen", required_argument, NULL, 1002},
+		{"metrics-port", required_argument, NULL, 1003},
+		{"metrics-listen", required_argument, NULL, 1004},
 		{"no-fabric", no_argument, NULL, 'X'},	 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
@@ -100,6 +106,16 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 1002:
 			o->ssh.listen = optarg;
 			break;
+		case 1003:
+			if ((o->metrics.port = sshd_parse_port(optarg)) < 0) {
+				fprintf(stderr, "khd: --metrics-port takes 1..65535, not '%.40s'\n",
+					optarg);
+				exit(2);
+			}
+			break;
+		case 1004:
+			o->metrics.listen = optarg;
+			break;
 		case 'F':
 			o->foreground = 1;
 			break;
@@ -114,6 +130,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		usage();
 	if (o->ssh.listen && o->ssh.port <= 0) {
 		fprintf(stderr, "khd: --ssh-listen needs --ssh-port\n");
+		exit(2);
+	}
+	if (o->metrics.listen && o->metrics.port <= 0) {
+		fprintf(stderr, "khd: --metrics-listen needs --metrics-port\n");
 		exit(2);
 	}
 }
@@ -295,11 +315,16 @@ main(int argc, char **argv)
 	k->load_timeout_ms = o.load_timeout_ms;
 	k->no_fabric = o.no_fabric;
 	adm_init(&k->adm);
-	/* sshd early: a taken port stops khd before it sets up nodes. */
+	/* sshd and the metrics port early: a taken port stops khd before it
+	 * sets up nodes.  The meter before the machines: leftover nodes of a
+	 * khd that died are charged before they are stopped. */
 	if (start_facility(k, &o, err, sizeof(err)) < 0 ||
+	    metrics_start(k, &o.metrics, err, sizeof(err)) < 0 ||
 	    (o.ssh.port > 0 && sshd_start(k, &o.ssh, err, sizeof(err)) < 0) ||
+	    meter_init(k, err, sizeof(err)) < 0 ||
 	    (machines = 1, machines_init(k, err, sizeof(err)) < 0))
 		goto fail;
+	meter_start(k);
 	snprintf(k->sock, sizeof(k->sock), "%.*s/khd.sock", (int)sizeof(k->sock) - 10, k->dir);
 	if (strlen(k->dir) + 9 > sizeof(k->sock) - 1) {
 		snprintf(err, sizeof(err), "directory path too long for a Unix socket: %s", k->dir);
@@ -327,6 +352,8 @@ main(int argc, char **argv)
 
 	sshd_stop(k);
 	server_close(k);
+	metrics_stop(k);
+	meter_close(k); /* a last sample while the nodes still run */
 	machines_close(k);
 	state_close(k->fac.st);
 	fac_free(&k->fac);
@@ -339,6 +366,8 @@ main(int argc, char **argv)
 	return 0;
 fail:
 	sshd_stop(k);
+	metrics_stop(k);
+	meter_close(k);
 	/* Nothing of this khd stays behind (the images mount, nodes' network
 	 * namespaces), and the directory is free again before whoever waits
 	 * for our answer gets it. */

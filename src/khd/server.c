@@ -236,7 +236,7 @@ accept_conns(struct ev *ev, struct khd *k, int fd, int ssh)
 		c->k = k;
 		c->fd = cfd;
 		c->ssh = ssh;
-		if (ssh) {
+		{
 			struct ucred uc;
 			socklen_t ul = sizeof(uc);
 			/* Nobody is "nobody": a peer we cannot identify gets nothing. */
@@ -298,6 +298,12 @@ server_listen_ssh(struct khd *k, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+uid_t
+conn_peer_uid(const struct conn *c)
+{
+	return c->peer_uid;
 }
 
 int

@@ -11,6 +11,7 @@
 #include "console/console.h"
 #include "fabric/fabric.h"
 #include "khd/machine.h"
+#include "khd/meter.h"
 #include "memory/mem.h"
 #include "fabric/addr.h"
 #include "khd/sshd.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const codes[] = {
 	[AE_OK] = "ok",		  [AE_BADARG] = "badarg", [AE_AUTH] = "auth",
@@ -1000,6 +1002,261 @@ v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct s
 	return attach_stream(k, conn, c, pidx, req, out, "");
 }
 
+/* Metering (docs/metering.md): who may read whose usage.  A principal
+ * reads its own with its credential; the operator, anyone's.  Operator
+ * rights: operator=1 and no credential, on khd.sock (never the ssh socket),
+ * from uid 0 or the uid khd runs as (the owner of DIR).  Returns the
+ * principal's index (-1 with all=1 and no user), -2 after an error reply,
+ * -3 when the request must wait (*wait). */
+static int
+bill_subject(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out,
+	     int allow_all, uint64_t *wait)
+{
+	const char *op = proto_get(req, "operator"), *all = proto_get(req, "all");
+	const char *user = proto_get(req, "user");
+	char m[160];
+	int idx;
+
+	if ((op && strcmp(op, "0") && strcmp(op, "1")) ||
+	    (all && strcmp(all, "0") && strcmp(all, "1"))) {
+		reply_err(out, AE_BADARG, "operator and all take 0 or 1");
+		return -2;
+	}
+	int is_op = op && op[0] == '1', is_all = all && all[0] == '1';
+	if (is_all && !allow_all) {
+		reply_err(out, AE_BADARG, "all is not an argument of this request");
+		return -2;
+	}
+	if (!is_op) {
+		if (is_all) {
+			reply_err(out, AE_PERM, "only the operator sees every principal's usage");
+			return -2;
+		}
+		idx = authenticate(k, req, out, wait);
+		return idx == -2 ? -3 : idx < 0 ? -2 : idx;
+	}
+	uid_t uid = conn_peer_uid(conn);
+	if (proto_get(req, "cred")) {
+		reply_err(out, AE_BADARG, "the operator gives no credential");
+		return -2;
+	}
+	if (uid != 0 && uid != geteuid()) {
+		snprintf(m, sizeof(m), "operator rights need uid 0 or uid %u (khd's) on khd.sock",
+			 (unsigned)geteuid());
+		reply_err(out, AE_PERM, m);
+		return -2;
+	}
+	if (is_all) {
+		if (user) {
+			reply_err(out, AE_BADARG, "give a principal or all, not both");
+			return -2;
+		}
+		return -1;
+	}
+	if (user == NULL || !valid_name(user)) {
+		reply_err(out, AE_BADARG, user ? "invalid principal name" : "no principal given");
+		return -2;
+	}
+	if (fac_principal(&k->fac, user, &idx) == NULL) {
+		snprintf(m, sizeof(m), "unknown principal '%s'", user);
+		reply_err(out, AE_NOTFOUND, m);
+		return -2;
+	}
+	return idx;
+}
+
+/* from/to: unix seconds; *ms 0 when not given. */
+static int
+bill_time(const struct proto_req *req, const char *key, uint64_t *ms, struct sbuf *out)
+{
+	const char *v = proto_get(req, key);
+	uint64_t x;
+	char m[96];
+	*ms = 0;
+	if (v == NULL)
+		return 0;
+	/* Up to the year 2^36 s: far enough, and ms stay within 63 bits. */
+	if (parse_uint(v, 0, (1ULL << 40), &x) < 0) {
+		snprintf(m, sizeof(m), "invalid %s '%.32s': expected unix seconds", key, v);
+		reply_err(out, AE_BADARG, m);
+		return -1;
+	}
+	*ms = x * 1000;
+	return 0;
+}
+
+static int
+bill_range(const struct proto_req *req, uint64_t *from, uint64_t *to, struct sbuf *out)
+{
+	if (bill_time(req, "from", from, out) < 0 || bill_time(req, "to", to, out) < 0)
+		return -1;
+	if (*to && *from >= *to) {
+		reply_err(out, AE_BADARG, "from must come before to");
+		return -1;
+	}
+	/* "from 0" alone still means a range query, not the running totals. */
+	if (*from == 0 && proto_get(req, "from") && *to == 0)
+		*to = UINT64_MAX / 2;
+	return 0;
+}
+
+static int
+bill_count(const struct proto_req *req, const char *key, uint64_t def, uint64_t max, uint64_t *v,
+	   struct sbuf *out)
+{
+	const char *s = proto_get(req, key);
+	char m[96];
+	*v = def;
+	if (s && parse_uint(s, key[0] == 'm' ? 1 : 0, max, v) < 0) {
+		snprintf(m, sizeof(m), "invalid %s '%.32s'", key, s);
+		reply_err(out, AE_BADARG, m);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+usage_one(struct khd *k, int pidx, const struct usage *u, uint64_t from, uint64_t to, int json,
+	  int all, struct sbuf *b)
+{
+	struct usage r;
+	usage_init(&r);
+	usage_rollup(u, &r);
+	const char *name = k->fac.principals[pidx].name;
+	if (json) {
+		sbuf_adds(b, "{\"principal\":");
+		sbuf_json_str(b, name);
+		if (from || to)
+			sbuf_printf(b, ",\"from\":%llu,\"to\":", (unsigned long long)(from / 1000));
+		else
+			sbuf_adds(b, ",\"from\":null,\"to\":");
+		if (to && to != UINT64_MAX / 2)
+			sbuf_printf(b, "%llu", (unsigned long long)(to / 1000));
+		else
+			sbuf_adds(b, "null");
+		sbuf_adds(b, ",\"usage\":");
+		usage_format_json(&r, b);
+		sbuf_adds(b, "}");
+	} else if (all) {
+		struct sbuf t;
+		sbuf_init(&t);
+		usage_format_text(&r, &t);
+		for (char *line = t.s, *nl; line && *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			sbuf_printf(b, "%s %.*s\n", name,
+				    (int)(nl ? nl - line : (long)strlen(line)), line);
+			if (nl == NULL)
+				break;
+		}
+		sbuf_free(&t);
+	} else {
+		usage_format_text(&r, b);
+	}
+	usage_free(&r);
+}
+
+/* usage: one line per resource (totals and per-domain lines). */
+static uint64_t
+v_usage(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", "operator", "all",
+					   "from", "to",   "format",   NULL};
+	uint64_t wait = 0, from, to;
+	char err[256];
+	struct usage u;
+	struct sbuf b;
+
+	if (only_args(req, args, out) < 0 || bill_range(req, &from, &to, out) < 0)
+		return 0;
+	int pidx = bill_subject(k, conn, req, out, 1, &wait);
+	if (pidx == -3)
+		return wait;
+	if (pidx == -2)
+		return 0;
+	int json = want_json(req), all = pidx == -1, first = 1;
+	usage_init(&u);
+	sbuf_init(&b);
+	if (all && json)
+		sbuf_adds(&b, "[");
+	for (int p = all ? 0 : pidx; p < (all ? k->fac.nprincipals : pidx + 1); p++) {
+		if (meter_usage(k, p, from, to, &u, err, sizeof(err)) < 0) {
+			reply_err(out, AE_INTERNAL, err);
+			goto out;
+		}
+		if (all && json && !first)
+			sbuf_adds(&b, ",");
+		usage_one(k, p, &u, from, to, json, all, &b);
+		first = 0;
+	}
+	if (all && json)
+		sbuf_adds(&b, "]");
+	if (json)
+		sbuf_adds(&b, "\n");
+	reply_ok(out, &b);
+out:
+	usage_free(&u);
+	sbuf_free(&b);
+	return 0;
+}
+
+/* export: a principal's ledger as khbill verify reads it, in parts of at
+ * most max records (the reply of the last part has the "end" line). */
+static uint64_t
+v_export(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", "operator", "after", "max", NULL};
+	uint64_t wait = 0, after, max;
+	char err[256];
+	int more;
+
+	if (only_args(req, args, out) < 0 ||
+	    bill_count(req, "after", 0, UINT64_MAX / 2, &after, out) < 0 ||
+	    bill_count(req, "max", 20000, 50000, &max, out) < 0)
+		return 0;
+	int pidx = bill_subject(k, conn, req, out, 0, &wait);
+	if (pidx == -3)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	struct sbuf b;
+	sbuf_init(&b);
+	if (meter_export(k, pidx, after, max, &b, &more, err, sizeof(err)) < 0)
+		reply_err(out, AE_BADARG, err);
+	else
+		reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
+/* records: the ledger lines of records whose interval starts in [from, to). */
+static uint64_t
+v_records(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred",  "operator", "from",
+					   "to",   "after", "max",	NULL};
+	uint64_t wait = 0, from, to, after, max;
+	char err[256];
+	int more;
+
+	if (only_args(req, args, out) < 0 || bill_range(req, &from, &to, out) < 0 ||
+	    bill_count(req, "after", 0, UINT64_MAX / 2, &after, out) < 0 ||
+	    bill_count(req, "max", 20000, 50000, &max, out) < 0)
+		return 0;
+	int pidx = bill_subject(k, conn, req, out, 0, &wait);
+	if (pidx == -3)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	struct sbuf b;
+	sbuf_init(&b);
+	if (meter_records(k, pidx, from, to, after, max, &b, &more, err, sizeof(err)) < 0)
+		reply_err(out, AE_INTERNAL, err);
+	else
+		reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
 /* "type base64 [comment]": the same key whatever the comments say. */
 static int
 same_key(const char *a, const char *b)
@@ -1129,6 +1386,12 @@ verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, st
 		return verbs_ssh(k, conn, peer, req, out);
 	if (strcmp(req->verb, "attach") == 0)
 		return v_attach(k, conn, req, out);
+	if (strcmp(req->verb, "usage") == 0)
+		return v_usage(k, conn, req, out);
+	if (strcmp(req->verb, "export") == 0)
+		return v_export(k, conn, req, out);
+	if (strcmp(req->verb, "records") == 0)
+		return v_records(k, conn, req, out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(verbs[i].verb, req->verb) == 0) {
 			uint64_t r = verbs[i].fn(k, req, out);

@@ -12,6 +12,23 @@
 
 struct state;
 
+/* What the sampler (khd/meter.c) must find again after a crash to charge a
+ * node's leftover cgroup from where it stopped: the counters it charged. */
+struct state_meter_node {
+	int rank;
+	char principal[KH_NAME_MAX + 1];
+	uint64_t since_ms; /* unix ms up to which the node is charged */
+	uint64_t cpu_ns;   /* its cgroup's CPU counter, charged up to here */
+	uint64_t mem;	   /* memory at that moment */
+	uint64_t peak;	   /* its cgroup's peak counter then */
+};
+
+/* Callbacks of the metering reads; a non-zero return stops the walk. */
+typedef int state_rec_fn(void *arg, uint64_t seq, const char *line);
+typedef int state_sig_fn(void *arg, uint64_t seq, const char *sighex);
+typedef int state_total_fn(void *arg, const char *principal, const char *usage);
+typedef int state_mnode_fn(void *arg, const struct state_meter_node *mn);
+
 struct state_ops {
 	const char *name;
 	int (*begin)(struct state *);
@@ -30,6 +47,25 @@ struct state_ops {
 	int (*put_key)(struct state *, const struct facility *, const struct sshkey *);
 	/* Forget the keys registered for channel chan (transferred again, or gone). */
 	int (*del_chankeys)(struct state *, int chan);
+	/* Metering (docs/metering.md): ledger records (kept as their export
+	 * line, meter/ledger.h), block signatures, each principal's running
+	 * totals (usage_encode's text) and the per-node baselines. */
+	int (*put_record)(struct state *, const char *principal, uint64_t seq, uint64_t t0,
+			  uint64_t t1, const char *line);
+	/* Records of principal with seq in (after, upto] (upto 0: no bound) and
+	 * t0 in [from, to) (to 0: no bound), in seq order. */
+	int (*get_records)(struct state *, const char *principal, uint64_t after, uint64_t upto,
+			   uint64_t from, uint64_t to, state_rec_fn *fn, void *arg);
+	/* The last record of principal: 1 (fn called), 0 when it has none, -1. */
+	int (*get_last_record)(struct state *, const char *principal, state_rec_fn *fn, void *arg);
+	int (*put_sig)(struct state *, const char *principal, uint64_t seq, const char *sighex);
+	int (*get_sigs)(struct state *, const char *principal, uint64_t after, uint64_t upto,
+			state_sig_fn *fn, void *arg);
+	int (*put_total)(struct state *, const char *principal, const char *usage);
+	int (*get_totals)(struct state *, state_total_fn *fn, void *arg);
+	int (*put_meter_node)(struct state *, const struct state_meter_node *);
+	int (*del_meter_node)(struct state *, int rank);
+	int (*get_meter_nodes)(struct state *, state_mnode_fn *fn, void *arg);
 	void (*close)(struct state *);
 };
 
@@ -58,6 +94,16 @@ static inline int state_put_channel(struct state *s, const struct facility *f, c
 static inline int state_del_channel(struct state *s, int id) { return s->ops->del_channel(s, id); }
 static inline int state_put_key(struct state *s, const struct facility *f, const struct sshkey *k) { return s->ops->put_key(s, f, k); }
 static inline int state_del_chankeys(struct state *s, int chan) { return s->ops->del_chankeys(s, chan); }
+static inline int state_put_record(struct state *s, const char *p, uint64_t seq, uint64_t t0, uint64_t t1, const char *line) { return s->ops->put_record(s, p, seq, t0, t1, line); }
+static inline int state_get_records(struct state *s, const char *p, uint64_t after, uint64_t upto, uint64_t from, uint64_t to, state_rec_fn *fn, void *arg) { return s->ops->get_records(s, p, after, upto, from, to, fn, arg); }
+static inline int state_get_last_record(struct state *s, const char *p, state_rec_fn *fn, void *arg) { return s->ops->get_last_record(s, p, fn, arg); }
+static inline int state_put_sig(struct state *s, const char *p, uint64_t seq, const char *sighex) { return s->ops->put_sig(s, p, seq, sighex); }
+static inline int state_get_sigs(struct state *s, const char *p, uint64_t after, uint64_t upto, state_sig_fn *fn, void *arg) { return s->ops->get_sigs(s, p, after, upto, fn, arg); }
+static inline int state_put_total(struct state *s, const char *p, const char *usage) { return s->ops->put_total(s, p, usage); }
+static inline int state_get_totals(struct state *s, state_total_fn *fn, void *arg) { return s->ops->get_totals(s, fn, arg); }
+static inline int state_put_meter_node(struct state *s, const struct state_meter_node *mn) { return s->ops->put_meter_node(s, mn); }
+static inline int state_del_meter_node(struct state *s, int rank) { return s->ops->del_meter_node(s, rank); }
+static inline int state_get_meter_nodes(struct state *s, state_mnode_fn *fn, void *arg) { return s->ops->get_meter_nodes(s, fn, arg); }
 static inline void state_close(struct state *s) { s->ops->close(s); }
 
 #endif

@@ -6,13 +6,16 @@
 #include "common/log.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GETMETA, S_PUTMETA, S_PUTTYPE, S_PUTNODE, S_DELNODE,
-	S_PUTPRIN, S_PUTDOM, S_PUTCHAN, S_DELCHAN, S_PUTKEY, S_PUTCHANKEY, S_DELCHANKEYS, S_COUNT
+	S_PUTPRIN, S_PUTDOM, S_PUTCHAN, S_DELCHAN, S_PUTKEY, S_PUTCHANKEY, S_DELCHANKEYS,
+	S_PUTREC, S_GETRECS, S_LASTREC, S_PUTSIG, S_GETSIGS, S_PUTTOTAL, S_GETTOTALS, S_PUTMNODE,
+	S_DELMNODE, S_GETMNODES, S_COUNT
 };
 
 static const char *const sql_text[S_COUNT] = {
@@ -34,6 +37,19 @@ static const char *const sql_text[S_COUNT] = {
 	[S_PUTKEY] = "INSERT OR IGNORE INTO keys(owner,line) VALUES(?1,?2)",
 	[S_PUTCHANKEY] = "INSERT OR IGNORE INTO chankeys(chan,line) VALUES(?1,?2)",
 	[S_DELCHANKEYS] = "DELETE FROM chankeys WHERE chan=?1",
+	[S_PUTREC] = "INSERT INTO ledger(principal,seq,t0,t1,line) VALUES(?1,?2,?3,?4,?5)",
+	[S_GETRECS] = "SELECT seq,line FROM ledger WHERE principal=?1 AND seq>?2 AND seq<=?3"
+		      " AND t0>=?4 AND t0<?5 ORDER BY seq",
+	[S_LASTREC] = "SELECT seq,line FROM ledger WHERE principal=?1 ORDER BY seq DESC LIMIT 1",
+	[S_PUTSIG] = "INSERT OR REPLACE INTO ledger_sigs(principal,seq,sig) VALUES(?1,?2,?3)",
+	[S_GETSIGS] = "SELECT seq,sig FROM ledger_sigs WHERE principal=?1 AND seq>?2 AND seq<=?3"
+		      " ORDER BY seq",
+	[S_PUTTOTAL] = "INSERT OR REPLACE INTO usage_totals(principal,usage) VALUES(?1,?2)",
+	[S_GETTOTALS] = "SELECT principal,usage FROM usage_totals ORDER BY principal",
+	[S_PUTMNODE] = "INSERT OR REPLACE INTO meter_nodes(rank,principal,since,cpu,mem,peak)"
+		       " VALUES(?1,?2,?3,?4,?5,?6)",
+	[S_DELMNODE] = "DELETE FROM meter_nodes WHERE rank=?1",
+	[S_GETMNODES] = "SELECT rank,principal,since,cpu,mem,peak FROM meter_nodes ORDER BY rank",
 };
 
 static const char schema[] =
@@ -54,7 +70,20 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS keys(owner TEXT NOT NULL REFERENCES principals(name),"
 	" line TEXT NOT NULL, PRIMARY KEY(owner, line));"
 	"CREATE TABLE IF NOT EXISTS chankeys(chan INTEGER NOT NULL REFERENCES channels(id),"
-	" line TEXT NOT NULL, PRIMARY KEY(chan, line));";
+	" line TEXT NOT NULL, PRIMARY KEY(chan, line));"
+	/* Metering.  Records are append-only: nothing in khd updates or
+	 * deletes a ledger row.  No index on t0: each tick adds a row to
+	 * every active principal's range, and a second index would double
+	 * the pages a tick dirties; a time query scans one principal. */
+	"CREATE TABLE IF NOT EXISTS ledger(principal TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, line TEXT NOT NULL,"
+	" PRIMARY KEY(principal, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS ledger_sigs(principal TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" sig TEXT NOT NULL, PRIMARY KEY(principal, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS usage_totals(principal TEXT PRIMARY KEY, usage TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS meter_nodes(rank INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
+	" since INTEGER NOT NULL, cpu INTEGER NOT NULL, mem INTEGER NOT NULL,"
+	" peak INTEGER NOT NULL);";
 
 struct sqlite_state {
 	struct state base;
@@ -281,6 +310,156 @@ sq_del_chankeys(struct state *s, int chan)
 	return run(s, st, "delete channel keys");
 }
 
+/* SQLite integers are signed 64-bit: counters above 2^63 would not come
+ * back; none of ours gets there (ms, us, bytes of a node). */
+static sqlite3_int64
+i64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+static int
+sq_put_record(struct state *s, const char *principal, uint64_t seq, uint64_t t0, uint64_t t1,
+	      const char *line)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTREC);
+	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, i64(seq));
+	sqlite3_bind_int64(st, 3, i64(t0));
+	sqlite3_bind_int64(st, 4, i64(t1));
+	sqlite3_bind_text(st, 5, line, -1, SQLITE_STATIC);
+	return run(s, st, "put record");
+}
+
+/* Step st, calling fn with (integer column 0, text column 1) per row. */
+static int
+walk(struct state *s, sqlite3_stmt *st, int (*fn)(void *, uint64_t, const char *), void *arg,
+     const char *what)
+{
+	int rc, n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (fn(arg, (uint64_t)sqlite3_column_int64(st, 0),
+		       (const char *)sqlite3_column_text(st, 1)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return dberr(s, what);
+	return n;
+}
+
+static int
+sq_get_records(struct state *s, const char *principal, uint64_t after, uint64_t upto, uint64_t from,
+	       uint64_t to, state_rec_fn *fn, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, S_GETRECS);
+	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, i64(after));
+	sqlite3_bind_int64(st, 3, upto ? i64(upto) : INT64_MAX);
+	sqlite3_bind_int64(st, 4, i64(from));
+	sqlite3_bind_int64(st, 5, to ? i64(to) : INT64_MAX);
+	return walk(s, st, fn, arg, "get records") < 0 ? -1 : 0;
+}
+
+static int
+sq_get_last_record(struct state *s, const char *principal, state_rec_fn *fn, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, S_LASTREC);
+	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	int n = walk(s, st, fn, arg, "last record");
+	return n < 0 ? -1 : n > 0;
+}
+
+static int
+sq_put_sig(struct state *s, const char *principal, uint64_t seq, const char *sighex)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTSIG);
+	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, i64(seq));
+	sqlite3_bind_text(st, 3, sighex, -1, SQLITE_STATIC);
+	return run(s, st, "put signature");
+}
+
+static int
+sq_get_sigs(struct state *s, const char *principal, uint64_t after, uint64_t upto, state_sig_fn *fn,
+	    void *arg)
+{
+	sqlite3_stmt *st = stmt(s, S_GETSIGS);
+	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, i64(after));
+	sqlite3_bind_int64(st, 3, upto ? i64(upto) : INT64_MAX);
+	return walk(s, st, fn, arg, "get signatures") < 0 ? -1 : 0;
+}
+
+static int
+sq_put_total(struct state *s, const char *principal, const char *usage)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTTOTAL);
+	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, usage, -1, SQLITE_STATIC);
+	return run(s, st, "put total");
+}
+
+static int
+sq_get_totals(struct state *s, state_total_fn *fn, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, S_GETTOTALS);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(arg, (const char *)sqlite3_column_text(st, 0),
+		       (const char *)sqlite3_column_text(st, 1)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : dberr(s, "get totals");
+}
+
+static int
+sq_put_meter_node(struct state *s, const struct state_meter_node *mn)
+{
+	sqlite3_stmt *st = stmt(s, S_PUTMNODE);
+	sqlite3_bind_int(st, 1, mn->rank);
+	sqlite3_bind_text(st, 2, mn->principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, i64(mn->since_ms));
+	sqlite3_bind_int64(st, 4, i64(mn->cpu_ns));
+	sqlite3_bind_int64(st, 5, i64(mn->mem));
+	sqlite3_bind_int64(st, 6, i64(mn->peak));
+	return run(s, st, "put meter node");
+}
+
+static int
+sq_del_meter_node(struct state *s, int rank)
+{
+	sqlite3_stmt *st = stmt(s, S_DELMNODE);
+	sqlite3_bind_int(st, 1, rank);
+	return run(s, st, "delete meter node");
+}
+
+static int
+sq_get_meter_nodes(struct state *s, state_mnode_fn *fn, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, S_GETMNODES);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct state_meter_node mn = {.rank = sqlite3_column_int(st, 0)};
+		snprintf(mn.principal, sizeof(mn.principal), "%s", sqlite3_column_text(st, 1));
+		mn.since_ms = (uint64_t)sqlite3_column_int64(st, 2);
+		mn.cpu_ns = (uint64_t)sqlite3_column_int64(st, 3);
+		mn.mem = (uint64_t)sqlite3_column_int64(st, 4);
+		mn.peak = (uint64_t)sqlite3_column_int64(st, 5);
+		if (fn(arg, &mn) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : dberr(s, "get meter nodes");
+}
+
 static int
 principal_index(struct facility *f, const unsigned char *name)
 {
@@ -427,23 +606,33 @@ sq_close(struct state *s)
 }
 
 static const struct state_ops sqlite_ops = {
-	.name = "sqlite",
-	.begin = sq_begin,
-	.commit = sq_commit,
-	.rollback = sq_rollback,
-	.load = sq_load,
-	.get_meta = sq_get_meta,
-	.put_meta = sq_put_meta,
-	.put_type = sq_put_type,
-	.put_node = sq_put_node,
-	.del_node = sq_del_node,
-	.put_principal = sq_put_principal,
-	.put_domain = sq_put_domain,
-	.put_channel = sq_put_channel,
-	.del_channel = sq_del_channel,
-	.put_key = sq_put_key,
-	.del_chankeys = sq_del_chankeys,
-	.close = sq_close,
+    .name = "sqlite",
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .load = sq_load,
+    .get_meta = sq_get_meta,
+    .put_meta = sq_put_meta,
+    .put_type = sq_put_type,
+    .put_node = sq_put_node,
+    .del_node = sq_del_node,
+    .put_principal = sq_put_principal,
+    .put_domain = sq_put_domain,
+    .put_channel = sq_put_channel,
+    .del_channel = sq_del_channel,
+    .put_key = sq_put_key,
+    .del_chankeys = sq_del_chankeys,
+    .put_record = sq_put_record,
+    .get_records = sq_get_records,
+    .get_last_record = sq_get_last_record,
+    .put_sig = sq_put_sig,
+    .get_sigs = sq_get_sigs,
+    .put_total = sq_put_total,
+    .get_totals = sq_get_totals,
+    .put_meter_node = sq_put_meter_node,
+    .del_meter_node = sq_del_meter_node,
+    .get_meter_nodes = sq_get_meter_nodes,
+    .close = sq_close,
 };
 
 struct state *
@@ -462,8 +651,12 @@ state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_busy_timeout(ss->db, 5000);
-	if (sqlite3_exec(ss->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;", NULL, NULL,
-			 &msg) != SQLITE_OK ||
+	/* A large page cache: a sample tick touches one ledger page per
+	 * active principal, and re-reading them from the file each second is
+	 * most of its cost otherwise. */
+	if (sqlite3_exec(ss->db,
+			 "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(ss->db,
 			 sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 			 NULL, NULL, &msg) != SQLITE_OK ||
