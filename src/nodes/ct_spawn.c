@@ -166,7 +166,8 @@ child_dev(const struct ct_plan *p)
 }
 
 /* The node's own /proc and a read-only /sys (its network devices only),
- * with the host-wide knobs out of reach. */
+ * with the host-wide knobs out of reach (/proc/sys read-only but for its
+ * own network namespace's /proc/sys/net). */
 static void
 child_proc_sys(const struct ct_plan *p)
 {
@@ -184,6 +185,16 @@ child_proc_sys(const struct ct_plan *p)
 		}
 		CHILD_TRY(p, mount(NULL, ct_proc_ro[i], NULL, ro, NULL), ct_proc_ro[i]);
 	}
+	/* /proc/sys/net holds only the node's own network namespace's knobs:
+	 * writable, so its root may turn on forwarding (a gateway) or tune its
+	 * own stack, as NET_ADMIN lets it. */
+	if (mount("proc/sys/net", "proc/sys/net", NULL, MS_BIND, NULL) == 0)
+		CHILD_TRY(p,
+			  mount(NULL, "proc/sys/net", NULL,
+				MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+			  "proc/sys/net");
+	else if (errno != ENOENT)
+		child_fail(p, "proc/sys/net", NODE_EXIT_SETUP);
 	for (size_t i = 0; i < sizeof(ct_proc_null) / sizeof(ct_proc_null[0]); i++)
 		if (mount("dev/null", ct_proc_null[i], NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
 			child_fail(p, ct_proc_null[i], NODE_EXIT_SETUP);

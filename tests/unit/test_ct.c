@@ -514,6 +514,22 @@ ct_1_5_oom(void **state)
 	close(h.console);
 }
 
+/* The first line of a small file (static buffer), "" when unreadable. */
+static const char *
+read_small(const char *path)
+{
+	static char buf[64];
+	FILE *f = fopen(path, "r");
+	buf[0] = 0;
+	if (f) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = 0;
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}
+
 /* ct-1.6: the node's root user cannot reach past the node: no mounts, no
  * device nodes, read-only sysctls, a reduced capability set, no stray
  * descriptors, nothing of the host in its mount table. */
@@ -525,11 +541,16 @@ ct_1_6_confined(void **state)
 	struct node_handle h;
 	char name[64], scratch[128], err[256], buf[16384];
 
+	char fwd[8];
+	snprintf(fwd, sizeof(fwd), "%s", read_small("/proc/sys/net/ipv4/ip_forward"));
 	spec_for(x, &s, 6, name, scratch);
 	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
 	type_line(&h, "mount -t tmpfs t /bin 2>/dev/null; echo MNT$((1+0))=$?; "
 		      "mknod /dev/sdx b 8 0 2>/dev/null; echo MKNOD$((1+0))=$?; "
 		      "echo x > /proc/sys/kernel/hostname 2>/dev/null; echo SYSCTL$((1+0))=$?; "
+		      "v=$((1 - $(cat /proc/sys/net/ipv4/ip_forward))); "
+		      "echo $v > /proc/sys/net/ipv4/ip_forward; echo NETSYS$((1+0))=$?; "
+		      "echo 1 > /proc/sys/vm/drop_caches 2>/dev/null; echo VMSYS$((1+0))=$?; "
 		      "ls -l /proc/sysrq-trigger; touch /newfile; echo WRITE$((1+0))=$?; "
 		      "grep CapBnd /proc/self/status; echo FDA$((1)); ls /proc/self/fd; "
 		      "echo FDB$((1)); cat /proc/self/mountinfo; echo END$((40+2))");
@@ -537,6 +558,10 @@ ct_1_6_confined(void **state)
 	assert_null(strstr(buf, "MNT1=0"));
 	assert_null(strstr(buf, "MKNOD1=0"));
 	assert_null(strstr(buf, "SYSCTL1=0"));
+	assert_null(strstr(buf, "VMSYS1=0"));
+	/* its own network namespace's knobs are its to set, and only its */
+	assert_non_null(strstr(buf, "NETSYS1=0"));
+	assert_string_equal(read_small("/proc/sys/net/ipv4/ip_forward"), fwd);
 	assert_non_null(strstr(buf, "WRITE1=0")); /* its own root is writable */
 	/* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
 	 * NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW SYS_CHROOT
