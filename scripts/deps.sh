@@ -3,16 +3,21 @@
 set -e
 PKGS="build-essential clang libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libnftables-dev nftables libcmocka-dev
 zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client u-boot-tools
-hyperfine iperf3 iputils-ping wget"
+hyperfine iperf3 iputils-ping wget curl python3-prometheus-client rclone mmdebstrap"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
-# openssh-server only for its sshd binary, which khd runs with its own
-# host key and configuration (khd --ssh-port, docs/channels.md).
-sshd_missing=""
-dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "ok installed" || sshd_missing=1
-[ -z "$missing" ] && [ -z "$sshd_missing" ] && exit 0
+# Packages wanted only for their programs, whose services must not start on
+# the host: openssh-server (sshd, which khd runs with its own host key and
+# configuration: khd --ssh-port, docs/channels.md) and nginx (for the web
+# appliance, docs/appliances.md).
+SERVICES="openssh-server nginx"
+svc_missing=""
+for p in $SERVICES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || svc_missing="$svc_missing $p"
+done
+[ -z "$missing" ] && [ -z "$svc_missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
@@ -21,12 +26,12 @@ if [ -n "$missing" ]; then
 	echo "deps: installing$missing"
 	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if [ -n "$sshd_missing" ]; then
-	# The host gets no sshd of its own from this: a policy-rc.d that refuses
-	# every service start keeps the package from starting it now, and
-	# Debian's sshd_not_to_be_run keeps ssh.service from starting it at
-	# boot (delete that file to run a host sshd).
-	echo "deps: installing openssh-server (for khd; the host's own sshd stays off)"
+if [ -n "$svc_missing" ]; then
+	# A policy-rc.d that refuses every service start keeps the packages
+	# from starting their services now; Debian's sshd_not_to_be_run keeps
+	# ssh.service from starting at boot, and nginx.service is disabled
+	# (systemctl enable nginx, or delete that file, to run them on the host).
+	echo "deps: installing$svc_missing (for their programs; the host's services stay off)"
 	policy=/usr/sbin/policy-rc.d
 	made=""
 	if [ ! -e "$policy" ]; then
@@ -38,12 +43,22 @@ if [ -n "$sshd_missing" ]; then
 	fi
 	$SUDO mkdir -p /etc/ssh
 	[ -e /etc/ssh/sshd_not_to_be_run ] || $SUDO touch /etc/ssh/sshd_not_to_be_run
-	$SUDO apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+	$SUDO apt-get install -y -qq --no-install-recommends $svc_missing >/dev/null
+	case "$svc_missing" in *nginx*)
+		if command -v systemctl >/dev/null 2>&1; then
+			$SUDO systemctl disable nginx >/dev/null 2>&1 || true
+		fi
+		$SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+		;;
+	esac
 	if [ -n "$made" ]; then
 		$SUDO rm -f "$policy"
 		trap - EXIT
 	fi
 	if pgrep -f '^(/usr/sbin/)?sshd( -D)?$|sshd: /usr/sbin/sshd( -D)? \[listener\]' >/dev/null; then
 		echo "deps: warning: an sshd with the host's configuration is running" >&2
+	fi
+	if pgrep -x nginx >/dev/null; then
+		echo "deps: warning: an nginx is running on the host" >&2
 	fi
 fi
