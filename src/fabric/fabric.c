@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ struct fb_seg {
 };
 
 struct fabric {
+	char pin[4096]; /* where its namespace is pinned ("": not) */
 	char facid[16];
 	char uplink[16];
 	int hostns, fabns;
@@ -244,6 +246,59 @@ fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, in
 	if (nl_link_stats(&fb->fab, ca.nd->nsid, counters_cb, &ca) < 0)
 		return -1;
 	return ca.n;
+}
+
+struct slots_arg {
+	struct fabric_ifstats *out;
+	int n, max;
+};
+
+static void
+slots_cb(void *arg, const struct nl_stats *st)
+{
+	struct slots_arg *sa = arg;
+	int slot = st->index - FB_NODE_IF0;
+	if (slot < 0 || slot >= KH_MAX_IFS || sa->n >= sa->max)
+		return;
+	sa->out[sa->n++] = (struct fabric_ifstats){.slot = slot,
+						   .rx_bytes = st->rx_bytes,
+						   .tx_bytes = st->tx_bytes,
+						   .rx_packets = st->rx_packets,
+						   .tx_packets = st->tx_packets};
+}
+
+int
+fabric_netns_counters(int netns, struct fabric_ifstats *out, int max)
+{
+	struct slots_arg sa = {.out = out, .max = max};
+	struct nl nl;
+	char why[256];
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), rc;
+
+	if (self < 0)
+		return -1;
+	if (setns(netns, CLONE_NEWNET) < 0) {
+		close(self);
+		return -1;
+	}
+	rc = nl_open(&nl, why, sizeof(why));
+	if (setns(self, CLONE_NEWNET) < 0)
+		fatal("fabric: cannot return to khd's network namespace");
+	close(self);
+	if (rc < 0)
+		return -1;
+	rc = nl_link_stats(&nl, 0, slots_cb, &sa);
+	nl_close(&nl);
+	return rc < 0 ? -1 : sa.n;
+}
+
+void
+fabric_unpin(const char *pin)
+{
+	if (pin == NULL || pin[0] == 0)
+		return;
+	umount2(pin, MNT_DETACH);
+	unlink(pin);
 }
 
 void
@@ -743,7 +798,7 @@ uplink(struct fabric *fb, char *err, size_t errlen)
 }
 
 struct fabric *
-fabric_new(const char *facid, int nat, char *err, size_t errlen)
+fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen)
 {
 	struct fabric *fb = calloc(1, sizeof(*fb));
 	char why[256];
@@ -776,6 +831,23 @@ fabric_new(const char *facid, int nat, char *err, size_t errlen)
 	leave(fb);
 	if (rc < 0 || fb->fabns < 0)
 		goto fail;
+	/* Pinned, the segments (and so the nodes' interfaces, with their
+	 * counters) outlive a khd killed with -9 until the next khd has read
+	 * what the nodes sent since the last sample (fabric_netns_counters). */
+	if (pin && pin[0]) {
+		char src[64];
+		int fd;
+		fabric_unpin(pin);
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", fb->fabns);
+		if ((fd = open(pin, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
+		    (close(fd), mount(src, pin, NULL, MS_BIND, NULL)) < 0) {
+			seterr(err, errlen, "pin the fabric namespace at %s: %s", pin,
+			       strerror(errno));
+			unlink(pin);
+			goto fail;
+		}
+		snprintf(fb->pin, sizeof(fb->pin), "%s", pin);
+	}
 	if (uplink(fb, why, sizeof(why)) < 0) {
 		/* The domains work; only the host's way into the external one
 		 * is missing. */
@@ -814,6 +886,7 @@ fabric_free(struct fabric *fb)
 	}
 	nl_close(&fb->fab);
 	nl_close(&fb->host);
+	fabric_unpin(fb->pin);
 	if (fb->fabns >= 0)
 		close(fb->fabns);
 	if (fb->hostns >= 0)

@@ -17,8 +17,15 @@ struct fabric;
 
 /* Make the fabric namespace and the external domain's uplink in the
  * caller's namespace (facid: 8 hex digits; nat: masquerade external
- * traffic leaving the host).  Returns NULL with err. */
-struct fabric *fabric_new(const char *facid, int nat, char *err, size_t errlen);
+ * traffic leaving the host).  pin (or NULL): a file path where the fabric's
+ * namespace is bind-mounted while the fabric lives, so that after a kill
+ * -9 its segments, and the running nodes' interfaces on them, last until
+ * the next khd has read their counters and calls fabric_unpin (a pin left
+ * there is replaced).  Returns NULL with err. */
+struct fabric *fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen);
+/* Remove a pin (a dead khd's fabric then goes, with its nodes' interfaces
+ * once their processes are gone).  Nothing there is not an error. */
+void fabric_unpin(const char *pin);
 /* Tear everything down: nodes' namespaces, segments, uplink, NAT. */
 void fabric_free(struct fabric *fb);
 
@@ -54,6 +61,9 @@ struct fabric_ifstats {
 /* Counters of node rank's interfaces, read from the kernel now (one dump
  * of the node's namespace).  Fills up to max; returns how many, or -1. */
 int fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, int max);
+/* The same for whatever namespace netns is (a leftover node's, found by
+ * its processes): slots from the interfaces' indexes, netid 0. */
+int fabric_netns_counters(int netns, struct fabric_ifstats *out, int max);
 /* fn(arg, rank, last counters) runs just before an interface is removed
  * (rmnet, release), so no traffic goes uncounted. */
 void fabric_set_remove_hook(struct fabric *fb,

@@ -563,7 +563,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	meter_recover(k);
 	if (k->host_ok)
 		cgroup_facility_clear(&k->host.cg, facid);
-	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, why, sizeof(why))) == NULL)
+	snprintf(path, sizeof(path), "%s/run/fabric.net", k->dir);
+	fabric_unpin(path); /* a dead khd's: its nodes were read and stopped above */
+	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, path, why, sizeof(why))) == NULL)
 		log_warnx("no communication domains on this host (nodes get loopback only): %s",
 			  why);
 	for (int i = 0; i < k->fac.nnodes; i++) {

@@ -144,7 +144,7 @@ fabric_1_1(void **state)
 	(void)state;
 	if (testns < 0)
 		skip();
-	fb = fabric_new("0000f001", 0, err, sizeof(err));
+	fb = fabric_new("0000f001", 0, NULL, err, sizeof(err));
 	assert_non_null(fb);
 	assert_string_equal(fabric_uplink(fb), "kh0000f001");
 	assert_true(host_has("10.0.31.254"));
@@ -212,7 +212,7 @@ fabric_1_1(void **state)
 
 	/* fabric-1.5 a second facility on the same host does not take the
 	 * first one's external subnet. */
-	struct fabric *fb2 = fabric_new("0000f002", 0, err, sizeof(err));
+	struct fabric *fb2 = fabric_new("0000f002", 0, NULL, err, sizeof(err));
 	assert_non_null(fb2);
 	assert_string_equal(fabric_uplink(fb2), "none");
 	fabric_free(fb2);
@@ -233,7 +233,7 @@ fabric_2_1(void **state)
 	(void)state;
 	if (testns < 0)
 		skip();
-	fb = fabric_new("0000f003", 0, err, sizeof(err));
+	fb = fabric_new("0000f003", 0, NULL, err, sizeof(err));
 	assert_non_null(fb);
 	assert_int_equal(fabric_node_prepare(fb, -1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no node"));
