@@ -19,11 +19,15 @@
 #include "nodes/cgroup.h"
 #include "state/state.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { C_RXB, C_TXB, C_RXP, C_TXP, C_N };
 
@@ -420,6 +424,16 @@ write_sig(struct meter *mt, int pidx, uint64_t seq, const uint8_t *head)
 }
 
 static void
+port_of(struct state_meter_port *sp, uint32_t netid, const uint64_t *c)
+{
+	*sp = (struct state_meter_port){.netid = netid,
+					.rx_bytes = c[C_RXB],
+					.tx_bytes = c[C_TXB],
+					.rx_packets = c[C_RXP],
+					.tx_packets = c[C_TXP]};
+}
+
+static void
 row_of(struct meter *mt, int rank, const struct mnode *m, struct state_meter_node *row)
 {
 	memset(row, 0, sizeof(*row));
@@ -430,6 +444,9 @@ row_of(struct meter *mt, int rank, const struct mnode *m, struct state_meter_nod
 	row->cpu_ns = m->cg ? m->cpu : 0;
 	row->mem = m->mem;
 	row->peak = m->cg ? m->peak : 0;
+	for (int s = 0; s < KH_MAX_IFS; s++)
+		if (m->port[s].netid)
+			port_of(&row->port[s], m->port[s].netid, m->port[s].c);
 }
 
 /* Rows are rewritten only when a counter moved: an idle node costs its
@@ -438,8 +455,17 @@ row_of(struct meter *mt, int rank, const struct mnode *m, struct state_meter_nod
 static int
 row_changed(const struct state_meter_node *a, const struct state_meter_node *b)
 {
-	return a->cpu_ns != b->cpu_ns || a->mem != b->mem || a->peak != b->peak ||
-	       strcmp(a->principal, b->principal) != 0;
+	if (a->cpu_ns != b->cpu_ns || a->mem != b->mem || a->peak != b->peak ||
+	    strcmp(a->principal, b->principal) != 0)
+		return 1;
+	for (int s = 0; s < KH_MAX_IFS; s++) {
+		const struct state_meter_port *p = &a->port[s], *q = &b->port[s];
+		if (p->netid != q->netid || p->rx_bytes != q->rx_bytes ||
+		    p->tx_bytes != q->tx_bytes || p->rx_packets != q->rx_packets ||
+		    p->tx_packets != q->tx_packets)
+			return 1;
+	}
+	return 0;
 }
 
 /* Per principal, during a tick. */
@@ -747,6 +773,134 @@ row_cb(void *arg, const struct state_meter_node *mn)
 	return 0;
 }
 
+/* When process dir (an fd of /proc/<pid>) started, in clock ticks since
+ * boot; UINT64_MAX when unknown. */
+static uint64_t
+proc_start(int dir)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd = openat(dir, "stat", O_RDONLY | O_CLOEXEC);
+	unsigned long long t;
+
+	if (fd < 0)
+		return UINT64_MAX;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	/* The command name may hold anything: fields start after its ')'.
+	 * starttime is field 22, the 20th after it. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return UINT64_MAX;
+	p++;
+	for (int i = 0; i < 19; i++) {
+		p += strspn(p, " ");
+		p += strcspn(p, " ");
+	}
+	return sscanf(p, " %llu", &t) == 1 ? t : UINT64_MAX;
+}
+
+/* The network namespace of a node a dead khd left running: that of the
+ * oldest process in its cgroup, the node's init, which entered it before
+ * any code of the node ran (a later process may have made a namespace of
+ * its own).  A process still in khd's namespace (caught between joining
+ * the cgroup and entering the node's) is passed over.  Returns an fd, or
+ * -1 when the cgroup has no process (the node was not running). */
+static int
+leftover_netns(const struct cgroup_host *h, const char *rel)
+{
+	static const unsigned ctls[] = {CG_PIDS, CG_MEMORY, CG_CPUACCT, CG_CPU};
+	char dir[PATH_MAX + 64], path[PATH_MAX + 80];
+	struct stat self, st;
+	uint64_t best_t = UINT64_MAX;
+	int best = -1, pid;
+	FILE *f = NULL;
+
+	if (stat("/proc/self/ns/net", &self) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(ctls) / sizeof(ctls[0]) && f == NULL; i++)
+		if (cgroup_node_path(h, ctls[i], rel, dir, sizeof(dir)) == 0) {
+			snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+			f = fopen(path, "re");
+		}
+	if (f == NULL)
+		return -1;
+	while (fscanf(f, "%d", &pid) == 1) {
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		/* stat and ns of one process, even if the pid is reused */
+		int pd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), ns;
+		if (pd < 0)
+			continue;
+		uint64_t t = proc_start(pd);
+		ns = openat(pd, "ns/net", O_RDONLY | O_CLOEXEC);
+		close(pd);
+		if (ns < 0)
+			continue;
+		if (fstat(ns, &st) < 0 || (st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
+		    (best >= 0 && t >= best_t)) {
+			close(ns);
+			continue;
+		}
+		if (best >= 0)
+			close(best);
+		best = ns;
+		best_t = t;
+	}
+	fclose(f);
+	return best;
+}
+
+/* Charge into u what a leftover node's interfaces counted since the
+ * baselines in row (an interface below its baseline, on another domain
+ * than the baseline's, or without one counts from zero), and put the
+ * counters read into next.  Returns the bytes charged, or -1 when there
+ * was nothing to read. */
+static int64_t
+recover_net(struct khd *k, const struct node *n, const char *rel,
+	    const struct state_meter_node *row, struct state_meter_node *next, struct usage *u)
+{
+	struct fabric_ifstats ifs[KH_MAX_IFS];
+	int64_t bytes = 0;
+	int nif, fd;
+
+	if (!k->host_ok || (fd = leftover_netns(&k->host.cg, rel)) < 0)
+		return -1;
+	nif = fabric_netns_counters(fd, ifs, KH_MAX_IFS);
+	close(fd);
+	if (nif < 0) {
+		log_warnx("meter: cannot read the interfaces of node %d left running", n->rank);
+		return -1;
+	}
+	for (int i = 0; i < nif; i++) {
+		int s = ifs[i].slot;
+		if (s < 0 || s >= KH_MAX_IFS)
+			continue;
+		const struct state_meter_port *b = &row->port[s];
+		uint32_t alloc = s < n->nifs && n->ifs[s] > 0 ? (uint32_t)n->ifs[s] : 0;
+		/* Its domain: the baseline's, unless the allocation moved it
+		 * (then it is another interface at that place); an interface
+		 * neither knows is no domain's to charge. */
+		uint32_t netid = alloc && alloc != b->netid ? alloc : b->netid;
+		uint64_t cur[C_N] = {ifs[i].rx_bytes, ifs[i].tx_bytes, ifs[i].rx_packets,
+				     ifs[i].tx_packets};
+		uint64_t base[C_N] = {b->rx_bytes, b->tx_bytes, b->rx_packets, b->tx_packets};
+		uint64_t d[C_N];
+		if (netid == 0)
+			continue;
+		int fresh = netid != b->netid;
+		for (int c = 0; c < C_N; c++)
+			fresh |= cur[c] < base[c];
+		for (int c = 0; c < C_N; c++)
+			d[c] = fresh ? cur[c] : cur[c] - base[c];
+		add_net(u, netid, d);
+		bytes += (int64_t)(d[C_RXB] + d[C_TXB]);
+		port_of(&next->port[s], netid, cur);
+	}
+	return bytes;
+}
+
 void
 meter_recover(struct khd *k)
 {
@@ -755,7 +909,8 @@ meter_recover(struct khd *k)
 	struct rows rows = {0};
 	uint64_t now = wall_ms(), meter_t = 0;
 	char v[32], rel[CG_RELMAX];
-	int ok = 1, charged = 0;
+	int ok = 1, charged = 0, nread = 0, nnext = 0;
+	int64_t netbytes = 0;
 
 	if (mt == NULL)
 		return;
@@ -767,7 +922,10 @@ meter_recover(struct khd *k)
 		return;
 	}
 	struct pscratch *ps = calloc((size_t)f->nprincipals + 1, sizeof(*ps));
-	if (ps == NULL)
+	/* The baselines after this charge: should khd die again before it
+	 * stopped the nodes, the next one charges only what came after. */
+	struct state_meter_node *next = calloc((size_t)f->nnodes + 1, sizeof(*next));
+	if (ps == NULL || next == NULL)
 		fatal("meter");
 	for (int i = 0; i < f->nnodes; i++) {
 		struct node *n = &f->nodes[i];
@@ -789,6 +947,10 @@ meter_recover(struct khd *k)
 		 * counter moved), and since then the allocation existed. */
 		struct mnode m = {.owner = n->owner, .type = n->type, .t_mem = now};
 		m.t_ms = row->since_ms > meter_t ? row->since_ms : meter_t;
+		struct state_meter_node *nx = &next[nnext++];
+		nx->rank = n->rank;
+		snprintf(nx->principal, sizeof(nx->principal), "%s", f->principals[n->owner].name);
+		nx->since_ms = now;
 		struct cgroup_stats cs;
 		snprintf(rel, sizeof(rel), "kh-%08x/n%d", f->id, n->rank);
 		if (k->host_ok && cgroup_node_stats(&k->host.cg, rel, &cs) == 0) {
@@ -797,12 +959,22 @@ meter_recover(struct khd *k)
 				m.mem_pend = (row->mem + cs.mem) / 2 * (now - m.t_ms);
 			m.ipeak = cs.mem_peak > row->peak ? cs.mem_peak
 							  : (cs.mem > row->mem ? cs.mem : row->mem);
+			nx->cpu_ns = cs.cpu_ns;
+			nx->mem = cs.mem;
+			nx->peak = cs.mem_peak;
 		}
 		struct pscratch *s = &ps[n->owner];
 		if (!s->has || m.t_ms < s->t0)
 			s->t0 = m.t_ms;
 		s->has = 1;
 		charge(mt, n->rank, &m, now, &s->u);
+		/* The interfaces live on while the node's processes do (the dead
+		 * khd pinned its fabric's namespace, which holds their segments). */
+		int64_t b = recover_net(k, n, rel, row, nx, &s->u);
+		if (b >= 0) {
+			nread++;
+			netbytes += b;
+		}
 		charged++;
 	}
 	if (state_begin(f->st) < 0)
@@ -813,6 +985,9 @@ meter_recover(struct khd *k)
 	for (int i = 0; i < rows.n && ok; i++)
 		if (state_del_meter_node(f->st, rows.v[i].rank) < 0)
 			ok = 0;
+	for (int i = 0; i < nnext && ok; i++)
+		if (state_put_meter_node(f->st, &next[i]) < 0)
+			ok = 0;
 	snprintf(v, sizeof(v), "%" PRIu64, now);
 	if (ok && (state_put_meta(f->st, "meter_t", v) < 0 || state_commit(f->st) < 0))
 		ok = 0;
@@ -821,8 +996,9 @@ meter_recover(struct khd *k)
 		log_warnx("meter: could not store the usage of the nodes left running");
 	} else if (charged) {
 		log_info("meter: charged %d nodes for their use since %.3f s ago (khd was not "
-			 "running)",
-			 charged, meter_t ? (double)(now - meter_t) / 1000 : 0.0);
+			 "running); %" PRId64 " B of traffic (in and out) on the interfaces of %d "
+			 "left running",
+			 charged, meter_t ? (double)(now - meter_t) / 1000 : 0.0, netbytes, nread);
 	}
 	for (int p = 0; p < f->nprincipals; p++) {
 		if (ps[p].has && ok)
@@ -830,6 +1006,7 @@ meter_recover(struct khd *k)
 		usage_free(&ps[p].u);
 	}
 	free(ps);
+	free(next);
 	free(rows.v);
 }
 

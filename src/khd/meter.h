@@ -33,8 +33,10 @@ struct meter_stats {
 /* Load the ledger key (DIR/ledger.key, made on first start), every chain's
  * head and every principal's totals.  Call after the state is loaded. */
 int meter_init(struct khd *k, char *err, size_t errlen);
-/* Before leftover node cgroups of a khd that died are cleared: charge what
- * they used since the last committed sample, and node-time up to now. */
+/* Before leftover node cgroups of a khd that died are cleared (and before
+ * its pinned fabric is let go): charge what they used since the last
+ * committed sample, their interfaces' traffic included, and node-time up
+ * to now. */
 void meter_recover(struct khd *k);
 /* Meter every allocated node from now on and start the 1 s timer. */
 void meter_start(struct khd *k);

@@ -12,8 +12,16 @@
 
 struct state;
 
+/* A node interface's traffic counters as charged, as the node sees them
+ * (netid 0: no interface at that slot then). */
+struct state_meter_port {
+	uint32_t netid;
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
+};
+
 /* What the sampler (khd/meter.c) must find again after a crash to charge a
- * node's leftover cgroup from where it stopped: the counters it charged. */
+ * node's leftover cgroup and interfaces from where it stopped: the
+ * counters it charged. */
 struct state_meter_node {
 	int rank;
 	char principal[KH_NAME_MAX + 1];
@@ -21,6 +29,7 @@ struct state_meter_node {
 	uint64_t cpu_ns;   /* its cgroup's CPU counter, charged up to here */
 	uint64_t mem;	   /* memory at that moment */
 	uint64_t peak;	   /* its cgroup's peak counter then */
+	struct state_meter_port port[KH_MAX_IFS]; /* by slot: eth<slot> */
 };
 
 /* Callbacks of the metering reads; a non-zero return stops the walk. */

@@ -46,10 +46,11 @@ static const char *const sql_text[S_COUNT] = {
 		      " ORDER BY seq",
 	[S_PUTTOTAL] = "INSERT OR REPLACE INTO usage_totals(principal,usage) VALUES(?1,?2)",
 	[S_GETTOTALS] = "SELECT principal,usage FROM usage_totals ORDER BY principal",
-	[S_PUTMNODE] = "INSERT OR REPLACE INTO meter_nodes(rank,principal,since,cpu,mem,peak)"
-		       " VALUES(?1,?2,?3,?4,?5,?6)",
+	[S_PUTMNODE] = "INSERT OR REPLACE INTO meter_nodes(rank,principal,since,cpu,mem,peak,net)"
+		       " VALUES(?1,?2,?3,?4,?5,?6,?7)",
 	[S_DELMNODE] = "DELETE FROM meter_nodes WHERE rank=?1",
-	[S_GETMNODES] = "SELECT rank,principal,since,cpu,mem,peak FROM meter_nodes ORDER BY rank",
+	[S_GETMNODES] = "SELECT rank,principal,since,cpu,mem,peak,net FROM meter_nodes"
+			" ORDER BY rank",
 };
 
 static const char schema[] =
@@ -83,7 +84,16 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS usage_totals(principal TEXT PRIMARY KEY, usage TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS meter_nodes(rank INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
 	" since INTEGER NOT NULL, cpu INTEGER NOT NULL, mem INTEGER NOT NULL,"
-	" peak INTEGER NOT NULL);";
+	" peak INTEGER NOT NULL, net TEXT NOT NULL DEFAULT '');";
+
+/* Columns added since a table was first made: a state.db of an older khd
+ * gets them on open (the default reads as "nothing stored"). */
+static const struct {
+	const char *probe, *add;
+} added[] = {
+    {"SELECT net FROM meter_nodes LIMIT 0",
+     "ALTER TABLE meter_nodes ADD COLUMN net TEXT NOT NULL DEFAULT ''"},
+};
 
 struct sqlite_state {
 	struct state base;
@@ -418,16 +428,72 @@ sq_get_totals(struct state *s, state_total_fn *fn, void *arg)
 	return rc == SQLITE_DONE ? 0 : dberr(s, "get totals");
 }
 
+/* A node's interface baselines as text, one "slot:netid:rxB:txB:rxP:txP"
+ * per interface, separated by spaces (slots without one are left out). */
+static void
+ports_encode(const struct state_meter_node *mn, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < KH_MAX_IFS && n < len; i++) {
+		const struct state_meter_port *p = &mn->port[i];
+		if (p->netid == 0)
+			continue;
+		int w = snprintf(buf + n, len - n, "%s%d:%u:%llu:%llu:%llu:%llu", n ? " " : "", i,
+				 p->netid, (unsigned long long)p->rx_bytes,
+				 (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_packets,
+				 (unsigned long long)p->tx_packets);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
+/* A damaged entry is left out (that slot then has no baseline: its next
+ * reading counts from zero); returns -1 when one was. */
+static int
+ports_decode(const char *text, struct state_meter_node *mn)
+{
+	const char *s = text ? text : "";
+	int bad = 0;
+	while (*s) {
+		unsigned long long v[6];
+		int used = 0;
+		while (*s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		if (sscanf(s, "%llu:%llu:%llu:%llu:%llu:%llu%n", &v[0], &v[1], &v[2], &v[3], &v[4],
+			   &v[5], &used) != 6 ||
+		    (s[used] != ' ' && s[used] != '\0') || v[0] >= KH_MAX_IFS || v[1] == 0 ||
+		    v[1] > UINT32_MAX) {
+			bad = 1;
+			s += strcspn(s, " ");
+			continue;
+		}
+		mn->port[v[0]] = (struct state_meter_port){.netid = (uint32_t)v[1],
+							   .rx_bytes = v[2],
+							   .tx_bytes = v[3],
+							   .rx_packets = v[4],
+							   .tx_packets = v[5]};
+		s += used;
+	}
+	return bad ? -1 : 0;
+}
+
 static int
 sq_put_meter_node(struct state *s, const struct state_meter_node *mn)
 {
 	sqlite3_stmt *st = stmt(s, S_PUTMNODE);
+	char net[KH_MAX_IFS * 112];
+	ports_encode(mn, net, sizeof(net));
 	sqlite3_bind_int(st, 1, mn->rank);
 	sqlite3_bind_text(st, 2, mn->principal, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, i64(mn->since_ms));
 	sqlite3_bind_int64(st, 4, i64(mn->cpu_ns));
 	sqlite3_bind_int64(st, 5, i64(mn->mem));
 	sqlite3_bind_int64(st, 6, i64(mn->peak));
+	sqlite3_bind_text(st, 7, net, -1, SQLITE_STATIC);
 	return run(s, st, "put meter node");
 }
 
@@ -451,6 +517,9 @@ sq_get_meter_nodes(struct state *s, state_mnode_fn *fn, void *arg)
 		mn.cpu_ns = (uint64_t)sqlite3_column_int64(st, 3);
 		mn.mem = (uint64_t)sqlite3_column_int64(st, 4);
 		mn.peak = (uint64_t)sqlite3_column_int64(st, 5);
+		if (ports_decode((const char *)sqlite3_column_text(st, 6), &mn) < 0)
+			log_warnx("state: damaged interface baselines of node %d: \"%s\"", mn.rank,
+				  sqlite3_column_text(st, 6));
 		if (fn(arg, &mn) != 0) {
 			rc = SQLITE_DONE;
 			break;
@@ -664,6 +733,17 @@ state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
 		sqlite3_free(msg);
 		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
+		sqlite3_stmt *probe = NULL;
+		int have =
+		    sqlite3_prepare_v2(ss->db, added[i].probe, -1, &probe, NULL) == SQLITE_OK;
+		sqlite3_finalize(probe);
+		if (!have && sqlite3_exec(ss->db, added[i].add, NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
+			sqlite3_free(msg);
+			goto fail;
+		}
 	}
 	for (int i = 0; i < S_COUNT; i++)
 		if (sqlite3_prepare_v3(ss->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &ss->st[i],

@@ -1,8 +1,8 @@
 # meter-*: metering and billing end to end (issue 7), driven as a user
 # and an operator do: nodes burn CPU and exchange traffic, khbill reads
 # the bill, exports and verifies the signed ledger, prices it; khd is
-# killed with -9 in the middle of a burn; the OpenMetrics endpoint is read
-# with a real parser.
+# killed with -9 in the middle of a burn and again in the middle of a
+# transfer; the OpenMetrics endpoint is read with a real parser.
 . "$(dirname "$0")/lib.sh"
 LIB=$(cd "$(dirname "$0")/../lib" && pwd)
 
@@ -288,5 +288,82 @@ check "meter-9.6 ... naming the port" grep -q "port $PORT" <<<"$o"
 o=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/nothing")
 same "meter-9.7 other paths are 404" "$o" "404"
 
+# meter-10: kill -9 of khd in the middle of a transfer between two nodes
+# of one principal's domain loses no byte and no packet.  The dead khd's
+# fabric namespace stays pinned at DIR/run/fabric.net, so the nodes'
+# interfaces live on with their processes; the next khd reads them before
+# it stops the nodes and charges the difference from the baselines stored
+# with the last tick.  What is compared: the two nodes' eth0 counters as
+# the kernel keeps them in each node's own network namespace (read from
+# the host with nsenter, /proc/net/dev), summed, against dave's per-domain
+# totals.  Both come from zero at the allocation, so they must be equal.
+MiB30=31457280
+out=$(khget -c pw-dave dave 2)
+CON_dave=$(head -n1 <<<"$out" | cut -d@ -f1)
+NET=$(awk '/^network / {print $2; exit}' <<<"$out")
+read -r RA RB <<<"$(awk '/^nodes:/ {print $2, $3}' <<<"$out")"
+IPB=$(awk -v r="$RB" '$1 == "nodeinfo:" && $2 == r {print $4}' <<<"$out")
+{ printf 'mrw $ramfsaddr %d\n' "$(stat -c %s "$APP")"; cat "$APP"; echo 'run kboot'; } |
+	khcon -c pw-dave dave --timeout 20 --until "appliance up on" --count 2 "$CON_dave" >/dev/null
+declare -A PROCS
+for r in "$RA" "$RB"; do
+	PROCS[$r]=$(find /sys/fs/cgroup -path "*kh-$FAC/n$r/cgroup.procs" 2>/dev/null | head -n1)
+done
+# hostifc RANK: the node's eth0 counters, read from the host inside the
+# node's network namespace (that of a process in its cgroup): rx bytes,
+# rx packets, tx bytes, tx packets.
+hostifc() {
+	local p
+	p=$(head -n1 "${PROCS[$1]}")
+	nsenter -t "$p" -n cat /proc/net/dev | sed 's/:/ /' | awk '$1 == "eth0" {print $2, $3, $10, $11}'
+}
+# Both ends ignore the hangup of the console when khd dies; the listener
+# reads from a pipe, not from the console (which ends with khd).
+echo "sh -c 'trap \"\" HUP; sleep 100000 | nc -l -p 5000 >/dev/null' & echo LIS\"\"TENING" |
+	khcon -c pw-dave dave -n "$RB" --timeout 10 --until LISTENING "$CON_dave" >/dev/null
+sleep 0.3
+# 30 MiB in 1 MiB steps, 0.2 s apart: about 7 s.
+echo "sh -c 'trap \"\" HUP; for i in \$(seq 30); do dd if=/dev/zero bs=64k count=16 2>/dev/null; usleep 200000; done | nc $IPB 5000' & echo STA\"\"RTED" |
+	khcon -c pw-dave dave -n "$RA" --timeout 10 --until STARTED "$CON_dave" >/dev/null
+for _ in $(seq 100); do
+	read -r brx _ <<<"$(hostifc "$RB")"
+	[ "${brx:-0}" -ge 4194304 ] && break
+	sleep 0.1
+done
+kill9_khd
+read -r krx _ <<<"$(hostifc "$RB")"
+check "meter-10.1 khd was killed while the transfer ran (node $RB had received $krx B of $MiB30)" \
+	test "${krx:-0}" -gt 0 -a "${krx:-0}" -lt "$MiB30"
+check "meter-10.2 after the kill -9 the fabric's namespace is still pinned at run/fabric.net" \
+	test "$(stat -f -c %T "$D/run/fabric.net" 2>/dev/null)" = nsfs
+# the transfer goes on without khd; wait until both nodes are quiet
+prev=
+for _ in $(seq 60); do
+	cur="$(hostifc "$RA") $(hostifc "$RB")"
+	[ "$cur" = "$prev" ] && break
+	prev=$cur
+	sleep 1
+done
+read -r arx arxp atx atxp <<<"$(hostifc "$RA")"
+read -r brx brxp btx btxp <<<"$(hostifc "$RB")"
+check "meter-10.3 the whole transfer arrived while khd was down ($brx B at node $RB)" test "$brx" -ge "$MiB30"
+restart_khd --metrics-port "$PORT"
+# exact: the difference printed, and 0.1% allowed
+net() { # net N RES WANT
+	local b
+	b=$(billed dave "$2:$NET")
+	check "meter-10.$1 dave is billed $2:$NET $b for the nodes' counters $3 (off by $((b - $3)))" within "$b" "$3" 0.1
+}
+net 4 net-tx $((atx + btx))
+net 5 net-rx $((arx + brx))
+net 6 net-txpk $((atxp + btxp))
+net 7 net-rxpk $((arxp + brxp))
+o=$(grep "meter: charged" "$D/khd.log" | tail -n1)
+check "meter-10.8 the restart read the interfaces of both nodes left running: $o" \
+	grep -qE " [1-9][0-9]* B of traffic .*interfaces of 2 left running" <<<"$o"
+khbill export -c pw-dave dave -o "$D/dave.exp"
+check "meter-10.9 dave's export verifies across the restart" bash -c "khbill verify '$D/dave.exp' | grep -q '^ok: dave'"
+
 stop_khd
+check "meter-10.10 after a clean stop the pin is gone" test ! -e "$D/run/fabric.net"
 done_testing

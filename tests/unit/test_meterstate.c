@@ -1,11 +1,13 @@
 /* meterstate-*: the state store's metering operations (SQLite backend):
  * records come back by seq and by time, the head is the last record,
- * signatures, totals and node baselines round-trip, survive a reopen, and
- * a rolled-back transaction leaves none of them. */
+ * signatures, totals and node baselines (with their interfaces' counters)
+ * round-trip, survive a reopen, and a rolled-back transaction leaves none
+ * of them; a state.db made before interface baselines existed opens. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,127 @@ meterstate_1_3(void **state)
 	assert_string_equal(x->got, "");
 }
 
+static int
+ports_cb(void *arg, const struct state_meter_node *mn)
+{
+	struct fx *x = arg;
+	size_t n = strlen(x->got);
+	n += (size_t)snprintf(x->got + n, sizeof(x->got) - n, "%d/%llu:", mn->rank,
+			      (unsigned long long)mn->cpu_ns);
+	for (int i = 0; i < KH_MAX_IFS && n < sizeof(x->got); i++) {
+		const struct state_meter_port *p = &mn->port[i];
+		if (p->netid || p->rx_bytes || p->tx_bytes || p->rx_packets || p->tx_packets)
+			n += (size_t)snprintf(
+			    x->got + n, sizeof(x->got) - n, " eth%d=%u/%llu/%llu/%llu/%llu", i,
+			    p->netid, (unsigned long long)p->rx_bytes,
+			    (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_packets,
+			    (unsigned long long)p->tx_packets);
+	}
+	if (n < sizeof(x->got))
+		snprintf(x->got + n, sizeof(x->got) - n, ";");
+	return 0;
+}
+
+/* meterstate-1.4: a node's interface baselines round-trip by slot, the
+ * largest counters included, and a rewrite replaces them (a slot without
+ * an interface comes back empty). */
+static void
+meterstate_1_4(void **state)
+{
+	struct fx *x = *state;
+	char err[256];
+	struct state_meter_node a = {.rank = 3, .principal = "alice", .cpu_ns = 5};
+	a.port[0] = (struct state_meter_port){2, 31457280, 1200, 20000, 900};
+	a.port[15] = (struct state_meter_port){4294967295u, UINT64_MAX, 1, 2, UINT64_MAX};
+	assert_int_equal(state_begin(x->st), 0);
+	assert_int_equal(state_put_meter_node(x->st, &a), 0);
+	assert_int_equal(state_commit(x->st), 0);
+	state_close(x->st);
+	x->st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	assert_non_null(x->st);
+	x->got[0] = 0;
+	assert_int_equal(state_get_meter_nodes(x->st, ports_cb, x), 0);
+	assert_string_equal(x->got,
+			    "3/5: eth0=2/31457280/1200/20000/900"
+			    " eth15=4294967295/18446744073709551615/1/2/18446744073709551615;");
+	a.port[0] = (struct state_meter_port){0};
+	a.port[15].rx_bytes = 7;
+	assert_int_equal(state_begin(x->st), 0);
+	assert_int_equal(state_put_meter_node(x->st, &a), 0);
+	assert_int_equal(state_commit(x->st), 0);
+	x->got[0] = 0;
+	assert_int_equal(state_get_meter_nodes(x->st, ports_cb, x), 0);
+	assert_string_equal(x->got, "3/5: eth15=4294967295/7/1/2/18446744073709551615;");
+}
+
+/* meterstate-1.5: a state.db of a khd from before interface baselines
+ * opens: its rows read back with none, and new rows store them. */
+static void
+meterstate_1_5(void **state)
+{
+	struct fx *x = *state;
+	char path[128], err[256];
+	sqlite3 *db;
+
+	state_close(x->st);
+	snprintf(path, sizeof(path), "%s/state.db", x->dir);
+	unlink(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+		db,
+		"CREATE TABLE meter_nodes(rank INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
+		" since INTEGER NOT NULL, cpu INTEGER NOT NULL, mem INTEGER NOT NULL,"
+		" peak INTEGER NOT NULL);"
+		"INSERT INTO meter_nodes VALUES(4,'bob',1000,77,0,0);",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	x->st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	assert_non_null(x->st);
+	x->got[0] = 0;
+	assert_int_equal(state_get_meter_nodes(x->st, ports_cb, x), 0);
+	assert_string_equal(x->got, "4/77:;");
+	struct state_meter_node b = {.rank = 5, .principal = "bob", .cpu_ns = 1};
+	b.port[1] = (struct state_meter_port){3, 10, 20, 1, 2};
+	assert_int_equal(state_begin(x->st), 0);
+	assert_int_equal(state_put_meter_node(x->st, &b), 0);
+	assert_int_equal(state_commit(x->st), 0);
+	state_close(x->st);
+	/* and opens again (the column is not added twice) */
+	x->st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	assert_non_null(x->st);
+	x->got[0] = 0;
+	assert_int_equal(state_get_meter_nodes(x->st, ports_cb, x), 0);
+	assert_string_equal(x->got, "4/77:;5/1: eth1=3/10/20/1/2;");
+}
+
+/* meterstate-1.6: damaged interface baselines: the damaged entry is left
+ * out (that slot counts from zero later), the others are kept. */
+static void
+meterstate_1_6(void **state)
+{
+	struct fx *x = *state;
+	char path[128], err[256];
+	sqlite3 *db;
+
+	state_close(x->st);
+	snprintf(path, sizeof(path), "%s/state.db", x->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "INSERT INTO meter_nodes VALUES(6,'bob',1,2,0,0,"
+			 "'0:2:1:2:3:4 1:0:1:1:1:1 16:2:1:1:1:1 x 2:5:9:9:9:9z 3:2:5:6:7:8');",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	x->st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	assert_non_null(x->st);
+	x->got[0] = 0;
+	assert_int_equal(state_get_meter_nodes(x->st, ports_cb, x), 0);
+	assert_string_equal(x->got, "6/2: eth0=2/1/2/3/4 eth3=2/5/6/7/8;");
+}
+
 int
 main(void)
 {
@@ -178,6 +301,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(meterstate_1_1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(meterstate_1_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(meterstate_1_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(meterstate_1_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(meterstate_1_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(meterstate_1_6, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
