@@ -243,8 +243,15 @@ fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, in
 	ca = (struct counters_arg){.nd = &fb->nodes[rank], .out = out, .max = max};
 	if (ca.nd->netns < 0 || ca.nd->made == 0)
 		return 0;
-	if (nl_link_stats(&fb->fab, ca.nd->nsid, counters_cb, &ca) < 0)
-		return -1;
+	/* One request per interface: a dump would also describe lo and
+	 * whatever the node made, at about twice the cost. */
+	for (int i = 0; i < KH_MAX_IFS; i++) {
+		if (!(ca.nd->made & (1u << i)))
+			continue;
+		int rc = nl_link_stats_of(&fb->fab, ca.nd->nsid, FB_NODE_IF0 + i, counters_cb, &ca);
+		if (rc < 0 && rc != -ENODEV) /* gone: its root deleted it */
+			return -1;
+	}
 	return ca.n;
 }
 

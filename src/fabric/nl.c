@@ -216,16 +216,25 @@ stats_cb(const struct nlmsghdr *h, void *arg)
 int
 nl_link_stats(struct nl *nl, int nsid, void (*fn)(void *arg, const struct nl_stats *), void *arg)
 {
+	return nl_link_stats_of(nl, nsid, 0, fn, arg);
+}
+
+int
+nl_link_stats_of(struct nl *nl, int nsid, int index, void (*fn)(void *arg, const struct nl_stats *),
+		 void *arg)
+{
 	char buf[NL_BUF];
 	struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
 	struct ifinfomsg *ifm;
 	struct stats_arg sa = {fn, arg};
 
 	h->nlmsg_type = RTM_GETLINK;
-	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	/* a single get ends with its acknowledgement, a dump with DONE */
+	h->nlmsg_flags = NLM_F_REQUEST | (index ? NLM_F_ACK : NLM_F_DUMP);
 	h->nlmsg_seq = ++nl->seq;
 	ifm = mnl_nlmsg_put_extra_header(h, sizeof(*ifm));
 	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = index;
 	if (nsid > 0)
 		mnl_attr_put_u32(h, IFLA_TARGET_NETNSID, (uint32_t)nsid);
 	/* only what a counter needs: no VF or per-protocol details */

@@ -69,6 +69,10 @@ struct nl_stats {
  * fn for each.  Returns 0 or -errno. */
 int nl_link_stats(struct nl *nl, int nsid, void (*fn)(void *arg, const struct nl_stats *),
 		  void *arg);
+/* The same for one link (index > 0): one message, not a dump.  -ENODEV
+ * when it is not there. */
+int nl_link_stats_of(struct nl *nl, int nsid, int index,
+		     void (*fn)(void *arg, const struct nl_stats *), void *arg);
 /* Find a link's index by name: >0, or -errno. */
 int nl_link_index(struct nl *nl, const char *name);
 /* Add (or replace) an address: family AF_INET or AF_INET6. */
