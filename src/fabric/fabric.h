@@ -58,8 +58,9 @@ struct fabric_ifstats {
 	uint32_t netid; /* its domain */
 	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
 };
-/* Counters of node rank's interfaces, read from the kernel now (one dump
- * of the node's namespace).  Fills up to max; returns how many, or -1. */
+/* Counters of node rank's interfaces, read from the kernel now (one
+ * request per interface, aimed at the node's namespace by its id).  Fills
+ * up to max; returns how many, or -1. */
 int fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, int max);
 /* The same for whatever namespace netns is (a leftover node's, found by
  * its processes): slots from the interfaces' indexes, netid 0. */
