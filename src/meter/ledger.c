@@ -134,21 +134,7 @@ ledger_rec_format(const struct ledger_rec *r, struct sbuf *out, char *err, size_
 int
 ledger_strict_u64(const char *s, uint64_t *v)
 {
-	size_t n = strlen(s);
-	uint64_t x = 0;
-
-	if (n == 0 || n > 20 || (s[0] == '0' && n > 1))
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return -1;
-		x = x * 10 + d;
-	}
-	*v = x;
-	return 0;
+	return ledger_strict_u64n(s, strlen(s), v);
 }
 
 int

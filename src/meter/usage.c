@@ -2,6 +2,7 @@
  * display units.  All display arithmetic is integer so that khbill prints the
  * same digits on every machine. */
 #include "meter/usage.h"
+#include "meter/ledger_int.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -212,8 +213,8 @@ usage_encode(const struct usage *u, struct sbuf *out)
 }
 
 /* A decimal without sign or leading zeros that fits 64 bits; n bytes. */
-static int
-strict_u64(const char *s, size_t n, uint64_t *v)
+int
+ledger_strict_u64n(const char *s, size_t n, uint64_t *v)
 {
 	uint64_t x = 0;
 
@@ -253,7 +254,7 @@ usage_decode(const char *s, struct usage *u, char *err, size_t errlen)
 		name[nl] = '\0';
 		if (!usage_valid_name(name))
 			return seterr(err, errlen, "bad resource name '%s'", name);
-		if (strict_u64(eq + 1, tl - nl - 1, &q) < 0)
+		if (ledger_strict_u64n(eq + 1, tl - nl - 1, &q) < 0)
 			return seterr(err, errlen, "bad quantity '%.*s' of %s", (int)(tl - nl - 1),
 				      eq + 1, name);
 		if (u->n && strcmp(u->items[u->n - 1].res, name) >= 0)
