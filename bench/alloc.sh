@@ -23,7 +23,7 @@ r=\$("$BIN"/khctl nodes --user alice | cut -d' ' -f1 | tr '\n' ' ')
 # Wait until the fabric has prepared every free node again (idle-time
 # work), so each timed khget pays for wiring, not for preparation.
 for _ in \$(seq 300); do
-	"$BIN"/khctl info | grep -Eq '^fabric off|prepared=1100 ' && break
+	"$BIN"/khctl info | grep -Eq '^fabric off| prepared=1100 prepared-x=1100 ' && break
 	sleep 0.1
 done
 exit 0

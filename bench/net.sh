@@ -269,17 +269,20 @@ stopservers
 stopkhd
 
 # Wiring cost: khget 1000 of 1100 nodes, plain (one private domain) and
-# with -x, released in between.  khd prepares every free node's namespace
-# and first interfaces in the background (fabric_node_prepare) and a
-# release destroys them, so each timed khget waits, untimed, until all free
-# nodes are prepared again: a facility at rest.  The release and the
+# with -x, released in between.  khd prepares every free node's namespace,
+# and as many namespaces with eth0 already in the external domain, in the
+# background (fabric_node_prepare, fabric_pool_fill); an allocation uses
+# them up, so each timed khget waits, untimed, until all are prepared
+# again: a facility at rest.  The release and the
 # re-preparation are timed too.
-prepared() { "$BIN"/khctl info | sed -n 's/^fabric .*prepared=\([0-9]*\).*/\1/p'; }
-settle() { # until every node is prepared (no-op without the fabric)
+prepared() { "$BIN"/khctl info | sed -n 's/^fabric .* prepared=\([0-9]*\).*/\1/p'; }
+# namespaces made ahead with eth0 in the external domain (for khget -x)
+prepared_x() { "$BIN"/khctl info | sed -n 's/^fabric .*prepared-x=\([0-9]*\).*/\1/p'; }
+settle() { # until every node is prepared, and as many for -x (no-op without the fabric)
 	local i n
 	for i in $(seq 1200); do
 		n=$(prepared)
-		[ -z "$n" ] || [ "$n" -ge 1100 ] && return 0
+		[ -z "$n" ] || { [ "$n" -ge 1100 ] && [ "$(prepared_x)" -ge 1100 ]; } && return 0
 		sleep 0.05
 	done
 	echo "wire: only $n of 1100 nodes prepared after 60 s" >&2

@@ -49,6 +49,7 @@ struct fb_node {
 	int netns;	      /* -1: not prepared */
 	int nsid;	      /* its id in the fabric's namespace */
 	int running;	      /* configured since boot: new interfaces get addresses */
+	int used;	      /* a node has run in its namespace since it was assigned */
 	int nets[KH_MAX_IFS]; /* netid wired at eth<i>, 0: none */
 	unsigned made;	      /* bit i: eth<i> exists */
 	unsigned graves;      /* bit i: eth<i> removed, deleted at the next flush */
@@ -57,6 +58,12 @@ struct fb_node {
 struct fb_seg {
 	int netid;
 	int ports;
+};
+
+/* A namespace made ahead with eth0 already on the external segment (down,
+ * throwaway MAC): what `khget -x` gives a node without making a device. */
+struct fb_spare {
+	int netns, nsid;
 };
 
 struct fabric {
@@ -71,6 +78,10 @@ struct fabric {
 	int nat;
 	int fwd_changed; /* ip_forward was 0 and we set it */
 	int nprepared, nports;
+	struct fb_spare *xpool; /* KH_MAX_NODES */
+	int nx;
+	struct fb_spare *ppool; /* empty namespaces given back by take_spare */
+	int np;
 	int graves;	 /* nodes with interfaces in their graveyard group */
 	uint32_t macseq; /* throwaway MACs handed out */
 	int nsidseq;	 /* namespace ids handed out */
@@ -136,6 +147,24 @@ new_netns(struct fabric *fb, char *err, size_t errlen)
 	leave(fb);
 	if (fd < 0)
 		return seterr(err, errlen, "/proc/self/ns/net: %s", strerror(e));
+	return fd;
+}
+
+/* A new network namespace with an id in the fabric's (ids are never
+ * reused: a released namespace may outlive its fd a while, with its id). */
+static int
+new_netns_id(struct fabric *fb, int *nsid, char *err, size_t errlen)
+{
+	int fd = new_netns(fb, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (++fb->nsidseq <= 0)
+		fb->nsidseq = 1;
+	*nsid = fb->nsidseq;
+	if (nl_nsid_set(&fb->fab, fd, *nsid, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -316,18 +345,15 @@ fabric_set_remove_hook(struct fabric *fb, void (*fn)(void *, int, const struct f
 	fb->remove_arg = arg;
 }
 
-/* eth<slot> of the node, a macvlan on netid's segment, made straight in
- * the node's namespace (moving a device between namespaces waits for the
- * kernel's RCU; making it there does not).  Down until the node boots. */
+/* eth<slot>, a macvlan on netid's segment, made straight in the namespace
+ * netns (moving a device between namespaces waits for the kernel's RCU;
+ * making it there does not).  Down until the node boots. */
 static int
-make_if(struct fabric *fb, int rank, int slot, int netid, char *err, size_t errlen)
+make_if_in(struct fabric *fb, int netns, int slot, int netid, char *err, size_t errlen)
 {
-	struct fb_node *nd = &fb->nodes[rank];
 	char name[24];
 	uint8_t mac[6];
 
-	if (nd->graves & (1u << slot))
-		fabric_flush(fb); /* the removed eth<slot> still holds the name */
 	snprintf(name, sizeof(name), "eth%d", slot);
 	throwaway_mac(fb, mac);
 	struct nl_link l = {.index = FB_NODE_IF0 + slot,
@@ -340,8 +366,18 @@ make_if(struct fabric *fb, int rank, int slot, int netid, char *err, size_t errl
 			    .master = -1,
 			    .peer_netns = -1,
 			    .in_netns = 1,
-			    .netns = nd->netns};
-	if (nl_link(&fb->fab, &l, err, errlen) < 0)
+			    .netns = netns};
+	return nl_link(&fb->fab, &l, err, errlen);
+}
+
+static int
+make_if(struct fabric *fb, int rank, int slot, int netid, char *err, size_t errlen)
+{
+	struct fb_node *nd = &fb->nodes[rank];
+
+	if (nd->graves & (1u << slot))
+		fabric_flush(fb); /* the removed eth<slot> still holds the name */
+	if (make_if_in(fb, nd->netns, slot, netid, err, errlen) < 0)
 		return -1;
 	nd->made |= 1u << slot;
 	fb->nports++;
@@ -447,20 +483,62 @@ fabric_node_prepare(struct fabric *fb, int rank, char *err, size_t errlen)
 	nd = &fb->nodes[rank];
 	if (nd->netns >= 0)
 		return 0;
-	if ((nd->netns = new_netns(fb, err, errlen)) < 0)
+	if (fb->np > 0) {
+		struct fb_spare sp = fb->ppool[--fb->np];
+		nd->netns = sp.netns;
+		nd->nsid = sp.nsid;
+	} else if ((nd->netns = new_netns_id(fb, &nd->nsid, err, errlen)) < 0)
 		return -1;
-	/* Ids are never reused: a released namespace may outlive its fd a
-	 * while, with its id. */
-	if (++fb->nsidseq <= 0)
-		fb->nsidseq = 1;
-	nd->nsid = fb->nsidseq;
-	if (nl_nsid_set(&fb->fab, nd->netns, nd->nsid, err, errlen) < 0) {
-		close(nd->netns);
-		nd->netns = -1;
-		return -1;
-	}
 	fb->nprepared++;
 	return 0;
+}
+
+int
+fabric_pool_fill(struct fabric *fb, int target, int budget, char *err, size_t errlen)
+{
+	if (target > KH_MAX_NODES)
+		target = KH_MAX_NODES;
+	if (seg_find(fb, NETID_EXTERNAL) == NULL)
+		return 0; /* no external segment: nothing to prepare for */
+	for (; fb->nx < target && budget > 0; budget--) {
+		struct fb_spare sp;
+		if ((sp.netns = new_netns_id(fb, &sp.nsid, err, errlen)) < 0)
+			return -1;
+		if (make_if_in(fb, sp.netns, 0, NETID_EXTERNAL, err, errlen) < 0) {
+			close(sp.netns);
+			return -1;
+		}
+		fb->xpool[fb->nx++] = sp;
+	}
+	return fb->nx < target;
+}
+
+/* Node rank takes a namespace of the pool for its eth0 in the external
+ * domain, when it has nothing of its own yet.  Returns 1 when it did. */
+static int
+take_spare(struct fabric *fb, int rank)
+{
+	struct fb_node *nd = &fb->nodes[rank];
+	struct fb_seg *b = seg_find(fb, NETID_EXTERNAL);
+
+	/* Only a namespace no node has entered yet may be exchanged. */
+	if (fb->nx == 0 || b == NULL || nd->used || nd->made || nd->graves)
+		return 0;
+	struct fb_spare sp = fb->xpool[--fb->nx];
+	/* Its empty one goes to the next node that needs one: closing it
+	 * would have the kernel tear it down, by the thousand, while the
+	 * allocation makes devices. */
+	if (nd->netns >= 0)
+		fb->ppool[fb->np++] = (struct fb_spare){nd->netns, nd->nsid};
+	else
+		fb->nprepared++;
+	nd->netns = sp.netns;
+	nd->nsid = sp.nsid;
+	nd->made = 1;
+	nd->nets[0] = NETID_EXTERNAL;
+	b->ports++;
+	fb->nports++;
+	return 1;
 }
 
 /* Inside the node's namespace (nl is a socket there): eth<slot> gets the
@@ -560,6 +638,10 @@ fabric_node_wire(struct fabric *fb, int rank, const int *netids, int n, char *er
 	struct fb_node *nd;
 	unsigned fresh = 0;
 
+	if (rank < 0 || rank >= KH_MAX_NODES)
+		return seterr(err, errlen, "fabric: no node %d", rank);
+	if (n > 0 && netids[0] == NETID_EXTERNAL)
+		take_spare(fb, rank);
 	if (fabric_node_prepare(fb, rank, err, errlen) < 0)
 		return -1;
 	nd = &fb->nodes[rank];
@@ -595,6 +677,7 @@ fabric_node_config(struct fabric *fb, int rank, char *err, size_t errlen)
 	if (fabric_node_prepare(fb, rank, err, errlen) < 0)
 		return -1;
 	nd = &fb->nodes[rank];
+	nd->used = 1;
 	for (int i = 0; i < KH_MAX_IFS; i++)
 		if (nd->nets[i])
 			mask |= 1u << i;
@@ -665,6 +748,12 @@ const char *
 fabric_uplink(const struct fabric *fb)
 {
 	return fb->uplink;
+}
+
+int
+fabric_pool_size(const struct fabric *fb)
+{
+	return fb->nx;
 }
 
 void
@@ -810,7 +899,9 @@ fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen
 	struct fabric *fb = calloc(1, sizeof(*fb));
 	char why[256];
 
-	if (fb == NULL || (fb->nodes = calloc(KH_MAX_NODES, sizeof(*fb->nodes))) == NULL)
+	if (fb == NULL || (fb->nodes = calloc(KH_MAX_NODES, sizeof(*fb->nodes))) == NULL ||
+	    (fb->xpool = calloc(KH_MAX_NODES, sizeof(*fb->xpool))) == NULL ||
+	    (fb->ppool = calloc(KH_MAX_NODES, sizeof(*fb->ppool))) == NULL)
 		fatal("fabric");
 	for (int i = 0; i < KH_MAX_NODES; i++)
 		fb->nodes[i].netns = -1;
@@ -883,6 +974,10 @@ fabric_free(struct fabric *fb)
 	for (int i = 0; i < KH_MAX_NODES; i++)
 		if (fb->nodes[i].netns >= 0)
 			close(fb->nodes[i].netns);
+	for (int i = 0; i < fb->nx; i++)
+		close(fb->xpool[i].netns);
+	for (int i = 0; i < fb->np; i++)
+		close(fb->ppool[i].netns);
 	if (fb->host.s && strcmp(fb->uplink, "none") != 0) {
 		if (fb->nat)
 			nat_off(fb);
@@ -899,6 +994,8 @@ fabric_free(struct fabric *fb)
 	if (fb->hostns >= 0)
 		close(fb->hostns);
 	free(fb->seg);
+	free(fb->xpool);
+	free(fb->ppool);
 	free(fb->nodes);
 	free(fb);
 }

@@ -31,6 +31,12 @@ void fabric_free(struct fabric *fb);
 
 /* Give node rank its network namespace ahead of need.  Idempotent. */
 int fabric_node_prepare(struct fabric *fb, int rank, char *err, size_t errlen);
+/* Make up to budget namespaces, until target are ready, each with its
+ * eth0 already on the external segment: a node wired with the external
+ * domain first (`khget -x`) takes one instead of having a device made.
+ * Returns 1 while below target, 0 when there, -1 with err. */
+int fabric_pool_fill(struct fabric *fb, int target, int budget, char *err, size_t errlen);
+int fabric_pool_size(const struct fabric *fb);
 
 /* Make node rank's interfaces match netids[0..n) (0: no interface at that
  * position): interfaces appear on or disappear from segments.  When the

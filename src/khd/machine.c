@@ -412,29 +412,41 @@ wire(struct khd *k, struct node *n)
 		log_warnx("node %d: network: %s", n->rank, why);
 }
 
-/* Free nodes get their network namespace in khd's idle time,
- * a few per turn of the event loop, so allocations find them ready. */
+/* Free nodes get their network namespace in khd's idle time, a few per
+ * turn of the event loop, so allocations find them ready; then as many
+ * namespaces with eth0 already in the external domain, for `khget -x`. */
 static void
 prep_tick(struct ev *ev, void *arg)
 {
 	struct khd *k = arg;
 	char why[256];
-	int done = 0, left = 0;
+	int done = 0, left = 0, nfree = 0;
 
 	k->prep_timer = 0;
 	for (int i = 0; i < k->fac.nnodes; i++) {
 		struct node *n = &k->fac.nodes[i];
-		if (n->state != NODE_FREE || fabric_node_netns(k->fab, n->rank) >= 0)
+		if (n->state != NODE_FREE)
+			continue;
+		nfree++;
+		if (left || fabric_node_netns(k->fab, n->rank) >= 0)
 			continue;
 		if (done == 16) {
 			left = 1;
-			break;
+			continue;
 		}
 		if (fabric_node_prepare(k->fab, n->rank, why, sizeof(why)) < 0) {
 			log_warnx("node %d: network: %s", n->rank, why);
 			return; /* tried again after the next release */
 		}
 		done++;
+	}
+	if (!left && done < 16) {
+		int rc = fabric_pool_fill(k->fab, nfree, 16 - done, why, sizeof(why));
+		if (rc < 0) {
+			log_warnx("network: %s", why);
+			return;
+		}
+		left = rc;
 	}
 	if (left)
 		k->prep_timer = ev_after(ev, 1, prep_tick, k);
@@ -455,6 +467,7 @@ h_allocated(void *arg, struct node *n)
 		machine_new(k, n);
 	meter_node_allocated(k, n);
 	wire(k, n);
+	prep_later(k); /* what the allocation took from the fabric's pool */
 }
 
 static int

@@ -24,9 +24,13 @@
 #include <unistd.h>
 
 static const char *const codes[] = {
-	[AE_OK] = "ok",		  [AE_BADARG] = "badarg", [AE_AUTH] = "auth",
-	[AE_NONODES] = "nonodes", [AE_NOTFOUND] = "notfound", [AE_PERM] = "perm",
-	[AE_INTERNAL] = "internal",
+    [AE_OK] = "ok",
+    [AE_BADARG] = "badarg",
+    [AE_AUTH] = "auth",
+    [AE_NONODES] = "nonodes",
+    [AE_NOTFOUND] = "notfound",
+    [AE_PERM] = "perm",
+    [AE_INTERNAL] = "internal",
 };
 
 static void
@@ -174,8 +178,7 @@ parse_targets(struct khd *k, int pidx, const char *s, int **ranks, int *n, struc
 	     tok = strtok_r(NULL, ",", &save)) {
 		int *add = NULL, nadd = 0, range[2] = {0, 0};
 		char *dash = strchr(tok, '-');
-		if (strncmp(tok, "con", 3) == 0 &&
-		    parse_uint(tok + 3, 0, INT32_MAX, &a) == 0) {
+		if (strncmp(tok, "con", 3) == 0 && parse_uint(tok + 3, 0, INT32_MAX, &a) == 0) {
 			if (alloc_chan_ranks(&k->fac, pidx, (int)a, &add, &nadd, &res) < 0) {
 				reply_err(out, res.code, res.msg);
 				goto fail;
@@ -267,14 +270,15 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 				    "%s{\"name\":\"%s\",\"backend\":\"%s\",\"cpu_milli\":%d,"
 				    "\"mem\":%llu,\"pids\":%d,\"ifs\":%d,\"nodes\":%d,\"free\":%d}",
 				    t ? "," : "", ty->name, ty->backend, ty->cpu_milli,
-				    (unsigned long long)ty->mem, ty->pids, ty->max_ifs, total, nfree);
+				    (unsigned long long)ty->mem, ty->pids, ty->max_ifs, total,
+				    nfree);
 		else
 			sbuf_printf(&b,
 				    "type %s backend=%s cpus=%d.%03d mem=%lluM pids=%d ifs=%d "
 				    "nodes=%d free=%d\n",
-				    ty->name, ty->backend, ty->cpu_milli / 1000, ty->cpu_milli % 1000,
-				    (unsigned long long)(ty->mem >> 20), ty->pids, ty->max_ifs, total,
-				    nfree);
+				    ty->name, ty->backend, ty->cpu_milli / 1000,
+				    ty->cpu_milli % 1000, (unsigned long long)(ty->mem >> 20),
+				    ty->pids, ty->max_ifs, total, nfree);
 	}
 	size_t blobs = k->blobs ? blobstore_count(k->blobs) : 0;
 	size_t bytes = k->blobs ? blobstore_bytes(k->blobs) : 0;
@@ -286,16 +290,19 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 			    bytes);
 		if (k->fab)
 			sbuf_printf(&b,
-				    "{\"uplink\":\"%s\",\"prepared\":%d,\"ports\":%d,"
-				    "\"segments\":%d}}\n",
-				    fabric_uplink(k->fab), prepared, ports, segments);
+				    "{\"uplink\":\"%s\",\"prepared\":%d,\"prepared_x\":%d,"
+				    "\"ports\":%d,\"segments\":%d}}\n",
+				    fabric_uplink(k->fab), prepared, fabric_pool_size(k->fab),
+				    ports, segments);
 		else
 			sbuf_adds(&b, "null}\n");
 	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
 		if (k->fab)
-			sbuf_printf(&b, "fabric uplink=%s prepared=%d ports=%d segments=%d\n",
-				    fabric_uplink(k->fab), prepared, ports, segments);
+			sbuf_printf(
+			    &b, "fabric uplink=%s prepared=%d prepared-x=%d ports=%d segments=%d\n",
+			    fabric_uplink(k->fab), prepared, fabric_pool_size(k->fab), ports,
+			    segments);
 		else
 			sbuf_adds(&b, "fabric off\n");
 	}
@@ -307,8 +314,8 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 static uint64_t
 v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 {
-	static const char *const args[] = {"user",     "cred",	 "count",    "netids", "newnets",
-					   "public",   "external", "type",     "format", NULL};
+	static const char *const args[] = {"user",   "cred",	 "count", "netids", "newnets",
+					   "public", "external", "type",  "format", NULL};
 	struct facility *f = &k->fac;
 	struct get_req r = {.count = 1, .newnets = -1};
 	const char *user = proto_get(req, "user"), *cred = proto_get(req, "cred"), *v;
@@ -449,7 +456,8 @@ v_nodes(struct khd *k, const struct proto_req *req, struct sbuf *out)
 			continue;
 		const char *owner = n->owner >= 0 ? f->principals[n->owner].name : NULL;
 		if (json) {
-			sbuf_printf(&b, "%s{\"rank\":%d,\"state\":\"%s\",\"owner\":", first ? "" : ",",
+			sbuf_printf(&b,
+				    "%s{\"rank\":%d,\"state\":\"%s\",\"owner\":", first ? "" : ",",
 				    n->rank, state_names[n->state]);
 			if (owner)
 				sbuf_json_str(&b, owner);
@@ -632,8 +640,7 @@ v_transfer(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		reply_err(out, res.code, res.msg);
 		return 0;
 	}
-	log_info("%s: con%llu transferred", k->fac.principals[pidx].name,
-		 (unsigned long long)chan);
+	log_info("%s: con%llu transferred", k->fac.principals[pidx].name, (unsigned long long)chan);
 	struct sbuf b;
 	sbuf_init(&b);
 	sbuf_printf(&b, "con%llu credential: %s\n", (unsigned long long)chan, newcred);
@@ -648,16 +655,19 @@ v_transfer(struct khd *k, const struct proto_req *req, struct sbuf *out)
 static int
 valid_pubkey(const char *line, char *canon, size_t len)
 {
-	static const char *const types[] = {
-		"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-		"ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
-		"sk-ecdsa-sha2-nistp256@openssh.com", NULL};
+	static const char *const types[] = {"ssh-ed25519",
+					    "ssh-rsa",
+					    "ecdsa-sha2-nistp256",
+					    "ecdsa-sha2-nistp384",
+					    "ecdsa-sha2-nistp521",
+					    "sk-ssh-ed25519@openssh.com",
+					    "sk-ecdsa-sha2-nistp256@openssh.com",
+					    NULL};
 	char type[64], b64[4096], comment[256] = "";
 	unsigned char blob[3072];
 	size_t bloblen;
 
-	if (strlen(line) >= 4096 ||
-	    sscanf(line, "%63s %4095s %255[^\n]", type, b64, comment) < 2)
+	if (strlen(line) >= 4096 || sscanf(line, "%63s %4095s %255[^\n]", type, b64, comment) < 2)
 		return -1;
 	int known = 0;
 	for (int i = 0; types[i]; i++)
@@ -667,8 +677,8 @@ valid_pubkey(const char *line, char *canon, size_t len)
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    bloblen < 4)
 		return -1;
-	uint32_t tl = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 |
-		      blob[3];
+	uint32_t tl =
+	    (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 | blob[3];
 	if (tl != strlen(type) || bloblen < 4 + tl || memcmp(blob + 4, type, tl) != 0)
 		return -1;
 	snprintf(canon, len, "%s %s%s%s", type, b64, comment[0] ? " " : "", comment);
@@ -840,14 +850,15 @@ v_allowed(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	if (sa || sb) {
 		struct node *na, *nb;
 		if (parse_uint(sa, 0, KH_MAX_NODES, &a) < 0 ||
-		    parse_uint(sb, 0, KH_MAX_NODES, &b) < 0 ||
-		    (na = fac_node(f, (int)a)) == NULL || (nb = fac_node(f, (int)b)) == NULL) {
+		    parse_uint(sb, 0, KH_MAX_NODES, &b) < 0 || (na = fac_node(f, (int)a)) == NULL ||
+		    (nb = fac_node(f, (int)b)) == NULL) {
 			reply_err(out, AE_BADARG, "allowed takes two ranks of this facility");
 			return 0;
 		}
 		int yes = na == nb ? na->state != NODE_FREE : alloc_allowed(f, na, nb);
 		sbuf_printf(&o, json ? "{\"a\":%d,\"b\":%d,\"allowed\":%s}\n" : "%d %d %s\n",
-			    (int)a, (int)b, yes ? (json ? "true" : "yes") : (json ? "false" : "no"));
+			    (int)a, (int)b,
+			    yes ? (json ? "true" : "yes") : (json ? "false" : "no"));
 		reply_ok(out, &o);
 		sbuf_free(&o);
 		return 0;
@@ -892,11 +903,10 @@ static const struct {
 	const char *verb;
 	uint64_t (*fn)(struct khd *, const struct proto_req *, struct sbuf *);
 } verbs[] = {
-	{"ping", v_ping},	  {"info", v_info},	  {"get", v_get},
-	{"nodes", v_nodes},	  {"domains", v_domains}, {"release", v_release},
-	{"reset", v_reset},	  {"addnet", v_addnet},	  {"rmnet", v_rmnet},
-	{"transfer", v_transfer}, {"addkey", v_addkey},	  {"keys", v_keys},
-	{"block", v_block},	  {"allowed", v_allowed},
+    {"ping", v_ping},	    {"info", v_info},	      {"get", v_get},	    {"nodes", v_nodes},
+    {"domains", v_domains}, {"release", v_release},   {"reset", v_reset},   {"addnet", v_addnet},
+    {"rmnet", v_rmnet},	    {"transfer", v_transfer}, {"addkey", v_addkey}, {"keys", v_keys},
+    {"block", v_block},	    {"allowed", v_allowed},
 };
 
 static int
@@ -937,10 +947,10 @@ attach_stream(struct khd *k, struct conn *conn, struct channel *c, int pidx,
 		}
 	}
 	reply_ok(out, NULL);
-	conn_set_reader(conn, console_attach(k, conn, c->id,
-					     mode && strcmp(mode, "prefix") == 0 ? CON_PREFIX
-										 : CON_RAW,
-					     ro && ro[0] == '1', ranks, n));
+	conn_set_reader(conn,
+			console_attach(k, conn, c->id,
+				       mode && strcmp(mode, "prefix") == 0 ? CON_PREFIX : CON_RAW,
+				       ro && ro[0] == '1', ranks, n));
 	free(ranks);
 	log_info("con%d: client attached%s%s", c->id, how,
 		 ro && ro[0] == '1' ? " (read-only)" : "");
@@ -951,8 +961,8 @@ attach_stream(struct khd *k, struct conn *conn, struct channel *c, int pidx,
 static uint64_t
 v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
 {
-	static const char *const args[] = {"user", "cred", "chan", "ccred", "mode", "ro", "ranks",
-					   NULL};
+	static const char *const args[] = {"user", "cred", "chan",  "ccred",
+					   "mode", "ro",   "ranks", NULL};
 	const char *ccred = proto_get(req, "ccred");
 	uint64_t wait = 0, chan;
 	struct channel *c;

@@ -242,12 +242,60 @@ fabric_2_1(void **state)
 	fabric_free(fb);
 }
 
+/* fabric-3.1 namespaces made ahead with eth0 in the external domain: a
+ * node wired with the external domain first takes one (and is configured
+ * as the plan says), others do not, and the pool refills to its target. */
+static void
+fabric_3_1(void **state)
+{
+	char err[256] = "", view[512];
+	struct fabric *fb;
+	(void)state;
+	if (testns < 0)
+		skip();
+	fb = fabric_new("0000f004", 0, NULL, err, sizeof(err));
+	assert_non_null(fb);
+	assert_int_equal(fabric_pool_fill(fb, 3, 2, err, sizeof(err)), 1); /* budget spent */
+	assert_int_equal(fabric_pool_size(fb), 2);
+	assert_int_equal(fabric_pool_fill(fb, 3, 16, err, sizeof(err)), 0);
+	assert_int_equal(fabric_pool_size(fb), 3);
+
+	int plain[] = {3};
+	assert_int_equal(fabric_node_wire(fb, 10, plain, 1, err, sizeof(err)), 0);
+	assert_int_equal(fabric_pool_size(fb), 3);
+
+	int x[] = {1, 3};
+	assert_int_equal(fabric_node_prepare(fb, 9, err, sizeof(err)), 0);
+	assert_int_equal(fabric_node_wire(fb, 9, x, 2, err, sizeof(err)), 0);
+	assert_int_equal(fabric_pool_size(fb), 2);
+	assert_int_equal(fabric_node_config(fb, 9, err, sizeof(err)), 0);
+	node_view(fb, 9, view, sizeof(view));
+	assert_string_equal(view,
+			    "eth0=10.0.16.10/02:4b:00:01:00:09 eth1=10.0.48.10/02:4b:00:03:00:09");
+	int prepared, ports, segments;
+	fabric_counts(fb, &prepared, &ports, &segments);
+	assert_int_equal(prepared, 2);
+	assert_int_equal(ports, 3);
+
+	/* fabric-3.2 a node that has interfaces already makes its own */
+	int x2[] = {1};
+	assert_int_equal(fabric_node_wire(fb, 10, x2, 1, err, sizeof(err)), 0);
+	assert_int_equal(fabric_pool_size(fb), 2);
+	fabric_node_release(fb, 9);
+	fabric_node_release(fb, 10);
+	fabric_flush(fb);
+	assert_int_equal(fabric_pool_fill(fb, 3, 16, err, sizeof(err)), 0);
+	assert_int_equal(fabric_pool_size(fb), 3);
+	fabric_free(fb);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(fabric_1_1),
 	    cmocka_unit_test(fabric_2_1),
+	    cmocka_unit_test(fabric_3_1),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
