@@ -237,6 +237,23 @@ ent_put(struct app *a, const char *path, enum ent_kind kind, uint32_t mode, int 
 
 enum { W_ADD = 1, W_FOLLOW = 2 };
 
+/* A path walk met a symbolic link at cur/<component>: what remains to
+ * walk becomes target + what followed the link (next), from the root
+ * when the target is absolute, else from cur. */
+static void
+follow_link(struct sbuf *cur, struct sbuf *rest, struct sbuf *tmp, const char *target,
+	    const char *next)
+{
+	sbuf_reset(tmp);
+	sbuf_printf(tmp, "%s/%s", target, next);
+	sbuf_reset(rest);
+	sbuf_adds(rest, tmp->s);
+	if (target[0] == '/') {
+		sbuf_reset(cur);
+		sbuf_adds(cur, "");
+	}
+}
+
 /* Resolve path (absolute in the root) one component at a time, the way the
  * kernel would inside a chroot.  With W_ADD, every directory passed gets a
  * directory entry and every symlink met a symlink entry, so the appliance
@@ -323,15 +340,7 @@ walk(struct app *a, const char *path, int flags, char **out, struct stat *st, ch
 				if (e->data == NULL)
 					e->data = xstrdup(target);
 			}
-			/* rest becomes target + what followed the link */
-			sbuf_reset(&tmp);
-			sbuf_printf(&tmp, "%s/%s", target, next);
-			sbuf_reset(&rest);
-			sbuf_adds(&rest, tmp.s);
-			if (target[0] == '/') {
-				sbuf_reset(&cur);
-				sbuf_adds(&cur, "");
-			}
+			follow_link(&cur, &rest, &tmp, target, next);
 			continue;
 		}
 		free(hp);
@@ -765,7 +774,8 @@ place(struct app *a, const char *dest, char **out, char *err, size_t errlen)
 			struct stat st;
 			char *hp = host_path(a, tmp.s);
 			uint32_t mode = S_IFDIR | 0755;
-			if (lstat(hp, &st) == 0 && S_ISLNK(st.st_mode)) {
+			int have = lstat(hp, &st) == 0;
+			if (have && S_ISLNK(st.st_mode)) {
 				ssize_t tl = readlink(hp, lbuf, sizeof(lbuf) - 1);
 				if (tl > 0) {
 					lbuf[tl] = '\0';
@@ -774,7 +784,7 @@ place(struct app *a, const char *dest, char **out, char *err, size_t errlen)
 					if (e && e->data == NULL)
 						e->data = xstrdup(lbuf);
 				}
-			} else if (lstat(hp, &st) == 0 && S_ISDIR(st.st_mode))
+			} else if (have && S_ISDIR(st.st_mode))
 				mode = S_IFDIR | (st.st_mode & 07777);
 			free(hp);
 			if (e == NULL &&
@@ -787,14 +797,7 @@ place(struct app *a, const char *dest, char **out, char *err, size_t errlen)
 				seterr(err, errlen, "%s: %s", dest, strerror(ELOOP));
 				goto out;
 			}
-			sbuf_reset(&tmp);
-			sbuf_printf(&tmp, "%s/%s", target, next);
-			sbuf_reset(&rest);
-			sbuf_adds(&rest, tmp.s);
-			if (target[0] == '/') {
-				sbuf_reset(&cur);
-				sbuf_adds(&cur, "");
-			}
+			follow_link(&cur, &rest, &tmp, target, next);
 			continue;
 		}
 		if (e->kind != E_DIR) {

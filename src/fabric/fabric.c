@@ -242,49 +242,10 @@ seg_unref(struct fabric *fb, int netid)
 	*b = fb->seg[--fb->nseg];
 }
 
-struct counters_arg {
-	const struct fb_node *nd;
-	struct fabric_ifstats *out;
-	int n, max;
-};
-
-static void
-counters_cb(void *arg, const struct nl_stats *st)
-{
-	struct counters_arg *ca = arg;
-	int slot = st->index - FB_NODE_IF0;
-	if (slot < 0 || slot >= KH_MAX_IFS || !(ca->nd->made & (1u << slot)) || ca->n >= ca->max)
-		return;
-	ca->out[ca->n++] = (struct fabric_ifstats){.slot = slot,
-						   .netid = (uint32_t)ca->nd->nets[slot],
-						   .rx_bytes = st->rx_bytes,
-						   .tx_bytes = st->tx_bytes,
-						   .rx_packets = st->rx_packets,
-						   .tx_packets = st->tx_packets};
-}
-
-int
-fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, int max)
-{
-	struct counters_arg ca;
-	if (fb == NULL || rank < 0 || rank >= KH_MAX_NODES)
-		return -1;
-	ca = (struct counters_arg){.nd = &fb->nodes[rank], .out = out, .max = max};
-	if (ca.nd->netns < 0 || ca.nd->made == 0)
-		return 0;
-	/* One request per interface: a dump would also describe lo and
-	 * whatever the node made, at about twice the cost. */
-	for (int i = 0; i < KH_MAX_IFS; i++) {
-		if (!(ca.nd->made & (1u << i)))
-			continue;
-		int rc = nl_link_stats_of(&fb->fab, ca.nd->nsid, FB_NODE_IF0 + i, counters_cb, &ca);
-		if (rc < 0 && rc != -ENODEV) /* gone: its root deleted it */
-			return -1;
-	}
-	return ca.n;
-}
-
+/* Counters of eth<slot> interfaces, from their indexes; the domain when
+ * nd (the node's wiring) is known, else 0. */
 struct slots_arg {
+	const struct fb_node *nd;
 	struct fabric_ifstats *out;
 	int n, max;
 };
@@ -296,11 +257,34 @@ slots_cb(void *arg, const struct nl_stats *st)
 	int slot = st->index - FB_NODE_IF0;
 	if (slot < 0 || slot >= KH_MAX_IFS || sa->n >= sa->max)
 		return;
-	sa->out[sa->n++] = (struct fabric_ifstats){.slot = slot,
-						   .rx_bytes = st->rx_bytes,
-						   .tx_bytes = st->tx_bytes,
-						   .rx_packets = st->rx_packets,
-						   .tx_packets = st->tx_packets};
+	sa->out[sa->n++] =
+	    (struct fabric_ifstats){.slot = slot,
+				    .netid = sa->nd ? (uint32_t)sa->nd->nets[slot] : 0,
+				    .rx_bytes = st->rx_bytes,
+				    .tx_bytes = st->tx_bytes,
+				    .rx_packets = st->rx_packets,
+				    .tx_packets = st->tx_packets};
+}
+
+int
+fabric_node_counters(struct fabric *fb, int rank, struct fabric_ifstats *out, int max)
+{
+	struct slots_arg sa;
+	if (fb == NULL || rank < 0 || rank >= KH_MAX_NODES)
+		return -1;
+	sa = (struct slots_arg){.nd = &fb->nodes[rank], .out = out, .max = max};
+	if (sa.nd->netns < 0 || sa.nd->made == 0)
+		return 0;
+	/* One request per interface we made: a dump would also describe lo
+	 * and whatever the node made, at about twice the cost. */
+	for (int i = 0; i < KH_MAX_IFS; i++) {
+		if (!(sa.nd->made & (1u << i)))
+			continue;
+		int rc = nl_link_stats_of(&fb->fab, sa.nd->nsid, FB_NODE_IF0 + i, slots_cb, &sa);
+		if (rc < 0 && rc != -ENODEV) /* gone: its root deleted it */
+			return -1;
+	}
+	return sa.n;
 }
 
 int
