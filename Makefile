@@ -30,7 +30,34 @@ UNITSRC   = $(filter-out $(SKIPTESTS),$(wildcard tests/unit/test_*.c))
 SKIPTESTS ?=
 UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe
+all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
+     $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter
+
+# libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
+# it needs the C library only.  khrdma, the tool that goes into appliances,
+# links it alone.
+RDMALIB   = src/rdma/lib.c
+$(BUILD)/libkhrdma.a: $(BUILD)/obj/src/rdma/lib.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libkhrdma.so: $(RDMALIB) src/rdma/khrdma.h src/rdma/ring.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) -fPIC -shared -Wl,-soname,libkhrdma.so.1 $(LDFLAGS) -o $@ $(RDMALIB)
+
+$(BUILD)/bin/khrdma: $(BUILD)/obj/src/tools/main_khrdma.o $(BUILD)/libkhrdma.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+# The RDMA end-to-end test's helper, and docs/rdma.md's example program,
+# built as a user builds it (khrdma.h on the include path, -lkhrdma).
+$(BUILD)/tests/rdmatest: tests/tools/rdmatest.c $(BUILD)/libkhrdma.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libkhrdma.a
+
+$(BUILD)/examples/counter: examples/rdma/counter.c $(BUILD)/libkhrdma.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) -Isrc/rdma $(LDFLAGS) -o $@ $< -L$(BUILD) -l:libkhrdma.a
 
 # The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c

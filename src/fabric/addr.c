@@ -35,6 +35,12 @@ addr_net4(int netid, char *buf, size_t len)
 	snprintf(buf, len, "%s/%d", a, ADDR_PREFIX4);
 }
 
+uint32_t
+addr_net4_num(int netid)
+{
+	return (10u << 24) | (((uint32_t)netid & 0xfff) << 12);
+}
+
 void
 addr_node6(int netid, int rank, char *buf, size_t len)
 {

@@ -17,6 +17,9 @@ int addr_node4(int netid, int rank, char *buf, size_t len);
 void addr_gateway4(int netid, char *buf, size_t len);
 /* The domain's network in CIDR notation. */
 void addr_net4(int netid, char *buf, size_t len);
+/* The domain's IPv4 network as a number (host order): node rank is at
+ * this + rank + 1, with prefix ADDR_PREFIX4. */
+uint32_t addr_net4_num(int netid);
 /* IPv6 of node rank in domain netid. */
 void addr_node6(int netid, int rank, char *buf, size_t len);
 /* MAC: locally administered unicast 02:4b:NN:NN:RR:RR (netid, rank). */

@@ -23,6 +23,7 @@ struct sshd;
 struct fabric;
 struct meter;
 struct metrics;
+struct rdma;
 
 struct khd {
 	struct facility fac;
@@ -35,21 +36,23 @@ struct khd {
 	struct conn *conns;
 	int nconns;
 	uint64_t started_ns;
-	struct reader *readers;	   /* clients attached to channels */
-	struct machine **mach;	   /* by rank: allocated nodes' runtime */
-	struct blobstore *blobs;   /* node memory contents, stored once */
-	struct imgcache *images;   /* unpacked ramdisks, once per content */
-	struct node_host host;	   /* node backends' shared state (ct spawner) */
+	struct reader *readers;	 /* clients attached to channels */
+	struct machine **mach;	 /* by rank: allocated nodes' runtime */
+	struct blobstore *blobs; /* node memory contents, stored once */
+	struct imgcache *images; /* unpacked ramdisks, once per content */
+	struct node_host host;	 /* node backends' shared state (ct spawner) */
 	int host_ok;
-	struct alloc_hooks hooks;  /* the allocator calls machines through these */
-	uint64_t load_timeout_ms;  /* an mrw whose bytes stop this long fails */
-	struct sshd *sshd;	   /* khd's own sshd (sshd.c); NULL: none */
-	struct fabric *fab;	   /* communication domains; NULL: nodes get loopback only */
-	int no_fabric;		   /* khd --no-fabric */
-	uint64_t prep_timer;	   /* preparing free nodes' networks in idle time */
-	uint64_t settle_timer;	   /* finishing the fabric's batched work */
-	struct meter *meter;	   /* usage sampling and the ledger (meter.c); NULL: off */
-	struct metrics *metrics;   /* the OpenMetrics endpoint (metrics.c); NULL: none */
+	struct alloc_hooks hooks; /* the allocator calls machines through these */
+	uint64_t load_timeout_ms; /* an mrw whose bytes stop this long fails */
+	struct sshd *sshd;	  /* khd's own sshd (sshd.c); NULL: none */
+	struct fabric *fab;	  /* communication domains; NULL: nodes get loopback only */
+	int no_fabric;		  /* khd --no-fabric */
+	uint64_t prep_timer;	  /* preparing free nodes' networks in idle time */
+	uint64_t settle_timer;	  /* finishing the fabric's batched work */
+	struct meter *meter;	  /* usage sampling and the ledger (meter.c); NULL: off */
+	struct metrics *metrics;  /* the OpenMetrics endpoint (metrics.c); NULL: none */
+	struct rdma *rdma;	  /* the nodes' one-sided memory device; NULL: none */
+	int no_rdma;		  /* khd --no-rdma */
 };
 
 /* server.c */
@@ -73,6 +76,6 @@ uid_t conn_peer_uid(const struct conn *c);
 /* Returns 0 when done; >0 (nanoseconds) when the request must wait that
  * long before it is looked at again (throttled principal). */
 uint64_t verbs_dispatch(struct khd *k, struct conn *c, const struct proto_req *req,
-		       struct sbuf *out);
+			struct sbuf *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "khd/meter.h"
 #include "memory/mem.h"
 #include "nodes/cgroup.h"
+#include "rdma/rdma.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -110,7 +111,7 @@ settle_tick(struct ev *ev, void *arg)
 static void
 settle_later(struct khd *k)
 {
-	if (k->fab && k->settle_timer == 0)
+	if ((k->fab || k->rdma) && k->settle_timer == 0)
 		k->settle_timer = ev_after(k->ev, 0, settle_tick, k);
 }
 
@@ -121,7 +122,7 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 	struct khd *k = m->k;
 	struct node *n = fac_node(&k->fac, m->rank);
 	const struct node_type *t = &k->fac.types[n->type];
-	char why[256], lower[PATH_MAX], scratch[PATH_MAX], facid[16];
+	char why[256], lower[PATH_MAX], scratch[PATH_MAX], facid[16], device[PATH_MAX + 32];
 	enum img_kind kind;
 	size_t off, len;
 	struct blob *b;
@@ -186,6 +187,15 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 		goto fail;
 	}
 	settle_later(k);
+	/* Its RDMA device: a node without one still boots (and is told so
+	 * by the library when it tries). */
+	if (k->rdma && rdma_node_boot(k->rdma, m->rank, n->ifs, n->nifs, t->mem, device,
+				      sizeof(device), why, sizeof(why)) < 0) {
+		log_warnx("node %d: %s", m->rank, why);
+		device[0] = '\0';
+	} else if (k->rdma == NULL) {
+		device[0] = '\0';
+	}
 	struct node_spec spec = {.name = m->name,
 				 .facility = facid,
 				 .rank = m->rank,
@@ -194,7 +204,8 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 				 .pids = t->pids,
 				 .lower = lower,
 				 .scratch = scratch,
-				 .netns_fd = k->fab ? fabric_node_netns(k->fab, m->rank) : -1};
+				 .netns_fd = k->fab ? fabric_node_netns(k->fab, m->rank) : -1,
+				 .device = device[0] ? device : NULL};
 	if (!k->host_ok) {
 		snprintf(err, errlen, "this host cannot run %s nodes (see khd.log)", t->backend);
 		goto fail;
@@ -210,6 +221,7 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 	alloc_set_state(&k->fac, n, NODE_RUNNING);
 	return 0;
 fail:
+	rdma_node_end(k->rdma, m->rank);
 	imgcache_put(k->images, m->image);
 	m->holds_image = 0;
 	return -1;
@@ -261,6 +273,10 @@ node_ended(struct machine *m, int status, int quiet)
 	m->holds_image = 0;
 	m->running = 0;
 	m->dying = 0;
+	/* Its device contexts and regions are revoked (in effect once
+	 * machines_settle has run: at the latest when the loop comes round). */
+	rdma_node_end(k->rdma, m->rank);
+	settle_later(k);
 	meter_node_ended(k, m->rank);
 	if (k->fab)
 		fabric_node_down(k->fab, m->rank);
@@ -486,6 +502,7 @@ h_released(void *arg, struct node *n)
 	/* Nothing of this principal's node survives: processes, memory. */
 	if (m)
 		machine_free(k, m);
+	rdma_node_discard(k->rdma, n->rank); /* what it moved after the release is not billed */
 	if (k->fab) {
 		fabric_node_release(k->fab, n->rank);
 		prep_later(k);
@@ -517,6 +534,7 @@ h_netchanged(void *arg, struct node *n)
 		return;
 	node_info(k, m, n, &fi);
 	fw_set_info(m->fw, &fi);
+	rdma_node_set(k->rdma, n->rank, n->ifs, n->nifs); /* what it left is revoked */
 	wire(k, n);
 }
 
@@ -545,6 +563,9 @@ void
 machines_settle(struct khd *k)
 {
 	fabric_flush(k->fab);
+	/* Revocations are in effect before the request that made them is
+	 * answered. */
+	rdma_sync(k->rdma);
 }
 
 int
@@ -569,6 +590,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		log_warnx("container nodes cannot boot on this host: %s", why);
 	else
 		k->host_ok = 1;
+	snprintf(path, sizeof(path), "%s/khd.log", k->dir);
+	if (!k->no_rdma && (k->rdma = rdma_start(k->dir, path, why, sizeof(why))) == NULL)
+		log_warnx("no RDMA device in nodes: %s", why);
 	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
 	/* Nodes left running by a khd that died: their consoles died with it,
 	 * so they are stopped and their nodes are back in the monitor.  What
@@ -620,6 +644,8 @@ machines_close(struct khd *k)
 		ev_cancel(k->ev, k->settle_timer);
 	fabric_free(k->fab);
 	k->fab = NULL;
+	rdma_stop(k->rdma);
+	k->rdma = NULL;
 	if (k->images)
 		imgcache_free(k->images);
 	if (k->blobs)

@@ -31,9 +31,10 @@ struct opts {
 	int foreground;
 	int verbose;
 	uint64_t load_timeout_ms;
-	struct sshd_conf ssh; /* --ssh-port, --ssh-listen: port 0, no sshd */
+	struct sshd_conf ssh;	     /* --ssh-port, --ssh-listen: port 0, no sshd */
 	struct metrics_conf metrics; /* --metrics-port, --metrics-listen */
 	int no_fabric;
+	int no_rdma;
 };
 
 static void
@@ -43,24 +44,28 @@ usage(void)
 		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n"
 		"           [--ssh-port PORT [--ssh-listen ADDR]]\n"
 		"           [--metrics-port PORT [--metrics-listen ADDR]]\n"
-		"           [--load-timeout MS] [--no-fabric]\n");
+		"           [--load-timeout MS] [--no-fabric] [--no-rdma]\n");
 	exit(2);
 }
 
 static void
 parse_opts(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-		{"dir", required_argument, NULL, 'd'},	 {"nodes", required_argument, NULL, 'n'},
-		{"host", required_argument, NULL, 'H'},	 {"sync", required_argument, NULL, 's'},
-		{"foreground", no_argument, NULL, 'F'}, {"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"load-timeout", required_argument, NULL, 'L'},
-		{"ssh-port", required_argument, NULL, 1001},
-		{"ssh-listen", required_argument, NULL, 1002},
-		{"metrics-port", required_argument, NULL, 1003},
-		{"metrics-listen", required_argument, NULL, 1004},
-		{"no-fabric", no_argument, NULL, 'X'},	 {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"dir", required_argument, NULL, 'd'},
+						 {"nodes", required_argument, NULL, 'n'},
+						 {"host", required_argument, NULL, 'H'},
+						 {"sync", required_argument, NULL, 's'},
+						 {"foreground", no_argument, NULL, 'F'},
+						 {"verbose", no_argument, NULL, 'v'},
+						 {"help", no_argument, NULL, 'h'},
+						 {"load-timeout", required_argument, NULL, 'L'},
+						 {"ssh-port", required_argument, NULL, 1001},
+						 {"ssh-listen", required_argument, NULL, 1002},
+						 {"metrics-port", required_argument, NULL, 1003},
+						 {"metrics-listen", required_argument, NULL, 1004},
+						 {"no-fabric", no_argument, NULL, 'X'},
+						 {"no-rdma", no_argument, NULL, 1005},
+						 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
 
@@ -99,7 +104,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 1001:
 			if ((o->ssh.port = sshd_parse_port(optarg)) < 0) {
-				fprintf(stderr, "khd: --ssh-port takes 1..65535, not '%.40s'\n", optarg);
+				fprintf(stderr, "khd: --ssh-port takes 1..65535, not '%.40s'\n",
+					optarg);
 				exit(2);
 			}
 			break;
@@ -115,6 +121,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 1004:
 			o->metrics.listen = optarg;
+			break;
+		case 1005:
+			o->no_rdma = 1;
 			break;
 		case 'F':
 			o->foreground = 1;
@@ -152,8 +161,8 @@ lock_dir(const char *dir, char *err, size_t errlen)
 		ssize_t n = read(fd, pid, sizeof(pid) - 1);
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		snprintf(err, errlen, "%s is in use by another khd%s%s%s", dir, pid[0] ? " (pid " : "",
-			 pid, pid[0] ? ")" : "");
+		snprintf(err, errlen, "%s is in use by another khd%s%s%s", dir,
+			 pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
 		close(fd);
 		return -1;
 	}
@@ -215,8 +224,7 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	}
 	if (o->nodes >= 0)
 		cfg.types[0].count = o->nodes;
-	if (alloc_pool(f, cfg.types, cfg.ntypes, &res) < 0 ||
-	    alloc_init_domains(f, &res) < 0) {
+	if (alloc_pool(f, cfg.types, cfg.ntypes, &res) < 0 || alloc_init_domains(f, &res) < 0) {
 		snprintf(err, errlen, "%s", res.msg);
 		return -1;
 	}
@@ -314,6 +322,7 @@ main(int argc, char **argv)
 	k->started_ns = now_ns();
 	k->load_timeout_ms = o.load_timeout_ms;
 	k->no_fabric = o.no_fabric;
+	k->no_rdma = o.no_rdma;
 	adm_init(&k->adm);
 	/* sshd and the metrics port early: a taken port stops khd before it
 	 * sets up nodes.  The meter before the machines: leftover nodes of a

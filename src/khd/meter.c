@@ -17,6 +17,7 @@
 #include "khd/machine.h"
 #include "meter/ledger.h"
 #include "nodes/cgroup.h"
+#include "rdma/rdma.h"
 #include "state/state.h"
 
 #include <fcntl.h>
@@ -36,6 +37,13 @@ struct mport {
 	uint64_t c[C_N];
 };
 
+/* RDMA usage taken from the engine, by domain, waiting for a charge. */
+struct mrdma {
+	uint32_t netid;
+	uint64_t ops, rd, wr;
+};
+#define MRDMA (2 * KH_MAX_IFS)
+
 /* A metered node.  Plain data: a release charges a copy. */
 struct mnode {
 	int owner, type;
@@ -54,6 +62,8 @@ struct mnode {
 	struct mport port[KH_MAX_IFS];
 	struct mport gone[KH_MAX_IFS]; /* removed interfaces' last counts, not charged */
 	int ngone;
+	struct mrdma rdma[MRDMA]; /* what its RDMA device moved, taken, not charged */
+	int nrdma;
 	struct state_meter_node stored; /* the row as last committed */
 	int stored_ok;
 };
@@ -367,6 +377,52 @@ charge(struct meter *mt, int rank, struct mnode *m, uint64_t now, struct usage *
 	add_nz(u, "console-in", m->con_in);
 	add_nz(u, "console-out", m->con_out);
 	m->con_in = m->con_out = 0;
+	for (int i = 0; i < m->nrdma; i++) {
+		snprintf(res, sizeof(res), "rdma-ops:%u", m->rdma[i].netid);
+		add_nz(u, res, m->rdma[i].ops);
+		snprintf(res, sizeof(res), "rdma-rd:%u", m->rdma[i].netid);
+		add_nz(u, res, m->rdma[i].rd);
+		snprintf(res, sizeof(res), "rdma-wr:%u", m->rdma[i].netid);
+		add_nz(u, res, m->rdma[i].wr);
+	}
+	m->nrdma = 0;
+}
+
+/* The engine's count for one node and domain, into the node's pending
+ * usage.  Counts of a node no longer metered (moved after its release
+ * committed) are dropped. */
+static void
+rdma_usage(void *arg, const struct re_usage *ru)
+{
+	struct meter *mt = arg;
+	struct mnode *m = ru->rank < KH_MAX_NODES ? mt->node[ru->rank] : NULL;
+	int i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->nrdma && m->rdma[i].netid != ru->netid; i++)
+		;
+	if (i == m->nrdma) {
+		if (m->nrdma == MRDMA) {
+			/* Only a node that changed domains dozens of times within
+			 * one tick gets here; its oldest domain takes the count. */
+			log_warnx("meter: node %u: RDMA usage of too many domains at once",
+				  ru->rank);
+			i = 0;
+		} else {
+			m->rdma[m->nrdma++] = (struct mrdma){.netid = ru->netid};
+		}
+	}
+	m->rdma[i].ops += ru->ops;
+	m->rdma[i].rd += ru->rd;
+	m->rdma[i].wr += ru->wr;
+}
+
+static void
+rdma_collect(struct meter *mt)
+{
+	if (mt->k->rdma && rdma_take(mt->k->rdma, rdma_usage, mt) < 0)
+		log_warnx("meter: no RDMA usage from the engine this time");
 }
 
 /* Seal u as principal pidx's next record after (seq, head) and write it;
@@ -541,6 +597,7 @@ tick(struct ev *ev, void *arg)
 	ps = calloc((size_t)f->nprincipals + 1, sizeof(*ps));
 	if (ps == NULL)
 		fatal("meter");
+	rdma_collect(mt);
 	for (int i = 0; i < f->nnodes; i++) {
 		struct mnode *m = mt->node[f->nodes[i].rank];
 		if (m == NULL)
@@ -627,6 +684,7 @@ meter_releasing(struct khd *k, struct node *const *nodes, int n)
 	if (mt == NULL)
 		return 0;
 	free_stage(mt);
+	rdma_collect(mt);
 	u = calloc((size_t)n + 1, sizeof(*u));
 	t0 = calloc((size_t)n + 1, sizeof(*t0));
 	if (u == NULL || t0 == NULL)

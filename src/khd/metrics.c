@@ -3,6 +3,7 @@
  * all a scraper needs.  Nothing here blocks: a client that sends nothing
  * for 5 s, or more than 8 KiB of head, is dropped. */
 #include "khd/metrics.h"
+#include "rdma/rdma.h"
 #include "allocator/facility.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -117,7 +118,8 @@ static const struct {
     {"mem", "byte_seconds", NULL, 1024, 1},    {"net-rx", "bytes", "netid", 1, 1},
     {"net-tx", "bytes", "netid", 1, 1},	       {"net-rxpk", "packets", "netid", 1, 1},
     {"net-txpk", "packets", "netid", 1, 1},    {"console-in", "bytes", NULL, 1, 1},
-    {"console-out", "bytes", NULL, 1, 1},
+    {"console-out", "bytes", NULL, 1, 1},      {"rdma-rd", "bytes", "netid", 1, 1},
+    {"rdma-wr", "bytes", "netid", 1, 1},       {"rdma-ops", "operations", "netid", 1, 1},
 };
 
 static void
@@ -235,6 +237,39 @@ metrics_render(struct khd *k, struct sbuf *out)
 			    (unsigned long long)ms->nodes_last, (unsigned long long)ms->records,
 			    (unsigned long long)ms->store_errors);
 	}
+	struct re_stats rs;
+	rdma_stats(k->rdma, &rs);
+	static const char *const opn[] = {"malformed", "read", "write", "cas", "fadd"};
+	sbuf_adds(out, "# TYPE kh_rdma_operations counter\n"
+		       "# HELP kh_rdma_operations One-sided operations the RDMA engine "
+		       "completed, by opcode.\n");
+	for (int i = 0; i < 5; i++)
+		sbuf_printf(out, "kh_rdma_operations_total{op=\"%s\"} %llu\n", opn[i],
+			    (unsigned long long)rs.ops[i]);
+	sbuf_printf(out,
+		    "# TYPE kh_rdma_bytes counter\n"
+		    "# HELP kh_rdma_bytes Bytes the RDMA engine moved for reads and writes.\n"
+		    "kh_rdma_bytes_total{dir=\"read\"} %llu\n"
+		    "kh_rdma_bytes_total{dir=\"write\"} %llu\n"
+		    "# TYPE kh_rdma_errors counter\n"
+		    "# HELP kh_rdma_errors Operations that completed with an error.\n"
+		    "kh_rdma_errors_total %llu\n"
+		    "# TYPE kh_rdma_wakeups counter\n"
+		    "# HELP kh_rdma_wakeups Times the engine left its sleep.\n"
+		    "kh_rdma_wakeups_total %llu\n"
+		    "# TYPE kh_rdma_contexts gauge\n"
+		    "# HELP kh_rdma_contexts Device contexts open in nodes.\n"
+		    "kh_rdma_contexts %llu\n"
+		    "# TYPE kh_rdma_regions gauge\n"
+		    "# HELP kh_rdma_regions Memory regions registered now.\n"
+		    "kh_rdma_regions %llu\n"
+		    "# TYPE kh_rdma_region_bytes gauge\n"
+		    "# HELP kh_rdma_region_bytes Bytes of the registered regions.\n"
+		    "kh_rdma_region_bytes %llu\n",
+		    (unsigned long long)rs.bytes_rd, (unsigned long long)rs.bytes_wr,
+		    (unsigned long long)rs.errors, (unsigned long long)rs.wakeups,
+		    (unsigned long long)rs.contexts, (unsigned long long)rs.regions,
+		    (unsigned long long)rs.reg_bytes);
 	sbuf_adds(out, "# EOF\n");
 }
 

@@ -180,9 +180,10 @@ unit_conv(const char *res, const char *unit, u128 *num, u128 *den, char *why, si
 			    unit, res);
 		*num = a->v;
 		*den = 1;
-	} else if (strcmp(base, "pkt") == 0) {
-		if (strcmp(unit, "pkt") != 0)
-			return seterr(why, whylen, "unknown unit '%s' for %s (use pkt)", unit, res);
+	} else if (strcmp(base, "pkt") == 0 || strcmp(base, "op") == 0) {
+		if (strcmp(unit, base) != 0)
+			return seterr(why, whylen, "unknown unit '%s' for %s (use %s)", unit, res,
+				      base);
 		*num = *den = 1;
 	} else {
 		if (strcmp(unit, "unit") != 0)

@@ -27,10 +27,11 @@
  * <n> (default 1) <unit> of the resource: "price cpu 5000 per h" is 0.005
  * EUR per CPU hour.  Units by resource class (see meter/usage.h):
  *   time (node-time, cpu)   ms s min h day
- *   bytes (net-*, console-*, mem-peak)
+ *   bytes (net-*, console-*, mem-peak, rdma-rd, rdma-wr)
  *                           B KB MB GB TB (powers of 1000) KiB MiB GiB TiB
  *   memory (mem)            <bytes unit>*<time unit>, e.g. GiB*h
  *   packets (net-*pk)       pkt
+ *   operations (rdma-ops)   op
  *   other classes           unit (one base unit)
  * <res> is a class ("net-tx": all domains together) or a qualified name
  * ("net-tx:3", "node-time:ct"); a qualified rule wins over its class's.

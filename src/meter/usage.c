@@ -31,6 +31,8 @@ static const struct uclass classes[] = {
     {"net-rx", "B", "B", 1, 0, 0, M_SUM},	 {"net-tx", "B", "B", 1, 0, 0, M_SUM},
     {"net-rxpk", "pkt", "pkt", 1, 0, 0, M_SUM},	 {"net-txpk", "pkt", "pkt", 1, 0, 0, M_SUM},
     {"console-in", "B", "B", 1, 0, 0, M_SUM},	 {"console-out", "B", "B", 1, 0, 0, M_SUM},
+    {"rdma-rd", "B", "B", 1, 0, 0, M_SUM},	 {"rdma-wr", "B", "B", 1, 0, 0, M_SUM},
+    {"rdma-ops", "op", "op", 1, 0, 0, M_SUM},
 };
 static const struct uclass unknown = {"", "", "", 1, 0, 0, M_SUM};
 

@@ -24,6 +24,9 @@
  *   net-txpk:<netid>      pkt         pkt           sum
  *   console-in            B           B             sum
  *   console-out           B           B             sum
+ *   rdma-rd:<netid>       B           B             sum   (read by the node's operations)
+ *   rdma-wr:<netid>       B           B             sum   (written by them)
+ *   rdma-ops:<netid>      op          op            sum   (operations it posted)
  *
  * Units are chosen so that one principal's totals over years fit in 64 bits
  * (ns of CPU or B*s of memory would overflow within months for 1000 nodes).

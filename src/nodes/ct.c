@@ -38,7 +38,6 @@
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-
 int
 node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,
 	       size_t errlen)
@@ -113,6 +112,10 @@ check_spec(const struct node_spec *s, char *err, size_t errlen)
 	if (!valid_dir(s->lower) || !valid_dir(s->scratch)) {
 		seterr(err, errlen, "ct: root %s and scratch %s must be absolute paths",
 		       s->lower ? s->lower : "(null)", s->scratch ? s->scratch : "(null)");
+		return -1;
+	}
+	if (s->device && !valid_dir(s->device)) {
+		seterr(err, errlen, "ct: device %s must be an absolute path", s->device);
 		return -1;
 	}
 	/* The tmpfs mounted on scratch would hide a root below it. */
@@ -243,6 +246,7 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	snprintf(rq->name, sizeof(rq->name), "%s", s->name);
 	snprintf(rq->lower, sizeof(rq->lower), "%s", s->lower);
 	snprintf(rq->scratch, sizeof(rq->scratch), "%s", s->scratch);
+	snprintf(rq->device, sizeof(rq->device), "%s", s->device ? s->device : "");
 
 	snprintf(h->cg, sizeof(h->cg), "kh-%s/n%d", s->facility, s->rank);
 	lim.cpu_milli = s->cpu_milli;

@@ -21,6 +21,7 @@ struct ct_req {
 	char console[64]; /* the slave's path, for the /dev/console bind */
 	char lower[PATH_MAX];
 	char scratch[PATH_MAX];
+	char device[PATH_MAX]; /* the RDMA device's socket, bound at /dev/khrdma; "": none */
 };
 
 /* Most descriptors a request carries. */

@@ -163,6 +163,12 @@ child_dev(const struct ct_plan *p)
 	 * namespace, which the inherited descriptor's mount is not. */
 	CHILD_TRY(p, mount(p->rq->console, "dev/console", NULL, MS_BIND, NULL),
 		  "bind /dev/console");
+	/* The one-sided memory device: a socket only this node reaches. */
+	if (p->rq->device[0]) {
+		CHILD_TRY(p, mknod("dev/khrdma", S_IFREG | 0666, 0), "/dev/khrdma");
+		CHILD_TRY(p, mount(p->rq->device, "dev/khrdma", NULL, MS_BIND, NULL),
+			  "bind /dev/khrdma");
+	}
 }
 
 /* The node's own /proc and a read-only /sys (its network devices only),

@@ -44,6 +44,7 @@ struct node_spec {
 	const char *scratch;  /* ct: empty directory of this node (its mount point;
 				 nothing is ever written to it on the host) */
 	int netns_fd;	      /* network namespace to enter; -1: a new empty one */
+	const char *device;   /* the RDMA device's socket, for /dev/khrdma; NULL: none */
 };
 
 struct node_handle {
