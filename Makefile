@@ -31,7 +31,8 @@ SKIPTESTS ?=
 UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
-     $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter
+     $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
+     $(BUILD)/bench/rdmapeer
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -54,6 +55,10 @@ $(BUILD)/bin/khrdma: $(BUILD)/obj/src/tools/main_khrdma.o $(BUILD)/libkhrdma.a
 $(BUILD)/tests/rdmatest: tests/tools/rdmatest.c $(BUILD)/libkhrdma.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libkhrdma.a
+
+$(BUILD)/bench/rdmapeer: bench/rdmapeer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 $(BUILD)/examples/counter: examples/rdma/counter.c $(BUILD)/libkhrdma.a
 	@mkdir -p $(dir $@)

@@ -53,6 +53,7 @@ struct khd {
 	struct metrics *metrics;  /* the OpenMetrics endpoint (metrics.c); NULL: none */
 	struct rdma *rdma;	  /* the nodes' one-sided memory device; NULL: none */
 	int no_rdma;		  /* khd --no-rdma */
+	int rdma_watched;	  /* the engine's descriptor khd's loop watches, or -1 */
 };
 
 /* server.c */

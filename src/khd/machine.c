@@ -559,6 +559,34 @@ images_tmpfs(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+static void rdma_watch(struct khd *k);
+
+/* The engine's descriptor turned readable outside a request: it died (it
+ * is replaced, with every device context) or answered late. */
+static void
+rdma_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct khd *k = arg;
+	(void)ev;
+	(void)fd;
+	(void)events;
+	rdma_sync(k->rdma);
+	rdma_watch(k);
+}
+
+static void
+rdma_watch(struct khd *k)
+{
+	int fd = rdma_fd(k->rdma);
+	if (fd == k->rdma_watched)
+		return;
+	if (k->rdma_watched >= 0)
+		ev_unwatch(k->ev, k->rdma_watched);
+	k->rdma_watched = -1;
+	if (fd >= 0 && ev_watch(k->ev, fd, EV_READ, rdma_event, k) == 0)
+		k->rdma_watched = fd;
+}
+
 void
 machines_settle(struct khd *k)
 {
@@ -566,6 +594,7 @@ machines_settle(struct khd *k)
 	/* Revocations are in effect before the request that made them is
 	 * answered. */
 	rdma_sync(k->rdma);
+	rdma_watch(k);
 }
 
 int
@@ -591,8 +620,10 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	else
 		k->host_ok = 1;
 	snprintf(path, sizeof(path), "%s/khd.log", k->dir);
+	k->rdma_watched = -1;
 	if (!k->no_rdma && (k->rdma = rdma_start(k->dir, path, why, sizeof(why))) == NULL)
 		log_warnx("no RDMA device in nodes: %s", why);
+	rdma_watch(k);
 	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
 	/* Nodes left running by a khd that died: their consoles died with it,
 	 * so they are stopped and their nodes are back in the monitor.  What
@@ -644,6 +675,9 @@ machines_close(struct khd *k)
 		ev_cancel(k->ev, k->settle_timer);
 	fabric_free(k->fab);
 	k->fab = NULL;
+	if (k->rdma_watched >= 0)
+		ev_unwatch(k->ev, k->rdma_watched);
+	k->rdma_watched = -1;
 	rdma_stop(k->rdma);
 	k->rdma = NULL;
 	if (k->images)

@@ -712,6 +712,8 @@ re_service(struct rdma_engine *e, struct re_ep *ep, size_t budget, int *signal)
 			if (inuse == KHR_CQ_DEPTH)
 				break; /* its completions are not consumed: wait */
 			copy_sqe(&ep->cur, &ep->sq[ep->sq_head % KHR_SQ_DEPTH]);
+			/* The next descriptor's line comes over while this one runs. */
+			__builtin_prefetch(&ep->sq[(ep->sq_head + 1) % KHR_SQ_DEPTH]);
 			ep->sq_head++;
 			__atomic_store_n(&h->sq_head, ep->sq_head, __ATOMIC_RELEASE);
 			ep->has_cur = 1;

@@ -47,6 +47,7 @@ struct rdma {
 	struct rc_shared *sh;
 	int pending; /* acks to read */
 	uint32_t take_count;
+	uint64_t taken_ops; /* the engine's operation count at the last take */
 	struct rnode *nodes;
 };
 
@@ -77,6 +78,8 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 	struct pollfd pfd;
 	struct rc_ack hello;
 
+	/* What an engine that died had open is gone with it. */
+	r->sh->stats.contexts = r->sh->stats.regions = r->sh->stats.reg_bytes = 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "rdma: socketpair: %s", strerror(errno));
 		return -1;
@@ -221,17 +224,25 @@ send_ctl(struct rdma *r, const struct rc_msg *m, int fd)
 	}
 }
 
-/* Read the engine's answers until none is owed.  Returns 0, or -1 when it
- * is gone or silent for SYNC_MS. */
+/* Read the engine's answers until none is owed.  Returns 0, -1 when it is
+ * gone, -2 when it was silent for SYNC_MS. */
 static int
 drain(struct rdma *r)
 {
+	if (r->ctl >= 0 && r->pending == 0) {
+		/* Nothing owed: readable means gone (EOF). */
+		struct pollfd pfd = {r->ctl, POLLIN, 0};
+		if (poll(&pfd, 1, 0) == 1)
+			return -1;
+	}
 	while (r->ctl >= 0 && r->pending > 0) {
 		struct pollfd pfd = {r->ctl, POLLIN, 0};
 		struct rc_ack a;
 		int pr = poll(&pfd, 1, SYNC_MS);
 		if (pr < 0 && errno == EINTR)
 			continue;
+		if (pr == 0)
+			return -2;
 		if (pr != 1 || recv(r->ctl, &a, sizeof(a), 0) != (ssize_t)sizeof(a))
 			return -1;
 		r->pending--;
@@ -249,13 +260,14 @@ rdma_sync(struct rdma *r)
 	if (r == NULL)
 		return 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (drain(r) == 0)
+		int rc = drain(r);
+		if (rc == 0)
 			return 0;
 		/* Dead or stuck: whatever it held is gone with it, which
 		 * revokes everything; a new engine starts with the nodes
 		 * that run now. */
 		log_warnx("rdma: the engine %s; starting a new one (every device context closes)",
-			  r->ctl < 0 ? "is gone" : "does not answer");
+			  rc == -2 ? "does not answer" : "is gone");
 		engine_kill(r);
 		if (engine_spawn(r, why, sizeof(why)) < 0) {
 			log_warnx("%s", why);
@@ -361,7 +373,15 @@ int
 rdma_take(struct rdma *r, void (*fn)(void *arg, const struct re_usage *u), void *arg)
 {
 	struct rc_msg m;
+	struct re_stats st;
 	if (r == NULL)
+		return 0;
+	/* No operation completed since the last take: nothing to take, and
+	 * the sleeping engine is not woken every second for nothing.  (It
+	 * counts an operation's usage before the operation itself.) */
+	rdma_stats(r, &st);
+	uint64_t ops = st.ops[0] + st.ops[1] + st.ops[2] + st.ops[3] + st.ops[4];
+	if (ops == r->taken_ops && r->ctl >= 0)
 		return 0;
 	set_msg(&m, RC_TAKE, 0, NULL, 0, 0);
 	do {
@@ -374,6 +394,7 @@ rdma_take(struct rdma *r, void (*fn)(void *arg, const struct re_usage *u), void 
 				fn(arg, &u);
 		}
 	} while (r->take_count == RC_MAILBOX);
+	r->taken_ops = ops;
 	return 0;
 }
 
@@ -394,6 +415,12 @@ pid_t
 rdma_engine_pid(const struct rdma *r)
 {
 	return r ? r->pid : 0;
+}
+
+int
+rdma_fd(const struct rdma *r)
+{
+	return r ? r->ctl : -1;
 }
 
 /* Become the engine when started as one, before main() runs: a fresh,

@@ -45,5 +45,8 @@ int rdma_take(struct rdma *r, void (*fn)(void *arg, const struct re_usage *u), v
 void rdma_stats(const struct rdma *r, struct re_stats *out);
 /* The engine's pid (benchmarks pin it), or 0. */
 pid_t rdma_engine_pid(const struct rdma *r);
+/* The descriptor to watch for the engine's end (readable when it dies or
+ * answers); it changes when the engine is replaced.  -1: none. */
+int rdma_fd(const struct rdma *r);
 
 #endif

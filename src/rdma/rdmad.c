@@ -368,9 +368,11 @@ ctl_request(struct rdmad *d)
 
 /* ---- the loop ---- */
 
-static void
+/* Returns how many doorbells rang. */
+static int
 handle(struct rdmad *d, struct epoll_event *ev, int n)
 {
+	int bells = 0;
 	for (int i = 0; i < n; i++) {
 		struct tag *t = ev[i].data.ptr;
 		uint64_t v;
@@ -390,6 +392,7 @@ handle(struct rdmad *d, struct epoll_event *ev, int n)
 		case K_BELL:
 			if (read(t->c->dbfd, &v, sizeof(v)) < 0)
 				errno = 0;
+			bells++;
 			break;
 		}
 	}
@@ -398,6 +401,7 @@ handle(struct rdmad *d, struct epoll_event *ev, int n)
 		d->closed = c->next;
 		free(c);
 	}
+	return bells;
 }
 
 /* One round over every open context.  Returns how many descriptors ran. */
@@ -495,18 +499,21 @@ static void __attribute__((noreturn)) engine_main(void)
 			cpu_relax();
 			continue;
 		}
-		/* Quiet: sleep, after telling every ring to ring the doorbell. */
+		/* Quiet: sleep, after telling every ring to ring the doorbell.
+		 * Woken by khd or a node's request alone, with no ring to
+		 * serve, it sleeps again at once: only doorbells mean work. */
 		set_asleep(d, 1);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (!any_pending(d)) {
+		int bells = 0;
+		while (!bells && !any_pending(d)) {
 			int n = epoll_wait(d->epfd, ev, 64, -1);
 			d->sh->stats.wakeups++;
-			set_asleep(d, 0);
 			if (n > 0)
-				handle(d, ev, n);
-		} else {
-			set_asleep(d, 0);
+				bells = handle(d, ev, n);
+			set_asleep(d, 1); /* contexts opened meanwhile */
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		}
+		set_asleep(d, 0);
 		last = mono_ns();
 	}
 }

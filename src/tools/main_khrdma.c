@@ -336,8 +336,7 @@ bandwidth(khrdma_dev *d, struct khrdma_peer p, uint64_t key, struct khrdma_mr *m
 	for (;;) {
 		uint64_t now = now_ns();
 		while (now < end && inflight < depth) {
-			/* Each its own local slice: no two share a buffer. */
-			size_t loff = (size_t)(inflight % 2) * len;
+			size_t loff = 0; /* one buffer, as ib_read_bw and memcpy use */
 			int rc = op == 1 ? khrdma_post_read(d, p, key, 0, mr, loff, len, 0)
 					 : khrdma_post_write(d, p, key, 0, mr, loff, len, 0);
 			check(rc);

@@ -247,6 +247,24 @@ c0=$(cpu "$EP")
 sleep 2
 c1=$(cpu "$EP")
 check "rdma-6.1 the idle engine used no CPU in 2 s (ticks: $((c1 - c0)))" test $((c1 - c0)) -le 1
+
+# rdma-7: an engine that dies is replaced at once; every context of the
+# old one is gone (its users see the device closed), new ones work.
+kill -9 "$EP"
+for _ in $(seq 50); do
+	EP2=$(pgrep -P "$(khd_pid "$D")" -f '^kh-rdma-engine' | head -n1)
+	[ -n "$EP2" ] && [ "$EP2" != "$EP" ] && break
+	sleep 0.1
+done
+check "rdma-7.1 a killed engine is replaced without a request" test -n "$EP2" -a "$EP2" != "$EP"
+check "rdma-7.2 ... and khd.log says so" grep -q "rdma: the engine is gone; starting a new one" "$D/khd.log"
+refused "rdma-7.3 the old regions are gone with it" "unknown or revoked key" "$CON" 2 "khrdma read eth0 $IP0 $KS 0 4"
+bg "$CON" 0 'khrdma expose eth0 4K --fill 88 >/tmp/k7'
+K7=$(keyof "$CON" 0 /tmp/k7)
+o=$(on "$CON" 2 "khrdma read eth0 $IP0 $K7 0 4")
+same "rdma-7.4 a new region on the new engine serves" "$(head -n1 <<<"$o")" "XXXX"
+check "rdma-7.5 khd answers" khctl info >/dev/null
+EP=$EP2
 stop_khd
-check "rdma-6.2 the engine stops with khd" bash -c "! kill -0 $EP 2>/dev/null"
+check "rdma-7.6 the engine stops with khd" bash -c "! kill -0 $EP 2>/dev/null"
 done_testing
