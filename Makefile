@@ -30,7 +30,16 @@ UNITSRC   = $(filter-out $(SKIPTESTS),$(wildcard tests/unit/test_*.c))
 SKIPTESTS ?=
 UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe
+all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhmc.a
+
+# libkhmc: the memcached client library (docs/mc.md) on its own, with the
+# item checks it shares with khmcd, for programs built outside this tree.
+KHMCSRC   = $(wildcard src/mc/khmc*.c) src/mc/item.c
+$(BUILD)/libkhmc.a: $(KHMCSRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+khmc: $(BUILD)/libkhmc.a
 
 # The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c
@@ -53,9 +62,12 @@ $(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# A unit test may need more libraries: LIBS_test_NAME.
+LIBS_test_mcketama = -lmemcached
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS) $(LIBS_$*)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -94,5 +106,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps check demo bench appliances format clean
+.PHONY: all deps check demo bench appliances format clean khmc
 .SECONDARY:
