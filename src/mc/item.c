@@ -134,7 +134,8 @@ mc_item_check(const void *bytes, size_t len, const char *key, size_t klen, uint3
 		return MC_CHECK_TORN;
 	memcpy(&it, b, MC_ITEM_HDR);
 	if (it.magic != MC_ITEM_MAGIC || it.total_len > len || it.key_len > MC_KEY_MAX ||
-	    it.key_len == 0 || (uint64_t)MC_ITEM_HDR + it.key_len + it.value_len != it.total_len)
+	    it.pad != 0 || it.key_len == 0 ||
+	    (uint64_t)MC_ITEM_HDR + it.key_len + it.value_len != it.total_len)
 		return MC_CHECK_TORN;
 	if (it.state != MC_ITEM_VALID || (uint32_t)it.version != version_low ||
 	    it.key_len != klen || memcmp(b + MC_ITEM_HDR, key, klen) != 0)
@@ -153,4 +154,19 @@ mc_item_check(const void *bytes, size_t len, const char *key, size_t klen, uint3
 		v->value_len = it.value_len;
 	}
 	return MC_CHECK_OK;
+}
+
+size_t
+mc_window_match(const void *window, uint64_t hash, struct mc_entry *out, size_t max)
+{
+	const unsigned char *w = window;
+	size_t n = 0;
+
+	for (unsigned i = 0; i < MC_PROBE * MC_BUCKET_ENTRIES && n < max; i++) {
+		struct mc_entry e;
+		memcpy(&e, w + (size_t)i * sizeof(e), sizeof(e));
+		if (e.word0 != 0 && (e.word0 >> MC_OFF_BITS) == mc_key_tag(hash))
+			out[n++] = e;
+	}
+	return n;
 }

@@ -103,6 +103,19 @@ uint64_t mc_item_kvhash(const void *kv, size_t n);
 uint64_t mc_item_sum(uint64_t kvhash, uint64_t version, uint32_t flags, uint32_t exptime,
 		     uint32_t key_len, uint32_t value_len);
 
+/* The home bucket of hash in a table of n buckets (a power of two). */
+static inline uint64_t
+mc_home_bucket(uint64_t hash, uint64_t n)
+{
+	return hash & (n - 1);
+}
+
+/* In a copy of a key's probe window (MC_PROBE buckets from its home, in
+ * order), the entries whose tag is the key's, at most max of them, copied
+ * to out.  Returns how many.  The item each names is a candidate that
+ * mc_item_check decides on. */
+size_t mc_window_match(const void *window, uint64_t hash, struct mc_entry *out, size_t max);
+
 /* What mc_item_check found. */
 enum {
 	MC_CHECK_OK = 0,
@@ -120,9 +133,11 @@ struct mc_item_view {
 };
 
 /* Validate len bytes copied from the arena as a one-sided reader would: an
- * item (magic, lengths within len), valid, of this key, whose version's low
- * 32 bits are version_low, with a matching checksum and, when now is not 0,
- * not expired at unix time now.  Fills *v (if given) on success. */
+ * item (magic, lengths within len, pad zero), valid, of this key, whose
+ * version's low 32 bits are version_low, with a matching checksum and, when
+ * now is not 0, not expired at unix time now.  Fills *v (if given) on
+ * success.  A reader also treats an item whose version is below the arena
+ * header's flush_version as a miss. */
 int mc_item_check(const void *bytes, size_t len, const char *key, size_t klen, uint32_t version_low,
 		  uint32_t now, struct mc_item_view *v);
 

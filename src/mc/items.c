@@ -132,7 +132,7 @@ kvhash_of(const struct mc_item *it)
 
 /* The allocator's eviction hook (the class lock is held; see slabs.h). */
 static int
-reclaim(void *ctx, struct mc_chunk *ch, uint32_t now)
+reclaim(void *ctx, struct mc_chunk *ch, uint32_t now, int force)
 {
 	struct mc_cache *c = ctx;
 	uint8_t fl = flags_of(ch);
@@ -142,7 +142,9 @@ reclaim(void *ctx, struct mc_chunk *ch, uint32_t now)
 	if (!(fl & MC_CH_LINKED) || __atomic_load_n(&ch->refs, __ATOMIC_RELAXED) != 1)
 		return MC_RECLAIM_BUSY;
 	int expired = dead(c, it, now);
-	if (!expired && (fl & MC_CH_ACTIVE)) {
+	if (!expired && !force) {
+		if (!(fl & MC_CH_ACTIVE))
+			return MC_RECLAIM_CANDIDATE;
 		__atomic_fetch_and(&ch->flags, (uint8_t)~MC_CH_ACTIVE, __ATOMIC_RELAXED);
 		return MC_RECLAIM_ACTIVE;
 	}

@@ -141,19 +141,17 @@ grab_page(struct mc_slabs *s, struct mc_slabclass *c)
 	return ok;
 }
 
-/* Walk up from the LRU tail for a chunk to take (class lock held). */
+/* Walk up from the LRU tail for a chunk to take (class lock held): an
+ * expired item among the last few, else the least recently used idle one;
+ * items hit since they were last here go back to the head. */
 static struct mc_chunk *
 evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 {
-	struct mc_chunk *ch = at(s, c->tail);
+	struct mc_chunk *ch = at(s, c->tail), *candidate = NULL;
 
 	for (int tries = 0; ch != NULL && tries < MC_EVICT_TRIES; tries++) {
 		struct mc_chunk *prev = at(s, ch->prev);
-		switch (s->reclaim(s->ctx, ch, now)) {
-		case MC_RECLAIM_EVICTED:
-			c->evictions++;
-			lru_unlink(s, c, ch);
-			return ch;
+		switch (s->reclaim(s->ctx, ch, now, 0)) {
 		case MC_RECLAIM_EXPIRED:
 			c->reclaimed++;
 			lru_unlink(s, c, ch);
@@ -162,12 +160,31 @@ evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 			lru_unlink(s, c, ch);
 			lru_push(s, c, ch);
 			break;
+		case MC_RECLAIM_CANDIDATE:
+			if (candidate == NULL)
+				candidate = ch;
+			break;
 		default:
 			break;
 		}
+		if (candidate != NULL && tries >= MC_EXPIRED_LOOK)
+			break;
 		ch = prev;
 	}
-	return NULL;
+	if (candidate == NULL)
+		return NULL;
+	switch (s->reclaim(s->ctx, candidate, now, 1)) {
+	case MC_RECLAIM_EVICTED:
+		c->evictions++;
+		break;
+	case MC_RECLAIM_EXPIRED:
+		c->reclaimed++;
+		break;
+	default:
+		return NULL;
+	}
+	lru_unlink(s, c, candidate);
+	return candidate;
 }
 
 struct mc_chunk *

@@ -16,12 +16,13 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define MC_CHUNK_HDR   40u
-#define MC_PAGE_SIZE   (1u << 20)
-#define MC_CHUNK_MAX   (MC_PAGE_SIZE / 2) /* the last class carved from pages */
-#define MC_MAX_CLASSES 64
-#define MC_MIN_CHUNK   96u
-#define MC_EVICT_TRIES 64 /* LRU tail items looked at per allocation */
+#define MC_CHUNK_HDR	40u
+#define MC_PAGE_SIZE	(1u << 20)
+#define MC_CHUNK_MAX	(MC_PAGE_SIZE / 2) /* the last class carved from pages */
+#define MC_MAX_CLASSES	64
+#define MC_MIN_CHUNK	96u
+#define MC_EVICT_TRIES	64 /* LRU tail items looked at per allocation */
+#define MC_EXPIRED_LOOK 16 /* ... of which searched for an expired one first */
 
 /* flags of a chunk */
 #define MC_CH_LINKED  0x01 /* in the table (under its stripe lock) */
@@ -56,14 +57,17 @@ mc_item_chunk(struct mc_item *it)
 	return (struct mc_chunk *)((unsigned char *)it - MC_CHUNK_HDR);
 }
 
-/* What a reclaim callback did with an LRU tail chunk (class lock held). */
+/* What a reclaim callback did with an LRU tail chunk (class lock held).
+ * Without force it takes only an expired or flushed item; with force, any
+ * item it can. */
 enum {
-	MC_RECLAIM_BUSY = 0,	/* in use or not linked: leave it */
-	MC_RECLAIM_EVICTED = 1, /* unlinked while live: refs 0, the allocator's now */
-	MC_RECLAIM_EXPIRED = 2, /* unlinked, it had expired or was flushed */
-	MC_RECLAIM_ACTIVE = 3,	/* recently hit: flag cleared, give it another round */
+	MC_RECLAIM_BUSY = 0,	  /* in use or not linked: leave it */
+	MC_RECLAIM_EVICTED = 1,	  /* unlinked while live: refs 0, the allocator's now */
+	MC_RECLAIM_EXPIRED = 2,	  /* unlinked, it had expired or was flushed */
+	MC_RECLAIM_ACTIVE = 3,	  /* recently hit: flag cleared, give it another round */
+	MC_RECLAIM_CANDIDATE = 4, /* live and idle: may be evicted (with force) */
 };
-typedef int mc_reclaim_fn(void *ctx, struct mc_chunk *ch, uint32_t now);
+typedef int mc_reclaim_fn(void *ctx, struct mc_chunk *ch, uint32_t now, int force);
 
 struct mc_slabclass {
 	pthread_mutex_t lock;
