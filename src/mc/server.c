@@ -326,7 +326,11 @@ conn_drive(struct mc_worker *w, struct mc_conn *c, uint32_t events, uint32_t now
 		}
 		ssize_t n = conn_read(c);
 		if (n == 0 || n == -2) {
-			conn_close(w, c); /* gone, maybe mid-value: drop it all */
+			/* Gone, maybe mid-value: drop it all, after answering
+			 * what came before the end if the socket takes it. */
+			if (n == 0 && mc_proto_process(c) != MC_PROC_FULL)
+				conn_flush(w, c);
+			conn_close(w, c);
 			return;
 		}
 		if (n < 0)

@@ -1,13 +1,15 @@
 /* khmc: a command-line memcached client, and a load generator in the
  * manner of memaslap (docs/mc.md).
- *   khmc [-s HOST:PORT,...] get KEY...
+ *   khmc [-s HOST:PORT,...] [-d ketama|ketama-md5|modula] get KEY...
  *   khmc [-s ...] set KEY [--flags N] [--exptime N]      (the value on stdin)
  *   khmc [-s ...] delete KEY
  *   khmc [-s ...] stats
  *   khmc [-s ...] bench [--keys N] [--value-size BYTES] [--get-ratio R]
  *        [--concurrency C] [--duration SECONDS] [--transport tcp]
  * Servers: -s, else $KHMC_SERVERS, else 127.0.0.1:11211; keys go to them as
- * libmemcached's ketama sends them.  get of one key writes its value as it
+ * libmemcached sends them with MEMCACHED_BEHAVIOR_KETAMA (-d ketama, the
+ * default), MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED (ketama-md5) or no behavior
+ * set (modula).  get of one key writes its value as it
  * is; of several, "KEY FLAGS BYTES" then the value, for each found.  A key
  * not found is a line on stderr and exit status 1.  bench prints one line
  * for gets and one for sets: ops, ops/s and latency percentiles. */
@@ -22,7 +24,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: khmc [-s HOST:PORT,...] get KEY...\n"
+    "usage: khmc [-s HOST:PORT,...] [-d ketama|ketama-md5|modula] get KEY...\n"
     "       khmc [-s ...] set KEY [--flags N] [--exptime N]   (value from stdin)\n"
     "       khmc [-s ...] delete KEY\n"
     "       khmc [-s ...] stats\n"
@@ -48,54 +50,71 @@ failed(struct khmc *c, const char *what, int rc)
 }
 
 struct gets {
-	const char *const *keys;
-	size_t n, found;
-	int many;
-	char *hit;
+	char **values; /* a copy of each value found, printed in key order */
+	size_t *vlens;
+	uint32_t *flags;
+	int nomem;
 };
 
 static void
-print_hit(void *arg, size_t i, const char *value, size_t vlen, uint32_t flags, uint64_t cas)
+keep_hit(void *arg, size_t i, const char *value, size_t vlen, uint32_t flags, uint64_t cas)
 {
 	struct gets *g = arg;
 
-	if (g->many)
-		printf("%s %u %zu\n", g->keys[i], flags, vlen);
-	fwrite(value, 1, vlen, stdout);
-	if (g->many)
-		putchar('\n');
-	if (!g->hit[i])
-		g->found++;
-	g->hit[i] = 1;
+	if (g->values[i] != NULL)
+		return; /* the same key asked twice */
+	g->values[i] = malloc(vlen + 1);
+	if (g->values[i] == NULL) {
+		g->nomem = 1;
+		return;
+	}
+	memcpy(g->values[i], value, vlen);
+	g->vlens[i] = vlen;
+	g->flags[i] = flags;
 }
 
 static int
 cmd_get(struct khmc *c, char **keys, int n)
 {
 	size_t *klens = calloc((size_t)n, sizeof(*klens));
-	struct gets g = {(const char *const *)keys, (size_t)n, 0, n > 1, calloc((size_t)n, 1)};
-	int rc;
+	struct gets g = {calloc((size_t)n, sizeof(char *)), calloc((size_t)n, sizeof(size_t)),
+			 calloc((size_t)n, sizeof(uint32_t)), 0};
+	int rc = 0;
 
-	if (klens == NULL || g.hit == NULL) {
-		free(klens);
-		free(g.hit);
-		return failed(c, "get", KHMC_NOMEM);
+	if (klens == NULL || g.values == NULL || g.vlens == NULL || g.flags == NULL) {
+		rc = failed(c, "get", KHMC_NOMEM);
+		goto out;
 	}
 	for (int i = 0; i < n; i++)
 		klens[i] = strlen(keys[i]);
-	rc = khmc_mget(c, (const char *const *)keys, klens, (size_t)n, print_hit, &g);
-	fflush(stdout);
-	if (rc != KHMC_OK) {
-		free(klens);
-		free(g.hit);
-		return failed(c, "get", rc);
+	int r = khmc_mget(c, (const char *const *)keys, klens, (size_t)n, keep_hit, &g);
+	if (r == KHMC_OK && g.nomem)
+		r = KHMC_NOMEM;
+	if (r != KHMC_OK) {
+		rc = failed(c, "get", r);
+		goto out;
 	}
-	for (int i = 0; i < n; i++)
-		if (!g.hit[i])
+	for (int i = 0; i < n; i++) {
+		if (g.values[i] == NULL) {
+			fflush(stdout);
 			fprintf(stderr, "khmc: %s: not found\n", keys[i]);
-	rc = g.found == (size_t)n ? 0 : 1;
+			rc = 1;
+			continue;
+		}
+		if (n > 1)
+			printf("%s %u %zu\n", keys[i], g.flags[i], g.vlens[i]);
+		fwrite(g.values[i], 1, g.vlens[i], stdout);
+		if (n > 1)
+			putchar('\n');
+	}
+	fflush(stdout);
+out:
+	for (int i = 0; g.values != NULL && i < n; i++)
+		free(g.values[i]);
+	free(g.values);
+	free(g.vlens);
+	free(g.flags);
 	free(klens);
-	free(g.hit);
 	return rc;
 }
 
@@ -189,6 +208,7 @@ hist_pct(const struct hist *h, double p)
 
 struct bench {
 	const char *servers;
+	enum khmc_dist dist;
 	uint64_t keys, value_size, duration, concurrency;
 	double get_ratio;
 	volatile int stop;
@@ -221,7 +241,8 @@ bench_thread(void *arg)
 	struct khmc *c = khmc_new();
 	char *value = malloc(b->value_size + 1), key[64];
 
-	if (c == NULL || value == NULL || khmc_add_servers(c, b->servers) != KHMC_OK) {
+	if (c == NULL || value == NULL || khmc_add_servers(c, b->servers) != KHMC_OK ||
+	    khmc_set_distribution(c, b->dist) != KHMC_OK) {
 		t->rc = KHMC_NOMEM;
 		pthread_barrier_wait(&b->start);
 		goto out;
@@ -280,9 +301,10 @@ bench_line(const char *op, const struct hist *h, double secs, const char *extra)
 }
 
 static int
-cmd_bench(const char *servers, int argc, char **argv)
+cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 {
 	struct bench b = {.servers = servers,
+			  .dist = dist,
 			  .keys = 10000,
 			  .value_size = 100,
 			  .duration = 10,
@@ -382,6 +404,7 @@ int
 main(int argc, char **argv)
 {
 	const char *servers = getenv("KHMC_SERVERS");
+	enum khmc_dist dist = KHMC_DIST_KETAMA;
 	int i = 1;
 	uint64_t v;
 
@@ -393,6 +416,16 @@ main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
 			servers = argv[++i];
+		} else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
+			const char *d = argv[++i];
+			if (strcmp(d, "ketama") == 0)
+				dist = KHMC_DIST_KETAMA;
+			else if (strcmp(d, "ketama-md5") == 0)
+				dist = KHMC_DIST_KETAMA_MD5;
+			else if (strcmp(d, "modula") == 0)
+				dist = KHMC_DIST_MODULA;
+			else
+				return bad("-d takes ketama, ketama-md5 or modula, not", d);
 		} else {
 			return bad("unknown option", argv[i]);
 		}
@@ -401,12 +434,14 @@ main(int argc, char **argv)
 		return bad("what to do? get, set, delete, stats or bench", NULL);
 	const char *cmd = argv[i++];
 	if (strcmp(cmd, "bench") == 0)
-		return cmd_bench(servers, argc - i, argv + i);
+		return cmd_bench(servers, dist, argc - i, argv + i);
 
 	struct khmc *c = khmc_new();
 	if (c == NULL)
 		return bad("out of memory", NULL);
 	int rc = khmc_add_servers(c, servers);
+	if (rc == KHMC_OK)
+		khmc_set_distribution(c, dist);
 	if (rc != KHMC_OK) {
 		khmc_free(c);
 		return bad("-s takes HOST:PORT,..., not", servers);
