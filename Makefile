@@ -95,6 +95,11 @@ APPLIANCES = $(patsubst appliances/%/recipe,$(BUILD)/appliances/%.cpio.gz,$(wild
 
 appliances: $(APPLIANCES)
 
+# The memcached appliance carries khmcd of the default build.
+ifeq ($(BUILD),build)
+$(BUILD)/appliances/memcached.cpio.gz: $(BUILD)/bin/khmcd
+endif
+
 .SECONDEXPANSION:
 $(BUILD)/appliances/%.cpio.gz: $$(wildcard appliances/$$*/*) $(BUILD)/bin/khappliance
 	@mkdir -p $(dir $@)
