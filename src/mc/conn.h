@@ -108,6 +108,7 @@ struct mc_conn {
 
 	struct mc_conn *next; /* the server's lists */
 	int events;	      /* the server's epoll mask */
+	int eof;	      /* the client sent its last byte */
 };
 
 /* Buffers for a new connection; -1 when out of memory. */

@@ -295,7 +295,7 @@ set_events(struct mc_worker *w, struct mc_conn *c, int events)
 static void
 conn_drive(struct mc_worker *w, struct mc_conn *c, uint32_t events, uint32_t now)
 {
-	int readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+	int readable = !c->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
 	int rc = MC_PROC_MORE;
 
 	c->now = now;
@@ -325,17 +325,25 @@ conn_drive(struct mc_worker *w, struct mc_conn *c, uint32_t events, uint32_t now
 			break;
 		}
 		ssize_t n = conn_read(c);
-		if (n == 0 || n == -2) {
-			/* Gone, maybe mid-value: drop it all, after answering
-			 * what came before the end if the socket takes it. */
-			if (n == 0 && mc_proto_process(c) != MC_PROC_FULL)
-				conn_flush(w, c);
+		if (n == -2) {
 			conn_close(w, c);
 			return;
+		}
+		if (n == 0) {
+			/* The client is done sending: answer all it sent, then
+			 * close.  A value it left half sent goes with the
+			 * connection. */
+			c->eof = 1;
+			readable = 0;
+			continue;
 		}
 		if (n < 0)
 			break;
 		mc_stat_inc(&w->st.bytes_read, (uint64_t)n);
+	}
+	if (c->eof && rc == MC_PROC_MORE) {
+		c->state = MC_CONN_CLOSE;
+		rc = MC_PROC_CLOSE;
 	}
 	int f = conn_flush(w, c);
 	if (f < 0 || (rc == MC_PROC_CLOSE && f == 0)) {
@@ -344,10 +352,11 @@ conn_drive(struct mc_worker *w, struct mc_conn *c, uint32_t events, uint32_t now
 	}
 	if (f > 0)
 		set_events(w, c,
-			   rc == MC_PROC_FULL || rc == MC_PROC_CLOSE ? EPOLLOUT
-								     : EPOLLIN | EPOLLOUT);
+			   rc == MC_PROC_FULL || rc == MC_PROC_CLOSE || c->eof
+			       ? EPOLLOUT
+			       : EPOLLIN | EPOLLOUT);
 	else
-		set_events(w, c, EPOLLIN);
+		set_events(w, c, c->eof ? EPOLLOUT : EPOLLIN);
 }
 
 static void
