@@ -192,7 +192,11 @@ mc_cache_init(struct mc_cache *c, const struct mc_cache_config *cfg, char *err, 
 	if (mc_arena_open(&c->arena, cfg->item_bytes, max_buckets, err, errlen) < 0)
 		return -1;
 	c->started = (uint32_t)c->arena.hdr->start_time;
-	mc_slabs_init(&c->slabs, &c->arena, cfg->factor > 1.0 ? cfg->factor : 1.25, reclaim, c);
+	if (mc_slabs_init(&c->slabs, &c->arena, cfg->factor > 1.0 ? cfg->factor : 1.25, reclaim,
+			  c) < 0) {
+		mc_arena_close(&c->arena);
+		return seterr(err, errlen, "out of memory");
+	}
 	mc_assoc_init(&c->assoc, &c->arena, initial);
 	return 0;
 }

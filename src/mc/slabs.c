@@ -1,17 +1,13 @@
 /* slabs: size classes, pages, free lists and per-class LRUs over the item
  * area (slabs.h).  Memory is taken from the area only as chunks are first
- * handed out, so an idle cache touches none of it. */
+ * handed out, so an idle cache touches none of it.  A page belongs to one
+ * class at a time; page_cls says which. */
 #include "mc/slabs.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-#define ALIGN	8u
-#define PAGE_4K 4096u
-
-/* The largest item: the largest key and value memcached takes (value
- * bytes + key bytes <= 1 MiB - 59), with both headers, in 4 KiB pages. */
-#define MC_LARGEST_CHUNK                                                                           \
-	((MC_CHUNK_HDR + MC_ITEM_HDR + (1u << 20) - 59u + PAGE_4K - 1) / PAGE_4K * PAGE_4K)
+#define ALIGN 8u
 
 static inline struct mc_chunk *
 at(struct mc_slabs *s, uint64_t off)
@@ -25,7 +21,7 @@ off_of(struct mc_slabs *s, struct mc_chunk *ch)
 	return mc_arena_off(s->arena, ch);
 }
 
-void
+int
 mc_slabs_init(struct mc_slabs *s, struct mc_arena *a, double factor, mc_reclaim_fn *reclaim,
 	      void *ctx)
 {
@@ -34,8 +30,13 @@ mc_slabs_init(struct mc_slabs *s, struct mc_arena *a, double factor, mc_reclaim_
 	s->reclaim = reclaim;
 	s->ctx = ctx;
 	pthread_mutex_init(&s->page_lock, NULL);
+	s->page_size = a->item_size < MC_PAGE_SIZE ? a->item_size : MC_PAGE_SIZE;
+	s->npages = a->item_size / s->page_size;
 	s->page_next = a->item_off;
-	s->page_end = a->item_off + a->item_size;
+	s->page_end = a->item_off + s->npages * s->page_size;
+	s->page_cls = calloc(s->npages ? s->npages : 1, 1);
+	if (s->page_cls == NULL)
+		return -1;
 
 	int i = 0;
 	uint32_t size = MC_MIN_CHUNK;
@@ -46,23 +47,18 @@ mc_slabs_init(struct mc_slabs *s, struct mc_arena *a, double factor, mc_reclaim_
 		size = (uint32_t)(size * factor);
 	}
 	s->cls[i].size = MC_CHUNK_MAX;
-	/* Larger items take a page each, of their own size: items are one
-	 * contiguous read for the one-sided path, so never chained. */
-	uint32_t large[] = {MC_CHUNK_MAX / 4 * 5, MC_CHUNK_MAX / 16 * 25, MC_LARGEST_CHUNK};
+	/* Larger items take a chunk of their own class, one or two a page:
+	 * items are one contiguous read for the one-sided path, never
+	 * chained like memcached's. */
+	uint32_t large[] = {MC_CHUNK_MAX / 4 * 5, MC_CHUNK_MAX / 16 * 25, MC_PAGE_SIZE};
 	for (size_t k = 0; k < sizeof(large) / sizeof(large[0]); k++)
 		s->cls[++i].size = large[k];
 	s->nclasses = i;
 	for (i = 1; i <= s->nclasses; i++) {
-		struct mc_slabclass *c = &s->cls[i];
-		pthread_mutex_init(&c->lock, NULL);
-		if (c->size <= MC_CHUNK_MAX) {
-			c->run = MC_PAGE_SIZE;
-			c->perpage = MC_PAGE_SIZE / c->size;
-		} else {
-			c->run = c->size;
-			c->perpage = 1;
-		}
+		pthread_mutex_init(&s->cls[i].lock, NULL);
+		s->cls[i].perpage = (uint32_t)(s->page_size / s->cls[i].size);
 	}
+	return 0;
 }
 
 void
@@ -71,6 +67,8 @@ mc_slabs_destroy(struct mc_slabs *s)
 	for (int i = 1; i <= s->nclasses; i++)
 		pthread_mutex_destroy(&s->cls[i].lock);
 	pthread_mutex_destroy(&s->page_lock);
+	free(s->page_cls);
+	s->page_cls = NULL;
 }
 
 int
@@ -122,23 +120,36 @@ lru_push(struct mc_slabs *s, struct mc_slabclass *c, struct mc_chunk *ch)
 	c->lru_items++;
 }
 
+/* Make the page at off the one class c carves from. */
+static void
+carve_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint64_t off)
+{
+	c->carve = off;
+	c->carve_end = off + (uint64_t)c->perpage * c->size;
+	c->pages++;
+	__atomic_store_n(&s->page_cls[(off - s->arena->item_off) / s->page_size], (uint8_t)id,
+			 __ATOMIC_RELAXED);
+}
+
 /* A new page for class c, or 0 when the item area is used up. */
 static int
-grab_page(struct mc_slabs *s, struct mc_slabclass *c)
+grab_page(struct mc_slabs *s, struct mc_slabclass *c, int id)
 {
-	int ok = 0;
+	uint64_t off = 0;
 
+	if (c->perpage == 0)
+		return 0;
 	pthread_mutex_lock(&s->page_lock);
-	if (s->page_end - s->page_next >= c->run) {
-		c->carve = s->page_next;
-		c->carve_end = s->page_next + (uint64_t)c->perpage * c->size;
-		s->page_next += c->run;
+	if (s->page_end - s->page_next >= s->page_size) {
+		off = s->page_next;
+		s->page_next += s->page_size;
 		s->pages_given++;
-		c->pages++;
-		ok = 1;
 	}
 	pthread_mutex_unlock(&s->page_lock);
-	return ok;
+	if (off == 0)
+		return 0;
+	carve_page(s, c, id, off);
+	return 1;
 }
 
 /* Walk up from the LRU tail for a chunk to take (class lock held): an
@@ -187,6 +198,97 @@ evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 	return candidate;
 }
 
+/* Empty the page at page of class v (its lock held): every chunk free,
+ * uncarved, or an item nobody holds, which is unlinked.  Returns 0, or -1
+ * when some chunk is in use (items unlinked so far go to v's free list). */
+static int
+empty_page(struct mc_slabs *s, struct mc_slabclass *v, uint64_t page, uint32_t now)
+{
+	uint64_t end = page + (uint64_t)v->perpage * v->size;
+	int busy = 0;
+
+	if (v->carve >= page && v->carve < end)
+		end = v->carve; /* the rest was never handed out */
+	for (uint64_t o = page; o < end; o += v->size) {
+		struct mc_chunk *ch = at(s, o);
+		uint8_t fl = __atomic_load_n(&ch->flags, __ATOMIC_RELAXED);
+		if (!(fl & MC_CH_ONLRU))
+			continue; /* on the free list */
+		switch (s->reclaim(s->ctx, ch, now, 1)) {
+		case MC_RECLAIM_EVICTED:
+			v->evictions++;
+			break;
+		case MC_RECLAIM_EXPIRED:
+			v->reclaimed++;
+			break;
+		default:
+			busy = 1;
+			continue;
+		}
+		lru_unlink(s, v, ch);
+		__atomic_store_n(&ch->flags, 0, __ATOMIC_RELAXED);
+		v->used--;
+		v->requested -= ch->nbytes;
+		ch->next = v->free;
+		v->free = o;
+		v->nfree++;
+	}
+	if (busy)
+		return -1;
+	/* Take the page's chunks off the free list. */
+	uint64_t *pp = &v->free;
+	while (*pp != 0) {
+		if (*pp >= page && *pp < page + s->page_size) {
+			*pp = at(s, *pp)->next;
+			v->nfree--;
+		} else {
+			pp = &at(s, *pp)->next;
+		}
+	}
+	if (v->carve >= page && v->carve < page + s->page_size)
+		v->carve = v->carve_end = 0;
+	v->pages--;
+	return 0;
+}
+
+/* Class id has no memory and nothing to evict: move a page of another
+ * class to it (its lock held), from a class with more than one page if
+ * there is such a page nobody is reading, else from any.  Returns 1 when
+ * it has a page to carve. */
+static int
+steal_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
+{
+	if (c->perpage == 0 || s->npages == 0)
+		return 0;
+	unsigned from = __atomic_load_n(&s->steal_at, __ATOMIC_RELAXED);
+	for (uint64_t least = 2; least > 0; least--) {
+		for (uint64_t k = 0; k < s->npages; k++) {
+			uint64_t p = (from + k) % s->npages;
+			int vid = __atomic_load_n(&s->page_cls[p], __ATOMIC_RELAXED);
+			if (vid == 0 || vid == id)
+				continue;
+			struct mc_slabclass *v = &s->cls[vid];
+			if (pthread_mutex_trylock(&v->lock) != 0)
+				continue;
+			uint64_t page = s->arena->item_off + p * s->page_size;
+			int ok = __atomic_load_n(&s->page_cls[p], __ATOMIC_RELAXED) == vid &&
+				 v->pages >= least && empty_page(s, v, page, now) == 0;
+			if (ok)
+				v->moved_out++;
+			pthread_mutex_unlock(&v->lock);
+			if (!ok)
+				continue;
+			__atomic_store_n(&s->steal_at, (unsigned)((p + 1) % s->npages),
+					 __ATOMIC_RELAXED);
+			__atomic_fetch_add(&s->pages_moved, 1, __ATOMIC_RELAXED);
+			c->moved_in++;
+			carve_page(s, c, id, page);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 struct mc_chunk *
 mc_slabs_alloc(struct mc_slabs *s, size_t n, uint32_t now)
 {
@@ -201,12 +303,15 @@ mc_slabs_alloc(struct mc_slabs *s, size_t n, uint32_t now)
 		ch = at(s, c->free);
 		c->free = ch->next;
 		c->nfree--;
-	} else if (c->carve + c->size <= c->carve_end || grab_page(s, c)) {
+	} else if (c->carve + c->size <= c->carve_end || grab_page(s, c, id)) {
 		ch = at(s, c->carve);
 		c->carve += c->size;
 	} else if ((ch = evict(s, c, now)) != NULL) {
 		c->used--; /* the evicted chunk was counted as used */
 		c->requested -= ch->nbytes;
+	} else if (steal_page(s, c, id, now)) {
+		ch = at(s, c->carve);
+		c->carve += c->size;
 	} else {
 		c->outofmemory++;
 		pthread_mutex_unlock(&c->lock);

@@ -1,13 +1,16 @@
 /* slabs: the item area's allocator.  Size classes like memcached's (96
  * bytes, growing by -f 1.25, up to 512 KiB, then three large classes up to
- * the largest item), pages carved from the item area on demand and kept by
- * their class, a free list and an LRU per class, each under its own lock.
- * When the area is used up, an allocation takes the least recently used item
- * of its class, through the reclaim callback that unlinks it.
+ * the largest item), pages of one size (the largest item's) carved from the
+ * item area on demand, a free list and an LRU per class, each under its own
+ * lock.  When the area is used up, an allocation takes the least recently
+ * used item of its class, through the reclaim callback that unlinks it; a
+ * class that has nothing to take empties a page of another class and takes
+ * the page (memcached's slab rebalancing, done when it is needed).
  *
  * Every chunk starts with a private struct mc_chunk (LRU links, the key hash,
  * a reference count, flags); the item (item.h) follows it.  Lock order: a
- * class lock, then table stripes (inside reclaim); never the other way. */
+ * class lock, then table stripes (inside reclaim); never the other way; a
+ * second class lock only by trylock. */
 #ifndef KH_MC_SLABS_H
 #define KH_MC_SLABS_H
 
@@ -16,9 +19,11 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define MC_CHUNK_HDR	40u
-#define MC_PAGE_SIZE	(1u << 20)
-#define MC_CHUNK_MAX	(MC_PAGE_SIZE / 2) /* the last class carved from pages */
+#define MC_CHUNK_HDR 40u
+/* A page holds the largest item (memcached's key + value limit, both
+ * headers, in 4 KiB pages): every page fits every class. */
+#define MC_PAGE_SIZE	(((MC_CHUNK_HDR + MC_ITEM_HDR + (1u << 20) - 59u) + 4095u) / 4096u * 4096u)
+#define MC_CHUNK_MAX	(1u << 19) /* memcached's slab_chunk_max */
 #define MC_MAX_CLASSES	64
 #define MC_MIN_CHUNK	96u
 #define MC_EVICT_TRIES	64 /* LRU tail items looked at per allocation */
@@ -73,14 +78,14 @@ struct mc_slabclass {
 	pthread_mutex_t lock;
 	uint32_t size;		   /* chunk bytes, header included */
 	uint32_t perpage;	   /* chunks in one page */
-	uint64_t run;		   /* bytes of one page of this class */
 	uint64_t free;		   /* free list head (offset), 0 = empty */
 	uint64_t carve, carve_end; /* the uncarved rest of the newest page */
 	uint64_t head, tail;	   /* LRU, most recent at head */
 	uint64_t pages, used, nfree;
 	uint64_t requested; /* bytes asked for by the chunks in use */
 	uint64_t evictions, reclaimed, outofmemory;
-	uint64_t lru_items; /* chunks on the LRU */
+	uint64_t lru_items;	      /* chunks on the LRU */
+	uint64_t moved_in, moved_out; /* pages taken from / given to other classes */
 	char pad[64];
 };
 
@@ -89,20 +94,27 @@ struct mc_slabs {
 	int nclasses; /* classes 1..nclasses; 0 is unused, as in memcached */
 	struct mc_slabclass cls[MC_MAX_CLASSES];
 	pthread_mutex_t page_lock;
+	uint64_t page_size;	      /* MC_PAGE_SIZE, or the item area if smaller */
+	uint64_t npages;	      /* pages in the item area */
 	uint64_t page_next, page_end; /* the item area not yet given to a class */
 	uint64_t pages_given;
+	uint8_t *page_cls; /* the class of each page given (server memory) */
+	unsigned steal_at; /* where the next search for a page to move starts */
+	uint64_t pages_moved;
 	mc_reclaim_fn *reclaim;
 	void *ctx;
 };
 
-/* Set up the classes over the arena's item area (factor > 1, usually 1.25). */
-void mc_slabs_init(struct mc_slabs *s, struct mc_arena *a, double factor, mc_reclaim_fn *reclaim,
-		   void *ctx);
+/* Set up the classes over the arena's item area (factor > 1, usually 1.25).
+ * Returns 0, or -1 when out of memory. */
+int mc_slabs_init(struct mc_slabs *s, struct mc_arena *a, double factor, mc_reclaim_fn *reclaim,
+		  void *ctx);
 void mc_slabs_destroy(struct mc_slabs *s);
 /* The class for a chunk of n bytes (header included), 0 if none fits. */
 int mc_slabs_class(const struct mc_slabs *s, size_t n);
 /* A chunk of n bytes with refs 1, flags 0, on its class's LRU head; NULL
- * when the class has nothing free and nothing to evict. */
+ * when the class has nothing free, nothing to evict and no page could be
+ * moved to it. */
 struct mc_chunk *mc_slabs_alloc(struct mc_slabs *s, size_t n, uint32_t now);
 /* Return a chunk whose references are all gone. */
 void mc_slabs_free(struct mc_slabs *s, struct mc_chunk *ch);

@@ -129,6 +129,7 @@ stats_general(struct mc_conn *c)
 	U(c, "evicted_active", ld(&cache->evicted_active));
 	U(c, "evictions", ld(&cache->evictions));
 	U(c, "reclaimed", ld(&cache->reclaimed));
+	U(c, "slabs_moved", ld(&cache->slabs.pages_moved));
 }
 
 static void
@@ -187,7 +188,7 @@ stats_slabs(struct mc_conn *c, int items)
 		if (v.pages == 0)
 			continue;
 		active++;
-		malloced += v.pages * v.run;
+		malloced += v.pages * s->page_size;
 		uint64_t nitems = ld(&c->ctx->cache->cls_items[i]);
 #define K(fmtname, val)                                                                            \
 	do {                                                                                       \
@@ -219,6 +220,8 @@ stats_slabs(struct mc_conn *c, int items)
 			K("%d:free_chunks", v.nfree);
 			K("%d:free_chunks_end", (v.carve_end - v.carve) / v.size);
 			K("%d:mem_requested", v.requested);
+			K("%d:pages_moved_in", v.moved_in);
+			K("%d:pages_moved_out", v.moved_out);
 		}
 #undef K
 	}

@@ -156,7 +156,7 @@ mcslabs_2_2(void **state)
 	}
 	assert_true(c->evictions > 0);
 	assert_true(c->bytes <= 4u << 20);
-	assert_true(c->slabs.pages_given <= 4);
+	assert_int_equal(c->slabs.pages_given, (4u << 20) / MC_PAGE_SIZE);
 	assert_false(has(c, "k00000"));
 	assert_false(has(c, "k00100"));
 	for (int i = n - 100; i < n; i++) {
@@ -173,7 +173,7 @@ mcslabs_2_2(void **state)
 static void
 mcslabs_2_3(void **state)
 {
-	struct mc_cache *c = cache_new(2, 64);
+	struct mc_cache *c = cache_new(3, 64); /* two pages of 889 such items */
 	char key[32], buf[2048];
 	int i;
 
@@ -213,18 +213,76 @@ mcslabs_2_4(void **state)
 	cache_free(c);
 }
 
-/* mcslabs-2.5: a class with no memory left and nothing to evict says so. */
+/* mcslabs-2.5: with the only page in use by another class, a class takes
+ * it; with its items held by readers, it says it has no memory. */
 static void
 mcslabs_2_5(void **state)
 {
 	struct mc_cache *c = cache_new(1, 64);
 	enum mc_res res;
 
+	assert_int_equal(c->slabs.npages, 1);
 	assert_int_equal(put(c, "a", 100), MC_STORED); /* takes the one page */
+	struct mc_chunk *held = mc_get(c, "a", 1, NOW, 0);
 	assert_null(mc_item_new(c, "big", 3, 0, 0, 5000, NOW, &res));
 	assert_int_equal(res, MC_NOMEM);
+	mc_release(c, held);
+	assert_int_equal(put(c, "big", 5000), MC_STORED);
+	assert_false(has(c, "a"));
+	assert_int_equal(c->slabs.pages_moved, 1);
 	assert_null(mc_item_new(c, "huge", 4, 0, 0, 1u << 20, NOW, &res));
 	assert_int_equal(res, MC_TOO_LARGE);
+	cache_free(c);
+}
+
+/* mcslabs-2.6: a class with no memory when the area is used up takes a
+ * page from another class, emptying it (memcached's slab rebalancing). */
+static void
+mcslabs_2_6(void **state)
+{
+	struct mc_cache *c = cache_new(4, 64);
+	char key[32];
+	int i;
+
+	for (i = 0; i < 40000; i++) { /* all three pages to the small class */
+		snprintf(key, sizeof(key), "s%05d", i);
+		assert_int_equal(put(c, key, 100), MC_STORED);
+	}
+	assert_int_equal(c->slabs.pages_given, c->slabs.npages);
+	int small = mc_slabs_class(&c->slabs, MC_CHUNK_HDR + MC_ITEM_HDR + 6 + 100);
+	assert_int_equal(c->slabs.cls[small].pages, c->slabs.npages);
+	for (i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "b%05d", i);
+		assert_int_equal(put(c, key, 5000), MC_STORED);
+	}
+	assert_int_equal(c->slabs.pages_moved, 1);
+	assert_int_equal(c->slabs.cls[small].pages, c->slabs.npages - 1);
+	assert_true(has(c, "b00000"));
+	assert_true(has(c, "b00099"));
+	assert_true(has(c, "s39999"));
+	/* what the moved page held is gone from the table, none of it lost */
+	assert_int_equal(c->assoc.count, c->curr_items);
+	uint64_t used = 0;
+	for (int k = 1; k <= c->slabs.nclasses; k++)
+		used += c->slabs.cls[k].used;
+	assert_int_equal(used, c->curr_items);
+	/* items held by readers keep their pages where they are */
+	struct mc_chunk **held = calloc(40100, sizeof(*held));
+	int nheld = 0;
+	for (i = 0; i < 40100; i++) {
+		snprintf(key, sizeof(key), "%c%05d", i < 100 ? 'b' : 's', i < 100 ? i : i - 100);
+		if ((held[nheld] = mc_get(c, key, strlen(key), NOW, 0)) != NULL)
+			nheld++;
+	}
+	assert_true(nheld > 0);
+	enum mc_res res;
+	assert_null(mc_item_new(c, "huge", 4, 0, 0, 20000, NOW, &res));
+	assert_int_equal(res, MC_NOMEM);
+	for (i = 0; i < nheld; i++)
+		mc_release(c, held[i]);
+	assert_int_equal(put(c, "huge", 20000), MC_STORED);
+	assert_int_equal(c->slabs.pages_moved, 2);
+	free(held);
 	cache_free(c);
 }
 
@@ -433,9 +491,9 @@ main(void)
 	    cmocka_unit_test(mcslabs_1_1), cmocka_unit_test(mcslabs_2_1),
 	    cmocka_unit_test(mcslabs_2_2), cmocka_unit_test(mcslabs_2_3),
 	    cmocka_unit_test(mcslabs_2_4), cmocka_unit_test(mcslabs_2_5),
-	    cmocka_unit_test(mcslabs_3_1), cmocka_unit_test(mcslabs_3_2),
-	    cmocka_unit_test(mcslabs_4_1), cmocka_unit_test(mcslabs_5_1),
-	    cmocka_unit_test(mcslabs_5_2),
+	    cmocka_unit_test(mcslabs_2_6), cmocka_unit_test(mcslabs_3_1),
+	    cmocka_unit_test(mcslabs_3_2), cmocka_unit_test(mcslabs_4_1),
+	    cmocka_unit_test(mcslabs_5_1), cmocka_unit_test(mcslabs_5_2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

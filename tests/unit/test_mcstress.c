@@ -32,6 +32,7 @@
 struct run {
 	struct mc_cache cache;
 	volatile int stop;
+	volatile int big; /* second half: values of other sizes, so pages move */
 	uint64_t bad, hits, misses, os_hits, os_misses, os_retries, os_fallbacks, stored, nomem;
 };
 
@@ -58,9 +59,9 @@ key_of(char *buf, uint64_t k)
 
 /* One record: magic, key length, payload length, key, payload, checksum. */
 static size_t
-put_record(char *p, const char *key, size_t klen, uint64_t *seed)
+put_record(char *p, const char *key, size_t klen, uint64_t *seed, int big)
 {
-	uint16_t kl = (uint16_t)klen, pl = (uint16_t)(20 + rnd(seed) % 500);
+	uint16_t kl = (uint16_t)klen, pl = (uint16_t)((big ? 1500 : 20) + rnd(seed) % 500);
 	uint32_t magic = REC_MAGIC;
 	size_t n = 8 + klen + pl;
 
@@ -114,7 +115,7 @@ writer(void *arg)
 {
 	struct run *r = arg;
 	uint64_t seed = (uint64_t)(uintptr_t)&seed | 1;
-	char key[32], *rec = malloc(1024);
+	char key[32], *rec = malloc(4096);
 
 	while (!r->stop) {
 		uint64_t k = rnd(&seed) % NKEYS, op = rnd(&seed) % 100;
@@ -124,7 +125,7 @@ writer(void *arg)
 			mc_delete(&r->cache, key, klen, 0, 0, 0, now);
 			continue;
 		}
-		size_t n = put_record(rec, key, klen, &seed);
+		size_t n = put_record(rec, key, klen, &seed, r->big);
 		enum mc_op mop = op < 65 ? MC_SET : op < 85 ? MC_APPEND : MC_PREPEND;
 		enum mc_res res;
 		struct mc_chunk *ch =
@@ -292,7 +293,9 @@ one_round(int with_onesided)
 		pthread_create(&t[n++], NULL, onesided, r);
 		pthread_create(&t[n++], NULL, onesided, r);
 	}
-	struct timespec ts = {0, ROUND_MS * 1000000L};
+	struct timespec ts = {0, ROUND_MS / 2 * 1000000L};
+	nanosleep(&ts, NULL);
+	r->big = 1;
 	nanosleep(&ts, NULL);
 	r->stop = 1;
 	for (int i = 0; i < n; i++)
@@ -309,20 +312,22 @@ one_round(int with_onesided)
 			r->bad++;
 		mc_release(&r->cache, ch);
 	}
-	print_message("# stored %llu (no memory %llu), gets %llu hit %llu miss, evictions %llu, "
-		      "table %llu buckets after %llu growths; one-sided %llu hit %llu miss %llu "
-		      "retries %llu gave up\n",
-		      (unsigned long long)r->stored, (unsigned long long)r->nomem,
-		      (unsigned long long)r->hits, (unsigned long long)r->misses,
-		      (unsigned long long)r->cache.evictions,
-		      (unsigned long long)r->cache.assoc.nbuckets,
-		      (unsigned long long)r->cache.assoc.grows, (unsigned long long)r->os_hits,
-		      (unsigned long long)r->os_misses, (unsigned long long)r->os_retries,
-		      (unsigned long long)r->os_fallbacks);
+	print_message(
+	    "# stored %llu (no memory %llu), gets %llu hit %llu miss, evictions %llu, "
+	    "%llu pages moved, table %llu buckets after %llu growths; one-sided %llu hit %llu miss "
+	    "%llu "
+	    "retries %llu gave up\n",
+	    (unsigned long long)r->stored, (unsigned long long)r->nomem,
+	    (unsigned long long)r->hits, (unsigned long long)r->misses,
+	    (unsigned long long)r->cache.evictions, (unsigned long long)r->cache.slabs.pages_moved,
+	    (unsigned long long)r->cache.assoc.nbuckets, (unsigned long long)r->cache.assoc.grows,
+	    (unsigned long long)r->os_hits, (unsigned long long)r->os_misses,
+	    (unsigned long long)r->os_retries, (unsigned long long)r->os_fallbacks);
 	assert_int_equal(r->bad, 0);
 	assert_true(r->hits > 0);
 	assert_true(r->cache.evictions > 0);
 	assert_true(r->cache.assoc.grows >= 5);
+	assert_true(r->cache.slabs.pages_moved > 0);
 	assert_true(r->cache.bytes <= cfg.item_bytes);
 	if (with_onesided) {
 		assert_true(r->os_hits > 0);
