@@ -56,8 +56,15 @@ main(int argc, char **argv)
 			s.verbose += (int)strlen(a) - 1;
 			continue;
 		}
+		static const char *const valued[] = {"-p", "-m", "-t",		"-c",	    "-l",
+						     "-f", "-U", "--port-file", "--buckets"};
+		int known = 0;
+		for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+			known |= strcmp(a, valued[k]) == 0;
 		if (a[0] != '-')
 			return bad("unexpected argument", a);
+		if (!known)
+			return bad("unknown option", a);
 		if (next == NULL)
 			return bad("option needs a value:", a);
 		i++;
