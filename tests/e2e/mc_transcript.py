@@ -3,10 +3,11 @@
 # commands, edge cases and errors, sent over a raw socket; prints every step
 # and the server's exact reply.  tests/e2e/mc.sh runs it against Debian's
 # memcached and against khmcd and wants the same bytes.  Replies that may
-# legitimately differ are normalised: the VERSION string, and the seconds
-# of a TTL or an age (mg t and l), which depend on where each server's clock
-# ticks, and the slab class and chunk size "me" reports.  Each step is followed by "mn", whose "MN" marks the end of the
-# reply, so the script never waits on a timeout.
+# legitimately differ are normalised: the VERSION string; the seconds of a
+# TTL or an age (mg t and l, me la), which depend on where each server's
+# clock ticks; the slab class and chunk size "me" reports.  Each step is
+# followed by a meta get of a key never set, whose miss line (SENTINEL)
+# marks the end of the reply, so the script never waits on a timeout.
 import re
 import socket
 import sys
@@ -30,6 +31,7 @@ def norm(reply):
     reply = re.sub(rb"( t)[0-9]+", rb"\1<ttl>", reply)
     reply = re.sub(rb"( l)[0-9]+", rb"\1<age>", reply)
     reply = re.sub(rb" cls=[0-9]+ size=[0-9]+", b" cls=<c> size=<s>", reply)
+    reply = re.sub(rb" la=[0-9]+", b" la=<age>", reply)
     return reply
 
 
