@@ -9,10 +9,10 @@
  * Servers: -s, else $KHMC_SERVERS, else 127.0.0.1:11211; keys go to them as
  * libmemcached sends them with MEMCACHED_BEHAVIOR_KETAMA (-d ketama, the
  * default), MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED (ketama-md5) or no behavior
- * set (modula).  get of one key writes its value as it
- * is; of several, "KEY FLAGS BYTES" then the value, for each found.  A key
- * not found is a line on stderr and exit status 1.  bench prints one line
- * for gets and one for sets: ops, ops/s and latency percentiles. */
+ * set (modula).  get of one key writes its value as it is; of several,
+ * "KEY FLAGS BYTES" then the value, for each found, in the order asked.  A
+ * key not found is a line on stderr and exit status 1.  bench prints one
+ * line for gets and one for sets: ops, ops/s and latency percentiles. */
 #include "common/util.h"
 #include "mc/khmc.h"
 
@@ -310,7 +310,6 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 			  .duration = 10,
 			  .concurrency = 4,
 			  .get_ratio = 0.9};
-	uint64_t v;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -343,7 +342,7 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 			return bad("unknown bench option", a);
 		}
 	}
-	(void)v;
+
 	struct bthread *t = calloc(b.concurrency, sizeof(*t));
 	if (t == NULL)
 		return bad("out of memory", NULL);
