@@ -49,7 +49,8 @@ raise_flush_version(struct mc_cache *c, uint64_t v)
 		;
 }
 
-/* Apply a delayed flush_all whose time has come. */
+/* Apply a delayed flush_all whose time has come.  Unlike an immediate
+ * one it takes no CAS value, as in memcached. */
 static void
 flush_due(struct mc_cache *c, uint32_t now)
 {
@@ -58,7 +59,7 @@ flush_due(struct mc_cache *c, uint32_t now)
 	if (at != 0 && now >= at &&
 	    __atomic_compare_exchange_n(&c->flush_at, &at, 0, 0, __ATOMIC_ACQ_REL,
 					__ATOMIC_RELAXED))
-		raise_flush_version(c, __atomic_add_fetch(&c->cas, 1, __ATOMIC_ACQ_REL));
+		raise_flush_version(c, __atomic_load_n(&c->cas, __ATOMIC_ACQUIRE) + 1);
 }
 
 static int
