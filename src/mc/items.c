@@ -716,3 +716,9 @@ mc_flush(struct mc_cache *c, uint32_t at, uint32_t now)
 	}
 	__atomic_store_n(&c->flush_at, at, __ATOMIC_RELAXED);
 }
+
+void
+mc_cache_tick(struct mc_cache *c, uint32_t now)
+{
+	flush_due(c, now);
+}

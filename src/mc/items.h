@@ -122,6 +122,9 @@ enum mc_res mc_arith(struct mc_cache *c, const char *key, size_t klen, int incr,
 void mc_bump(struct mc_chunk *ch, uint32_t now);
 /* flush_all: everything stored before `at` (0 or the past: now) is gone. */
 void mc_flush(struct mc_cache *c, uint32_t at, uint32_t now);
+/* Called about once a second: a delayed flush_all that is due reaches the
+ * arena header (for one-sided readers) even when no command comes. */
+void mc_cache_tick(struct mc_cache *c, uint32_t now);
 
 /* Parse a number as memcached's safe_strtoull does (leading blanks, a sign,
  * digits, then a blank or the end; negative numbers refused). */

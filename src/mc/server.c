@@ -394,6 +394,7 @@ worker_main(void *arg)
 	for (;;) {
 		int n = epoll_wait(w->epfd, evs, EVENTS, 1000);
 		uint32_t now = clock_now();
+		mc_cache_tick(&w->srv->cache, now);
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr != NULL) {
 				conn_drive(w, evs[i].data.ptr, evs[i].events, now);
