@@ -236,10 +236,11 @@ conn_flush(struct mc_worker *w, struct mc_conn *c)
 }
 
 /* Read what the socket has: straight into the item for a value being
- * stored, else into the read buffer.  >0 bytes, 0 end of stream, -1 would
- * block, -2 error. */
+ * stored, else into the read buffer.  >0 bytes (*drained when fewer than
+ * there was room for: the socket has no more for now), 0 end of stream, -1
+ * would block, -2 error. */
 static ssize_t
-conn_read(struct mc_conn *c)
+conn_read(struct mc_conn *c, int *drained)
 {
 	struct iovec iov[3];
 	int n = 0;
@@ -261,6 +262,10 @@ conn_read(struct mc_conn *c)
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+	size_t want = 0;
+	for (int i = 0; i < n; i++)
+		want += iov[i].iov_len;
+	*drained = (size_t)r < want;
 	size_t left = (size_t)r;
 	if (c->state == MC_CONN_NREAD && iov[0].iov_base != space) {
 		for (int i = 0; i < n && left > 0; i++) {
@@ -324,7 +329,8 @@ conn_drive(struct mc_worker *w, struct mc_conn *c, uint32_t events, uint32_t now
 			mc_stat_inc(&w->st.conn_yields, 1);
 			break;
 		}
-		ssize_t n = conn_read(c);
+		int drained = 0;
+		ssize_t n = conn_read(c, &drained);
 		if (n == -2) {
 			conn_close(w, c);
 			return;
@@ -340,6 +346,8 @@ conn_drive(struct mc_worker *w, struct mc_conn *c, uint32_t events, uint32_t now
 		if (n < 0)
 			break;
 		mc_stat_inc(&w->st.bytes_read, (uint64_t)n);
+		if (drained)
+			readable = 0; /* process it, then back to epoll: no EAGAIN read */
 	}
 	if (c->eof && rc == MC_PROC_MORE) {
 		c->state = MC_CONN_CLOSE;
