@@ -49,7 +49,8 @@ struct mc_server {
 	int stopfd;
 	uint16_t port;
 	struct mc_worker *workers;
-	int started; /* workers running */
+	int started;		/* workers running */
+	uint32_t accept_warned; /* when accept's last failure was logged */
 };
 
 void
@@ -433,8 +434,16 @@ accept_ready(struct mc_server *srv, int lfd, unsigned *rr)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* Out of descriptors or memory: say so once a second,
+			 * and give the workers time to close some. */
+			uint32_t now = clock_now();
+			if (now != srv->accept_warned) {
 				log_warn("accept");
+				srv->accept_warned = now;
+			}
+			usleep(10000);
 			return;
 		}
 		if (__atomic_load_n(&ctx->curr_conns, __ATOMIC_RELAXED) >=

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char usage[] =
     "usage: khmcd [-p PORT] [-m MEGABYTES] [-t THREADS] [-l ADDR] [-c MAXCONNS] [-f FACTOR]\n"
@@ -105,6 +106,15 @@ main(int argc, char **argv)
 		}
 	}
 	log_init("khmcd", NULL, s.verbose);
+	/* Room for -c connections and then some, as far as the hard limit
+	 * allows (memcached does the same). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)s.maxconns + 64) {
+		rl.rlim_cur = (rlim_t)s.maxconns + 64;
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+			rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 
 	struct mc_server *srv = mc_server_new(&s, err, sizeof(err));
 	if (srv == NULL) {
