@@ -29,6 +29,8 @@ struct mc_server *mc_server_new(const struct mc_settings *s, char *err, size_t e
 int mc_server_run(struct mc_server *srv);
 /* Ask mc_server_run to return; async-signal-safe. */
 void mc_server_stop(struct mc_server *srv);
+/* mc_server_run also returns once fd is readable (e.g. a signalfd). */
+void mc_server_stop_on(struct mc_server *srv, int fd);
 void mc_server_free(struct mc_server *srv);
 /* The port listened on (useful with port 0). */
 uint16_t mc_server_port(const struct mc_server *srv);

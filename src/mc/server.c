@@ -47,6 +47,7 @@ struct mc_server {
 	int lfd[MAX_LISTEN];
 	int nlfd;
 	int stopfd;
+	int stop_on; /* the caller's fd that also stops us, -1 none */
 	uint16_t port;
 	struct mc_worker *workers;
 	int started;		/* workers running */
@@ -140,6 +141,7 @@ mc_server_new(const struct mc_settings *s, char *err, size_t errlen)
 	srv->settings = *s;
 	srv->port = s->port;
 	srv->stopfd = -1;
+	srv->stop_on = -1;
 	if (mc_cache_init(&srv->cache, &cc, err, errlen) < 0) {
 		free(srv);
 		return NULL;
@@ -185,6 +187,12 @@ size_t
 mc_arena_size(const struct mc_server *srv)
 {
 	return srv->cache.arena.size;
+}
+
+void
+mc_server_stop_on(struct mc_server *srv, int fd)
+{
+	srv->stop_on = fd;
 }
 
 void
@@ -526,6 +534,10 @@ mc_server_run(struct mc_server *srv)
 	}
 	struct epoll_event sev = {.events = EPOLLIN, .data.fd = srv->stopfd};
 	epoll_ctl(ep, EPOLL_CTL_ADD, srv->stopfd, &sev);
+	if (srv->stop_on >= 0) {
+		sev.data.fd = srv->stop_on;
+		epoll_ctl(ep, EPOLL_CTL_ADD, srv->stop_on, &sev);
+	}
 	for (int done = 0; !done;) {
 		struct epoll_event evs[MAX_LISTEN + 1];
 		int n = epoll_wait(ep, evs, MAX_LISTEN + 1, -1);
@@ -534,7 +546,7 @@ mc_server_run(struct mc_server *srv)
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.fd == srv->stopfd)
+			if (evs[i].data.fd == srv->stopfd || evs[i].data.fd == srv->stop_on)
 				done = 1;
 			else
 				accept_ready(srv, evs[i].data.fd, &rr);

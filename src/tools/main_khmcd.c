@@ -13,21 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: khmcd [-p PORT] [-m MEGABYTES] [-t THREADS] [-l ADDR] [-c MAXCONNS] [-f FACTOR]\n"
     "             [-U 0] [--port-file FILE] [-v]\n";
-
-/* The one server of this process, for the signal handler. */
-static struct mc_server *the_server;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	if (the_server != NULL)
-		mc_server_stop(the_server);
-}
 
 static int
 bad(const char *msg, const char *arg)
@@ -116,6 +107,19 @@ main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
+	/* SIGTERM and SIGINT stop the server through a signalfd; blocked
+	 * before any thread starts, so that no thread takes them. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		perror("khmcd: signalfd");
+		return 1;
+	}
 	struct mc_server *srv = mc_server_new(&s, err, sizeof(err));
 	if (srv == NULL) {
 		fprintf(stderr, "khmcd: %s\n", err);
@@ -129,16 +133,12 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	the_server = srv;
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	mc_server_stop_on(srv, sfd);
 	if (s.verbose)
 		log_info("serving on port %u, %llu MB, %d threads", mc_server_port(srv),
 			 (unsigned long long)(s.maxbytes >> 20), s.threads);
 	int rc = mc_server_run(srv);
-	the_server = NULL;
 	mc_server_free(srv);
+	close(sfd);
 	return rc == 0 ? 0 : 1;
 }
