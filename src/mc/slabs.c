@@ -273,8 +273,12 @@ steal_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
 			uint64_t page = s->arena->item_off + p * s->page_size;
 			int ok = __atomic_load_n(&s->page_cls[p], __ATOMIC_RELAXED) == vid &&
 				 v->pages >= least && empty_page(s, v, page, now) == 0;
-			if (ok)
+			if (ok) {
+				/* Ours before v's lock goes: another class
+				 * looking for a page must not empty it again. */
+				__atomic_store_n(&s->page_cls[p], (uint8_t)id, __ATOMIC_RELAXED);
 				v->moved_out++;
+			}
 			pthread_mutex_unlock(&v->lock);
 			if (!ok)
 				continue;
