@@ -27,7 +27,7 @@
 #define NKEYS	  60000
 #define ROUND_MS  700
 #define REC_MAGIC 0x5245434bu
-#define VMAX	  (64u << 10)
+#define VMAX	  (64u << 10) /* longer values: the one-sided reader gives up */
 
 struct run {
 	struct mc_cache cache;
@@ -219,7 +219,7 @@ onesided_get(struct run *r, const char *key, size_t klen, char *out, size_t *vle
 			uint64_t off = cand[i].word0 & MC_OFF_MASK;
 			size_t len = cand[i].len, rlen = (len + 7) / 8 * 8;
 			if (len < MC_ITEM_HDR || off % 8 != 0 || off + rlen > asize ||
-			    rlen > sizeof(item)) {
+			    rlen > sizeof(item) || len > MC_ITEM_HDR + 256 + VMAX) {
 				retry = 1;
 				continue;
 			}
@@ -232,6 +232,8 @@ onesided_get(struct run *r, const char *key, size_t klen, char *out, size_t *vle
 			}
 			if (v.version < h.flush_version)
 				return 0;
+			if (v.value_len > VMAX)
+				return -1;
 			memcpy(out, v.value, v.value_len);
 			*vlen = v.value_len;
 			return 1;
