@@ -287,4 +287,14 @@ done
 stop_khmcd main
 o=$(khmcd -m 0 2>&1; echo "rc=$?")
 same "mc-9.4 khmcd refuses a bad option with one line" "$o" $'khmcd: -m takes megabytes (1..524288), not 0 (see khmcd --help)\nrc=2'
+
+# mc-10: the appliance carries khmcd (of the default build) and its service.
+if [ -x "$TOP/build/bin/khmcd" ]; then
+	khappliance -q -o "$W/mc.cpio.gz" -r "$TOP/appliances/memcached"
+	same "mc-10.1 khappliance -r appliances/memcached" "$?" 0
+	o=$(zcat "$W/mc.cpio.gz" | cpio -it 2>/dev/null | grep -E "^(usr/local/bin/khmcd|etc/kh/service|usr/bin/busybox)$" | sort | tr '\n' ' ')
+	same "mc-10.2 ... with khmcd, its service and busybox" "$o" "etc/kh/service usr/bin/busybox usr/local/bin/khmcd "
+else
+	ok "mc-10 the memcached appliance # SKIP build/bin/khmcd is not built (make)"
+fi
 done_testing
