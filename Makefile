@@ -32,7 +32,7 @@ UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
-     $(BUILD)/bench/rdmapeer
+     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -64,6 +64,15 @@ $(BUILD)/examples/counter: examples/rdma/counter.c $(BUILD)/libkhrdma.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) -Isrc/rdma $(LDFLAGS) -o $@ $< -L$(BUILD) -l:libkhrdma.a
 
+# libkhmc: the memcached client library (docs/mc.md) on its own, with the
+# item checks it shares with khmcd, for programs built outside this tree.
+KHMCSRC   = $(wildcard src/mc/khmc*.c) src/mc/item.c
+$(BUILD)/libkhmc.a: $(KHMCSRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+khmc: $(BUILD)/libkhmc.a
+
 # The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c
 	@mkdir -p $(dir $@)
@@ -85,9 +94,12 @@ $(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# A unit test may need more libraries: LIBS_test_NAME.
+LIBS_test_mcketama = -lmemcached
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS) $(LIBS_$*)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -115,6 +127,11 @@ APPLIANCES = $(patsubst appliances/%/recipe,$(BUILD)/appliances/%.cpio.gz,$(wild
 
 appliances: $(APPLIANCES)
 
+# The memcached appliance carries khmcd of the default build.
+ifeq ($(BUILD),build)
+$(BUILD)/appliances/memcached.cpio.gz: $(BUILD)/bin/khmcd
+endif
+
 .SECONDEXPANSION:
 $(BUILD)/appliances/%.cpio.gz: $$(wildcard appliances/$$*/*) $(BUILD)/bin/khappliance
 	@mkdir -p $(dir $@)
@@ -126,5 +143,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps check demo bench appliances format clean
+.PHONY: all deps check demo bench appliances format clean khmc
 .SECONDARY:

@@ -3,16 +3,18 @@
 set -e
 PKGS="build-essential clang libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libnftables-dev nftables libcmocka-dev
 zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client u-boot-tools
-hyperfine iperf3 iputils-ping wget curl python3-prometheus-client rclone mmdebstrap"
+hyperfine iperf3 iputils-ping wget curl python3-prometheus-client rclone mmdebstrap
+libmemcached-tools libmemcached-dev python3-pymemcache"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 # Packages wanted only for their programs, whose services must not start on
 # the host: openssh-server (sshd, which khd runs with its own host key and
-# configuration: khd --ssh-port, docs/channels.md) and nginx (for the web
-# appliance, docs/appliances.md).
-SERVICES="openssh-server nginx"
+# configuration: khd --ssh-port, docs/channels.md), nginx (for the web
+# appliance, docs/appliances.md) and memcached (the reference khmcd's tests
+# compare against; they start their own on a random port, docs/mc.md).
+SERVICES="openssh-server nginx memcached"
 svc_missing=""
 for p in $SERVICES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || svc_missing="$svc_missing $p"
@@ -29,8 +31,9 @@ fi
 if [ -n "$svc_missing" ]; then
 	# A policy-rc.d that refuses every service start keeps the packages
 	# from starting their services now; Debian's sshd_not_to_be_run keeps
-	# ssh.service from starting at boot, and nginx.service is disabled
-	# (systemctl enable nginx, or delete that file, to run them on the host).
+	# ssh.service from starting at boot, and nginx.service and
+	# memcached.service are disabled (systemctl enable nginx, or delete that
+	# file, to run them on the host).
 	echo "deps: installing$svc_missing (for their programs; the host's services stay off)"
 	policy=/usr/sbin/policy-rc.d
 	made=""
@@ -44,13 +47,15 @@ if [ -n "$svc_missing" ]; then
 	$SUDO mkdir -p /etc/ssh
 	[ -e /etc/ssh/sshd_not_to_be_run ] || $SUDO touch /etc/ssh/sshd_not_to_be_run
 	$SUDO apt-get install -y -qq --no-install-recommends $svc_missing >/dev/null
-	case "$svc_missing" in *nginx*)
-		if command -v systemctl >/dev/null 2>&1; then
-			$SUDO systemctl disable nginx >/dev/null 2>&1 || true
-		fi
-		$SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
-		;;
-	esac
+	for svc in nginx memcached; do
+		case "$svc_missing" in *"$svc"*)
+			if command -v systemctl >/dev/null 2>&1; then
+				$SUDO systemctl disable "$svc" >/dev/null 2>&1 || true
+			fi
+			$SUDO update-rc.d "$svc" disable >/dev/null 2>&1 || true
+			;;
+		esac
+	done
 	if [ -n "$made" ]; then
 		$SUDO rm -f "$policy"
 		trap - EXIT
@@ -60,5 +65,8 @@ if [ -n "$svc_missing" ]; then
 	fi
 	if pgrep -x nginx >/dev/null; then
 		echo "deps: warning: an nginx is running on the host" >&2
+	fi
+	if pgrep -x -u memcache memcached >/dev/null 2>&1; then
+		echo "deps: warning: the host's memcached service is running" >&2
 	fi
 fi
