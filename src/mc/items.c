@@ -92,18 +92,21 @@ unlink_locked(struct mc_cache *c, struct mc_entry *e, struct mc_chunk *ch, int i
 }
 
 /* Under the lock: ch (a new item, its version and checksum written) takes
- * entry e, which held old (or was free when old is NULL). */
+ * entry e, which held old (or was free when old is NULL).  The old item is
+ * marked deleted first, live or not: a one-sided reader whose copy of the
+ * table still names it then finds it stale and reads the table again, so a
+ * get that starts after the store returned never sees the old value (a TCP
+ * get holding a reference still sends its value bytes, which the state
+ * byte is not part of). */
 static void
-link_locked(struct mc_cache *c, struct mc_entry *e, struct mc_chunk *ch, struct mc_chunk *old,
-	    int old_live)
+link_locked(struct mc_cache *c, struct mc_entry *e, struct mc_chunk *ch, struct mc_chunk *old)
 {
 	struct mc_item *it = mc_chunk_item(ch);
 
 	__atomic_fetch_add(&ch->refs, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_or(&ch->flags, MC_CH_LINKED, __ATOMIC_RELAXED);
 	if (old != NULL) {
-		if (!old_live)
-			__atomic_store_n(&mc_chunk_item(old)->state, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&mc_chunk_item(old)->state, 0, __ATOMIC_RELEASE);
 		mc_assoc_replace(e, ch->hash, item_off(c, it), it->total_len,
 				 (uint32_t)it->version);
 		__atomic_fetch_and(&old->flags, (uint8_t)~MC_CH_LINKED, __ATOMIC_RELAXED);
@@ -367,7 +370,7 @@ rewrite(struct mc_cache *c, const char *key, size_t klen, uint32_t now, struct r
 					   ? oldver
 					   : __atomic_add_fetch(&c->cas, 1, __ATOMIC_ACQ_REL);
 			seal(mc_chunk_item(nch), kvh, ver);
-			link_locked(c, e, nch, och, 1);
+			link_locked(c, e, nch, och);
 			mc_assoc_unlock(&c->assoc, &lk);
 			mc_release(c, och); /* the table's link */
 			mc_release(c, och); /* ours */
@@ -490,7 +493,7 @@ mc_store(struct mc_cache *c, struct mc_chunk *ch, enum mc_op op, uint64_t cas, i
 		}
 		uint64_t ver = __atomic_add_fetch(&c->cas, 1, __ATOMIC_ACQ_REL);
 		seal(it, kvh, ver);
-		link_locked(c, e, ch, old, live);
+		link_locked(c, e, ch, old);
 		mc_assoc_unlock(&c->assoc, &lk);
 		if (old != NULL)
 			mc_release(c, old);
