@@ -32,7 +32,7 @@ UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
-     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a
+     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -56,6 +56,11 @@ $(BUILD)/tests/rdmatest: tests/tools/rdmatest.c $(BUILD)/libkhrdma.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libkhrdma.a
 
+# The one-sided cache's stress test client (tests/e2e/mcrdma.sh), a user of libkhmc.
+$(BUILD)/tests/mcstress: tests/tools/mcstress.c $(BUILD)/libkhmc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libkhmc.a -lpthread
+
 $(BUILD)/bench/rdmapeer: bench/rdmapeer.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(LDFLAGS) -o $@ $<
@@ -65,8 +70,9 @@ $(BUILD)/examples/counter: examples/rdma/counter.c $(BUILD)/libkhrdma.a
 	$(CC) $(CSTD) $(CFLAGS) -Isrc/rdma $(LDFLAGS) -o $@ $< -L$(BUILD) -l:libkhrdma.a
 
 # libkhmc: the memcached client library (docs/mc.md) on its own, with the
-# item checks it shares with khmcd, for programs built outside this tree.
-KHMCSRC   = $(wildcard src/mc/khmc*.c) src/mc/item.c
+# item checks it shares with khmcd and libkhrdma's object for its one-sided
+# gets, for programs built outside this tree (it needs the C library only).
+KHMCSRC   = $(wildcard src/mc/khmc*.c) src/mc/item.c src/rdma/lib.c
 $(BUILD)/libkhmc.a: $(KHMCSRC:%.c=$(BUILD)/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^

@@ -67,6 +67,8 @@ mc_arena_open(struct mc_arena *a, uint64_t item_bytes, uint64_t max_buckets, cha
 	h->start_time = (uint64_t)time(NULL);
 	h->probe = MC_PROBE;
 	h->bucket_bytes = MC_BUCKET_BYTES;
+	h->hdr_sum = mc_hdr_sum(h);
+	pthread_mutex_init(&a->hdr_lock, NULL);
 	return 0;
 fail:
 	close(a->fd);
@@ -75,10 +77,25 @@ fail:
 }
 
 void
+mc_arena_hdr_lock(struct mc_arena *a)
+{
+	pthread_mutex_lock(&a->hdr_lock);
+}
+
+void
+mc_arena_hdr_unlock(struct mc_arena *a)
+{
+	__atomic_store_n(&a->hdr->hdr_sum, mc_hdr_sum(a->hdr), __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&a->hdr_lock);
+}
+
+void
 mc_arena_close(struct mc_arena *a)
 {
-	if (a->base != NULL)
+	if (a->base != NULL) {
 		munmap(a->base, a->size);
+		pthread_mutex_destroy(&a->hdr_lock);
+	}
 	if (a->fd >= 0)
 		close(a->fd);
 	a->base = NULL;

@@ -8,10 +8,12 @@
 
 #include "mc/item.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct mc_arena {
+	pthread_mutex_t hdr_lock; /* writers of the header's changing fields */
 	int fd;
 	unsigned char *base;
 	size_t size;
@@ -29,6 +31,9 @@ struct mc_arena {
 int mc_arena_open(struct mc_arena *a, uint64_t item_bytes, uint64_t max_buckets, char *err,
 		  size_t errlen);
 void mc_arena_close(struct mc_arena *a);
+/* Change the header: with its lock held, then its sum written. */
+void mc_arena_hdr_lock(struct mc_arena *a);
+void mc_arena_hdr_unlock(struct mc_arena *a);
 /* Give the pages of [off, off + len) back; they read as zeros afterwards. */
 int mc_arena_punch(struct mc_arena *a, uint64_t off, uint64_t len);
 

@@ -45,9 +45,11 @@ mc_assoc_init(struct mc_assoc *t, struct mc_arena *a, uint64_t buckets)
 	for (uint32_t i = 0; i < MC_STRIPES; i++)
 		pthread_mutex_init(&t->stripes[i].m, NULL);
 	struct mc_arena_hdr *h = a->hdr;
+	mc_arena_hdr_lock(a);
 	__atomic_store_n(&h->table_off, t->off, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->table_buckets, t->nbuckets, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->table_gen, t->gen, __ATOMIC_RELEASE);
+	mc_arena_hdr_unlock(a);
 }
 
 void
@@ -227,6 +229,21 @@ rehash(struct mc_assoc *t, uint64_t off, uint64_t n)
 	return 0;
 }
 
+void
+mc_assoc_each(struct mc_assoc *t, void (*fn)(void *arg, struct mc_entry *e), void *arg)
+{
+	for (uint32_t i = 0; i < MC_STRIPES; i++)
+		pthread_mutex_lock(&t->stripes[i].m);
+	for (uint64_t b = 0; b < t->nbuckets; b++) {
+		struct mc_entry *e = bucket(t, t->off, b);
+		for (uint32_t j = 0; j < MC_BUCKET_ENTRIES; j++)
+			if (e[j].word0 != 0)
+				fn(arg, &e[j]);
+	}
+	for (uint32_t i = MC_STRIPES; i-- > 0;)
+		pthread_mutex_unlock(&t->stripes[i].m);
+}
+
 int
 mc_assoc_grow(struct mc_assoc *t, uint64_t gen)
 {
@@ -249,6 +266,14 @@ mc_assoc_grow(struct mc_assoc *t, uint64_t gen)
 		goto out;
 	}
 	uint64_t old = t->off, oldn = t->nbuckets;
+	mc_arena_hdr_lock(a);
+	if (t->publish && t->publish(t->hook_arg, a->hdr, other, n) < 0) {
+		/* It cannot be exposed: the table stays as it was. */
+		mc_arena_hdr_unlock(a);
+		memset(mc_arena_at(a, other), 0, n * MC_BUCKET_BYTES);
+		rc = -1;
+		goto out;
+	}
 	__atomic_store_n(&t->nbuckets, n, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->off, other, __ATOMIC_RELAXED);
 	t->half = 1 - t->half;
@@ -257,6 +282,9 @@ mc_assoc_grow(struct mc_assoc *t, uint64_t gen)
 	__atomic_store_n(&a->hdr->table_off, other, __ATOMIC_RELAXED);
 	__atomic_store_n(&a->hdr->table_buckets, n, __ATOMIC_RELAXED);
 	__atomic_store_n(&a->hdr->table_gen, gen + 1, __ATOMIC_RELEASE);
+	mc_arena_hdr_unlock(a);
+	if (t->retire)
+		t->retire(t->hook_arg, old, oldn);
 	/* The other half must read as zeros when it is next built in; its
 	 * pages go back to the kernel.  One-sided readers still looking at it
 	 * see empty buckets, a miss they check against table_gen. */

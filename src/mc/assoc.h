@@ -30,6 +30,13 @@ struct mc_assoc {
 	int half;	   /* which half of the table area holds it */
 	uint64_t count;	   /* atomic: entries in use */
 	uint64_t grows;	   /* atomic: tables published after the first */
+	/* When the arena is exposed through an RDMA device (mc/mcrdma.c):
+	 * publish registers a grown table (at off, n buckets) and writes its
+	 * keys into the header, whose lock is held; retire deregisters the
+	 * table it replaced.  Both run with every stripe held. */
+	int (*publish)(void *arg, struct mc_arena_hdr *h, uint64_t off, uint64_t n);
+	void (*retire)(void *arg, uint64_t off, uint64_t n);
+	void *hook_arg;
 	struct mc_stripe stripes[MC_STRIPES];
 };
 
@@ -65,6 +72,10 @@ void mc_assoc_replace(struct mc_entry *e, uint64_t hash, uint64_t item_off, uint
 		      uint32_t ver);
 /* Under the lock: empty an entry. */
 void mc_assoc_remove(struct mc_assoc *t, struct mc_entry *e);
+
+/* With every stripe held (no writer can run): fn(arg, e) on every entry in
+ * use of the current table. */
+void mc_assoc_each(struct mc_assoc *t, void (*fn)(void *arg, struct mc_entry *e), void *arg);
 
 /* Grow the table seen at generation gen (no stripe held by the caller).
  * Returns 0 when a larger table is current (grown here or by another

@@ -42,8 +42,9 @@ struct mc_ctx {
 	struct mc_settings settings;
 	uint32_t started; /* unix seconds */
 	int nthreads;
-	struct mc_tstats **tstats;			  /* one per worker */
-	struct mc_tstats reset;				  /* sums at the last "stats reset" */
+	struct mc_tstats **tstats; /* one per worker */
+	struct mc_tstats reset;	   /* sums at the last "stats reset" */
+	struct mc_rdma *rdma;	   /* the arena through the RDMA device, NULL: TCP only */
 	uint64_t curr_conns, total_conns, rejected_conns; /* atomic */
 	int verbosity;					  /* atomic */
 };
@@ -72,6 +73,7 @@ struct mc_seg {
 
 struct mc_conn {
 	int fd;
+	int thread; /* the worker serving it (its RDMA contexts) */
 	struct mc_ctx *ctx;
 	struct mc_tstats *st;
 	uint32_t now; /* unix seconds, set before each batch */

@@ -170,3 +170,20 @@ mc_window_match(const void *window, uint64_t hash, struct mc_entry *out, size_t 
 	}
 	return n;
 }
+
+uint64_t
+mc_hdr_sum(const struct mc_arena_hdr *h)
+{
+	struct mc_arena_hdr c;
+	memcpy(&c, h, sizeof(c));
+	c.hdr_sum = 0;
+	return mc_hash64(&c, sizeof(c), MC_SUM_SEED);
+}
+
+int
+mc_hdr_check(const struct mc_arena_hdr *copy)
+{
+	if (memcmp(copy->magic, MC_ARENA_MAGIC, 4) != 0 || copy->layout != MC_LAYOUT_VERSION)
+		return -1;
+	return copy->hdr_sum == mc_hdr_sum(copy) ? 0 : -1;
+}

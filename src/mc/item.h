@@ -15,7 +15,7 @@
 #endif
 
 #define MC_ARENA_MAGIC	  "KHMC"
-#define MC_LAYOUT_VERSION 1
+#define MC_LAYOUT_VERSION 2
 #define MC_HDR_SIZE	  4096u /* the header page */
 
 /* The hash table: buckets of four 16-byte entries; a key lives in its home
@@ -31,23 +31,38 @@
 #define MC_KEY_MAX    250u
 #define MC_ITEM_VALID 1
 
-/* The header page, at offset 0.  table_off, table_buckets, table_gen and
- * flush_version change while the server runs (release stores, gen last). */
+/* Where the arena is exposed through a domain's RDMA device (docs/mc.md,
+ * "One-sided gets"): the keys of the current table and of the item area
+ * there.  A reader got the header's own key with the "rdma" command. */
+#define MC_RDMA_SLOTS 8
+struct mc_rdma_slot {
+	uint32_t netid; /* 0: slot unused */
+	uint32_t rank;	/* the server's node in that domain */
+	uint64_t table_key;
+	uint64_t items_key; /* offsets in it count from item_off */
+};
+
+/* The header page, at offset 0.  table_off, table_buckets, table_gen,
+ * flush_version and the rdma slots change while the server runs, each
+ * change under the arena's header lock, ending with hdr_sum: a one-sided
+ * reader's copy whose sum does not match was torn and is read again. */
 struct mc_arena_hdr {
-	char magic[4];		  /* 0: "KHMC" */
-	uint32_t layout;	  /* 4: MC_LAYOUT_VERSION */
-	uint64_t arena_size;	  /* 8: bytes in the whole arena */
-	uint64_t table_gen;	  /* 16: +1 each time a grown table is published */
-	uint64_t table_off;	  /* 24: offset of the current table */
-	uint64_t table_buckets;	  /* 32: its bucket count, a power of two */
-	uint64_t table_area_off;  /* 40: the table area: two halves */
-	uint64_t table_area_size; /* 48 */
-	uint64_t item_off;	  /* 56: the item area: exactly -m megabytes */
-	uint64_t item_size;	  /* 64 */
-	uint64_t start_time;	  /* 72: server start, unix seconds */
-	uint64_t flush_version;	  /* 80: items with a lower version are flushed */
-	uint32_t probe;		  /* 88: MC_PROBE */
-	uint32_t bucket_bytes;	  /* 92: MC_BUCKET_BYTES */
+	char magic[4];				 /* 0: "KHMC" */
+	uint32_t layout;			 /* 4: MC_LAYOUT_VERSION */
+	uint64_t arena_size;			 /* 8: bytes in the whole arena */
+	uint64_t table_gen;			 /* 16: +1 each time a grown table is published */
+	uint64_t table_off;			 /* 24: offset of the current table */
+	uint64_t table_buckets;			 /* 32: its bucket count, a power of two */
+	uint64_t table_area_off;		 /* 40: the table area: two halves */
+	uint64_t table_area_size;		 /* 48 */
+	uint64_t item_off;			 /* 56: the item area: exactly -m megabytes */
+	uint64_t item_size;			 /* 64 */
+	uint64_t start_time;			 /* 72: server start, unix seconds */
+	uint64_t flush_version;			 /* 80: items with a lower version are flushed */
+	uint32_t probe;				 /* 88: MC_PROBE */
+	uint32_t bucket_bytes;			 /* 92: MC_BUCKET_BYTES */
+	uint64_t hdr_sum;			 /* 96: mc_hdr_sum of everything else here */
+	struct mc_rdma_slot rdma[MC_RDMA_SLOTS]; /* 104 */
 };
 
 /* One table entry.  Empty is all zero.  Writers store len and ver first and
@@ -75,7 +90,7 @@ struct mc_item {
 
 _Static_assert(sizeof(struct mc_item) == MC_ITEM_HDR, "item header is 40 bytes");
 _Static_assert(sizeof(struct mc_entry) == 16, "table entries are 16 bytes");
-_Static_assert(sizeof(struct mc_arena_hdr) == 96, "arena header fields");
+_Static_assert(sizeof(struct mc_arena_hdr) == 104 + 24 * MC_RDMA_SLOTS, "arena header fields");
 
 /* A 64-bit hash of n bytes (an xxhash-like four-lane multiply-rotate).  Any
  * change confined to one aligned 8-byte word changes the result. */
@@ -115,6 +130,12 @@ mc_home_bucket(uint64_t hash, uint64_t n)
  * to out.  Returns how many.  The item each names is a candidate that
  * mc_item_check decides on. */
 size_t mc_window_match(const void *window, uint64_t hash, struct mc_entry *out, size_t max);
+
+/* The sum of a header's fields but hdr_sum. */
+uint64_t mc_hdr_sum(const struct mc_arena_hdr *h);
+/* A copy of the header as a one-sided reader got it: 0 when whole (magic,
+ * layout, sum), -1 when torn or not a khmcd arena. */
+int mc_hdr_check(const struct mc_arena_hdr *copy);
 
 /* What mc_item_check found. */
 enum {

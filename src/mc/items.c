@@ -35,6 +35,24 @@ flags_of(struct mc_chunk *ch)
 	return __atomic_load_n(&ch->flags, __ATOMIC_RELAXED);
 }
 
+struct flush_walk {
+	struct mc_cache *c;
+	uint64_t below;
+};
+
+static void
+mark_flushed(void *arg, struct mc_entry *e)
+{
+	struct flush_walk *w = arg;
+	struct mc_item *it = mc_arena_at(&w->c->arena, e->word0 & MC_OFF_MASK);
+	if (it->version < w->below)
+		__atomic_store_n(&it->state, 0, __ATOMIC_RELEASE);
+}
+
+/* Everything stored before version v is flushed.  The server checks
+ * flush_version lazily, on access; a one-sided reader does not look at it
+ * for every get, so when the arena is exposed every flushed item is also
+ * marked deleted, under every stripe, before the flush is answered. */
 static void
 raise_flush_version(struct mc_cache *c, uint64_t v)
 {
@@ -43,10 +61,15 @@ raise_flush_version(struct mc_cache *c, uint64_t v)
 	while (cur < v && !__atomic_compare_exchange_n(&c->flush_version, &cur, v, 0,
 						       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
+	mc_arena_hdr_lock(&c->arena);
 	cur = __atomic_load_n(&c->arena.hdr->flush_version, __ATOMIC_RELAXED);
-	while (cur < v && !__atomic_compare_exchange_n(&c->arena.hdr->flush_version, &cur, v, 0,
-						       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
+	if (cur < v)
+		__atomic_store_n(&c->arena.hdr->flush_version, v, __ATOMIC_RELEASE);
+	mc_arena_hdr_unlock(&c->arena);
+	if (c->assoc.publish) {
+		struct flush_walk w = {c, v};
+		mc_assoc_each(&c->assoc, mark_flushed, &w);
+	}
 }
 
 /* Apply a delayed flush_all whose time has come.  Unlike an immediate

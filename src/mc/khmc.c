@@ -35,6 +35,7 @@ khmc_free(struct khmc *c)
 	free(c->servers);
 	free(c->points);
 	free(c->wbuf);
+	khmc_rdma_free(c);
 	free(c);
 }
 
@@ -182,6 +183,8 @@ pick(struct khmc *c, const char *key, size_t klen, struct khmc_server **s)
 	if (c->nservers == 0)
 		return KHMC_NO_SERVERS;
 	*s = &c->servers[khmc_server_for(c, key, klen)];
+	if (c->rdma && (*s)->rdma_state == 0)
+		khmc_rdma_attach(c, *s);
 	return KHMC_OK;
 }
 
@@ -280,6 +283,8 @@ khmc_mget(struct khmc *c, const char *const *keys, const size_t *klens, size_t n
 		for (size_t i = 0; i < n; i++)
 			if (srv[i] == s)
 				idx[k++] = i;
+		if (k > 0 && c->rdma && c->servers[s].rdma_state == 0)
+			khmc_rdma_attach(c, &c->servers[s]);
 		if (k > 0)
 			rc = c->servers[s].get->mget(c, &c->servers[s], keys, klens, idx, k,
 						     mget_cb, &m);
@@ -298,6 +303,12 @@ store(struct khmc *c, const char *verb, const char *key, size_t klen, const void
 
 	if (rc != KHMC_OK)
 		return rc;
+	if (s->rdma_state == 1) {
+		rc = khmc_rdma_store(c, s, verb, key, klen, value, vlen, exptime, flags);
+		if (rc != -1)
+			return rc;
+		khmc_rdma_forget(s, key, klen);
+	}
 	return khmc_tcp_store(c, s, verb, key, klen, value, vlen, exptime, flags, cas);
 }
 
@@ -339,6 +350,7 @@ khmc_delete(struct khmc *c, const char *key, size_t klen)
 	if (rc != KHMC_OK)
 		return rc;
 	snprintf(req, sizeof(req), "delete %.*s\r\n", (int)klen, key);
+	khmc_rdma_forget(s, key, klen);
 	if ((rc = khmc_tcp_simple(c, s, req, reply, sizeof(reply))) != KHMC_OK)
 		return rc;
 	if (strcmp(reply, "DELETED") == 0)
@@ -360,6 +372,7 @@ arith(struct khmc *c, const char *verb, const char *key, size_t klen, uint64_t d
 		return rc;
 	snprintf(req, sizeof(req), "%s %.*s %llu\r\n", verb, (int)klen, key,
 		 (unsigned long long)delta);
+	khmc_rdma_forget(s, key, klen);
 	if ((rc = khmc_tcp_simple(c, s, req, reply, sizeof(reply))) != KHMC_OK)
 		return rc;
 	if (strcmp(reply, "NOT_FOUND") == 0)
@@ -388,6 +401,23 @@ int
 khmc_decr(struct khmc *c, const char *key, size_t klen, uint64_t delta, uint64_t *value)
 {
 	return arith(c, "decr", key, klen, delta, value);
+}
+
+int
+khmc_flush(struct khmc *c)
+{
+	char reply[128];
+	if (c->nservers == 0)
+		return KHMC_NO_SERVERS;
+	for (size_t i = 0; i < c->nservers; i++) {
+		int rc = khmc_tcp_simple(c, &c->servers[i], "flush_all\r\n", reply, sizeof(reply));
+		if (rc != KHMC_OK)
+			return rc;
+		if (strcmp(reply, "OK") != 0)
+			return KHMC_PROTOCOL;
+		khmc_rdma_forget_all(&c->servers[i]);
+	}
+	return KHMC_OK;
 }
 
 int

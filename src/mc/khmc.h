@@ -83,9 +83,26 @@ int khmc_delete(struct khmc *c, const char *key, size_t klen);
 /* incr/decr: *value (may be NULL) gets the new value. */
 int khmc_incr(struct khmc *c, const char *key, size_t klen, uint64_t delta, uint64_t *value);
 int khmc_decr(struct khmc *c, const char *key, size_t klen, uint64_t delta, uint64_t *value);
+/* flush_all on every server (as libmemcached's memcached_flush). */
+int khmc_flush(struct khmc *c);
 /* "stats" of server i: fn gets each name and value. */
 typedef void khmc_stat_fn(void *arg, const char *name, const char *value);
 int khmc_stats(struct khmc *c, size_t i, khmc_stat_fn *fn, void *arg);
+
+/* One-sided gets (docs/mc.md): servers that expose their memory through
+ * this node's RDMA device are read with one-sided reads, and sets, adds
+ * and replaces to them go in two phases (the server reads the value from
+ * this client's exposed buffer).  ifname: the device's interface, or NULL
+ * to use, for each server, the interface of the server's domain.  Servers
+ * that do not offer it (another domain, a plain memcached) stay on TCP. */
+int khmc_use_rdma(struct khmc *c, const char *ifname);
+struct khmc_rdma_stats {
+	uint64_t hits, misses; /* gets answered one-sided */
+	uint64_t retries;      /* keys read again after a stale or torn read */
+	uint64_t fallbacks;    /* keys answered over TCP after the tries */
+	uint64_t reads;	       /* one-sided item reads */
+};
+void khmc_rdma_stats(const struct khmc *c, struct khmc_rdma_stats *st);
 
 const char *khmc_strerror(int rc);
 /* The errno behind the last KHMC_CONNECT or KHMC_IO. */

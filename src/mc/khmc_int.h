@@ -43,6 +43,7 @@ struct khmc_server {
 	size_t rlen, rcap, rpos;
 	const struct khmc_transport *get; /* the get path */
 	void *get_state;		  /* for a transport other than TCP */
+	int rdma_state;			  /* 0 not tried, 1 one-sided, -1 TCP only */
 };
 
 struct khmc_point {
@@ -60,9 +61,23 @@ struct khmc {
 	int err; /* errno of the last failure */
 	char *wbuf;
 	size_t wlen, wcap;
+	struct khmc_rdma *rdma; /* khmc_use_rdma; NULL: TCP only */
 };
 
 extern const struct khmc_transport khmc_tcp;
+extern const struct khmc_transport khmc_rdma;
+
+/* The one-sided path (khmc_rdma.c).  attach: ask the server and, when it
+ * offers it in a domain this node has a device in, switch its gets to
+ * one-sided reads (else it stays on TCP for good).  forget: a write went
+ * to key: the copy of its table window is old.  store: a two-phase set,
+ * add or replace; -1 when that server or verb does not take it. */
+void khmc_rdma_attach(struct khmc *c, struct khmc_server *s);
+void khmc_rdma_forget(struct khmc_server *s, const char *key, size_t klen);
+void khmc_rdma_forget_all(struct khmc_server *s);
+int khmc_rdma_store(struct khmc *c, struct khmc_server *s, const char *verb, const char *key,
+		    size_t klen, const void *value, size_t vlen, uint32_t exptime, uint32_t flags);
+void khmc_rdma_free(struct khmc *c);
 
 /* TCP requests (khmc_tcp.c). */
 int khmc_tcp_store(struct khmc *c, struct khmc_server *s, const char *verb, const char *key,

@@ -18,6 +18,8 @@ struct mc_settings {
 	int verbose;	    /* -v */
 	double factor;	    /* -f: slab growth factor (1.25) */
 	uint64_t buckets;   /* the first table's buckets (4096) */
+	const char *rdma;   /* --rdma: "auto" (every domain interface, if the node
+			       has the device), "off", or an interface (eth1) */
 };
 
 void mc_settings_default(struct mc_settings *s);

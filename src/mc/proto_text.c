@@ -6,10 +6,13 @@
  * test compares transcripts with Debian's memcached.  Meta commands are in
  * proto_meta.c, stats in stats.c. */
 #include "mc/conn.h"
+#include "mc/mcrdma.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -296,6 +299,96 @@ nread_done(struct mc_conn *c)
 	}
 }
 
+/* rdma: where this connection's domain can read the arena one-sided. */
+static void
+process_rdma(struct mc_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint32_t local4 = 0;
+	char line[160];
+
+	if (c->ctx->rdma == NULL) {
+		mc_out_str(c, "SERVER_ERROR no rdma device");
+		return;
+	}
+	if (c->fd >= 0 && getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			local4 = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+		} else if (ss.ss_family == AF_INET6) {
+			const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+			static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+							   0, 0, 0, 0, 0xff, 0xff};
+			if (memcmp(a, mapped, 12) == 0)
+				local4 = (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 |
+					 (uint32_t)a[14] << 8 | a[15];
+		}
+	}
+	if (mc_rdma_describe(c->ctx->rdma, local4, line, sizeof(line)) < 0) {
+		mc_out_str(c, "SERVER_ERROR no rdma device in this connection's domain");
+		return;
+	}
+	mc_out_str(c, line);
+}
+
+/* rset, radd, rreplace KEY FLAGS EXPTIME BYTES NETID RANK RKEY ROFF
+ * [noreply]: the two-phase store.  The value is not on the connection: it
+ * is in the client's exposed memory, and the server reads it from there
+ * with one-sided reads straight into the new item. */
+static void
+process_rstore(struct mc_conn *c, struct mc_token *tok, size_t ntok, enum mc_op op)
+{
+	struct mc_cache *cache = c->ctx->cache;
+	uint32_t flags, netid, rank;
+	int32_t exptime, vlen;
+	uint64_t rkey, roff;
+	enum mc_res res;
+	char why[200], msg[260];
+
+	noreply_maybe(c, tok, ntok);
+	if (tok[1].length > MC_KEY_MAX || mc_strtoul32(tok[2].value, &flags) < 0 ||
+	    mc_strtol32(tok[3].value, &exptime) < 0 || mc_strtol32(tok[4].value, &vlen) < 0 ||
+	    vlen < 0 || mc_strtoul32(tok[5].value, &netid) < 0 ||
+	    mc_strtoul32(tok[6].value, &rank) < 0 || mc_strtoull_tok(tok[7].value, &rkey) < 0 ||
+	    mc_strtoull_tok(tok[8].value, &roff) < 0) {
+		mc_out_str(c, ERR_FORMAT);
+		return;
+	}
+	if (c->ctx->rdma == NULL) {
+		mc_out_str(c, "SERVER_ERROR no rdma device");
+		return;
+	}
+	struct mc_chunk *ch =
+	    mc_item_new(cache, tok[1].value, tok[1].length, flags,
+			mc_exptime(cache, exptime, c->now), (uint32_t)vlen, c->now, &res);
+	if (ch == NULL) {
+		if (res == MC_TOO_LARGE) {
+			mc_out_str(c, "SERVER_ERROR object too large for cache");
+			MC_INC(c, store_too_large);
+		} else {
+			mc_out_str(c, "SERVER_ERROR out of memory storing object");
+			MC_INC(c, store_no_memory);
+		}
+		if (op == MC_SET)
+			mc_delete(cache, tok[1].value, tok[1].length, 0, 0, 0, c->now);
+		return;
+	}
+	if (vlen > 0 && mc_rdma_fetch(c->ctx->rdma, c->thread, netid, rank, rkey, roff,
+				      mc_item_value(ch), (uint32_t)vlen, why, sizeof(why)) < 0) {
+		mc_item_discard(cache, ch);
+		snprintf(msg, sizeof(msg), "CLIENT_ERROR cannot read the value: %s", why);
+		mc_out_str(c, msg);
+		return;
+	}
+	c->item = ch;
+	memcpy(c->crlf, "\r\n", 2);
+	c->nread_op = op;
+	c->nread_cas = 0;
+	c->nread_meta = 0;
+	c->nread_stale = 0;
+	nread_done(c);
+}
+
 static void
 process_touch(struct mc_conn *c, struct mc_token *tok, size_t ntok)
 {
@@ -500,6 +593,20 @@ process_command(struct mc_conn *c, char *command)
 			mc_out_str(c, "ERROR");
 		else
 			process_touch(c, tok, ntok);
+	} else if (strcmp(cmd, "rdma") == 0) {
+		if (ntok != 2)
+			mc_out_str(c, "ERROR");
+		else
+			process_rdma(c);
+	} else if (strcmp(cmd, "rset") == 0 || strcmp(cmd, "radd") == 0 ||
+		   strcmp(cmd, "rreplace") == 0) {
+		if (ntok != 10 && ntok != 11)
+			mc_out_str(c, "ERROR");
+		else
+			process_rstore(c, tok, ntok,
+				       cmd[1] == 's'   ? MC_SET
+				       : cmd[1] == 'a' ? MC_ADD
+						       : MC_REPLACE);
 	} else if (strcmp(cmd, "replace") == 0 || strcmp(cmd, "prepend") == 0) {
 		if (ntok != 6 && ntok != 7)
 			mc_out_str(c, "ERROR");

@@ -8,6 +8,7 @@
  * a client that sends without reading costs a bounded amount of memory and
  * nobody else's time. */
 #include "mc/conn.h"
+#include "mc/mcrdma.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -64,6 +65,7 @@ mc_settings_default(struct mc_settings *s)
 	s->maxconns = 1024;
 	s->factor = 1.25;
 	s->buckets = 4096;
+	s->rdma = "auto";
 }
 
 static uint32_t
@@ -145,6 +147,21 @@ mc_server_new(const struct mc_settings *s, char *err, size_t errlen)
 	if (mc_cache_init(&srv->cache, &cc, err, errlen) < 0) {
 		free(srv);
 		return NULL;
+	}
+	if (s->rdma && strcmp(s->rdma, "off") != 0) {
+		char why[256], doms[512];
+		int autom = strcmp(s->rdma, "auto") == 0;
+		srv->ctx.rdma =
+		    mc_rdma_open(&srv->cache, autom ? NULL : s->rdma, s->threads, why, sizeof(why));
+		if (srv->ctx.rdma) {
+			mc_rdma_domains(srv->ctx.rdma, doms, sizeof(doms));
+			log_info("one-sided gets through %s", doms);
+		} else if (!autom) {
+			seterr(err, errlen, "--rdma %s: %s", s->rdma, why);
+			goto fail;
+		} else {
+			log_info("gets over TCP only: %s", why);
+		}
 	}
 	srv->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (srv->stopfd < 0) {
@@ -389,6 +406,7 @@ conn_add(struct mc_worker *w, int fd)
 		__atomic_fetch_sub(&w->srv->ctx.curr_conns, 1, __ATOMIC_RELAXED);
 		return;
 	}
+	c->thread = (int)(w - w->srv->workers);
 	c->events = EPOLLIN;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -578,6 +596,7 @@ mc_server_free(struct mc_server *srv)
 		close(srv->stopfd);
 	free(srv->workers);
 	free(srv->ctx.tstats);
+	mc_rdma_close(srv->ctx.rdma);
 	mc_cache_destroy(&srv->cache);
 	free(srv);
 }

@@ -33,6 +33,7 @@
 #define EP_MAX_BATCH  64    /* descriptors per endpoint per service call */
 
 struct re_region {
+	struct re_file *file;
 	uint8_t *base; /* the registered range, in our mapping */
 	uint64_t len;
 	uint32_t access;
@@ -48,6 +49,16 @@ struct re_slotent {
 	uint64_t gen;
 };
 
+/* A memfd some region of the node lives in: its memory is counted once
+ * against the node's limit, however many regions share it. */
+struct re_file {
+	dev_t dev;
+	ino_t ino;
+	uint64_t bytes; /* its allocated size when first registered */
+	uint32_t refs;	/* regions in it */
+	struct re_file *next;
+};
+
 struct re_cnt {
 	uint32_t netid; /* 0: free */
 	uint32_t refs;	/* open endpoints counting here */
@@ -56,8 +67,9 @@ struct re_cnt {
 
 struct re_node {
 	uint32_t netids[RE_MAX_IFS];
-	uint64_t reg_limit, reg_bytes;
+	uint64_t reg_limit, reg_bytes; /* bytes of the files regions live in */
 	uint32_t nregions;
+	struct re_file *files;
 	struct re_ep *eps;
 	struct re_cnt *cnt; /* NODE_CNT, made on first use */
 	int dirty;
@@ -130,6 +142,22 @@ re_free(struct rdma_engine *e)
 
 /* ---- regions ---- */
 
+/* A region of f is gone (or did not come): the last one takes the file's
+ * memory off the node's count. */
+static void
+file_put(struct re_node *n, struct re_file *f)
+{
+	if (--f->refs > 0)
+		return;
+	n->reg_bytes -= f->bytes;
+	for (struct re_file **p = &n->files; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	free(f);
+}
+
 static void
 region_free(struct rdma_engine *e, struct re_region *r)
 {
@@ -139,7 +167,7 @@ region_free(struct rdma_engine *e, struct re_region *r)
 	if (e->nfree < e->capfree)
 		e->freeslots[e->nfree++] = r->slot;
 	r->ep->lregs[r->lkey] = NULL;
-	n->reg_bytes -= r->len;
+	file_put(n, r->file);
 	n->nregions--;
 	e->st->regions--;
 	e->st->reg_bytes -= r->len;
@@ -226,17 +254,32 @@ re_reg(struct rdma_engine *e, struct re_ep *ep, int fd, uint64_t off, uint64_t l
 	off_t hole = lseek(fd, (off_t)off, SEEK_HOLE);
 	if (hole < 0 || (uint64_t)hole < off + len)
 		return fail(rep, KHRDMA_E_LOCAL, "memory not allocated (holes in the range)");
-	if (n->reg_limit && (len > n->reg_limit || n->reg_bytes > n->reg_limit - len))
+	struct re_file *f;
+	for (f = n->files; f && (f->dev != sb.st_dev || f->ino != sb.st_ino); f = f->next)
+		;
+	uint64_t fbytes = f ? 0 : (uint64_t)sb.st_blocks * 512;
+	if (n->reg_limit && (fbytes > n->reg_limit || n->reg_bytes > n->reg_limit - fbytes))
 		return fail(rep, KHRDMA_E_LIMIT, "regions would exceed the node's memory");
 	if (n->nregions >= NODE_MAX_REGS)
 		return fail(rep, KHRDMA_E_LIMIT, "too many regions");
+	if (f == NULL) {
+		if ((f = calloc(1, sizeof(*f))) == NULL)
+			return fail(rep, KHRDMA_E_SYS, "out of memory");
+		*f = (struct re_file){
+		    .dev = sb.st_dev, .ino = sb.st_ino, .bytes = fbytes, .next = n->files};
+		n->files = f;
+		n->reg_bytes += fbytes;
+	}
+	f->refs++; /* the region takes it below, or it is given back on failure */
 
 	uint64_t pgoff = off % (uint64_t)e->pagesz;
 	size_t maplen = (size_t)(len + pgoff);
 	void *map =
 	    mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(off - pgoff));
-	if (map == MAP_FAILED)
+	if (map == MAP_FAILED) {
+		file_put(n, f);
 		return fail(rep, KHRDMA_E_SYS, "map: %s", strerror(errno));
+	}
 
 	for (lkey = 0; lkey < ep->nlregs && ep->lregs[lkey]; lkey++)
 		;
@@ -245,6 +288,7 @@ re_reg(struct rdma_engine *e, struct re_ep *ep, int fd, uint64_t off, uint64_t l
 		struct re_region **l = realloc(ep->lregs, cap * sizeof(*l));
 		if (l == NULL) {
 			munmap(map, maplen);
+			file_put(n, f);
 			return fail(rep, KHRDMA_E_SYS, "out of memory");
 		}
 		ep->lregs = l;
@@ -254,11 +298,13 @@ re_reg(struct rdma_engine *e, struct re_ep *ep, int fd, uint64_t off, uint64_t l
 	if (r == NULL || slot_get(e, &slot) < 0) {
 		free(r);
 		munmap(map, maplen);
+		file_put(n, f);
 		return fail(rep, KHRDMA_E_LIMIT, "no room for another region");
 	}
 	if (lkey == ep->nlregs)
 		ep->nlregs++;
-	*r = (struct re_region){.base = (uint8_t *)map + pgoff,
+	*r = (struct re_region){.file = f,
+				.base = (uint8_t *)map + pgoff,
 				.len = len,
 				.access = access,
 				.lkey = lkey,
@@ -268,7 +314,6 @@ re_reg(struct rdma_engine *e, struct re_ep *ep, int fd, uint64_t off, uint64_t l
 				.maplen = maplen};
 	ep->lregs[lkey] = r;
 	e->slots[slot] = (struct re_slotent){.r = r, .gen = new_gen(e->slots[slot].gen)};
-	n->reg_bytes += len;
 	n->nregions++;
 	e->st->regions++;
 	e->st->reg_bytes += len;

@@ -104,6 +104,11 @@ void khrdma_free(khrdma_dev *d, void *p, size_t len);
  * (the heap, a private mapping) is moved, page by page, onto shared memory
  * in place (its contents kept, its address unchanged).  NULL on error. */
 struct khrdma_mr *khrdma_reg_mr(khrdma_dev *d, void *addr, size_t len, int access);
+/* Register len bytes at off of a memfd the caller made and mapped at addr
+ * (sealed against shrinking, its pages allocated): for memory a program
+ * manages itself, registered without being moved.  NULL on error. */
+struct khrdma_mr *khrdma_reg_fd(khrdma_dev *d, int fd, uint64_t off, size_t len, void *addr,
+				int access);
 /* Revoke and forget the region: once this returns, no peer operation
  * reaches it (they complete with KHRDMA_E_KEY).  The memory stays. */
 int khrdma_dereg_mr(struct khrdma_mr *mr);

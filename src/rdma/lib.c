@@ -415,29 +415,18 @@ move_in_place(khrdma_dev *d, uint8_t *p, size_t len)
 	return &d->blocks[d->nblocks - 1];
 }
 
-struct khrdma_mr *
-khrdma_reg_mr(khrdma_dev *d, void *addr, size_t len, int access)
+/* Register [off, off+len) of fd, which the caller has at addr. */
+static struct khrdma_mr *
+reg_range(khrdma_dev *d, int fd, uint64_t off, size_t len, void *addr, int access)
 {
 	struct khr_req rq = {.type = KHR_M_REG, .proto = KHR_PROTO};
 	struct khr_rep rep;
 	int nofd[1];
-	uint8_t *p = addr;
 
-	if (d->dead) {
-		seterr_st(KHRDMA_E_DEAD, "the facility closed the device");
-		return NULL;
-	}
-	if (len == 0 || p == NULL) {
-		seterr_st(KHRDMA_E_LOCAL, "khrdma_reg_mr: empty region");
-		return NULL;
-	}
-	struct block *b = block_of(d, p, len);
-	if (b == NULL && (b = move_in_place(d, p, len)) == NULL)
-		return NULL;
-	rq.off = (uint64_t)(p - b->p);
+	rq.off = off;
 	rq.len = len;
 	rq.access = (uint32_t)access;
-	if (call(d, d->sock, &rq, b->fd, &rep, nofd, 0) < 0) {
+	if (call(d, d->sock, &rq, fd, &rep, nofd, 0) < 0) {
 		seterr_st(KHRDMA_E_DEAD, "the facility closed the device");
 		return NULL;
 	}
@@ -458,6 +447,39 @@ khrdma_reg_mr(khrdma_dev *d, void *addr, size_t len, int access)
 	    .dev = d, .addr = addr, .len = len, .key = rep.key, .lkey = rep.lkey, .access = access};
 	d->mrs[d->nmrs++] = mr;
 	return mr;
+}
+
+struct khrdma_mr *
+khrdma_reg_mr(khrdma_dev *d, void *addr, size_t len, int access)
+{
+	uint8_t *p = addr;
+
+	if (d->dead) {
+		seterr_st(KHRDMA_E_DEAD, "the facility closed the device");
+		return NULL;
+	}
+	if (len == 0 || p == NULL) {
+		seterr_st(KHRDMA_E_LOCAL, "khrdma_reg_mr: empty region");
+		return NULL;
+	}
+	struct block *b = block_of(d, p, len);
+	if (b == NULL && (b = move_in_place(d, p, len)) == NULL)
+		return NULL;
+	return reg_range(d, b->fd, (uint64_t)(p - b->p), len, addr, access);
+}
+
+struct khrdma_mr *
+khrdma_reg_fd(khrdma_dev *d, int fd, uint64_t off, size_t len, void *addr, int access)
+{
+	if (d->dead) {
+		seterr_st(KHRDMA_E_DEAD, "the facility closed the device");
+		return NULL;
+	}
+	if (len == 0 || addr == NULL || fd < 0) {
+		seterr_st(KHRDMA_E_LOCAL, "khrdma_reg_fd: empty region");
+		return NULL;
+	}
+	return reg_range(d, fd, off, len, addr, access);
 }
 
 int

@@ -5,7 +5,10 @@
  *   khmc [-s ...] delete KEY
  *   khmc [-s ...] stats
  *   khmc [-s ...] bench [--keys N] [--value-size BYTES] [--get-ratio R]
- *        [--concurrency C] [--duration SECONDS] [--transport tcp]
+ *        [--concurrency C] [--duration SECONDS] [--transport tcp|rdma]
+ * -r IFACE|auto: one-sided gets and two-phase sets through this node's RDMA
+ * device (the interface of each server's domain with auto), with servers
+ * that offer them (docs/mc.md); --transport rdma in bench is -r auto.
  * Servers: -s, else $KHMC_SERVERS, else 127.0.0.1:11211; keys go to them as
  * libmemcached sends them with MEMCACHED_BEHAVIOR_KETAMA (-d ketama, the
  * default), MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED (ketama-md5) or no behavior
@@ -24,12 +27,12 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: khmc [-s HOST:PORT,...] [-d ketama|ketama-md5|modula] get KEY...\n"
+    "usage: khmc [-s HOST:PORT,...] [-d ketama|ketama-md5|modula] [-r IFACE|auto] get KEY...\n"
     "       khmc [-s ...] set KEY [--flags N] [--exptime N]   (value from stdin)\n"
     "       khmc [-s ...] delete KEY\n"
     "       khmc [-s ...] stats\n"
     "       khmc [-s ...] bench [--keys N] [--value-size BYTES] [--get-ratio R]\n"
-    "                          [--concurrency C] [--duration SECONDS] [--transport tcp]\n";
+    "                          [--concurrency C] [--duration SECONDS] [--transport tcp|rdma]\n";
 
 static int
 bad(const char *msg, const char *arg)
@@ -209,6 +212,7 @@ hist_pct(const struct hist *h, double p)
 struct bench {
 	const char *servers;
 	enum khmc_dist dist;
+	const char *rdma; /* NULL: TCP; else the interface, or "auto" */
 	uint64_t keys, value_size, duration, concurrency;
 	double get_ratio;
 	volatile int stop;
@@ -220,9 +224,28 @@ struct bthread {
 	pthread_t tid;
 	uint64_t seed;
 	struct hist get, set;
-	uint64_t hits, misses, errors;
+	uint64_t hits, misses, errors, short_values;
+	struct khmc_rdma_stats rs;
 	int rc;
 };
+
+struct bhit {
+	struct bthread *t;
+	int found;
+};
+
+static void
+bench_hit(void *arg, size_t i, const char *value, size_t vlen, uint32_t flags, uint64_t cas)
+{
+	struct bhit *h = arg;
+	(void)i;
+	(void)value;
+	(void)flags;
+	(void)cas;
+	h->found = 1;
+	if (vlen != h->t->b->value_size)
+		h->t->short_values++;
+}
 
 static uint64_t
 rnd(uint64_t *s)
@@ -242,7 +265,8 @@ bench_thread(void *arg)
 	char *value = malloc(b->value_size + 1), key[64];
 
 	if (c == NULL || value == NULL || khmc_add_servers(c, b->servers) != KHMC_OK ||
-	    khmc_set_distribution(c, b->dist) != KHMC_OK) {
+	    khmc_set_distribution(c, b->dist) != KHMC_OK ||
+	    (b->rdma && khmc_use_rdma(c, strcmp(b->rdma, "auto") ? b->rdma : NULL) != KHMC_OK)) {
 		t->rc = KHMC_NOMEM;
 		pthread_barrier_wait(&b->start);
 		goto out;
@@ -267,14 +291,16 @@ bench_thread(void *arg)
 		uint64_t t0 = now_ns();
 		int rc;
 		if (is_get) {
-			char *v = NULL;
-			size_t vlen;
-			rc = khmc_get(c, key, (size_t)n, &v, &vlen, NULL, NULL);
-			free(v);
-			if (rc == KHMC_OK)
+			/* The value is looked at where it arrived (as memaslap
+			 * does), not copied out: the same for both transports. */
+			struct bhit h = {t, 0};
+			const char *kp = key;
+			size_t kl = (size_t)n;
+			rc = khmc_mget(c, &kp, &kl, 1, bench_hit, &h);
+			if (rc == KHMC_OK && h.found)
 				t->hits++;
-			else if (rc == KHMC_NOTFOUND)
-				t->misses++, rc = KHMC_OK;
+			else if (rc == KHMC_OK)
+				t->misses++;
 			hist_add(&t->get, now_ns() - t0);
 		} else {
 			rc = khmc_set(c, key, (size_t)n, value, b->value_size, 0, 0);
@@ -287,6 +313,8 @@ bench_thread(void *arg)
 		}
 	}
 out:
+	if (c)
+		khmc_rdma_stats(c, &t->rs);
 	khmc_free(c);
 	free(value);
 	return NULL;
@@ -301,10 +329,11 @@ bench_line(const char *op, const struct hist *h, double secs, const char *extra)
 }
 
 static int
-cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
+cmd_bench(const char *servers, enum khmc_dist dist, const char *rdma, int argc, char **argv)
 {
 	struct bench b = {.servers = servers,
 			  .dist = dist,
+			  .rdma = rdma,
 			  .keys = 10000,
 			  .value_size = 100,
 			  .duration = 10,
@@ -334,10 +363,12 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 			if (*e != '\0' || !(b.get_ratio >= 0 && b.get_ratio <= 1))
 				return bad("--get-ratio takes 0..1, not", next);
 		} else if (strcmp(a, "--transport") == 0) {
-			if (strcmp(next, "tcp") != 0)
-				return bad("only --transport tcp for now (one-sided reads come "
-					   "with the RDMA device), not",
-					   next);
+			if (strcmp(next, "tcp") == 0)
+				b.rdma = NULL;
+			else if (strcmp(next, "rdma") == 0)
+				b.rdma = b.rdma ? b.rdma : "auto";
+			else
+				return bad("--transport takes tcp or rdma, not", next);
 		} else {
 			return bad("unknown bench option", a);
 		}
@@ -363,7 +394,8 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 	b.stop = 1;
 	double secs = (double)(now_ns() - t0) / 1e9;
 	struct hist *get = calloc(1, sizeof(*get)), *set = calloc(1, sizeof(*set));
-	uint64_t hits = 0, misses = 0, errors = 0;
+	uint64_t hits = 0, misses = 0, errors = 0, shortv = 0;
+	struct khmc_rdma_stats rs = {0};
 	int rc = KHMC_OK;
 	for (uint64_t i = 0; i < b.concurrency; i++) {
 		pthread_join(t[i].tid, NULL);
@@ -376,6 +408,11 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 		hits += t[i].hits;
 		misses += t[i].misses;
 		errors += t[i].errors;
+		shortv += t[i].short_values;
+		rs.hits += t[i].rs.hits;
+		rs.misses += t[i].rs.misses;
+		rs.retries += t[i].rs.retries;
+		rs.fallbacks += t[i].rs.fallbacks;
 		if (t[i].rc != KHMC_OK)
 			rc = t[i].rc;
 	}
@@ -387,9 +424,16 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 		free(set);
 		return 1;
 	}
-	char extra[128];
-	snprintf(extra, sizeof(extra), " hits=%llu misses=%llu errors=%llu",
-		 (unsigned long long)hits, (unsigned long long)misses, (unsigned long long)errors);
+	char extra[320];
+	int xn =
+	    snprintf(extra, sizeof(extra), " hits=%llu misses=%llu errors=%llu wrong_size=%llu",
+		     (unsigned long long)hits, (unsigned long long)misses,
+		     (unsigned long long)errors, (unsigned long long)shortv);
+	if (b.rdma)
+		snprintf(extra + xn, sizeof(extra) - (size_t)xn,
+			 " onesided_hits=%llu onesided_misses=%llu retries=%llu tcp_fallbacks=%llu",
+			 (unsigned long long)rs.hits, (unsigned long long)rs.misses,
+			 (unsigned long long)rs.retries, (unsigned long long)rs.fallbacks);
 	bench_line("get", get, secs, extra);
 	snprintf(extra, sizeof(extra), " errors=%llu", (unsigned long long)errors);
 	bench_line("set", set, secs, extra);
@@ -402,7 +446,7 @@ cmd_bench(const char *servers, enum khmc_dist dist, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	const char *servers = getenv("KHMC_SERVERS");
+	const char *servers = getenv("KHMC_SERVERS"), *rdma = NULL;
 	enum khmc_dist dist = KHMC_DIST_KETAMA;
 	int i = 1;
 	uint64_t v;
@@ -415,6 +459,8 @@ main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
 			servers = argv[++i];
+		} else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
+			rdma = argv[++i];
 		} else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
 			const char *d = argv[++i];
 			if (strcmp(d, "ketama") == 0)
@@ -433,7 +479,7 @@ main(int argc, char **argv)
 		return bad("what to do? get, set, delete, stats or bench", NULL);
 	const char *cmd = argv[i++];
 	if (strcmp(cmd, "bench") == 0)
-		return cmd_bench(servers, dist, argc - i, argv + i);
+		return cmd_bench(servers, dist, rdma, argc - i, argv + i);
 
 	struct khmc *c = khmc_new();
 	if (c == NULL)
@@ -441,6 +487,8 @@ main(int argc, char **argv)
 	int rc = khmc_add_servers(c, servers);
 	if (rc == KHMC_OK)
 		khmc_set_distribution(c, dist);
+	if (rc == KHMC_OK && rdma)
+		rc = khmc_use_rdma(c, strcmp(rdma, "auto") ? rdma : NULL);
 	if (rc != KHMC_OK) {
 		khmc_free(c);
 		return bad("-s takes HOST:PORT,..., not", servers);

@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: khmcd [-p PORT] [-m MEGABYTES] [-t THREADS] [-l ADDR] [-c MAXCONNS] [-f FACTOR]\n"
-    "             [-U 0] [--port-file FILE] [-v]\n";
+    "             [-U 0] [--port-file FILE] [--rdma auto|off|IFACE] [-v]\n";
 
 static int
 bad(const char *msg, const char *arg)
@@ -48,8 +48,8 @@ main(int argc, char **argv)
 			s.verbose += (int)strlen(a) - 1;
 			continue;
 		}
-		static const char *const valued[] = {"-p", "-m", "-t",		"-c",	    "-l",
-						     "-f", "-U", "--port-file", "--buckets"};
+		static const char *const valued[] = {
+		    "-p", "-m", "-t", "-c", "-l", "-f", "-U", "--port-file", "--buckets", "--rdma"};
 		int known = 0;
 		for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
 			known |= strcmp(a, valued[k]) == 0;
@@ -88,6 +88,8 @@ main(int argc, char **argv)
 				return bad("there is no UDP: -U takes only 0, not", next);
 		} else if (strcmp(a, "--port-file") == 0) {
 			port_file = next;
+		} else if (strcmp(a, "--rdma") == 0) {
+			s.rdma = next;
 		} else if (strcmp(a, "--buckets") == 0) {
 			if (parse_uint(next, 8, UINT64_C(1) << 32, &v) < 0)
 				return bad("--buckets takes a table size, not", next);

@@ -110,3 +110,31 @@ rejects() {
 }
 # send LINE: one raw protocol exchange with khd (socat), prints the reply.
 send() { printf '%s' "$1" | socat -t 2 - "UNIX-CONNECT:$KH_SOCKET"; }
+
+# node_run CRED USER CON RANK CMD: run CMD in the shell of node RANK (an
+# appliance's busybox shell on channel CON), as a user types it; print its
+# output, then its status as the last line "status N".  The output is kept
+# in a file in the node and printed between markers, apart from the
+# shell's echo of what it was typed; a marker is unique even in a command
+# substitution (BASHPID).
+# node_bg CRED USER CON RANK CMD: start CMD in the background there.
+NODE_SEQ=0
+node_run() {
+	local cred=$1 user=$2 con=$3 r=$4 m
+	shift 4
+	NODE_SEQ=$((NODE_SEQ + 1))
+	m="$BASHPID$NODE_SEQ"
+	printf '{ %s; } >/tmp/.o 2>&1; s=$?; echo "@@S$((%s+0))"; cat /tmp/.o; echo "@@E$((%s+0)) $s"\n' \
+		"$*" "$m" "$m" |
+		khcon -c "$cred" "$user" --prefix -n "$r" --timeout 120 --until "@@E$m " "$con" |
+		tr -d '\r' | sed -n "s/^\[$r\] //p" | sed -n "/^@@S$m\$/,\$p" | sed 1d |
+		sed -E "s/(.)@@E$m /\1\n@@E$m /" | sed -E "s/^@@E$m ([0-9]+)$/status \1/"
+}
+node_bg() {
+	local cred=$1 user=$2 con=$3 r=$4 m
+	shift 4
+	NODE_SEQ=$((NODE_SEQ + 1))
+	m="$BASHPID$NODE_SEQ"
+	printf '%s 2>&1 &\necho "@@B$((%s+0))"\n' "$*" "$m" |
+		khcon -c "$cred" "$user" --prefix -n "$r" --timeout 60 --until "@@B$m" "$con" >/dev/null
+}

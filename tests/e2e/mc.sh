@@ -261,12 +261,16 @@ same "mc-7.10 stats of every server" "$o" 3
 # mc-8: khmc bench, briefly.
 o=$(khmc -s "$SERVERS" bench --keys 1000 --value-size 200 --get-ratio 0.8 --concurrency 2 --duration 1)
 check "mc-8.1 bench: one line for gets, one for sets" \
-	grep -qE '^get ops=[0-9]+ ops_per_sec=[0-9]+ p50_us=[0-9.]+ p90_us=[0-9.]+ p99_us=[0-9.]+ p999_us=[0-9.]+ hits=[0-9]+ misses=0 errors=0$' <<<"$o"
+	grep -qE '^get ops=[0-9]+ ops_per_sec=[0-9]+ p50_us=[0-9.]+ p90_us=[0-9.]+ p99_us=[0-9.]+ p999_us=[0-9.]+ hits=[0-9]+ misses=0 errors=0 wrong_size=0$' <<<"$o"
 check "mc-8.2 ... the set line" \
 	grep -qE '^set ops=[1-9][0-9]* ops_per_sec=[0-9]+ p50_us=[0-9.]+ p90_us=[0-9.]+ p99_us=[0-9.]+ p999_us=[0-9.]+ errors=0$' <<<"$o"
 sed 's/^/# /' <<<"$o"
-o=$(khmc bench --transport rdma 2>&1; echo "rc=$?")
-check "mc-8.3 bench: only tcp for now" grep -q 'only --transport tcp' <<<"$o"
+o=$(khmc -s "$SERVERS" bench --transport rdma --keys 100 --concurrency 1 --duration 1 2>&1)
+check "mc-8.3 bench --transport rdma with servers that have no RDMA device: over TCP, and says so" \
+	grep -qE '^get ops=[1-9][0-9]* .* onesided_hits=0 onesided_misses=0 retries=0 tcp_fallbacks=0$' <<<"$o"
+o=$(khmc bench --transport udp 2>&1; echo "rc=$?")
+check "mc-8.4 bench --transport udp: one line, status 2" \
+	bash -c "grep -q '^khmc: --transport takes tcp or rdma, not udp' <<<'$o' && grep -q '^rc=2$' <<<'$o'"
 stop_khmcd s1
 stop_khmcd s2
 stop_khmcd s3

@@ -33,32 +33,14 @@ boot pw alice "$CON"
 boot pw bob "$CONB"
 boot pw alice "$CONO"
 
-# on CON RANK CMD: run CMD in node RANK's shell; its output, then the
-# status as the last line "status N".  The output is kept in a file and
-# printed between markers, apart from the shell's echo of what it was
-# typed; the markers are unique even in command substitutions (BASHPID).
-# bg CON RANK CMD: start CMD in the background there.
-SEQ=0
+# on CON RANK CMD, bg CON RANK CMD: node_run, node_bg (lib.sh) as alice,
+# or as bob on bob's channel.
 on() {
-	local con=$1 r=$2 user=alice m
-	shift 2
-	[ "$con" = "$CONB" ] && user=bob
-	SEQ=$((SEQ + 1))
-	m="$BASHPID$SEQ"
-	printf '{ %s; } >/tmp/.o 2>&1; s=$?; echo "@@S$((%s+0))"; cat /tmp/.o; echo "@@E$((%s+0)) $s"\n' \
-		"$*" "$m" "$m" |
-		khcon -c pw "$user" --prefix -n "$r" --timeout 60 --until "@@E$m " "$con" |
-		tr -d '\r' | sed -n "s/^\[$r\] //p" | sed -n "/^@@S$m\$/,\$p" | sed 1d |
-		sed -E "s/(.)@@E$m /\1\n@@E$m /" | sed -E "s/^@@E$m ([0-9]+)$/status \1/"
+	local user=alice
+	[ "$1" = "$CONB" ] && user=bob
+	node_run pw "$user" "$@"
 }
-bg() {
-	local con=$1 r=$2 m
-	shift 2
-	SEQ=$((SEQ + 1))
-	m="$BASHPID$SEQ"
-	printf '%s 2>&1 &\necho "@@B$((%s+0))"\n' "$*" "$m" |
-		khcon -c pw alice --prefix -n "$r" --timeout 60 --until "@@B$m" "$con" >/dev/null
-}
+bg() { node_bg pw alice "$@"; }
 # keyof CON RANK FILE: the key an expose printed into FILE, once it did.
 keyof() {
 	local k

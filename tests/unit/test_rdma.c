@@ -462,8 +462,17 @@ rdma_3_1_reg_checks(void **state)
 	assert_int_equal(re_reg(w.e, w.a.ep, w.afd, 0, 8, 64, &rep), KHRDMA_E_BADDESC);
 	static const uint32_t five[] = {5};
 	re_node_set(w.e, 1, five, 1, 8192 + 4096); /* a limit: 12 KiB, 8 KiB in use */
-	assert_int_equal(re_reg(w.e, w.a.ep, w.afd, 0, 8192, 0, &rep), KHRDMA_E_LIMIT);
-	assert_int_equal(re_reg(w.e, w.a.ep, w.afd, 0, 4096, 0, &rep), 0);
+	int big = mfd(8192, 1, 1), small = mfd(4096, 1, 1);
+	assert_int_equal(re_reg(w.e, w.a.ep, big, 0, 8192, 0, &rep), KHRDMA_E_LIMIT);
+	assert_int_equal(re_reg(w.e, w.a.ep, small, 0, 4096, 0, &rep), 0);
+	/* the same memory again counts once */
+	assert_int_equal(re_reg(w.e, w.a.ep, w.afd, 0, 8192, 0, &rep), 0);
+	assert_int_equal(re_reg(w.e, w.a.ep, small, 0, 4096, 0, &rep), 0);
+	/* and is counted off when its last region goes */
+	assert_int_equal(re_dereg(w.e, w.a.ep, rep.key), 0);
+	assert_int_equal(re_reg(w.e, w.a.ep, big, 0, 8192, 0, &rep), KHRDMA_E_LIMIT);
+	close(big);
+	close(small);
 	close(unsealed);
 	close(holes);
 	close(p[0]);
