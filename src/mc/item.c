@@ -127,6 +127,13 @@ int
 mc_item_check(const void *bytes, size_t len, const char *key, size_t klen, uint32_t version_low,
 	      uint32_t now, struct mc_item_view *v)
 {
+	return mc_item_check_sum(bytes, len, key, klen, version_low, now, v, 1);
+}
+
+int
+mc_item_check_sum(const void *bytes, size_t len, const char *key, size_t klen, uint32_t version_low,
+		  uint32_t now, struct mc_item_view *v, int sum)
+{
 	struct mc_item it;
 	const char *b = bytes;
 
@@ -140,10 +147,12 @@ mc_item_check(const void *bytes, size_t len, const char *key, size_t klen, uint3
 	if (it.state != MC_ITEM_VALID || (uint32_t)it.version != version_low ||
 	    it.key_len != klen || memcmp(b + MC_ITEM_HDR, key, klen) != 0)
 		return MC_CHECK_STALE;
-	uint64_t kvh = mc_item_kvhash(b + MC_ITEM_HDR, it.key_len + (size_t)it.value_len);
-	if (mc_item_sum(kvh, it.version, it.flags, it.exptime, it.key_len, it.value_len) !=
-	    it.checksum)
-		return MC_CHECK_TORN;
+	if (sum) {
+		uint64_t kvh = mc_item_kvhash(b + MC_ITEM_HDR, it.key_len + (size_t)it.value_len);
+		if (mc_item_sum(kvh, it.version, it.flags, it.exptime, it.key_len, it.value_len) !=
+		    it.checksum)
+			return MC_CHECK_TORN;
+	}
 	if (now != 0 && it.exptime != 0 && it.exptime <= now)
 		return MC_CHECK_EXPIRED;
 	if (v != NULL) {

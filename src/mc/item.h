@@ -62,8 +62,15 @@ struct mc_arena_hdr {
 	uint32_t probe;				 /* 88: MC_PROBE */
 	uint32_t bucket_bytes;			 /* 92: MC_BUCKET_BYTES */
 	uint64_t hdr_sum;			 /* 96: mc_hdr_sum of everything else here */
-	struct mc_rdma_slot rdma[MC_RDMA_SLOTS]; /* 104 */
+	uint64_t features;			 /* 104: MC_FEAT_* */
+	struct mc_rdma_slot rdma[MC_RDMA_SLOTS]; /* 112 */
 };
+
+/* Memory that held an item is reused only after a fence of the RDMA device
+ * (khrdma_fence): a one-sided copy of an item whose header checks out was
+ * not torn by a reuse, and the value's checksum need not be computed to
+ * know it (slabs.h). */
+#define MC_FEAT_FENCED_REUSE 1
 
 /* One table entry.  Empty is all zero.  Writers store len and ver first and
  * word0 last (release); a removal clears word0 first. */
@@ -90,7 +97,7 @@ struct mc_item {
 
 _Static_assert(sizeof(struct mc_item) == MC_ITEM_HDR, "item header is 40 bytes");
 _Static_assert(sizeof(struct mc_entry) == 16, "table entries are 16 bytes");
-_Static_assert(sizeof(struct mc_arena_hdr) == 104 + 24 * MC_RDMA_SLOTS, "arena header fields");
+_Static_assert(sizeof(struct mc_arena_hdr) == 112 + 24 * MC_RDMA_SLOTS, "arena header fields");
 
 /* A 64-bit hash of n bytes (an xxhash-like four-lane multiply-rotate).  Any
  * change confined to one aligned 8-byte word changes the result. */
@@ -161,5 +168,9 @@ struct mc_item_view {
  * header's flush_version as a miss. */
 int mc_item_check(const void *bytes, size_t len, const char *key, size_t klen, uint32_t version_low,
 		  uint32_t now, struct mc_item_view *v);
+/* The same, with the value's checksum computed only when sum is 1 (a
+ * reader of an arena with MC_FEAT_FENCED_REUSE may leave it out). */
+int mc_item_check_sum(const void *bytes, size_t len, const char *key, size_t klen,
+		      uint32_t version_low, uint32_t now, struct mc_item_view *v, int sum);
 
 #endif

@@ -397,10 +397,14 @@ rdma_mget(struct khmc *c, struct khmc_server *s, const char *const *keys, const 
 				if (p[k].done)
 					continue;
 				uint8_t win[WIN_BYTES];
+				const uint8_t *wp = win;
 				p[k].home = mc_home_bucket(p[k].hash, v->nbuckets);
-				window_copy(v, p[k].home, win);
-				ncand[k] = (int)mc_window_match(win, p[k].hash, cand[k],
-								MC_BUCKET_ENTRIES);
+				if (p[k].home + MC_PROBE <= v->nbuckets)
+					wp = v->table + p[k].home * MC_BUCKET_BYTES;
+				else
+					window_copy(v, p[k].home, win);
+				ncand[k] =
+				    (int)mc_window_match(wp, p[k].hash, cand[k], MC_BUCKET_ENTRIES);
 				if (ncand[k] == 0 && p[k].just_read) {
 					p[k].done = 1; /* not in the table as it is now */
 					open--;
@@ -439,9 +443,13 @@ rdma_mget(struct khmc *c, struct khmc_server *s, const char *const *keys, const 
 					struct mc_item_view iv;
 					if (o < 0 || ops[o].st)
 						continue;
-					int rc = mc_item_check(
+					/* With fenced reuse a copy whose header
+					 * checks out is whole (item.h): the value's
+					 * checksum is computed only without it. */
+					int sum = !(v->hdr.features & MC_FEAT_FENCED_REUSE);
+					int rc = mc_item_check_sum(
 					    v->dev->buf + ops[o].loff, ops[o].len, keys[p[k].i],
-					    klens[p[k].i], cand[k][j].ver, now, &iv);
+					    klens[p[k].i], cand[k][j].ver, now, &iv, sum);
 					if (rc == MC_CHECK_OK &&
 					    iv.version >= v->hdr.flush_version) {
 						struct khmc_hit h = {iv.value, iv.value_len,

@@ -87,7 +87,12 @@ dom_open(struct mc_rdma *r, struct mc_rdma_dom *d, const char *ifname, char *err
 		goto fail_quiet;
 	}
 	for (int t = 0; t < r->nthreads; t++) {
-		if ((d->thr[t] = khrdma_open(ifname, NULL)) == NULL ||
+		/* A two-phase set waits for one read; the engine may be
+		 * asleep (one wake-up, tens of us): spin through it rather
+		 * than sleep and add a second. */
+		if ((d->thr[t] = khrdma_open(ifname, NULL)) != NULL)
+			khrdma_set_spin(d->thr[t], 500);
+		if (d->thr[t] == NULL ||
 		    (d->thr_items[t] = khrdma_reg_fd(d->thr[t], a->fd, a->item_off, a->item_size,
 						     mc_arena_at(a, a->item_off), 0)) == NULL)
 			goto fail;
@@ -161,6 +166,18 @@ retire(void *arg, uint64_t off, uint64_t n)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Every one-sided read the engine had begun is done (one engine serves
+ * every domain: a fence on one context covers them all). */
+static int
+fence(void *arg)
+{
+	struct mc_rdma *r = arg;
+	pthread_mutex_lock(&r->lock);
+	int rc = khrdma_fence(r->dom[0].ctl);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 struct mc_rdma *
 mc_rdma_open(struct mc_cache *c, const char *ifname, int nthreads, char *err, size_t errlen)
 {
@@ -196,8 +213,13 @@ mc_rdma_open(struct mc_cache *c, const char *ifname, int nthreads, char *err, si
 		mc_rdma_close(r);
 		return NULL;
 	}
+	/* From now on memory that held an item is reused only after a fence:
+	 * readers may trust a copy whose header checks out (item.h). */
+	c->slabs.fence_arg = r;
+	__atomic_store_n(&c->slabs.fence, fence, __ATOMIC_RELEASE);
 	mc_arena_hdr_lock(a);
 	write_slots(r, a->hdr);
+	a->hdr->features |= MC_FEAT_FENCED_REUSE;
 	mc_arena_hdr_unlock(a);
 	c->assoc.hook_arg = r;
 	c->assoc.retire = retire;
@@ -214,6 +236,10 @@ mc_rdma_close(struct mc_rdma *r)
 		r->c->assoc.publish = NULL;
 		r->c->assoc.retire = NULL;
 		r->c->assoc.hook_arg = NULL;
+	}
+	if (r->c && r->c->slabs.fence_arg == r) {
+		r->c->slabs.fence = NULL;
+		r->c->slabs.fence_arg = NULL;
 	}
 	for (int i = 0; i < r->ndom; i++)
 		dom_close(r, &r->dom[i]);

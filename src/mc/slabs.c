@@ -198,6 +198,15 @@ evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 	return candidate;
 }
 
+static void
+to_limbo(struct mc_slabs *s, struct mc_slabclass *c, struct mc_chunk *ch)
+{
+	ch->prev = 0;
+	ch->next = c->limbo;
+	c->limbo = off_of(s, ch);
+	c->nlimbo++;
+}
+
 /* Empty the page at page of class v (its lock held): every chunk free,
  * uncarved, or an item nobody holds, which is unlinked.  Returns 0, or -1
  * when some chunk is in use (items unlinked so far go to v's free list). */
@@ -229,18 +238,32 @@ empty_page(struct mc_slabs *s, struct mc_slabclass *v, uint64_t page, uint32_t n
 		__atomic_store_n(&ch->flags, 0, __ATOMIC_RELAXED);
 		v->used--;
 		v->requested -= ch->nbytes;
+		if (s->fence) {
+			to_limbo(s, v, ch);
+			continue;
+		}
 		ch->next = v->free;
 		v->free = o;
 		v->nfree++;
 	}
 	if (busy)
 		return -1;
-	/* Take the page's chunks off the free list. */
+	/* Take the page's chunks off the free list and limbo (the page is
+	 * fenced as a whole before it is carved again). */
 	uint64_t *pp = &v->free;
 	while (*pp != 0) {
 		if (*pp >= page && *pp < page + s->page_size) {
 			*pp = at(s, *pp)->next;
 			v->nfree--;
+		} else {
+			pp = &at(s, *pp)->next;
+		}
+	}
+	pp = &v->limbo;
+	while (*pp != 0) {
+		if (*pp >= page && *pp < page + s->page_size) {
+			*pp = at(s, *pp)->next;
+			v->nlimbo--;
 		} else {
 			pp = &at(s, *pp)->next;
 		}
@@ -256,7 +279,7 @@ empty_page(struct mc_slabs *s, struct mc_slabclass *v, uint64_t page, uint32_t n
  * there is such a page nobody is reading, else from any.  Returns 1 when
  * it has a page to carve. */
 static int
-steal_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
+steal_from(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now, int only)
 {
 	if (c->perpage == 0 || s->npages == 0)
 		return 0;
@@ -265,7 +288,7 @@ steal_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
 		for (uint64_t k = 0; k < s->npages; k++) {
 			uint64_t p = (from + k) % s->npages;
 			int vid = __atomic_load_n(&s->page_cls[p], __ATOMIC_RELAXED);
-			if (vid == 0 || vid == id)
+			if (vid == 0 || vid == id || (only && vid != only))
 				continue;
 			struct mc_slabclass *v = &s->cls[vid];
 			if (pthread_mutex_trylock(&v->lock) != 0)
@@ -289,9 +312,74 @@ steal_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
 			carve_page(s, c, id, page);
 			return 1;
 		}
+		if (only)
+			break; /* a class of one page keeps it */
 	}
 	return 0;
 }
+
+static int
+steal_page(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
+{
+	return steal_from(s, c, id, now, 0);
+}
+
+/* The time of class v's least recently used item, 0 if none (a racy read:
+ * a heuristic only). */
+static uint32_t
+tail_time(struct mc_slabs *s, struct mc_slabclass *v)
+{
+	uint64_t t = __atomic_load_n(&v->tail, __ATOMIC_RELAXED);
+	return t ? __atomic_load_n(&at(s, t)->time, __ATOMIC_RELAXED) : 0;
+}
+
+/* Class id is about to evict its least recently used item.  When another
+ * class's least recently used item is clearly older, a page of that class
+ * serves the memory better here (memcached's age balancing, done when it is
+ * needed instead of by a background thread): the sizes a workload asks for
+ * can change, and the memory follows.  Looked at every AGE_EVERY evictions
+ * of a class.  Returns 1 when it has a page to carve. */
+#define AGE_EVERY 32
+#define AGE_SLACK 2 /* seconds */
+static int
+steal_for_age(struct mc_slabs *s, struct mc_slabclass *c, int id, uint32_t now)
+{
+	if ((c->evictions + c->reclaimed) % AGE_EVERY != 0 || c->tail == 0)
+		return 0;
+	uint32_t mine = tail_time(s, c), oldest = mine;
+	int victim = 0;
+	for (int v = 1; v <= s->nclasses; v++) {
+		if (v == id || __atomic_load_n(&s->cls[v].pages, __ATOMIC_RELAXED) < 2)
+			continue;
+		uint32_t t = tail_time(s, &s->cls[v]);
+		if (t != 0 && t + AGE_SLACK < oldest) {
+			oldest = t;
+			victim = v;
+		}
+	}
+	return victim ? steal_from(s, c, id, now, victim) : 0;
+}
+
+/* Wait for the device's reads begun so far, then every chunk in limbo is
+ * free (class lock held). */
+static void
+fence_limbo(struct mc_slabs *s, struct mc_slabclass *c)
+{
+	if (c->limbo == 0)
+		return;
+	s->fence(s->fence_arg); /* a dead device reads nothing: go on regardless */
+	__atomic_fetch_add(&s->fences, 1, __ATOMIC_RELAXED);
+	while (c->limbo != 0) {
+		struct mc_chunk *ch = at(s, c->limbo);
+		c->limbo = ch->next;
+		ch->next = c->free;
+		c->free = off_of(s, ch);
+		c->nfree++;
+	}
+	c->nlimbo = 0;
+}
+
+#define EVICT_BATCH 16 /* evictions per fence, when there is one */
 
 struct mc_chunk *
 mc_slabs_alloc(struct mc_slabs *s, size_t n, uint32_t now)
@@ -310,10 +398,39 @@ mc_slabs_alloc(struct mc_slabs *s, size_t n, uint32_t now)
 	} else if (c->carve + c->size <= c->carve_end || grab_page(s, c, id)) {
 		ch = at(s, c->carve);
 		c->carve += c->size;
+	} else if (s->fence && c->limbo != 0) {
+		fence_limbo(s, c);
+		ch = at(s, c->free);
+		c->free = ch->next;
+		c->nfree--;
+	} else if (steal_for_age(s, c, id, now)) {
+		if (s->fence) {
+			s->fence(s->fence_arg);
+			__atomic_fetch_add(&s->fences, 1, __ATOMIC_RELAXED);
+		}
+		ch = at(s, c->carve);
+		c->carve += c->size;
 	} else if ((ch = evict(s, c, now)) != NULL) {
 		c->used--; /* the evicted chunk was counted as used */
 		c->requested -= ch->nbytes;
+		if (s->fence) {
+			/* A few more into limbo, then one fence for them all. */
+			to_limbo(s, c, ch);
+			for (int k = 1; k < EVICT_BATCH && (ch = evict(s, c, now)) != NULL; k++) {
+				c->used--;
+				c->requested -= ch->nbytes;
+				to_limbo(s, c, ch);
+			}
+			fence_limbo(s, c);
+			ch = at(s, c->free);
+			c->free = ch->next;
+			c->nfree--;
+		}
 	} else if (steal_page(s, c, id, now)) {
+		if (s->fence) { /* the page held another class's items */
+			s->fence(s->fence_arg);
+			__atomic_fetch_add(&s->fences, 1, __ATOMIC_RELAXED);
+		}
 		ch = at(s, c->carve);
 		c->carve += c->size;
 	} else {
@@ -345,9 +462,13 @@ mc_slabs_free(struct mc_slabs *s, struct mc_chunk *ch)
 	__atomic_store_n(&ch->flags, 0, __ATOMIC_RELAXED);
 	c->used--;
 	c->requested -= ch->nbytes;
-	ch->prev = 0;
-	ch->next = c->free;
-	c->free = off_of(s, ch);
-	c->nfree++;
+	if (s->fence) {
+		to_limbo(s, c, ch);
+	} else {
+		ch->prev = 0;
+		ch->next = c->free;
+		c->free = off_of(s, ch);
+		c->nfree++;
+	}
 	pthread_mutex_unlock(&c->lock);
 }

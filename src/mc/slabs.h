@@ -79,6 +79,7 @@ struct mc_slabclass {
 	uint32_t size;		   /* chunk bytes, header included */
 	uint32_t perpage;	   /* chunks in one page */
 	uint64_t free;		   /* free list head (offset), 0 = empty */
+	uint64_t limbo, nlimbo;	   /* freed, not yet behind a fence (see mc_slabs) */
 	uint64_t carve, carve_end; /* the uncarved rest of the newest page */
 	uint64_t head, tail;	   /* LRU, most recent at head */
 	uint64_t pages, used, nfree;
@@ -103,6 +104,15 @@ struct mc_slabs {
 	uint64_t pages_moved;
 	mc_reclaim_fn *reclaim;
 	void *ctx;
+	/* When the arena is exposed to one-sided readers: memory that held an
+	 * item is reused only after fence() returned, which waits for every
+	 * read the device had begun (khrdma_fence).  A read that began
+	 * before the free then never sees the new item's bytes; one that
+	 * begins after sees the old item marked deleted, or the new header.
+	 * Until then freed chunks wait on their class's limbo list. */
+	int (*fence)(void *arg);
+	void *fence_arg;
+	uint64_t fences; /* atomic: fences waited for */
 };
 
 /* Set up the classes over the arena's item area (factor > 1, usually 1.25).
@@ -116,7 +126,8 @@ int mc_slabs_class(const struct mc_slabs *s, size_t n);
  * when the class has nothing free, nothing to evict and no page could be
  * moved to it. */
 struct mc_chunk *mc_slabs_alloc(struct mc_slabs *s, size_t n, uint32_t now);
-/* Return a chunk whose references are all gone. */
+/* Return a chunk whose references are all gone (to the free list, or to
+ * limbo when there is a fence). */
 void mc_slabs_free(struct mc_slabs *s, struct mc_chunk *ch);
 
 #endif

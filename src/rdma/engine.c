@@ -90,6 +90,7 @@ struct re_ep {
 	int has_cur; /* an operation in progress (a large one, in pieces) */
 	struct khr_sqe cur;
 	uint64_t cur_done;
+	uint64_t cur_seq;   /* when it was taken (the engine's count of operations) */
 	struct re_ep *next; /* the node's endpoints */
 };
 
@@ -101,7 +102,8 @@ struct rdma_engine {
 	uint32_t nslots, capslots;
 	uint32_t *freeslots;
 	uint32_t nfree, capfree;
-	int take_from; /* re_take goes on from this rank */
+	int take_from;	/* re_take goes on from this rank */
+	uint64_t taken; /* operations taken from rings, ever */
 	long pagesz;
 };
 
@@ -622,6 +624,22 @@ check_op(struct rdma_engine *e, struct re_ep *ep, const struct khr_sqe *d, struc
 	return 0;
 }
 
+uint64_t
+re_fence_ticket(const struct rdma_engine *e)
+{
+	return e->taken;
+}
+
+int
+re_fence_done(const struct rdma_engine *e, uint64_t ticket)
+{
+	for (int r = 0; r < RE_MAX_NODES; r++)
+		for (const struct re_ep *ep = e->nodes[r].eps; ep; ep = ep->next)
+			if (ep->has_cur && ep->cur_seq <= ticket)
+				return 0;
+	return 1;
+}
+
 int
 re_check(struct rdma_engine *e, struct re_ep *ep, const struct khr_sqe *sqe)
 {
@@ -763,6 +781,7 @@ re_service(struct rdma_engine *e, struct re_ep *ep, size_t budget, int *signal)
 			__atomic_store_n(&h->sq_head, ep->sq_head, __ATOMIC_RELEASE);
 			ep->has_cur = 1;
 			ep->cur_done = 0;
+			ep->cur_seq = ++e->taken;
 		}
 		done++;
 		used += run_cur(e, ep, budget > used ? budget - used : 1);

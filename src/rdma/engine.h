@@ -94,6 +94,12 @@ int re_pending(const struct re_ep *ep);
 /* Tell every ring whether the engine sleeps (doorbells wanted). */
 void re_ep_set_asleep(struct re_ep *ep, int asleep);
 
+/* A fence: every operation taken from a ring before re_fence_ticket was
+ * called has completed once re_fence_done(ticket) says 1.  (Only a large
+ * operation, done in pieces, can be in progress between service calls.) */
+uint64_t re_fence_ticket(const struct rdma_engine *e);
+int re_fence_done(const struct rdma_engine *e, uint64_t ticket);
+
 /* The check alone, for tests: what re_service would complete sqe with, on
  * endpoint ep (0 = it would run). */
 int re_check(struct rdma_engine *e, struct re_ep *ep, const struct khr_sqe *sqe);

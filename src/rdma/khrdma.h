@@ -113,6 +113,13 @@ struct khrdma_mr *khrdma_reg_fd(khrdma_dev *d, int fd, uint64_t off, size_t len,
  * reaches it (they complete with KHRDMA_E_KEY).  The memory stays. */
 int khrdma_dereg_mr(struct khrdma_mr *mr);
 
+/* Return once every operation that the facility had begun, on any device
+ * context of any node, when this was called has completed.  A program
+ * that frees memory its peers may be reading calls it before reusing that
+ * memory: no read that began before the free can then see the new bytes
+ * (khmcd does this; docs/mc.md).  0 or a negative khrdma_status. */
+int khrdma_fence(khrdma_dev *d);
+
 /* A peer named by its address in the device's domain ("10.0.48.7") or by
  * its rank ("7", "#7").  Returns 0 or a negative khrdma_status. */
 int khrdma_peer(khrdma_dev *d, const char *name, struct khrdma_peer *out);

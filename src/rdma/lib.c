@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #define DEFAULT_SPIN_US 50
+#define SPIN_YIELD_US	20 /* a spinning wait yields its core this often */
 
 /* Shared memory the device can use: memfds made here, kept open so that
  * parts of them can be registered. */
@@ -505,6 +507,20 @@ khrdma_dereg_mr(struct khrdma_mr *mr)
 	return rc;
 }
 
+int
+khrdma_fence(khrdma_dev *d)
+{
+	struct khr_req rq = {.type = KHR_M_FENCE, .proto = KHR_PROTO};
+	struct khr_rep rep;
+	int nofd[1];
+
+	if (d->dead || call(d, d->sock, &rq, -1, &rep, nofd, 0) < 0)
+		return seterr_st(KHRDMA_E_DEAD, "the facility closed the device");
+	if (rep.status)
+		return seterr_st(rep.status, "khrdma_fence: %s", rep.msg);
+	return 0;
+}
+
 /* ---- peers ---- */
 
 int
@@ -662,12 +678,22 @@ khrdma_wait(khrdma_dev *d, struct khrdma_wc *wc, int max, int timeout_ms)
 			return seterr_st(KHRDMA_E_DEAD, "the facility closed the device");
 		/* Spin first: a completion usually comes within microseconds. */
 		uint64_t spin_end = mono_us() + d->spin_us;
+		uint64_t yield_at = mono_us() + SPIN_YIELD_US;
 		for (unsigned i = 0;; i++) {
 			if (__atomic_load_n(&d->hdr->cq_tail, __ATOMIC_ACQUIRE) != d->cq_head)
 				break;
 			cpu_relax();
-			if ((i & 63) == 63 && mono_us() >= spin_end)
+			if ((i & 63) != 63)
+				continue;
+			uint64_t t = mono_us();
+			if (t >= spin_end)
 				break;
+			/* Whoever else wants this core (the engine, when they
+			 * share one) gets it now and then. */
+			if (t >= yield_at) {
+				sched_yield();
+				yield_at = t + SPIN_YIELD_US;
+			}
 		}
 		if ((n = khrdma_poll(d, wc, max)) != 0)
 			return n;

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,14 @@ struct rdmad {
 	uint64_t spin_ns;
 	struct conn **active; /* contexts with an open device, for the poll loop */
 	int nactive, capactive;
-	struct conn *closed; /* to free after the events at hand */
+	struct conn *closed;   /* to free after the events at hand */
+	struct pfence *fences; /* fences waiting for operations in progress */
+};
+
+struct pfence {
+	struct conn *c;
+	uint64_t ticket;
+	struct pfence *next;
 };
 
 static uint64_t
@@ -141,6 +149,15 @@ conn_close(struct rdmad *d, struct conn *c)
 		close(c->ringfd);
 		close(c->dbfd);
 		close(c->cqfd);
+	}
+	for (struct pfence **p = &d->fences; *p;) {
+		if ((*p)->c == c) {
+			struct pfence *f = *p;
+			*p = f->next;
+			free(f);
+		} else {
+			p = &(*p)->next;
+		}
 	}
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -273,6 +290,15 @@ conn_request(struct rdmad *d, struct conn *c)
 			re_reg(d->e, c->ep, fds[0], rq.off, rq.len, rq.access, &rep);
 		}
 		close_fds(fds, nfds); /* the mapping keeps the memory */
+	} else if (rq.type == KHR_M_FENCE) {
+		close_fds(fds, nfds);
+		uint64_t t = re_fence_ticket(d->e);
+		struct pfence *f;
+		if (!re_fence_done(d->e, t) && (f = calloc(1, sizeof(*f))) != NULL) {
+			*f = (struct pfence){.c = c, .ticket = t, .next = d->fences};
+			d->fences = f;
+			return; /* answered when the operations in progress are done */
+		}
 	} else if (rq.type == KHR_M_DEREG) {
 		close_fds(fds, nfds);
 		rep.status = re_dereg(d->e, c->ep, rq.key);
@@ -429,6 +455,23 @@ service_all(struct rdmad *d)
 	return work;
 }
 
+/* Answer the fences whose operations have all completed. */
+static void
+fences_check(struct rdmad *d)
+{
+	for (struct pfence **p = &d->fences; *p;) {
+		struct pfence *f = *p;
+		if (!re_fence_done(d->e, f->ticket)) {
+			p = &f->next;
+			continue;
+		}
+		struct khr_rep rep = {.type = KHR_M_FENCE};
+		send_msg(f->c->fd, &rep, sizeof(rep), NULL, 0);
+		*p = f->next;
+		free(f);
+	}
+}
+
 static void
 set_asleep(struct rdmad *d, int asleep)
 {
@@ -482,6 +525,8 @@ static void __attribute__((noreturn)) engine_main(void)
 	unsigned iter = 0;
 	for (;;) {
 		int work = service_all(d);
+		if (d->fences)
+			fences_check(d);
 		if ((++iter & 63) == 0) {
 			/* Requests and doorbells, without waiting. */
 			int n = epoll_wait(d->epfd, ev, 64, 0);
@@ -497,6 +542,10 @@ static void __attribute__((noreturn)) engine_main(void)
 			last = now;
 		if (now - last < d->spin_ns) {
 			cpu_relax();
+			/* A process spinning on this core for a completion
+			 * (one sharing the engine's core) must get it. */
+			if ((iter & 255) == 0)
+				sched_yield();
 			continue;
 		}
 		/* Quiet: sleep, after telling every ring to ring the doorbell.

@@ -66,7 +66,7 @@ struct khr_ring_hdr {
 };
 
 /* Messages on the device socket (SOCK_SEQPACKET, one per request). */
-enum khr_msg { KHR_M_OPEN = 1, KHR_M_REG, KHR_M_DEREG };
+enum khr_msg { KHR_M_OPEN = 1, KHR_M_REG, KHR_M_DEREG, KHR_M_FENCE };
 
 struct khr_req {
 	uint32_t type;

@@ -8,7 +8,7 @@
  *   khrdma write IFACE PEER KEY OFFSET           (the bytes of stdin)
  *   khrdma cas IFACE PEER KEY OFFSET COMPARE SWAP
  *   khrdma fadd IFACE PEER KEY OFFSET ADD
- *   khrdma bench IFACE PEER KEY [--quick]        (the region: 2 MiB or more) */
+ *   khrdma bench IFACE PEER KEY [--quick] [--span BYTES]  (the region: 1 MiB, or span) */
 #include "rdma/khrdma.h"
 
 #include <errno.h>
@@ -40,7 +40,7 @@ static const char *const usages[] = {
     "write IFACE PEER KEY OFFSET < data",
     "cas IFACE PEER KEY OFFSET COMPARE SWAP",
     "fadd IFACE PEER KEY OFFSET ADD",
-    "bench IFACE PEER KEY [--quick]",
+    "bench IFACE PEER KEY [--quick] [--span BYTES]",
 };
 static const char *cmd_name = "";
 
@@ -324,38 +324,52 @@ latency(khrdma_dev *d, struct khrdma_peer p, uint64_t key, struct khrdma_mr *mr,
 	free(t);
 }
 
-/* Keep depth operations of len bytes in flight for about ms. */
+/* Keep depth operations of len bytes in flight for about ms.  span 0:
+ * always the same bytes on both sides (ib_read_bw's way: the caches' speed);
+ * else the remote side walks through span bytes and the local side through
+ * 16 slots (a working set larger than the caches: memory's speed). */
 static void
 bandwidth(khrdma_dev *d, struct khrdma_peer p, uint64_t key, struct khrdma_mr *mr, int op,
-	  uint32_t len, int ms)
+	  uint32_t len, int ms, uint64_t span)
 {
 	struct khrdma_wc wc[32];
 	const int depth = 16;
-	uint64_t bytes = 0, t0 = now_ns(), end = t0 + (uint64_t)ms * 1000000ULL;
+	uint64_t bytes = 0, t0 = now_ns(), end = t0 + (uint64_t)ms * 1000000ULL, n = 0;
+	uint64_t slots = span ? span / len : 1, lslots = span ? mr->len / len : 1;
 	int inflight = 0;
+	if (slots == 0 || lslots == 0)
+		die(1, "--span is smaller than %u bytes", len);
+	if (lslots > 16)
+		lslots = 16;
 	for (;;) {
 		uint64_t now = now_ns();
 		while (now < end && inflight < depth) {
-			size_t loff = 0; /* one buffer, as ib_read_bw and memcpy use */
-			int rc = op == 1 ? khrdma_post_read(d, p, key, 0, mr, loff, len, 0)
-					 : khrdma_post_write(d, p, key, 0, mr, loff, len, 0);
+			uint64_t roff = (n % slots) * len;
+			size_t loff = (size_t)((n % lslots) * len);
+			n++;
+			int rc = op == 1 ? khrdma_post_read(d, p, key, roff, mr, loff, len, 0)
+					 : khrdma_post_write(d, p, key, roff, mr, loff, len, 0);
 			check(rc);
 			inflight++;
 		}
 		if (inflight == 0)
 			break;
-		int n = khrdma_wait(d, wc, 32, 5000);
-		check(n);
-		for (int i = 0; i < n; i++) {
+		int got = khrdma_wait(d, wc, 32, 5000);
+		check(got);
+		for (int i = 0; i < got; i++) {
 			if (wc[i].status)
 				die(1, "%s", khrdma_strerror(wc[i].status));
 			bytes += wc[i].len;
 		}
-		inflight -= n;
+		inflight -= got;
 	}
 	double s = (now_ns() - t0) / 1e9;
-	printf("%s %u KB bandwidth %.2f GB/s\n", op == 1 ? "read" : "write", len / 1024,
-	       bytes / s / 1e9);
+	if (span)
+		printf("%s %u KB bandwidth %.2f GB/s span %llu KB\n", op == 1 ? "read" : "write",
+		       len / 1024, bytes / s / 1e9, (unsigned long long)span / 1024);
+	else
+		printf("%s %u KB bandwidth %.2f GB/s\n", op == 1 ? "read" : "write", len / 1024,
+		       bytes / s / 1e9);
 	fflush(stdout);
 }
 
@@ -363,12 +377,16 @@ static int
 cmd_bench(int argc, char **argv)
 {
 	int quick = 0;
-	if (argc < 3 || argc > 4)
+	uint64_t span = 0;
+	if (argc < 3)
 		usage();
-	if (argc == 4) {
-		if (strcmp(argv[3], "--quick") != 0)
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0)
+			quick = 1;
+		else if (strcmp(argv[i], "--span") == 0 && i + 1 < argc)
+			span = num(argv[++i], "span", 1);
+		else
 			usage();
-		quick = 1;
 	}
 	uint64_t key = num(argv[2], "key", 0);
 	khrdma_dev *d = open_dev(argv[0]);
@@ -385,9 +403,14 @@ cmd_bench(int argc, char **argv)
 	latency(d, p, key, mr, 3, 8, iters);
 	latency(d, p, key, mr, 4, 8, iters);
 	for (int op = 1; op <= 2; op++) {
-		bandwidth(d, p, key, mr, op, 65536, quick ? 100 : 1000);
-		bandwidth(d, p, key, mr, op, 1u << 20, quick ? 100 : 1000);
+		bandwidth(d, p, key, mr, op, 65536, quick ? 100 : 1000, 0);
+		bandwidth(d, p, key, mr, op, 1u << 20, quick ? 100 : 1000, 0);
 	}
+	if (span) /* the same over a working set of span bytes */
+		for (int op = 1; op <= 2; op++) {
+			bandwidth(d, p, key, mr, op, 65536, quick ? 100 : 1000, span);
+			bandwidth(d, p, key, mr, op, 1u << 20, quick ? 100 : 1000, span);
+		}
 	khrdma_close(d);
 	return 0;
 }

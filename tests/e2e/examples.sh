@@ -1,6 +1,7 @@
 # examples-*: the paper's scenarios as a user runs them (issue 6):
-# examples/intranet.sh (Figure 3) and examples/servers.sh (general-purpose
-# servers), end to end against a khd started here.  Beyond what the
+# examples/intranet.sh (Figure 3), examples/cache.sh (the cache) and
+# examples/servers.sh (general-purpose servers), end to end against a khd
+# started here.  Beyond what the
 # examples print, the nodes they leave (KH_KEEP=1) are probed directly:
 # the gateway's NAT to the host and beyond, a file written by a worker
 # landing in the disk nodes' memory (chunk by chunk, byte for byte), no
@@ -179,6 +180,24 @@ khctl release -c pw bob "$(head -n1 <<<"$V" | cut -d@ -f1)"
 before=$(nfree)
 for b in "$GW" "$FS" "$DISKS" "$WORKERS"; do khctl release -c pw alice "$(head -n1 <<<"$b" | cut -d@ -f1)"; done
 same "examples-5.6 releasing the intranet frees its 7 nodes" "$(($(nfree) - before))" "7"
+
+# examples-8: cache.sh: cache nodes with one-sided gets as the front end
+# of a content-addressed store; as written, it cleans up after itself.
+before=$(nfree)
+o=$(MB=4 timeout 300 "$EX/cache.sh" 2>&1)
+rc=$?
+same "examples-8.1 cache.sh exits 0" "$rc" "0"
+[ "$rc" = 0 ] || printf '%s\n' "$o" | tail -20 | sed 's/^/# /'
+same "examples-8.2 ... its three cache nodes expose their memory one-sided" \
+	"$(grep -c 'memcached: khmcd serving .*one-sided gets through eth0' <<<"$o")" "3"
+check "examples-8.3 ... the file stored by one client comes back whole to the other" \
+	grep -q '^  content verified: node [0-9]* got back what node [0-9]* stored' <<<"$o"
+check "examples-8.4 ... the keys spread over all three servers" \
+	test "$(grep -cE 'curr_items [1-9]' <<<"$o")" = 3
+check "examples-8.5 ... gets one-sided and over TCP" \
+	bash -c "grep -qE '^  \[[0-9]+\] rdma get ops=[1-9]' <<<'$o' && grep -qE '^  \[[0-9]+\] tcp get ops=[1-9]' <<<'$o'"
+check "examples-8.6 ... the one-sided reads billed" grep -qE '^  rdma-rd:[0-9]+ [1-9]' <<<"$o"
+same "examples-8.7 ... and it released its nodes" "$(nfree)" "$before"
 
 # examples-6: servers.sh: as written, it cleans up after itself.
 if ! command -v mmdebstrap >/dev/null; then

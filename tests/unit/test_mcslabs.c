@@ -486,6 +486,42 @@ mcslabs_5_2(void **state)
 	cache_free(c);
 }
 
+/* mcslabs-5.3: the memory follows the sizes asked for.  Small items fill
+ * every page; later, larger items are stored: pages of the small class,
+ * whose items are older, move to the large one instead of the large class
+ * evicting its own items at once (memcached's age balancing). */
+static void
+mcslabs_5_3(void **state)
+{
+	struct mc_cache *c = cache_new(8, 4096);
+	static char v[16384];
+	char key[32];
+	enum mc_res res;
+	(void)state;
+	for (int i = 0; i < 20000; i++) { /* 1 KB items: far more than 8 MB */
+		snprintf(key, sizeof(key), "small%d", i);
+		assert_int_equal(put(c, key, 1000), MC_STORED);
+	}
+	uint64_t moved = c->slabs.pages_moved;
+	memset(v, 'L', sizeof(v));
+	for (int i = 0; i < 200; i++) { /* 200 x 16 KB = 3.2 MB, stored 10 s later */
+		snprintf(key, sizeof(key), "large%d", i);
+		struct mc_chunk *ch =
+		    mc_item_new(c, key, strlen(key), 0, 0, sizeof(v), NOW + 10, &res);
+		assert_non_null(ch);
+		memcpy(mc_item_value(ch), v, sizeof(v));
+		assert_int_equal(mc_store(c, ch, MC_SET, 0, 0, NOW + 10, NULL), MC_STORED);
+	}
+	int kept = 0;
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "large%d", i);
+		kept += has(c, key);
+	}
+	assert_int_equal(kept, 200);
+	assert_true(c->slabs.pages_moved > moved + 2);
+	cache_free(c);
+}
+
 int
 main(void)
 {
@@ -496,6 +532,7 @@ main(void)
 	    cmocka_unit_test(mcslabs_2_6), cmocka_unit_test(mcslabs_3_1),
 	    cmocka_unit_test(mcslabs_3_2), cmocka_unit_test(mcslabs_4_1),
 	    cmocka_unit_test(mcslabs_5_1), cmocka_unit_test(mcslabs_5_2),
+	    cmocka_unit_test(mcslabs_5_3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
