@@ -158,7 +158,7 @@ grab_page(struct mc_slabs *s, struct mc_slabclass *c, int id)
 static struct mc_chunk *
 evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 {
-	struct mc_chunk *ch = at(s, c->tail), *candidate = NULL;
+	struct mc_chunk *ch = at(s, c->tail), *candidate = NULL, *active = NULL;
 
 	for (int tries = 0; ch != NULL && tries < MC_EVICT_TRIES; tries++) {
 		struct mc_chunk *prev = at(s, ch->prev);
@@ -170,6 +170,8 @@ evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 		case MC_RECLAIM_ACTIVE:
 			lru_unlink(s, c, ch);
 			lru_push(s, c, ch);
+			if (active == NULL)
+				active = ch;
 			break;
 		case MC_RECLAIM_CANDIDATE:
 			if (candidate == NULL)
@@ -182,6 +184,10 @@ evict(struct mc_slabs *s, struct mc_slabclass *c, uint32_t now)
 			break;
 		ch = prev;
 	}
+	/* Every item looked at was hit lately (a read-heavy load): a store
+	 * must not fail for that; the least recently used of them goes. */
+	if (candidate == NULL)
+		candidate = active;
 	if (candidate == NULL)
 		return NULL;
 	switch (s->reclaim(s->ctx, candidate, now, 1)) {

@@ -522,6 +522,32 @@ mcslabs_5_3(void **state)
 	cache_free(c);
 }
 
+/* mcslabs-5.4: a store succeeds even when every item near the LRU tail was
+ * read lately (a read-heavy load marks them all active). */
+static void
+mcslabs_5_4(void **state)
+{
+	struct mc_cache *c = cache_new(2, 4096);
+	char key[32];
+	(void)state;
+	int n = 0;
+	for (; c->evictions == 0 && n < 100000; n++) { /* fill every page */
+		snprintf(key, sizeof(key), "k%d", n);
+		assert_int_equal(put(c, key, 1000), MC_STORED);
+	}
+	for (int i = 0; i < n; i++) { /* every item hit */
+		snprintf(key, sizeof(key), "k%d", i);
+		struct mc_chunk *ch = mc_get(c, key, strlen(key), NOW, 1);
+		if (ch)
+			mc_release(c, ch);
+	}
+	for (int i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "new%d", i);
+		assert_int_equal(put(c, key, 1000), MC_STORED);
+	}
+	cache_free(c);
+}
+
 int
 main(void)
 {
@@ -532,7 +558,7 @@ main(void)
 	    cmocka_unit_test(mcslabs_2_6), cmocka_unit_test(mcslabs_3_1),
 	    cmocka_unit_test(mcslabs_3_2), cmocka_unit_test(mcslabs_4_1),
 	    cmocka_unit_test(mcslabs_5_1), cmocka_unit_test(mcslabs_5_2),
-	    cmocka_unit_test(mcslabs_5_3),
+	    cmocka_unit_test(mcslabs_5_3), cmocka_unit_test(mcslabs_5_4),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
