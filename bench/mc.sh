@@ -58,7 +58,16 @@ taskset -pc 1 "$ENG" >/dev/null
 # Node r (0..7) serves, node 8+r is its client.  The appliance's khmcd
 # (port 11211) stays idle; the measured servers are started here, pinned.
 S=$(ip_of 0)
+# Each part of the run starts with fresh servers: what one value size left
+# in a server's memory does not weigh on the next.
 start_servers() { # N: khmcd on port 11311 and memcached on 11411 of nodes 0..N-1
+	pkill -CONT -f -- "-p 11[34]11 " || true
+	pkill -f -- "khmcd -p 11311 " || true
+	pkill -f -- "memcached -p 11411 " || true
+	for _ in $(seq 100); do # gone, and their ports free
+		pgrep -f -- "(khmcd -p 11311|memcached -p 11411) " >/dev/null || break
+		sleep 0.1
+	done
 	for r in $(seq 0 $(($1 - 1))); do
 		in_node "$r" taskset -c 1 khmcd -p 11311 -m 320 -t 4 >/dev/null 2>&1 &
 		in_node "$r" taskset -c 1 memcached -p 11411 -m 320 -t 4 -u root -U 0 >/dev/null 2>&1 &
@@ -74,8 +83,6 @@ start_servers() { # N: khmcd on port 11311 and memcached on 11411 of nodes 0..N-
 		done
 	done
 }
-start_servers 8
-
 cfg() { # SIZE GETPROP: a memcaslap configuration
 	printf 'key\n64 64 1\nvalue\n%d %d 1\ncmd\n0 %s\n1 %s\n' "$1" "$1" \
 		"$(awk -v g="$2" 'BEGIN {print 1 - g}')" "$2" >"$W/cfg"
@@ -91,7 +98,7 @@ caslap() { # PORT SIZE GETPROP
 	cfg "$2" "$3" | in_node 8 sh -c "cat >/tmp/cfg"
 	only "$1"
 	in_node 8 taskset -c 0 memcaslap -s "$S:$1" -F /tmp/cfg -t "${SECS}s" -T 1 -c "$conc" -w "$win" \
-		>"$W/caslap" 2>&1 || true
+		>"$W/caslap" 2>&1 || { echo "memcaslap failed:" >&2; tail -n 3 "$W/caslap" >&2; }
 	awk -v t="$SECS" '/^cmd_get:/ {g = $2} /^cmd_set:/ {s = $2} /^get_misses:/ {m = $2}
 		END {printf "%.0f %.0f %s\n", (g - m) / t, s / t, m}' "$W/caslap"
 }
@@ -110,7 +117,8 @@ only() {
 khb() { # ARGS...
 	local a
 	for a in "$@"; do case "$a" in *:11311*) only 11311 ;; *:11411*) only 11411 ;; esac; done
-	in_node 8 taskset -c 0 khmc "$@" --duration "$SECS" >"$W/khb" 2>&1 || true
+	in_node 8 taskset -c 0 khmc "$@" --duration "$SECS" >"$W/khb" 2>&1 ||
+		{ echo "khmc $* failed:" >&2; tail -n 3 "$W/khb" >&2; echo "fail 0 0 0"; echo "get 0 0 0"; echo "set 0 0 0"; }
 	# gets: hits a second (a miss is not a get served); sets: stores
 	awk -v t="$SECS" '/^get / || /^set / {
 		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -123,6 +131,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A R
 for size in 1024 16384 65536; do
+	start_servers 1
 	keys=$((64 * 1024 * 1024 / size))
 	[ "$keys" -gt 20000 ] && keys=20000
 	for r in $(seq "$REPEATS"); do
@@ -152,6 +161,7 @@ for size in 1024 16384 65536; do
 done
 # Sets: two-phase (one-sided read of the value by the server) against TCP,
 # at 1 KB and 64 KB, one client; and memcaslap's sets at 1 KB.
+start_servers 1
 for r in $(seq "$REPEATS"); do
 	for size in 1024 65536; do
 		read -r _ k p50 _ < <(khb -s "$S:11311" -r auto bench --keys 1000 --value-size "$size" \
@@ -183,6 +193,7 @@ DEVHOT=$(awk '/^read 64 KB bandwidth/ && !/span/ {print $5}' "$W/dev")
 DEVSPAN=$(awk '/^read 64 KB bandwidth/ && /span/ {print $5}' "$W/dev")
 
 # Figure 6c: N clients (nodes 8..8+N-1) against N servers, at once.
+start_servers 8
 only 11311
 for n in 1 2 4 8; do
 	list=$(for r in $(seq 0 $((n - 1))); do printf '%s%s:11311' "${sep:-}" "$(ip_of "$r")"; sep=,; done)
