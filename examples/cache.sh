@@ -23,6 +23,7 @@
 NSERVERS=${NSERVERS:-3}
 MB=${MB:-8} # the size of the file stored
 
+PRIVATE_ONLY=1 # only private domains: another facility's uplink does not matter
 facility $((NSERVERS + 4))
 say "khappliance -r appliances/memcached"
 appliance memcached
@@ -44,30 +45,30 @@ read -r c1 c2 <<<"$(ranks "$clients")"
 say "node $c1 stores a $MB MB file; node $c2 gets it back"
 # only RANK CMD: CMD on that node of the clients' channel alone
 only() { on "$clients" "case \$(hostname) in *-n$1) $2 ;; esac"; }
+# ms since T0 (the node's clock in centiseconds: busybox date has no %N)
+ms='awk -v a=$t0 -v b=$(cut -d" " -f1 /proc/uptime) "BEGIN {printf \"%d\", (b - a) * 1000}"'
 put=$(only "$c1" "export KHMC_SERVERS=$list; dd if=/dev/urandom of=/tmp/file bs=1048576 count=$MB 2>/dev/null;
-	echo sha256 \$(sha256sum /tmp/file | cut -d' ' -f1); t0=\$(date +%s%N);
-	name=\$(kh-cas put /tmp/file); t1=\$(date +%s%N); echo name \$name;
-	echo put_ms \$(( (t1 - t0) / 1000000 ))")
-sed 's/^/  /' <<<"$put"
+	echo sha256 \$(sha256sum /tmp/file | cut -d' ' -f1); t0=\$(cut -d' ' -f1 /proc/uptime);
+	name=\$(kh-cas put /tmp/file); echo put_ms \$($ms); echo name \$name")
+printf '%s\n' "$put"
 name=$(awk '$2 == "name" {print $3}' <<<"$put")
 sum=$(awk '$2 == "sha256" {print $3}' <<<"$put")
 [ -n "$name" ] || die "kh-cas put did not name the file"
-got=$(only "$c2" "export KHMC_SERVERS=$list; t0=\$(date +%s%N); kh-cas get $name >/tmp/back;
-	echo status \$?; t1=\$(date +%s%N); echo sha256 \$(sha256sum /tmp/back | cut -d' ' -f1);
-	echo get_ms \$(( (t1 - t0) / 1000000 ))")
-sed 's/^/  /' <<<"$got"
+got=$(only "$c2" "export KHMC_SERVERS=$list; t0=\$(cut -d' ' -f1 /proc/uptime); kh-cas get $name >/tmp/back;
+	echo status \$?; echo get_ms \$($ms); echo sha256 \$(sha256sum /tmp/back | cut -d' ' -f1)")
+printf '%s\n' "$got"
 [ "$(awk '$2 == "sha256" {print $3}' <<<"$got")" = "$sum" ] || die "the file came back different"
 echo "  content verified: node $c2 got back what node $c1 stored ($MB MB, every chunk checked against its name)"
-on "$servers" "printf 'stats\\r\\n' | nc 127.0.0.1 11211 | grep -E 'curr_items|bytes ' | tr -d '\\r'" |
-	sed 's/^/  /' | paste - -
+echo "  what each server holds (items, bytes):"
+on "$servers" "printf 'stats\\r\\n' | nc 127.0.0.1 11211 | awk '\$2 ~ /^(curr_items|bytes)\$/ {v[\$2] = \$3} END {print \"curr_items\", v[\"curr_items\"], \"bytes\", v[\"bytes\"]}'"
 
 say "gets from node $c1 for 2 s each: one-sided, then TCP (1 KB values, one client)"
 only "$c1" "for t in rdma tcp; do
-	khmc -s $list bench --transport \$t --keys 1000 --value-size 1024 --get-ratio 1 --concurrency 1 --duration 2 | grep '^get' | cut -d' ' -f1-4 | sed \"s/^/\$t /\"; done" |
-	sed 's/^/  /'
+	khmc -s $list bench --transport \$t --keys 1000 --value-size 1024 --get-ratio 1 --concurrency 1 --duration 2 | grep '^get' | cut -d' ' -f1-4 | sed \"s/^/\$t /\"; done"
 
 say "khbill usage: the one-sided reads are billed per domain"
 sleep 1.5 # the meter's next second
-khbill usage | grep -E '^rdma-(rd|ops):' | sed 's/^/  /' || true
+bill=$(khbill usage "$KH_USER") || die "khbill usage failed"
+grep -E '^rdma-(rd|ops)' <<<"$bill" | sed 's/^/  /'
 echo
 echo "cache.sh: done"

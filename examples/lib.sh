@@ -61,13 +61,14 @@ need() {
 	done
 }
 
-# facility [NODES]: use $KH_SOCKET or start a khd of NODES nodes.  The
+# facility [NODES]: use $KH_SOCKET or start a khd of NODES nodes.  Most
 # examples use the external domain, whose uplink one facility per host
-# holds (docs/fabric.md): say so rather than fail later.
+# holds (docs/fabric.md): say so rather than fail later.  An example that
+# stays in private domains sets PRIVATE_ONLY=1 first.
 facility() {
 	need khd khget khdo khctl khappliance
 	if [ -z "${KH_SOCKET:-}" ]; then
-		if ip -br addr 2>/dev/null | grep -q ' 10\.0\.31\.254/'; then
+		if [ -z "${PRIVATE_ONLY:-}" ] && ip -br addr 2>/dev/null | grep -q ' 10\.0\.31\.254/'; then
 			die "another facility on this host holds the external domain's uplink; stop it or use it (KH_SOCKET)"
 		fi
 		own_khd=$work/facility
@@ -76,7 +77,7 @@ facility() {
 		export KH_SOCKET=$own_khd/khd.sock
 		echo "a facility of ${1:-16} nodes in $own_khd (stopped at the end)"
 	fi
-	if grep -q 'already has 10.0.31.254' "${KH_SOCKET%/*}/khd.log" 2>/dev/null; then
+	if [ -z "${PRIVATE_ONLY:-}" ] && grep -q 'already has 10.0.31.254' "${KH_SOCKET%/*}/khd.log" 2>/dev/null; then
 		die "another facility on this host holds the external domain's uplink; stop it or use it (KH_SOCKET)"
 	fi
 	return 0
@@ -113,12 +114,15 @@ addrs() { for r in $(ranks "$2"); do addr "$1" "$r"; done | paste -sd' '; }
 
 # on BLOCK CMD: run CMD in the console shell of every node of BLOCK; print
 # its output as "  [RANK] line".  The tag is typed in two pieces, so the
-# console's echo of the command never matches it.
+# console's echo of the command never matches it.  A console takes one
+# line: a CMD written over several lines is joined (each line ends a
+# command, or is inside a compound one).
 ex_seq=0
 on() {
-	local tag=kh$$x$((ex_seq += 1))
+	local tag=kh$$x$((ex_seq += 1)) cmd
+	cmd=$(printf '%s' "$2" | tr '\n\t' '  ')
 	if ! echo "$1" | khdo --prefix -t 120 --until "$tag-end" \
-		write "{ $2; } 2>&1 | sed 's/^/$tag''> /'; echo $tag-''end" >"$work/on.out"; then
+		write "{ $cmd; } 2>&1 | sed 's/^/$tag''> /'; echo $tag-''end" >"$work/on.out"; then
 		sed 's/^/  /' "$work/on.out" >&2
 		die "$(chan "$1") did not finish: $2"
 	fi
