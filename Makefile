@@ -123,7 +123,8 @@ FUZZFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=undefined
 FUZZSRC   = $(wildcard src/common/*.c src/firmware/*.c src/meter/*.c src/mc/*.c) \
             src/image/uimage.c src/image/ramdisk.c src/khd/config.c src/tools/khdo.c \
-            src/tools/sshargs.c src/rdma/engine.c src/appliance/elf.c
+            src/tools/sshargs.c src/rdma/engine.c src/rdma/lib.c src/fabric/addr.c \
+            src/appliance/elf.c
 FUZZOBJ   = $(FUZZSRC:%.c=$(FUZZB)/obj/%.o)
 FUZZERS   = $(patsubst fuzz/%.c,$(FUZZB)/%,$(wildcard fuzz/*.c))
 
@@ -132,9 +133,10 @@ $(FUZZB)/obj/%.o: %.c
 	$(FUZZCC) $(filter-out -Wno-format-truncation,$(CSTD)) $(FUZZFLAGS) \
 	    -fsanitize=fuzzer-no-link $(INC) -MMD -MP -c $< -o $@
 
-$(FUZZB)/libkhfuzz.a: $(FUZZOBJ)
+# (Makefile too: a source added to FUZZSRC gets built)
+$(FUZZB)/libkhfuzz.a: $(FUZZOBJ) Makefile
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
 $(FUZZB)/%: $(FUZZB)/obj/fuzz/%.o $(FUZZB)/libkhfuzz.a
 	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
