@@ -124,7 +124,7 @@ FUZZFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 FUZZSRC   = $(wildcard src/common/*.c src/firmware/*.c src/meter/*.c src/mc/*.c) \
             src/image/uimage.c src/image/ramdisk.c src/khd/config.c src/tools/khdo.c \
             src/tools/sshargs.c src/rdma/engine.c src/rdma/lib.c src/fabric/addr.c \
-            src/appliance/elf.c
+            src/appliance/elf.c src/admission/pubkey.c
 FUZZOBJ   = $(FUZZSRC:%.c=$(FUZZB)/obj/%.o)
 FUZZERS   = $(patsubst fuzz/%.c,$(FUZZB)/%,$(wildcard fuzz/*.c))
 
@@ -163,6 +163,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SAN=1 all
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@tests/run.sh
 
 demo: deps
