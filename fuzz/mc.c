@@ -5,7 +5,8 @@
  * anywhere); the rest is what a client sends.  Output is taken after each
  * read, as a client that reads would.  Checks: the connection asks only
  * for what mc_proto_process documents; its input cursor stays inside its
- * buffer; the cache's counts stay consistent. */
+ * buffer.  (Not that curr_items <= total_items: "stats reset" zeroes the
+ * second, as memcached's does.) */
 #include "fuzz.h"
 #include "mc/conn.h"
 
@@ -76,7 +77,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} while (rc == MC_PROC_FULL);
 		c.now++;
 	}
-	FUZZ_CHECK(cache.curr_items <= cache.total_items);
 	mc_conn_release(&c);
 	mc_cache_destroy(&cache);
 	return 0;

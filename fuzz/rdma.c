@@ -63,6 +63,8 @@ reap(struct side *s)
 	struct khr_ring_hdr *h = hdr(s);
 	struct khr_cqe *cq = (struct khr_cqe *)(s->ring + KHR_CQ_OFF);
 	uint32_t tail = h->cq_tail;
+	if (tail - h->cq_head > KHR_CQ_DEPTH) /* the node broke cq_head itself */
+		h->cq_head = tail;
 	while (h->cq_head != tail) {
 		struct khr_cqe *c = &cq[h->cq_head % KHR_CQ_DEPTH];
 		FUZZ_CHECK(c->status >= 0 && c->status <= KHRDMA_E_DEAD);

@@ -409,15 +409,23 @@ parse_offset(struct parser *ps, struct price_plan *p, const char *s)
 	return 0;
 }
 
-/* Minutes until each minute's bucket changes, going round the day. */
+/* Minutes until each minute's bucket changes, going round the day.  One
+ * pass backwards from a change (a plan may have many rules: this runs for
+ * each, so it must not look at the whole day for every minute). */
 static void
 rule_finish(struct rule *r)
 {
-	for (int m = 0; m < MINUTES; m++) {
-		int k = 1;
-		while (k < MINUTES && r->bucket[(m + k) % MINUTES] == r->bucket[m])
-			k++;
-		r->change[m] = (uint16_t)(k < MINUTES ? k : 0);
+	int s = 0;
+	while (s < MINUTES && r->bucket[s] == r->bucket[(s + MINUTES - 1) % MINUTES])
+		s++;
+	if (s == MINUTES) { /* one bucket all day: it never changes */
+		memset(r->change, 0, sizeof(r->change));
+		return;
+	}
+	/* bucket[s - 1] != bucket[s]: walk back from s - 1 once round */
+	for (int i = 1; i <= MINUTES; i++) {
+		int m = (s - i + MINUTES) % MINUTES, n = (m + 1) % MINUTES;
+		r->change[m] = (uint16_t)(r->bucket[n] != r->bucket[m] ? 1 : r->change[n] + 1);
 	}
 }
 
