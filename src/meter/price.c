@@ -58,7 +58,7 @@ struct price_plan {
 	char currency[17];
 	int offset; /* minutes east of UTC */
 	struct rule *rules;
-	size_t n;
+	size_t n, cap;
 };
 
 struct price_invoice {
@@ -247,7 +247,11 @@ rule_get(struct price_plan *p, const char *res)
 	for (size_t i = 0; i < p->n; i++)
 		if (strcmp(p->rules[i].res, res) == 0)
 			return &p->rules[i];
-	p->rules = xreallocarray(p->rules, p->n + 1, sizeof(*p->rules));
+	/* rules are large (a table per minute): grow by doubling */
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 8;
+		p->rules = xreallocarray(p->rules, p->cap, sizeof(*p->rules));
+	}
 	struct rule *r = &p->rules[p->n++];
 	memset(r, 0, sizeof(*r));
 	snprintf(r->res, sizeof(r->res), "%s", res);

@@ -569,9 +569,9 @@ price_6_records(void **state)
 }
 
 /* price-7.1: a plan of many rules parses in linear time (found by
- * fuzz/price: each rule cost MINUTES^2 steps, so a plan of a few thousand
- * qualified resources took seconds to load), and the windows still change
- * where they should. */
+ * fuzz/price: each rule cost MINUTES^2 steps, and the rules array grew one
+ * rule at a time, so a plan of 3000 qualified resources took 15 s to load,
+ * 30 s under ASan), and the windows still change where they should. */
 static void
 price_7_many_rules(void **state)
 {
