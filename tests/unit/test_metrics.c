@@ -74,7 +74,14 @@ metrics_2_2(void **state)
 	metrics_value(&b, 5, 1024, 1);
 	sbuf_adds(&b, " ");
 	metrics_value(&b, 18446744073709551615ULL, 1, 1000);
-	assert_string_equal(b.s, "3.020000 0.012 5120 18446744073709551.615");
+	/* past 64 bits once multiplied (KiB*s of 4000 1 GiB nodes for two
+	 * months): printed exactly, not wrapped (found by fuzz/metrics) */
+	sbuf_adds(&b, " ");
+	metrics_value(&b, 1ULL << 60, 1024, 1);
+	sbuf_adds(&b, " ");
+	metrics_value(&b, 18446744073709551615ULL, 1024, 1000);
+	assert_string_equal(b.s, "3.020000 0.012 5120 18446744073709551.615 "
+				 "1180591620717411303424 18889465931478580853.760");
 	sbuf_free(&b);
 }
 
