@@ -30,7 +30,7 @@ struct side {
 	uint64_t posted, completed;
 };
 
-static int afd = -1, bfd, cfd;
+static int afd = -1, bfd, cfd, dfd, ufd, pfd, zfd;
 static unsigned char *bmap, *cmap;
 static unsigned char bsnap[BLEN], csnap[PG];
 
@@ -98,6 +98,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		afd = mfd(2 * PG, NULL);
 		bfd = mfd(BLEN, &bmap);
 		cfd = mfd(PG, &cmap);
+		dfd = mfd(3 * PG, NULL);
+		int pp[2];
+		ufd = memfd_create("fuzz-unsealed", MFD_CLOEXEC);
+		zfd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+		FUZZ_CHECK(ufd >= 0 && ftruncate(ufd, 3 * PG) == 0 && zfd >= 0 && pipe(pp) == 0);
+		pfd = pp[0];
 	}
 	for (size_t i = 0; i < BLEN; i++)
 		bmap[i] = (unsigned char)(i * 7 + 1);
@@ -150,7 +156,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * 10: deregister a key (next byte); 11: move the node to domain 5 or 6
 	 * or none (next byte); 12: drop the node; 13: register (next 17 bytes:
 	 * offset, length, access) part of B's memfd; 14: open a context on an
-	 * interface named by the next 4 bytes, then close it; 15: a fence. */
+	 * interface named by the next 4 bytes, then close it; 15: a fence.
+	 * (13 with access bit 7: A registers another kind of fd, bits 5-6.) */
 	size_t p = 0;
 	while (p < size) {
 		uint8_t c = data[p++];
@@ -208,9 +215,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(&len, data + p + 8, 8);
 			uint32_t access = data[p + 16];
 			p += 17;
-			/* never over B's read-only or unregistered bytes */
-			if (off >= PG && off <= 2 * PG && len <= 2 * PG - off) {
-				memset(&rep, 0, sizeof(rep));
+			memset(&rep, 0, sizeof(rep));
+			if (access & 0x80) {
+				/* what else a node may pass: a sealed memfd of
+				 * its own (any range), an unsealed one, a pipe,
+				 * /dev/zero; only the first, in range, is taken */
+				int kind = (access >> 5) & 3;
+				int fd = kind == 0 ? dfd : kind == 1 ? ufd : kind == 2 ? pfd : zfd;
+				int st = re_reg(e, sides[0].ep, fd, off, len, access & 7, &rep);
+				FUZZ_CHECK(st != 0 ||
+					   (kind == 0 && len <= 3 * PG && off <= 3 * PG - len));
+			} else if (off >= PG && off <= 2 * PG && len <= 2 * PG - off) {
+				/* never over B's read-only or unregistered bytes */
 				(void)re_reg(e, sides[1].ep, bfd, off, len, access, &rep);
 			}
 		} else if (cmd == 14 && size - p >= 4) {

@@ -424,6 +424,20 @@ rdma_seeds(void)
 	cmd(&h, &len, 8);
 	cmd(&h, "\x03", 1);
 	put("rdma", "hostile_ring", h.p, h.n);
+
+	/* A registers other kinds of fd (fuzz/rdma.c, command 13, bit 7) */
+	struct buf f = {0};
+	uint64_t ranges[][2] = {{0, 3 * 4096}, {4096, 8192}, {8192, 8192}, {UINT64_MAX, 2}};
+	for (int kind = 0; kind < 4; kind++)
+		for (int i = 0; i < 4; i++) {
+			uint8_t access = (uint8_t)(0x80 | kind << 5 | 3);
+			cmd(&f, "\x0d", 1);
+			cmd(&f, &ranges[i][0], 8);
+			cmd(&f, &ranges[i][1], 8);
+			cmd(&f, &access, 1);
+		}
+	put("rdma", "fd_kinds", f.p, f.n);
+	free(f.p);
 	free(a.p);
 	free(d.p);
 	free(r.p);
