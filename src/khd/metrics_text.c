@@ -21,6 +21,9 @@ metrics_parse_request(const char *buf, size_t len, char *method, size_t mlen, ch
 	const char *nl = memchr(buf, '\n', len);
 	if (nl == NULL)
 		return len >= METRICS_HEAD_MAX ? -1 : 0;
+	/* A NUL would cut the method or path short: "GET\0junk" is not GET. */
+	if (memchr(buf, '\0', (size_t)(nl - buf)) != NULL)
+		return -1;
 	const char *sp1 = memchr(buf, ' ', (size_t)(nl - buf));
 	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(nl - sp1 - 1)) : NULL;
 	if (sp1 == NULL || sp2 == NULL || sp1 == buf || sp2 == sp1 + 1)

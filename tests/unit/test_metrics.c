@@ -46,6 +46,12 @@ metrics_1_2(void **state)
 	char big[9000];
 	memset(big, 'a', sizeof(big));
 	assert_int_equal(metrics_parse_request(big, sizeof(big), m, 16, p, 64), -1);
+	/* a NUL in the request line is refused, not a cut (found by
+	 * fuzz/metrics: "GET\0xy /z" was method GET) */
+	static const char nul[] = "GET\0xy /metrics HTTP/1.1\r\n\r\n";
+	static const char nulpath[] = "GET /metrics\0x HTTP/1.1\r\n\r\n";
+	assert_int_equal(metrics_parse_request(nul, sizeof(nul) - 1, m, 16, p, 64), -1);
+	assert_int_equal(metrics_parse_request(nulpath, sizeof(nulpath) - 1, m, 16, p, 64), -1);
 }
 
 /* metrics-2.1: label values are escaped as OpenMetrics says. */
