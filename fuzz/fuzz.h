@@ -27,8 +27,8 @@ fuzz_str(const uint8_t *data, size_t size)
 #define FUZZ_CHECK(cond)                                                                           \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz: check failed: %s (%s:%d)\n", #cond, __FILE__,      \
-					 __LINE__);                                                \
+			fprintf(stderr, "fuzz: check failed: %s (%s:%d)\n", #cond, __FILE__,       \
+				__LINE__);                                                         \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
