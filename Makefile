@@ -109,6 +109,51 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkh.a
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+# Fuzzing (docs/fuzzing.md): a libFuzzer harness fuzz/NAME.c for each parser
+# that takes outside input, built with clang, AddressSanitizer and
+# UndefinedBehaviorSanitizer into build/fuzz/NAME (only the sources the
+# harnesses need, instrumented for coverage).  `make fuzz` runs each for
+# FUZZ_SECS seconds from its seed corpus fuzz/corpus/NAME/ (FUZZ=PATTERN
+# picks targets) and fails on any crash; `make check` runs every seed once.
+FUZZCC    ?= clang
+FUZZ_SECS ?= 60
+FUZZ      ?=
+FUZZB     = build/fuzz
+FUZZFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=undefined
+FUZZSRC   = $(wildcard src/common/*.c src/firmware/*.c src/meter/*.c src/mc/*.c) \
+            src/image/uimage.c src/image/ramdisk.c src/khd/config.c src/tools/khdo.c \
+            src/tools/sshargs.c src/rdma/engine.c src/rdma/lib.c src/fabric/addr.c \
+            src/appliance/elf.c src/admission/pubkey.c src/khd/metrics_text.c
+FUZZOBJ   = $(FUZZSRC:%.c=$(FUZZB)/obj/%.o)
+FUZZERS   = $(patsubst fuzz/%.c,$(FUZZB)/%,$(wildcard fuzz/*.c))
+
+$(FUZZB)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(filter-out -Wno-format-truncation,$(CSTD)) $(FUZZFLAGS) \
+	    -fsanitize=fuzzer-no-link $(INC) -MMD -MP -c $< -o $@
+
+# (Makefile too: a source added to FUZZSRC gets built)
+$(FUZZB)/libkhfuzz.a: $(FUZZOBJ) Makefile
+	@rm -f $@
+	ar rcs $@ $(filter %.o,$^)
+
+$(FUZZB)/%: $(FUZZB)/obj/fuzz/%.o $(FUZZB)/libkhfuzz.a
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+# The seed generator (fuzz/tools/seedgen.c) writes the binary seeds
+# (ledger exports signed with the harness's key, RDMA descriptors).
+$(FUZZB)/seedgen: fuzz/tools/seedgen.c $(BUILD)/libkh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZERS)
+
+fuzz: fuzz-build
+	@fuzz/run.sh run $(FUZZ_SECS) $(FUZZ)
+
+-include $(shell find $(FUZZB)/obj -name '*.d' 2>/dev/null)
+
 # Debian packages the build, the tests and the demo need.
 deps:
 	@scripts/deps.sh
@@ -118,6 +163,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/san SAN=1 all
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@tests/run.sh
 
 demo: deps
@@ -144,10 +190,10 @@ $(BUILD)/appliances/%.cpio.gz: $$(wildcard appliances/$$*/*) $(BUILD)/bin/khappl
 	$(BUILD)/bin/khappliance -o $@ -r appliances/$*
 
 format:
-	clang-format -i $$(find src tests bench -name '*.[ch]')
+	clang-format -i $$(find src tests bench fuzz -name '*.[ch]')
 
 clean:
 	rm -rf build
 
-.PHONY: all deps check demo bench appliances format clean khmc
+.PHONY: all deps check demo bench appliances format clean khmc fuzz fuzz-build
 .SECONDARY:

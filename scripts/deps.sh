@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages Kittyhawk needs, only those that are missing.
 set -e
-PKGS="build-essential clang libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libnftables-dev nftables libcmocka-dev
+PKGS="build-essential clang libclang-rt-14-dev libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libnftables-dev nftables libcmocka-dev
 zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client u-boot-tools
 hyperfine iperf3 iputils-ping wget curl python3-prometheus-client rclone mmdebstrap
 libmemcached-tools libmemcached-dev python3-pymemcache"

@@ -2,6 +2,7 @@
 # Run every test and end with "N passed, N failed".
 #  - unit tests (cmocka, TAP output) of the normal build and of the
 #    AddressSanitizer+UndefinedBehaviorSanitizer build (build/san);
+#  - every seed of the fuzzing harnesses once (build/fuzz, make fuzz-build);
 #  - end-to-end tests (tests/e2e/*.sh), which start real khd daemons on
 #    scratch directories and drive them with the real tools, built with the
 #    sanitizers.
@@ -51,6 +52,12 @@ for build in build build/san; do
 		run_tap "${t#build/}" "$t"
 	done
 done
+
+# The libFuzzer harnesses (make fuzz-build): every seed of fuzz/corpus/ once,
+# so the harnesses and their seeds keep working (docs/fuzzing.md).
+if [ -d build/fuzz ]; then
+	case "fuzz" in *"$pattern"*) run_tap "fuzz (seeds)" fuzz/run.sh seeds ;; esac
+fi
 
 export KH_BIN=${KH_BIN:-build/san/bin}
 for t in tests/e2e/*.sh; do

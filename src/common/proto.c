@@ -9,8 +9,9 @@
 static int
 safe_byte(unsigned char c)
 {
+	/* (strchr finds the terminator too: a NUL is not a safe byte) */
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       strchr("._,:/@+-", c) != NULL;
+	       (c != '\0' && strchr("._,:/@+-", c) != NULL);
 }
 
 static int
@@ -66,7 +67,8 @@ proto_parse(const char *line, size_t len, struct proto_req *req, char *err, size
 		size_t k = 0;
 		while (i < len && line[i] != '=') {
 			char c = line[i];
-			if (!((c >= 'a' && c <= 'z') || c == '_' || (k > 0 && c >= '0' && c <= '9')))
+			if (!((c >= 'a' && c <= 'z') || c == '_' ||
+			      (k > 0 && c >= '0' && c <= '9')))
 				return fail(err, errlen, "malformed argument name");
 			if (k + 1 >= PROTO_MAX_KEY)
 				return fail(err, errlen, "argument name too long");

@@ -685,10 +685,20 @@ make_file(struct unpack *u, const struct cpio_hdr *h, const char *path, int pfd,
 	if (h->nlink > 1 && (l = link_find(u, h)) != NULL) {
 		int spfd, r;
 		const char *sleaf;
+		struct stat st;
 
 		if (walk(u, l->path, 0, &spfd, &sleaf) == -1)
 			return -1;
-		r = linkat(spfd, sleaf, pfd, leaf, 0);
+		/* A later entry may have put a fifo or a device node at the
+		 * first name: opening its new link would block, or write the
+		 * data into a host device. */
+		r = fstatat(spfd, sleaf, &st, AT_SYMLINK_NOFOLLOW);
+		if (r == 0 && !S_ISREG(st.st_mode)) {
+			close(spfd);
+			return up_fail(u, "hard link to a name that is not a regular file", 0);
+		}
+		if (r == 0)
+			r = linkat(spfd, sleaf, pfd, leaf, 0);
 		close(spfd);
 		if (r == -1)
 			return up_fail(u, "hard link", errno);
@@ -707,8 +717,15 @@ make_file(struct unpack *u, const struct cpio_hdr *h, const char *path, int pfd,
 			*b = l;
 		}
 	}
-	if ((fd = openat(pfd, leaf, flags, 0600)) == -1)
+	/* O_NONBLOCK and the check after: whatever is at leaf, only a
+	 * regular file ever gets the data. */
+	if ((fd = openat(pfd, leaf, flags | O_NONBLOCK, 0600)) == -1)
 		return up_fail(u, "create", errno);
+	struct stat fst;
+	if (fstat(fd, &fst) == -1 || !S_ISREG(fst.st_mode)) {
+		up_fail(u, "not a regular file", 0);
+		goto fail;
+	}
 	if (copy_data(u, fd, h) == -1)
 		goto fail;
 	/* A linked inode may already hold longer data from an earlier name. */

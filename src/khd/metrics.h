@@ -26,7 +26,8 @@ void metrics_stop(struct khd *k);
  * counters, the sampler's own figures, "# EOF". */
 void metrics_render(struct khd *k, struct sbuf *out);
 
-/* Pure parts, for the unit tests. */
+/* Pure parts (metrics_text.c), for the unit tests and fuzz/metrics.c. */
+#define METRICS_HEAD_MAX 8192 /* bytes of a request head */
 /* Whether buf holds a whole request head: 1 (method and path filled), 0
  * when more bytes are needed, -1 when it is not HTTP/1.x. */
 int metrics_parse_request(const char *buf, size_t len, char *method, size_t mlen, char *path,

@@ -3,6 +3,7 @@
  * is all or nothing; the handler only formats the reply. */
 #include "khd/khd.h"
 #include "admission/admission.h"
+#include "admission/pubkey.h"
 #include "allocator/alloc.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -650,41 +651,6 @@ v_transfer(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
-/* An OpenSSH public key line: "type base64 [comment]", where the decoded
- * blob starts with the same type string (RFC 4253 wire format). */
-static int
-valid_pubkey(const char *line, char *canon, size_t len)
-{
-	static const char *const types[] = {"ssh-ed25519",
-					    "ssh-rsa",
-					    "ecdsa-sha2-nistp256",
-					    "ecdsa-sha2-nistp384",
-					    "ecdsa-sha2-nistp521",
-					    "sk-ssh-ed25519@openssh.com",
-					    "sk-ecdsa-sha2-nistp256@openssh.com",
-					    NULL};
-	char type[64], b64[4096], comment[256] = "";
-	unsigned char blob[3072];
-	size_t bloblen;
-
-	if (strlen(line) >= 4096 || sscanf(line, "%63s %4095s %255[^\n]", type, b64, comment) < 2)
-		return -1;
-	int known = 0;
-	for (int i = 0; types[i]; i++)
-		known |= strcmp(types[i], type) == 0;
-	if (!known ||
-	    sodium_base642bin(blob, sizeof(blob), b64, strlen(b64), NULL, &bloblen, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    bloblen < 4)
-		return -1;
-	uint32_t tl =
-	    (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 | blob[3];
-	if (tl != strlen(type) || bloblen < 4 + tl || memcmp(blob + 4, type, tl) != 0)
-		return -1;
-	snprintf(canon, len, "%s %s%s%s", type, b64, comment[0] ? " " : "", comment);
-	return 0;
-}
-
 /* The holder of a transferred channel: ccred= is the channel's credential
  * (and no user/cred).  Returns the channel, or NULL after an error reply. */
 static struct channel *
@@ -727,7 +693,7 @@ v_addkey(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	if (only_args(req, args, out) < 0)
 		return 0;
 	const char *key = proto_get(req, "key");
-	if (key == NULL || valid_pubkey(key, canon, sizeof(canon)) < 0) {
+	if (key == NULL || pubkey_valid(key, canon, sizeof(canon)) < 0) {
 		reply_err(out, AE_BADARG, "not an OpenSSH public key line (type base64 [comment])");
 		return 0;
 	}
@@ -1267,39 +1233,6 @@ v_records(struct khd *k, struct conn *conn, const struct proto_req *req, struct 
 	return 0;
 }
 
-/* "type base64 [comment]": the same key whatever the comments say. */
-static int
-same_key(const char *a, const char *b)
-{
-	size_t la = strcspn(a, " "), lb = strcspn(b, " ");
-	if (la != lb || strncmp(a, b, la) != 0 || a[la] != ' ' || b[lb] != ' ')
-		return 0;
-	a += la + 1;
-	b += lb + 1;
-	la = strcspn(a, " ");
-	lb = strcspn(b, " ");
-	return la > 0 && la == lb && strncmp(a, b, la) == 0;
-}
-
-/* SHA256:... as ssh prints it, for the log. */
-static void
-key_fingerprint(const char *line, char *fp, size_t len)
-{
-	unsigned char blob[3072], h[crypto_hash_sha256_BYTES];
-	char b64[64];
-	const char *p = strchr(line, ' ');
-	size_t bl;
-
-	snprintf(fp, len, "?");
-	if (p == NULL || sodium_base642bin(blob, sizeof(blob), p + 1, strcspn(p + 1, " "), NULL,
-					   &bl, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
-		return;
-	crypto_hash_sha256(h, blob, bl);
-	sodium_bin2base64(b64, sizeof(b64), h, sizeof(h),
-			  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
-	snprintf(fp, len, "SHA256:%s", b64);
-}
-
 /* authkeys (sshd's AuthorizedKeysCommand, as user khkeys): the keys that
  * may log in as con<C>, each limited to what a channel session needs.  A
  * name and uid that do not belong together get no keys. */
@@ -1360,13 +1293,14 @@ v_ssh_attach(struct khd *k, struct conn *conn, uid_t peer, const struct proto_re
 		return 0;
 	}
 	for (int i = 0; key && i < k->fac.nkeys && !found; i++)
-		found = alloc_key_opens(c, &k->fac.keys[i]) && same_key(k->fac.keys[i].line, key);
+		found =
+		    alloc_key_opens(c, &k->fac.keys[i]) && pubkey_same(k->fac.keys[i].line, key);
 	if (!found) {
 		snprintf(m, sizeof(m), "this key does not open con%d", chan);
 		reply_err(out, AE_PERM, m);
 		return 0;
 	}
-	key_fingerprint(key, fp, sizeof(fp));
+	pubkey_fingerprint(key, fp, sizeof(fp));
 	snprintf(how, sizeof(how), " over ssh (key %s)", fp);
 	return attach_stream(k, conn, c, c->owner, req, out, how);
 }

@@ -58,7 +58,7 @@ struct price_plan {
 	char currency[17];
 	int offset; /* minutes east of UTC */
 	struct rule *rules;
-	size_t n;
+	size_t n, cap;
 };
 
 struct price_invoice {
@@ -247,7 +247,11 @@ rule_get(struct price_plan *p, const char *res)
 	for (size_t i = 0; i < p->n; i++)
 		if (strcmp(p->rules[i].res, res) == 0)
 			return &p->rules[i];
-	p->rules = xreallocarray(p->rules, p->n + 1, sizeof(*p->rules));
+	/* rules are large (a table per minute): grow by doubling */
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 8;
+		p->rules = xreallocarray(p->rules, p->cap, sizeof(*p->rules));
+	}
 	struct rule *r = &p->rules[p->n++];
 	memset(r, 0, sizeof(*r));
 	snprintf(r->res, sizeof(r->res), "%s", res);
@@ -409,15 +413,23 @@ parse_offset(struct parser *ps, struct price_plan *p, const char *s)
 	return 0;
 }
 
-/* Minutes until each minute's bucket changes, going round the day. */
+/* Minutes until each minute's bucket changes, going round the day.  One
+ * pass backwards from a change (a plan may have many rules: this runs for
+ * each, so it must not look at the whole day for every minute). */
 static void
 rule_finish(struct rule *r)
 {
-	for (int m = 0; m < MINUTES; m++) {
-		int k = 1;
-		while (k < MINUTES && r->bucket[(m + k) % MINUTES] == r->bucket[m])
-			k++;
-		r->change[m] = (uint16_t)(k < MINUTES ? k : 0);
+	int s = 0;
+	while (s < MINUTES && r->bucket[s] == r->bucket[(s + MINUTES - 1) % MINUTES])
+		s++;
+	if (s == MINUTES) { /* one bucket all day: it never changes */
+		memset(r->change, 0, sizeof(r->change));
+		return;
+	}
+	/* bucket[s - 1] != bucket[s]: walk back from s - 1 once round */
+	for (int i = 1; i <= MINUTES; i++) {
+		int m = (s - i + MINUTES) % MINUTES, n = (m + 1) % MINUTES;
+		r->change[m] = (uint16_t)(r->bucket[n] != r->bucket[m] ? 1 : r->change[n] + 1);
 	}
 }
 

@@ -691,6 +691,41 @@ hostile_1_4_symlink_replaced(void **state)
 	scratch_done(t);
 }
 
+/* hostile-1.5: a later name of a multiply linked file must not reach an
+ * earlier name that an entry in between replaced by a fifo or a device: the
+ * link would open it and write the file's data into it (a fifo hung the
+ * unpack; as root, a device node such as a host disk took the bytes).
+ * Found while writing fuzz/ramdisk.  The archive is refused, nothing is left. */
+static void
+hostile_1_5_link_to_node(void **state)
+{
+	char *t = scratch(), *root = path2(t, "root"), err[256];
+	struct ent fifo[] = {
+	    {.name = "a", .mode = 0100644, .data = "", .ino = 9, .nlink = 2},
+	    {.name = "a", .mode = 010644},
+	    {.name = "b", .mode = 0100644, .data = "payload\n", .ino = 9, .nlink = 2}};
+	struct ent dev[] = {
+	    {.name = "a", .mode = 0100644, .data = "", .ino = 9, .nlink = 2},
+	    {.name = "a", .mode = 020666, .rmaj = 1, .rmin = 3}, /* /dev/null */
+	    {.name = "b", .mode = 0100644, .data = "payload\n", .ino = 9, .nlink = 2}};
+	struct cb x = cpio_of(fifo, 3, "070701"), y = cpio_of(dev, 3, "070701");
+
+	alarm(20); /* a hang is a failure, not a stuck test run */
+	assert_int_equal(ramdisk_unpack(x.p, x.n, root, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_false(exists(t, "root"));
+	if (geteuid() == 0) { /* device nodes are made only by root */
+		assert_int_equal(ramdisk_unpack(y.p, y.n, root, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "not a regular file"));
+		assert_false(exists(t, "root"));
+	}
+	alarm(0);
+	free(root);
+	free(x.p);
+	free(y.p);
+	scratch_done(t);
+}
+
 /* hostile-2.1: a cut anywhere gives one "truncated" line and no tree. */
 static void
 hostile_2_1_truncated(void **state)
@@ -1055,6 +1090,7 @@ main(void)
 		cmocka_unit_test(hostile_1_2_absolute),
 		cmocka_unit_test(hostile_1_3_symlink_dir),
 		cmocka_unit_test(hostile_1_4_symlink_replaced),
+		cmocka_unit_test(hostile_1_5_link_to_node),
 		cmocka_unit_test(hostile_2_1_truncated),
 		cmocka_unit_test(hostile_2_2_corrupt_headers),
 		cmocka_unit_test(hostile_2_3_bad_wrapping),

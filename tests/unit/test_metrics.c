@@ -46,6 +46,12 @@ metrics_1_2(void **state)
 	char big[9000];
 	memset(big, 'a', sizeof(big));
 	assert_int_equal(metrics_parse_request(big, sizeof(big), m, 16, p, 64), -1);
+	/* a NUL in the request line is refused, not a cut (found by
+	 * fuzz/metrics: "GET\0xy /z" was method GET) */
+	static const char nul[] = "GET\0xy /metrics HTTP/1.1\r\n\r\n";
+	static const char nulpath[] = "GET /metrics\0x HTTP/1.1\r\n\r\n";
+	assert_int_equal(metrics_parse_request(nul, sizeof(nul) - 1, m, 16, p, 64), -1);
+	assert_int_equal(metrics_parse_request(nulpath, sizeof(nulpath) - 1, m, 16, p, 64), -1);
 }
 
 /* metrics-2.1: label values are escaped as OpenMetrics says. */
@@ -74,7 +80,14 @@ metrics_2_2(void **state)
 	metrics_value(&b, 5, 1024, 1);
 	sbuf_adds(&b, " ");
 	metrics_value(&b, 18446744073709551615ULL, 1, 1000);
-	assert_string_equal(b.s, "3.020000 0.012 5120 18446744073709551.615");
+	/* past 64 bits once multiplied (KiB*s of 4000 1 GiB nodes for two
+	 * months): printed exactly, not wrapped (found by fuzz/metrics) */
+	sbuf_adds(&b, " ");
+	metrics_value(&b, 1ULL << 60, 1024, 1);
+	sbuf_adds(&b, " ");
+	metrics_value(&b, 18446744073709551615ULL, 1024, 1000);
+	assert_string_equal(b.s, "3.020000 0.012 5120 18446744073709551.615 "
+				 "1180591620717411303424 18889465931478580853.760");
 	sbuf_free(&b);
 }
 
