@@ -53,9 +53,9 @@
 #define SYS_fsconfig 431
 #define SYS_fsmount  432
 #endif
-#define FB_FSOPEN_CLOEXEC	0x1
-#define FB_FSCONFIG_CMD_CREATE	6
-#define FB_FSMOUNT_CLOEXEC	0x1
+#define FB_FSOPEN_CLOEXEC      0x1
+#define FB_FSCONFIG_CMD_CREATE 6
+#define FB_FSMOUNT_CLOEXEC     0x1
 
 #define FB_MTU_INTERNAL 9000
 #define FB_MTU_EXTERNAL 1500
@@ -65,15 +65,15 @@
 #define FB_GRAVE	0x4b48	  /* link group of interfaces waiting for deletion */
 
 struct fb_node {
-	int netns;	      /* -1: not prepared */
-	int nsid;	      /* its id in the fabric's namespace */
-	int running;	      /* configured since boot: new interfaces get addresses */
-	int used;	      /* a node has run in its namespace since it was assigned */
-	int nets[KH_MAX_IFS]; /* netid wired at eth<i>, 0: none */
-	unsigned made;	      /* bit i: eth<i> exists */
-	unsigned graves;      /* bit i: eth<i> removed, deleted at the next flush */
-	int tap;	      /* a vm node: its interfaces are macvtaps */
-	int sysfs;	      /* vm: a sysfs of its namespace (detached mount), or -1 */
+	int netns;		    /* -1: not prepared */
+	int nsid;		    /* its id in the fabric's namespace */
+	int running;		    /* configured since boot: new interfaces get addresses */
+	int used;		    /* a node has run in its namespace since it was assigned */
+	int nets[KH_MAX_IFS];	    /* netid wired at eth<i>, 0: none */
+	unsigned made;		    /* bit i: eth<i> exists */
+	unsigned graves;	    /* bit i: eth<i> removed, deleted at the next flush */
+	int tap;		    /* a vm node: its interfaces are macvtaps */
+	int sysfs;		    /* vm: a sysfs of its namespace (detached mount), or -1 */
 	uint8_t mac[KH_MAX_IFS][6]; /* the MAC eth<i> holds */
 };
 
@@ -852,8 +852,8 @@ fabric_node_taps(struct fabric *fb, int rank, struct fabric_tap *out, int max, c
 				close(out[--n].fd);
 			return -1;
 		}
-		out[n] = (struct fabric_tap){.slot = i, .netid = nd->nets[i], .fd = fd,
-					     .mtu = mtu_of(nd->nets[i])};
+		out[n] = (struct fabric_tap){
+		    .slot = i, .netid = nd->nets[i], .fd = fd, .mtu = mtu_of(nd->nets[i])};
 		memcpy(out[n].mac, nd->mac[i], 6);
 		n++;
 	}

@@ -350,9 +350,7 @@ m_boot_vm(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 	}
 	if ((kb = vm_payload(m, kaddr, 1, &kp, &klen, kid, sizeof(kid), err, errlen)) == NULL)
 		return -1;
-	/* A bare bzImage carries its own CRC-32; a uImage's was checked. */
-	int bare = blob_len(kb) == klen;
-	if (vm_kernel_parse(kp, klen, bare, &vk, why, sizeof(why)) < 0) {
+	if (vm_kernel_parse(kp, klen, &vk, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "kernel at 0x%llx: %s", (unsigned long long)kaddr, why);
 		goto out;
 	}
@@ -378,8 +376,10 @@ m_boot_vm(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 		settle_later(k);
 	}
 	for (int i = 0; i < ntaps; i++) {
-		nics[i] = (struct node_nic){
-		    .slot = taps[i].slot, .netid = taps[i].netid, .fd = taps[i].fd, .mtu = taps[i].mtu};
+		nics[i] = (struct node_nic){.slot = taps[i].slot,
+					    .netid = taps[i].netid,
+					    .fd = taps[i].fd,
+					    .mtu = taps[i].mtu};
 		memcpy(nics[i].mac, taps[i].mac, 6);
 	}
 	snprintf(scratch, sizeof(scratch), "%s/run/n%d", k->dir, m->rank);
@@ -415,8 +415,8 @@ m_boot_vm(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 		 k->host.kvm ? "KVM" : "TCG: software emulation", spec.cpus,
 		 spec.cpus > 1 ? "s" : "", (unsigned long long)(t->mem >> 20));
 	console_output(k, m->rank, why, strlen(why));
-	log_info("node %d: vm boot: %.2f ms in khd (kernel %zu B, ramdisk %zu B, %d NICs)",
-		 m->rank, (double)(now_ns() - t0) / 1e6, klen, rlen, ntaps);
+	log_info("node %d: vm boot: %.2f ms in khd (kernel %zu B, ramdisk %zu B, %d NICs)", m->rank,
+		 (double)(now_ns() - t0) / 1e6, klen, rlen, ntaps);
 	rc = 0;
 out:
 	for (int i = 0; i < ntaps; i++)
@@ -469,22 +469,25 @@ vm_ended_msg(struct khd *k, int rank, int status, char *msg, size_t len)
 	int fd;
 
 	if (WIFSIGNALED(status)) {
-		snprintf(msg, len, "\n## node %d: QEMU was killed by signal %d; back in the monitor\n",
-			 rank, WTERMSIG(status));
+		snprintf(msg, len,
+			 "\n## node %d: QEMU was killed by signal %d; back in the monitor\n", rank,
+			 WTERMSIG(status));
 		return;
 	}
 	if (WEXITSTATUS(status) == 0) {
-		snprintf(msg, len,
-			 "\n## node %d: the VM stopped (powered off, rebooted or panicked); back in "
-			 "the monitor\n",
-			 rank);
+		snprintf(
+		    msg, len,
+		    "\n## node %d: the VM stopped (powered off, rebooted or panicked); back in "
+		    "the monitor\n",
+		    rank);
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/run/n%d/qemu.log", k->dir, rank);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 		off_t end = lseek(fd, 0, SEEK_END);
-		if (end > 0 && lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
-				     SEEK_SET) >= 0)
+		if (end > 0 &&
+		    lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
+			  SEEK_SET) >= 0)
 			n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
 	}

@@ -33,10 +33,10 @@ struct machine {
 	int holds_image;
 	char name[64], uni[24], eth0ip[32];
 	uint32_t netids[16];
-	struct sbuf outline;   /* partial output line, for rank-prefixed readers */
-	int heard;	       /* the booted node has printed something */
-	uint64_t quiet_timer;  /* vm: says so when a booted node stays silent */
-	uint64_t boot_ns;      /* when it booted */
+	struct sbuf outline;  /* partial output line, for rank-prefixed readers */
+	int heard;	      /* the booted node has printed something */
+	uint64_t quiet_timer; /* vm: says so when a booted node stays silent */
+	uint64_t boot_ns;     /* when it booted */
 };
 
 /* khd start and stop: blob store, image cache, node host (ct spawner). */

@@ -21,12 +21,13 @@ struct node_host {
 	pid_t spawner;	  /* the process that clones nodes (a child of khd) */
 	int spawner_sock; /* khd's end of its socket */
 	/* vm: what node_vm_init found */
-	int vm_ok;		 /* QEMU is there: vm nodes can boot */
-	int kvm;		 /* 1: KVM runs guests here; 0: QEMU's TCG emulates */
-	char qemu[256];		 /* the QEMU program */
-	char vm_why[256];	 /* why vm nodes cannot boot ("" when they can) */
-	char kvm_why[256];	 /* why not KVM ("" with KVM) */
-	uint64_t kvm_probe_us;	 /* how long the probe took */
+	int vm_ok;	       /* QEMU is there: vm nodes can boot */
+	int kvm;	       /* 1: KVM runs guests here; 0: QEMU's TCG emulates */
+	char qemu[256];	       /* the QEMU program */
+	char bios[256];	       /* its qboot firmware, or "" (QEMU's default) */
+	char vm_why[256];      /* why vm nodes cannot boot ("" when they can) */
+	char kvm_why[256];     /* why not KVM ("" with KVM) */
+	uint64_t kvm_probe_us; /* how long the probe took */
 };
 
 /* Find the host's cgroups (cgroup_host_init: version 0 detects, parent NULL

@@ -76,12 +76,17 @@ node_vm_init(struct node_host *host)
 		return;
 	}
 	host->vm_ok = 1;
+	/* Debian's qemu-system-data has it; $KH_QEMU_BIOS names another. */
+	const char *bios = getenv("KH_QEMU_BIOS");
+	snprintf(host->bios, sizeof(host->bios), "%s", bios ? bios : "/usr/share/qemu/qboot.rom");
+	if (host->bios[0] && access(host->bios, R_OK) < 0)
+		host->bios[0] = '\0';
 	if (accel && strcmp(accel, "tcg") == 0) {
 		snprintf(host->kvm_why, sizeof(host->kvm_why), "KH_VM_ACCEL=tcg");
 		return;
 	}
 	t0 = now_ns();
-	host->kvm = vm_kvm_probe(2000, host->kvm_why, sizeof(host->kvm_why));
+	host->kvm = vm_kvm_probe(500, host->kvm_why, sizeof(host->kvm_why));
 	host->kvm_probe_us = (now_ns() - t0) / 1000;
 }
 
@@ -222,6 +227,7 @@ vm_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 		goto fail_files;
 	}
 	struct vm_qemu q = {.qemu = host->qemu,
+			    .bios = host->bios[0] ? host->bios : NULL,
 			    .name = s->name,
 			    .kvm = host->kvm,
 			    .cpus = s->cpus,

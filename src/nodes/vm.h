@@ -21,17 +21,15 @@ struct vm_kernel {
 	uint32_t init_size;	  /* memory the kernel needs to run, from its load address */
 	uint32_t cmdline_size;	  /* longest command line, terminator excluded */
 	uint32_t initrd_addr_max; /* highest address an initrd may end at */
+	uint64_t sys_len;	  /* bytes of protected-mode code after the setup */
 	int is64;		  /* xloadflags: it has a 64-bit entry point */
-	int crc_ok;		  /* the trailing CRC-32 of the file checks out */
 };
 
 /* Parse the bzImage at p (len bytes): boot sector signature, "HdrS", boot
  * protocol 2.10 or later (init_size), loaded high (a bzImage, not a
- * zImage), the setup within the file.  want_crc: also check the CRC-32 the
- * kernel's build appends (a bare image; a uImage wrapper has its own).
- * Returns 0, or -1 with a one-line reason in err. */
-int vm_kernel_parse(const void *p, size_t len, int want_crc, struct vm_kernel *k, char *err,
-		    size_t errlen);
+ * zImage), the setup and the protected-mode code (syssize) within the
+ * file.  Returns 0, or -1 with a one-line reason in err. */
+int vm_kernel_parse(const void *p, size_t len, struct vm_kernel *k, char *err, size_t errlen);
 
 /* The guest's command line into buf: bootargs as they are, then the plan,
  * for the appliance's /init (docs/nodes.md): "kh.node=NAME" and, per NIC,
@@ -44,6 +42,7 @@ int vm_cmdline(const char *bootargs, const char *name, int rank, const struct no
 /* What QEMU is asked to run. */
 struct vm_qemu {
 	const char *qemu;    /* the program */
+	const char *bios;    /* the firmware (qboot), or NULL: QEMU's default */
 	const char *name;    /* the node's name */
 	int kvm;	     /* 1: -accel kvm; 0: TCG */
 	int cpus;	     /* vCPUs */
@@ -63,10 +62,11 @@ int vm_qemu_argv(const struct vm_qemu *q, char *buf, size_t len, char *err, size
  * its translation cache under TCG, the devices. */
 uint64_t vm_overhead(uint64_t mem, int kvm);
 
-/* Run a tiny 64-bit guest on /dev/kvm (in a child, at most timeout_ms):
- * long mode, paging, an I/O port write and hlt, the way a kernel starts.
- * Returns 1 when it ran as it should, 0 (with why) when KVM cannot be
- * used here. */
+/* Run a tiny guest on /dev/kvm (in a child, at most timeout_ms) the way a
+ * kernel starts: real mode, its own switch to unpaged protected mode and a
+ * timed loop there, then long mode with paging; each writes to an I/O port
+ * and halts.  Returns 1 when it ran as it should and at native speed, 0
+ * (with why) when KVM cannot be used here. */
 int vm_kvm_probe(int timeout_ms, char *why, size_t whylen);
 
 #endif

@@ -5,7 +5,6 @@
 #include "common/util.h"
 
 #include <string.h>
-#include <zlib.h>
 
 static uint32_t
 le(const unsigned char *p, int n)
@@ -17,11 +16,11 @@ le(const unsigned char *p, int n)
 }
 
 int
-vm_kernel_parse(const void *data, size_t len, int want_crc, struct vm_kernel *k, char *err,
-		size_t errlen)
+vm_kernel_parse(const void *data, size_t len, struct vm_kernel *k, char *err, size_t errlen)
 {
 	const unsigned char *p = data;
 	uint32_t sects;
+	uint64_t end;
 
 	memset(k, 0, sizeof(*k));
 	if (len < 0x264)
@@ -44,12 +43,15 @@ vm_kernel_parse(const void *data, size_t len, int want_crc, struct vm_kernel *k,
 	k->cmdline_size = le(p + 0x238, 4);
 	k->init_size = le(p + 0x260, 4);
 	k->is64 = k->version >= 0x020c && (le(p + 0x236, 2) & 1);
-	/* The build appends the CRC-32 register (initial ~0, no final
-	 * inversion) of everything before it: the zlib CRC of the whole file
-	 * is then 0xffffffff.  A byte changed anywhere shows. */
-	if (len <= UINT32_MAX)
-		k->crc_ok = (uint32_t)crc32(0L, p, (uInt)len) == 0xffffffffu;
-	if (want_crc && !k->crc_ok)
-		return seterr(err, errlen, "bzImage checksum mismatch (a corrupt or truncated kernel)");
+	/* syssize: the protected-mode part, in 16-byte units.  A file shorter
+	 * than setup and syssize together lost its tail.  (The CRC-32 a
+	 * kernel's build appends is no test: a signed kernel, as Debian's,
+	 * carries a signature after it, and recent kernels have none.) */
+	k->sys_len = le(p + 0x1f4, 4) * 16ULL;
+	end = k->setup_len + k->sys_len;
+	if (k->sys_len == 0 || end > len)
+		return seterr(err, errlen,
+			      "truncated: its header says %llu bytes, the file has %zu",
+			      (unsigned long long)end, len);
 	return 0;
 }

@@ -28,11 +28,10 @@ fail(const struct ct_req *rq, int console, const char *what, int code)
 {
 	char msg[256];
 	int e = errno;
-	int n = snprintf(msg, sizeof(msg), "\r\nkh: node %s: %s: %s\r\n", rq->name, what,
-			 strerror(e));
+	int n =
+	    snprintf(msg, sizeof(msg), "\r\nkh: node %s: %s: %s\r\n", rq->name, what, strerror(e));
 
-	if (n > 0 &&
-	    write(console, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) < 0)
+	if (n > 0 && write(console, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) < 0)
 		n = 0;
 	_exit(code);
 }
