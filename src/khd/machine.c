@@ -259,15 +259,20 @@ vm_payload(struct machine *m, uint64_t addr, int kernel, const void **p, size_t 
 		snprintf(err, errlen, "%s", why);
 		return NULL;
 	}
-	if (image_classify(blob_data(b), blob_len(b), &kind, &off, len, why, sizeof(why)) < 0) {
+	int rc = image_classify(blob_data(b), blob_len(b), &kind, &off, len, why, sizeof(why));
+	/* Not a kernel: what a bzImage's header says of it is the clearest
+	 * reason (or it is a ramdisk). */
+	if (kernel && (rc < 0 || kind != IMG_KERNEL)) {
+		struct vm_kernel vk;
+		if (rc == 0 && kind == IMG_RAMDISK)
+			snprintf(why, sizeof(why), "a ramdisk, not a kernel");
+		else if (vm_kernel_parse(blob_data(b), blob_len(b), &vk, why, sizeof(why)) == 0)
+			snprintf(why, sizeof(why), "not a kernel image");
+		rc = -1;
+	}
+	if (rc < 0) {
 		snprintf(err, errlen, "%s at 0x%llx: %s", kernel ? "kernel" : "ramdisk",
 			 (unsigned long long)addr, why);
-		blob_unref(b);
-		return NULL;
-	}
-	if (kernel && kind != IMG_KERNEL) {
-		snprintf(err, errlen, "no kernel image at 0x%llx (%s)", (unsigned long long)addr,
-			 why);
 		blob_unref(b);
 		return NULL;
 	}
@@ -342,9 +347,15 @@ m_boot_vm(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 			 !k->host_ok ? "no cgroups (see khd.log)" : k->host.vm_why);
 		return -1;
 	}
-	if (kaddr == 0) {
+	/* Nothing loaded there (bootm - ADDR, or only a ramdisk loaded). */
+	unsigned char probe[8] = {0};
+	size_t avail = 0;
+	if (kaddr == 0 ||
+	    (mem_blob_at(m->mem, kaddr, &avail) == NULL &&
+	     (mem_read(m->mem, kaddr, probe, sizeof(probe)) < 0 ||
+	      memcmp(probe, (unsigned char[8]){0}, sizeof(probe)) == 0))) {
 		snprintf(err, errlen,
-			 "vm nodes boot a kernel: none at $loadaddr (khdo loadkernel FILE, or "
+			 "vm nodes boot a kernel: none loaded (khdo loadkernel FILE, or "
 			 "bootm KERNEL-ADDR RAMDISK-ADDR)");
 		return -1;
 	}
