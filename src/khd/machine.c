@@ -350,10 +350,9 @@ m_boot_vm(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 	/* Nothing loaded there (bootm - ADDR, or only a ramdisk loaded). */
 	unsigned char probe[8] = {0};
 	size_t avail = 0;
-	if (kaddr == 0 ||
-	    (mem_blob_at(m->mem, kaddr, &avail) == NULL &&
-	     (mem_read(m->mem, kaddr, probe, sizeof(probe)) < 0 ||
-	      memcmp(probe, (unsigned char[8]){0}, sizeof(probe)) == 0))) {
+	if (kaddr == 0 || (mem_blob_at(m->mem, kaddr, &avail) == NULL &&
+			   (mem_read(m->mem, kaddr, probe, sizeof(probe)) < 0 ||
+			    memcmp(probe, (unsigned char[8]){0}, sizeof(probe)) == 0))) {
 		snprintf(err, errlen,
 			 "vm nodes boot a kernel: none loaded (khdo loadkernel FILE, or "
 			 "bootm KERNEL-ADDR RAMDISK-ADDR)");
