@@ -7,9 +7,15 @@
 # started by hand with the same machine, accelerator, memory, firmware
 # and command line, timed from their start to the same line.  khd runs
 # with --no-fabric (the same QEMU command line as the peer, no NIC) and
-# then with its domains (one virtio-net on a macvtap per node).  Also:
-# khd's own CPU time (utime+stime) per boot over the same window, and its
-# wall time inside a boot request (its log).  Medians of REPEATS runs.
+# then with its domains (one virtio-net on a macvtap per node).  The peer's
+# QEMUs run in a CPU cgroup of the same shape as the nodes' (one group for
+# the N, each QEMU in its own child with the type's 1-CPU quota): a loaded
+# host gives a facility's nodes together one share of the CPU, as it would
+# give a bare QEMU started by hand in such a group, where N QEMUs in the
+# root group would get N shares (PEER_CGROUP=0: the root group, as a
+# shell starts them).  Also: khd's own CPU time per boot over the same
+# window (/proc/PID/schedstat), and its wall time inside a boot request
+# (its log).  Medians of REPEATS runs.
 # Usage (root): bench/vmboot.sh [N...]   (default: 1 8)
 set -eu
 cd "$(dirname "$0")/.."
@@ -29,7 +35,7 @@ stopkhd() {
 	D=
 }
 barekill() { for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap 'barekill; stopkhd; rm -rf "$W"' EXIT
+trap 'barekill; peer_cg_rm; stopkhd; rm -rf "$W"' EXIT
 
 # The appliance: busybox and an /init that says so first thing.
 printf '#!/bin/sh\necho init-running\nexec sleep 2147483647\n' >"$W/init"
@@ -38,8 +44,31 @@ echo "kernel: $KERNEL ($(stat -c %s "$KERNEL") bytes), appliance $(stat -c %s "$
 
 ms() { echo $((($2 - $1) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
+# The peer's CPU cgroup (cgroup v1 cpu controller, or v2), made per run.
+PEER_CGROUP=${PEER_CGROUP:-1}
+CGV1=/sys/fs/cgroup/cpu
+PCG=
+if [ "$PEER_CGROUP" = 1 ]; then
+	if [ -d "$CGV1" ] && [ -w "$CGV1/cgroup.procs" ]; then
+		PCG=$CGV1/kh-vmbench-$$
+	elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		PCG=/sys/fs/cgroup/kh-vmbench-$$
+	fi
+fi
+peer_cg() { # peer_cg I: the cgroup directory of peer QEMU I, made
+	local d=$PCG/q$1
+	mkdir -p "$d"
+	if [ -f "$d/cpu.cfs_quota_us" ]; then
+		echo 100000 >"$d/cpu.cfs_period_us"
+		echo 100000 >"$d/cpu.cfs_quota_us"
+	else
+		echo "+cpu" >"$PCG/cgroup.subtree_control" 2>/dev/null || true
+		echo "100000 100000" >"$d/cpu.max" 2>/dev/null || true
+	fi
+	echo "$d"
+}
+peer_cg_rm() { [ -n "$PCG" ] && [ -d "$PCG" ] && { rmdir "$PCG"/q* 2>/dev/null; rmdir "$PCG" 2>/dev/null; } || true; }
 
 # bare N ACCEL: N QEMUs by hand; prints ms until all said init-running.
 bare() {
@@ -49,6 +78,10 @@ bare() {
 	rm -f "$W"/bare*.out
 	t0=$(date +%s%N)
 	for i in $(seq "$n"); do
+		cg=""
+		[ -z "$PCG" ] || cg=$(peer_cg "$i")
+		# shellcheck disable=SC2016
+		sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh "$cg" \
 		"$QEMU" -name "bare$i" -nodefaults -no-user-config -nographic -no-reboot \
 			-machine q35,sata=off,smbus=off,usb=off "${bios[@]}" -accel "$accel" -cpu "$cpu" \
 			-smp 1 -m 256M -kernel "$KERNEL" -initrd "$W/app.cpio.gz" \
@@ -61,6 +94,7 @@ bare() {
 	done
 	ms "$t0" "$(date +%s%N)"
 	barekill
+	peer_cg_rm
 }
 
 results=()
@@ -84,14 +118,14 @@ for mode in nofabric fabric; do
 		for r in $(seq "$REPEATS"); do
 			"$BIN"/khdo -c pw bench loadkernel "$KERNEL" <<<"$nodes" >/dev/null
 			"$BIN"/khdo -c pw bench loadramdisk "$W/app.cpio.gz" <<<"$nodes" >/dev/null
-			c0=$(cpu_ticks "$KPID")
+			c0=$(cpu_ns "$KPID")
 			t0=$(date +%s%N)
 			echo 'run kboot' |
 				"$BIN"/khcon -c pw bench --timeout 300 --until init-running --count "$N" "$CON" >/dev/null
 			t1=$(date +%s%N)
-			c1=$(cpu_ticks "$KPID")
+			c1=$(cpu_ns "$KPID")
 			kh+=("$(ms "$t0" "$t1")")
-			cpu+=("$(((c1 - c0) * 1000 / HZ))")
+			cpu+=("$(((c1 - c0) / 1000))")
 			"$BIN"/khctl reset -c pw bench "$CON"
 			sleep 1
 			br+=("$(bare "$N" "$ACCEL")")
@@ -103,7 +137,7 @@ for mode in nofabric fabric; do
 		inkhd=$(sed -nE 's/.*vm boot: ([0-9.]+) ms in khd.*/\1/p' "$D/khd.log" | sort -n |
 			awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 		ratio=$(awk -v a="$khm" -v b="$brm" 'BEGIN {printf "%.2f", a / b}')
-		line="$mode N=$N accel=$ACCEL: khd run kboot -> /init ${khm} ms (runs: ${kh[*]}), bare QEMU ${brm} ms (runs: ${br[*]}), ratio $ratio; khd CPU $(awk -v c="$cpum" -v n="$N" 'BEGIN {printf "%.1f", c / n}') ms per boot (whole window, tick $((1000 / HZ)) ms), in khd's boot request median $inkhd ms"
+		line="$mode N=$N accel=$ACCEL: khd run kboot -> /init ${khm} ms (runs: ${kh[*]}), bare QEMU ${brm} ms (runs: ${br[*]}), ratio $ratio; khd CPU $(awk -v c="$cpum" -v n="$N" 'BEGIN {printf "%.1f", c / n / 1000}') ms per boot (run kboot to /init, console included), in khd's boot request median $inkhd ms; peer cgroup: ${PCG:-none}"
 		echo "$line"
 		results+=("$line")
 		stopkhd

@@ -919,6 +919,8 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	meter_recover(k);
 	if (k->host_ok)
 		cgroup_facility_clear(&k->host.cg, facid);
+	snprintf(path, sizeof(path), "%s/run", k->dir);
+	node_vm_clear(path); /* what those nodes' QEMUs had loaded */
 	snprintf(path, sizeof(path), "%s/run/fabric.net", k->dir);
 	fabric_unpin(path); /* a dead khd's: its nodes were read and stopped above */
 	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, path, why, sizeof(why))) == NULL)

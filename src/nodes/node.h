@@ -47,6 +47,9 @@ void node_host_close(struct node_host *host);
  * host without QEMU is not an error: host->vm_ok stays 0 and vm_why says
  * why.  $KH_VM_ACCEL=tcg skips the probe. */
 void node_vm_init(struct node_host *host);
+/* Forget the kernel and ramdisk files a khd that died left under rundir
+ * (its nodes were stopped). */
+void node_vm_clear(const char *rundir);
 
 /* One network interface of a vm node: a virtio-net NIC on an open macvtap
  * (fabric_node_tap). */

@@ -181,6 +181,30 @@ forget_files(struct node_handle *h)
 	h->dir = NULL;
 }
 
+void
+node_vm_clear(const char *rundir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(rundir);
+
+	if (d == NULL)
+		return;
+	/* the nodes' links first, then the copies nobody links to */
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != 'n' ||
+		    strspn(e->d_name + 1, "0123456789") != strlen(e->d_name + 1))
+			continue;
+		snprintf(path, sizeof(path), "%s/%.32s/kernel", rundir, e->d_name);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%.32s/initrd", rundir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/vm", rundir);
+	sweep(path);
+}
+
 static int
 vm_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h, char *err,
 	size_t errlen)

@@ -227,14 +227,31 @@ check "vm-6.9 a guest that never prints anything: one line after KH_VM_QUIET_S" 
 	grep -q "^\[0\] ## node 0: nothing from the VM's console in 4 s (does bootargs have console=ttyS0?); reset returns to the monitor" <<<"$o"
 o=$(khctl reset alice "$CON" 2>&1)
 same "vm-6.10 ... and reset returns it to the monitor" "$? $(state 0) $(qemu_of 0 | wc -l)" "0 monitor 0"
-khdo -c pwb bob write 'echo still-$((1+1))' <<<"$bb" >/dev/null
+# kill -9 of khd with bob's vm node running: the next khd stops its QEMU
+# and forgets its files; the node is back in the monitor, still bob's.
+same "vm-6.11 bob's vm node runs before khd is killed" "$(state "$BR") $(qemu_of "$BR" | wc -l)" "running 1"
+kill9_khd
+restart_khd --load-timeout 5000
+same "vm-6.12 after kill -9 and a restart: the node is in the monitor, its QEMU and files gone" \
+	"$(state "$BR") $(qemu_of "$BR" | wc -l) $(ls "$D/run/vm" "$D/run/n$BR" 2>/dev/null | grep -cE '^(kernel|initrd|[0-9a-f]{64}-)')" "monitor 0 0"
 o=$(khctl release -c pwb bob "$BCON" 2>&1; khctl release alice "$CTCON" 2>&1; khctl release alice "$TCON" 2>&1; khctl release alice "$CON" 2>&1)
-same "vm-6.11 release of vm nodes, one of them running" "$o" ""
+same "vm-6.13 release of vm nodes" "$o" ""
 left=$(pgrep -f "qemu-system-x86_64 -name kh$FAC-" | wc -l)
 files=$(ls "$D/run/n0" "$D/run/n$BR" 2>/dev/null | grep -cE '^(kernel|initrd)$')
 cgs=$(find /sys/fs/cgroup -type d -path "*kh-$FAC/n*" 2>/dev/null | wc -l)
-same "vm-6.12 ... nothing is left: no QEMU, no kernel or ramdisk copy, no cgroup" "$left $files $cgs" "0 0 0"
-same "vm-6.13 every node is free again" "$(khctl nodes | awk '$2 != "free"' | wc -l)" "0"
+same "vm-6.14 ... nothing is left: no QEMU, no kernel or ramdisk copy, no cgroup" "$left $files $cgs" "0 0 0"
+same "vm-6.15 every node is free again" "$(khctl nodes | awk '$2 != "free"' | wc -l)" "0"
+
+# ---- vm-7: examples/webfarm.sh -t vm1 on this facility -------------------
+if [ "$HOSTFETCH" = 1 ]; then
+	o=$(cd "$TOP" && KH_USER=carol KH_CRED=pwc COUNTS="2" PATH=$BIN:$PATH timeout 600 examples/webfarm.sh -t vm1 2>&1)
+	rc=$?
+	check "vm-7.1 examples/webfarm.sh -t vm1: Listing 1 with loadkernel, 2 web servers on vm nodes answer" \
+		test "$rc" = 0 -a "$(grep -c '^2 of 2 web servers answered with a page naming their node$' <<<"$o")" = 1
+	check "vm-7.2 ... it loaded the kernel" grep -q 'khdo loadkernel ./uImage      ([0-9]* ms, [0-9]* bytes to 2 nodes)' <<<"$o"
+else
+	ok "vm-7 examples/webfarm.sh -t vm1 # SKIP another facility holds the external uplink"
+fi
 
 stop_khd
 done_testing
