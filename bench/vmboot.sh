@@ -98,7 +98,7 @@ bare() {
 }
 
 results=()
-for mode in nofabric fabric; do
+for mode in ${MODES:-nofabric fabric}; do
 	for N in $SIZES; do
 		D=$(mktemp -d /tmp/kh-bench-vmboot-d-XXXXXX)
 		echo "type vm1 backend=vm cpus=1 mem=256M count=$N" >"$D/khd.conf"
@@ -120,8 +120,16 @@ for mode in nofabric fabric; do
 			"$BIN"/khdo -c pw bench loadramdisk "$W/app.cpio.gz" <<<"$nodes" >/dev/null
 			c0=$(cpu_ns "$KPID")
 			t0=$(date +%s%N)
-			echo 'run kboot' |
-				"$BIN"/khcon -c pw bench --timeout 180 --until init-running --count "$N" "$CON" >/dev/null
+			if ! echo 'run kboot' | "$BIN"/khcon -c pw bench --prefix --timeout 180 \
+				--until init-running --count "$N" "$CON" >"$W/kboot.out" 2>&1; then
+				# say which nodes did not get there, and their last lines
+				echo "vmboot: not every node reached /init within 180 s:" >&2
+				for r in $(seq 0 $((N - 1))); do
+					grep -q "^\[$r\] init-running" "$W/kboot.out" ||
+						{ echo "node $r:"; grep "^\[$r\]" "$W/kboot.out" | tail -n 5; } >&2
+				done
+				exit 1
+			fi
 			t1=$(date +%s%N)
 			c1=$(cpu_ns "$KPID")
 			kh+=("$(ms "$t0" "$t1")")
