@@ -73,6 +73,8 @@ facility() {
 		fi
 		own_khd=$work/facility
 		mkdir -p "$own_khd"
+		# facility N [TYPE-LINES]: more node types after the default's
+		[ -z "${2:-}" ] || printf 'type ct1 count=%s\n%s\n' "${1:-16}" "$2" >"$own_khd/khd.conf"
 		khd -d "$own_khd" --nodes "${1:-16}" || die "cannot start khd (it runs as root)"
 		export KH_SOCKET=$own_khd/khd.sock
 		echo "a facility of ${1:-16} nodes in $own_khd (stopped at the end)"

@@ -59,6 +59,7 @@ struct app {
 	int ldconf_read;
 	char *busybox; /* the busybox program in the appliance, or NULL */
 	int have_service;
+	int have_kmods;
 	struct sbuf users; /* -u USER names, '\n'-separated */
 	struct sbuf progs; /* basenames of PROGRAMs, "\nNAME\n" each */
 };
@@ -1414,6 +1415,141 @@ out:
 	return rc;
 }
 
+/* The modules a vm node's interfaces need: virtio-net on PCI.  Distribution
+ * kernels build them as modules (Debian's cloud kernel does). */
+static const char *const kmod_wanted[] = {"virtio_pci.ko", "virtio_net.ko"};
+#define KMOD_MAX 32
+
+struct kmods {
+	char *dep;   /* modules.dep, NUL-terminated, lines split in place */
+	char **line; /* each line: "path: dep dep ..." */
+	size_t nline;
+	const char *order[KMOD_MAX]; /* paths in load order */
+	size_t n;
+};
+
+/* The modules.dep line of the module at path (relative to the modules
+ * directory), or NULL. */
+static char *
+kmod_line(struct kmods *k, const char *path, size_t plen)
+{
+	for (size_t i = 0; i < k->nline; i++)
+		if (strncmp(k->line[i], path, plen) == 0 && k->line[i][plen] == ':')
+			return k->line[i];
+	return NULL;
+}
+
+/* Module path (plen bytes) after its dependencies, each once. */
+static int
+kmod_visit(struct kmods *k, const char *path, size_t plen, int depth, char *err, size_t errlen)
+{
+	char *l = kmod_line(k, path, plen);
+
+	for (size_t i = 0; i < k->n; i++)
+		if (strcspn(k->order[i], ":") == plen && strncmp(k->order[i], path, plen) == 0)
+			return 0;
+	if (l == NULL)
+		return seterr(err, errlen, "--kmod: %.*s is not in modules.dep", (int)plen, path);
+	if (depth > 16 || k->n == KMOD_MAX)
+		return seterr(err, errlen, "--kmod: %.*s: too many dependencies", (int)plen, path);
+	for (const char *d = l + plen + 1; *d;) {
+		d += strspn(d, " \t");
+		size_t n = strcspn(d, " \t");
+		if (n > 0 && kmod_visit(k, d, n, depth + 1, err, errlen) < 0)
+			return -1;
+		d += n;
+	}
+	k->order[k->n++] = l; /* its line starts with its path */
+	return 0;
+}
+
+/* --kmod KVER: virtio_pci and virtio_net of the root's kernel KVER with
+ * what they depend on (modules.dep), and /etc/kh/modules listing them in
+ * load order for /init (a vm node's; a ct node has the host's drivers). */
+static int
+add_kmods(struct app *a, const char *kver, char *err, size_t errlen)
+{
+	struct kmods *k;
+	struct sbuf list;
+	char *path;
+	int fd, rc = -1;
+	struct stat st;
+
+	if (a->have_kmods)
+		return seterr(err, errlen, "--kmod given twice");
+	if (kver[0] == '\0' || kver[0] == '.' ||
+	    strspn(kver, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789.+_-") != strlen(kver))
+		return seterr(err, errlen, "--kmod %s: not a kernel version", kver);
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		abort();
+	sbuf_init(&list);
+	path = xasprintf("%s/lib/modules/%s/modules.dep", a->root, kver);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		seterr(err, errlen, "--kmod %s: %s: %s", kver, path, strerror(errno));
+		goto out;
+	}
+	k->dep = xrealloc(NULL, (size_t)st.st_size + 1);
+	ssize_t n = read(fd, k->dep, (size_t)st.st_size);
+	if (n != st.st_size) {
+		seterr(err, errlen, "--kmod %s: read %s", kver, path);
+		goto out;
+	}
+	k->dep[n] = '\0';
+	for (char *l = k->dep, *nl; *l; l = nl) {
+		if ((k->nline & (k->nline + 1)) == 0) /* 0, 1, 3, 7, ...: grow */
+			k->line = xrealloc(k->line, (2 * k->nline + 2) * sizeof(*k->line));
+		nl = strchr(l, '\n');
+		if (nl)
+			*nl++ = '\0';
+		else
+			nl = l + strlen(l);
+		k->line[k->nline++] = l;
+	}
+	for (size_t w = 0; w < sizeof(kmod_wanted) / sizeof(kmod_wanted[0]); w++) {
+		size_t wl = strlen(kmod_wanted[w]), i;
+		for (i = 0; i < k->nline; i++) {
+			size_t pl = strcspn(k->line[i], ":");
+			if (pl >= wl && strncmp(k->line[i] + pl - wl, kmod_wanted[w], wl) == 0 &&
+			    (pl == wl || k->line[i][pl - wl - 1] == '/'))
+				break;
+		}
+		if (i == k->nline) {
+			seterr(err, errlen,
+			       "--kmod %s: no %s (is virtio built in? then --kmod is not needed)",
+			       kver, kmod_wanted[w]);
+			goto out;
+		}
+		if (kmod_visit(k, k->line[i], strcspn(k->line[i], ":"), 0, err, errlen) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < k->n; i++) {
+		size_t pl = strcspn(k->order[i], ":");
+		char *src = xasprintf("/lib/modules/%s/%.*s", kver, (int)pl, k->order[i]);
+		struct app_item it = {.kind = APP_FILE, .arg = src, .where = "--kmod"};
+		int r = add_file_arg(a, &it, err, errlen);
+		sbuf_printf(&list, "%s\n", src);
+		free(src);
+		if (r < 0)
+			goto out;
+	}
+	if (put_data(a, "/etc/kh/modules", S_IFREG | 0644, list.s, list.len, err, errlen) < 0)
+		goto out;
+	a->have_kmods = 1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(k->dep);
+	free(k->line);
+	free(k);
+	sbuf_free(&list);
+	return rc;
+}
+
 int
 app_add(struct app *a, const struct app_item *it, char *err, size_t errlen)
 {
@@ -1427,6 +1563,8 @@ app_add(struct app *a, const struct app_item *it, char *err, size_t errlen)
 		return add_file_arg(a, it, err, errlen);
 	case APP_INIT:
 		return add_service(a, it, err, errlen);
+	case APP_KMOD:
+		return add_kmods(a, it->arg, err, errlen);
 	case APP_USER:
 		if (!valid_name(it->arg))
 			return seterr(err, errlen, "-u %s: not a user name", it->arg);
@@ -1482,15 +1620,76 @@ lookup(struct app *a, const char *path)
 static const char init_script[] =
     "#!/bin/sh\n"
     "# /init of a Kittyhawk appliance, written by khappliance: PID 1 of the\n"
-    "# node.  The node's interfaces are configured already.  Mount what is not\n"
-    "# mounted, start the service (/etc/kh/service) with its output on the\n"
-    "# console, keep a shell on the console.\n"
+    "# node.  Mount what is not mounted; on a vm node (kh.node= on the kernel\n"
+    "# command line) load the modules /etc/kh/modules lists (khappliance\n"
+    "# --kmod), set the hostname and configure each eth<k> from the plan\n"
+    "# there (kh.eth<k>=IPV4/LEN,IPV6/LEN,mac=MAC[,gw=GW,gw6=GW6]); a ct node's\n"
+    "# are configured already.  Start the service (/etc/kh/service) with its\n"
+    "# output on the console, keep a shell on the console.  A vm node powers\n"
+    "# off when the shell ends (a ct node ends with its PID 1).\n"
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     "HOME=/root\n"
     "export PATH HOME\n"
     "[ -e /proc/self ] || mount -t proc proc /proc 2>/dev/null\n"
     "[ -e /sys/class ] || mount -t sysfs sysfs /sys 2>/dev/null\n"
     "[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev 2>/dev/null\n"
+    "kh_vm() {\n"
+    "\tif [ -r /etc/kh/modules ]; then\n"
+    "\t\twhile read -r m; do insmod \"$m\" 2>/dev/null; done </etc/kh/modules\n"
+    "\tfi\n"
+    "\tfor w in $1; do\n"
+    "\t\tcase $w in kh.node=*) echo \"${w#kh.node=}\" >/proc/sys/kernel/hostname ;; esac\n"
+    "\tdone\n"
+    "\tif ! command -v ip >/dev/null 2>&1; then\n"
+    "\t\techo \"kh: no ip program: the node's interfaces stay unconfigured\"\n"
+    "\t\treturn\n"
+    "\tfi\n"
+    "\tip link set dev lo up\n"
+    "\t# eth<k> is the NIC with the plan's MAC, in whatever order they came\n"
+    "\t# (a driver may take a moment to show them).\n"
+    "\tfor w in $1; do\n"
+    "\t\tcase $w in kh.eth[0-9]*=*mac=*) ;; *) continue ;; esac\n"
+    "\t\tifc=${w%%=*} mac=${w##*mac=}\n"
+    "\t\tifc=${ifc#kh.} mac=${mac%%,*}\n"
+    "\t\tn=0\n"
+    "\t\twhile [ $n -lt 50 ] && ! grep -qx \"$mac\" /sys/class/net/*/address 2>/dev/null; do\n"
+    "\t\t\tsleep 0.1; n=$((n + 1))\n"
+    "\t\tdone\n"
+    "\t\tfor d in /sys/class/net/*; do\n"
+    "\t\t\tread -r a <\"$d/address\" 2>/dev/null || continue\n"
+    "\t\t\t[ \"$a\" = \"$mac\" ] && [ \"${d##*/}\" != \"$ifc\" ] &&\n"
+    "\t\t\t\tip link set dev \"${d##*/}\" name \"kh-$ifc\"\n"
+    "\t\tdone\n"
+    "\tdone\n"
+    "\tfor d in /sys/class/net/kh-*; do\n"
+    "\t\t[ -e \"$d\" ] && ip link set dev \"${d##*/}\" name \"${d##*/kh-}\"\n"
+    "\tdone\n"
+    "\tfor w in $1; do\n"
+    "\t\tcase $w in kh.eth[0-9]*=*) ;; *) continue ;; esac\n"
+    "\t\tifc=${w%%=*}\n"
+    "\t\tifc=${ifc#kh.}\n"
+    "\t\tfor k in accept_dad router_solicitations; do\n"
+    "\t\t\techo 0 >\"/proc/sys/net/ipv6/conf/$ifc/$k\" 2>/dev/null\n"
+    "\t\tdone\n"
+    "\t\tip link set dev \"$ifc\" up || continue\n"
+    "\t\tIFS=,\n"
+    "\t\tset -- ${w#*=}\n"
+    "\t\tunset IFS\n"
+    "\t\tfor a; do\n"
+    "\t\t\tcase $a in\n"
+    "\t\t\tmac=*) ;;\n"
+    "\t\t\tgw=*) ip route add default via \"${a#gw=}\" dev \"$ifc\" ;;\n"
+    "\t\t\tgw6=*) ip -6 route add default via \"${a#gw6=}\" dev \"$ifc\" ;;\n"
+    "\t\t\t*:*) ip -6 addr add \"$a\" dev \"$ifc\" ;;\n"
+    "\t\t\t*) ip addr add \"$a\" dev \"$ifc\" ;;\n"
+    "\t\t\tesac\n"
+    "\t\tdone\n"
+    "\tdone\n"
+    "}\n"
+    "cmdline=\n"
+    "[ \"$$\" = 1 ] && read -r cmdline </proc/cmdline 2>/dev/null\n"
+    "vm=\n"
+    "case \" $cmdline \" in *\" kh.node=\"*) vm=1; kh_vm \"$cmdline\" ;; esac\n"
     "host=node\n"
     "read -r host </proc/sys/kernel/hostname\n"
     "cd /\n"
@@ -1498,7 +1697,9 @@ static const char init_script[] =
     "\t/etc/kh/service </dev/null &\n"
     "fi\n"
     "echo \"appliance up on $host\"\n"
-    "exec /bin/sh\n";
+    "[ -n \"$vm\" ] || exec /bin/sh\n"
+    "/bin/sh\n"
+    "poweroff -f\n";
 
 int
 app_finish(struct app *a, char *err, size_t errlen)

@@ -14,7 +14,9 @@ enum app_item_kind {
 	APP_FILE,    /* -f SRC[=DEST] */
 	APP_DIR,     /* -d DIR: an empty directory */
 	APP_USER,    /* -u USER: the user's lines of the root's passwd and group */
-	APP_INIT     /* --init FILE: the service script, /etc/kh/service */
+	APP_INIT,    /* --init FILE: the service script, /etc/kh/service */
+	APP_KMOD     /* --kmod KVER: the modules a vm node's NICs need, from
+			/lib/modules/KVER, and /etc/kh/modules, their load order */
 };
 
 struct app_item {

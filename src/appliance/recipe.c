@@ -64,6 +64,8 @@ item_opt(const char *opt)
 		return APP_USER;
 	if (strcmp(opt, "--init") == 0)
 		return APP_INIT;
+	if (strcmp(opt, "--kmod") == 0)
+		return APP_KMOD;
 	return -1;
 }
 

@@ -14,7 +14,12 @@
  * the same whatever its size, where a bridge's join walks all its ports
  * (docs/fabric.md has the figures).  Interface and segment indexes are
  * chosen here, so no request looks a name up; a free node's namespace is
- * made ahead of need in khd's idle time. */
+ * made ahead of need in khd's idle time.
+ *
+ * A vm node's interfaces are macvtaps instead (a macvlan whose frames go to
+ * a character device, QEMU's virtio-net backend), on the same segments,
+ * with the same MACs and indexes: enforcement, the address plan and the
+ * counters are the same.  The guest configures its own addresses. */
 #include "fabric/fabric.h"
 #include "allocator/facility.h"
 #include "common/log.h"
@@ -36,7 +41,21 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
+
+/* The new mount API (Linux 5.2), spelt out: glibc's and the kernel's
+ * headers for it do not mix. */
+#ifndef SYS_fsopen
+#define SYS_fsopen   430
+#define SYS_fsconfig 431
+#define SYS_fsmount  432
+#endif
+#define FB_FSOPEN_CLOEXEC      0x1
+#define FB_FSCONFIG_CMD_CREATE 6
+#define FB_FSMOUNT_CLOEXEC     0x1
 
 #define FB_MTU_INTERNAL 9000
 #define FB_MTU_EXTERNAL 1500
@@ -46,13 +65,16 @@
 #define FB_GRAVE	0x4b48	  /* link group of interfaces waiting for deletion */
 
 struct fb_node {
-	int netns;	      /* -1: not prepared */
-	int nsid;	      /* its id in the fabric's namespace */
-	int running;	      /* configured since boot: new interfaces get addresses */
-	int used;	      /* a node has run in its namespace since it was assigned */
-	int nets[KH_MAX_IFS]; /* netid wired at eth<i>, 0: none */
-	unsigned made;	      /* bit i: eth<i> exists */
-	unsigned graves;      /* bit i: eth<i> removed, deleted at the next flush */
+	int netns;		    /* -1: not prepared */
+	int nsid;		    /* its id in the fabric's namespace */
+	int running;		    /* configured since boot: new interfaces get addresses */
+	int used;		    /* a node has run in its namespace since it was assigned */
+	int nets[KH_MAX_IFS];	    /* netid wired at eth<i>, 0: none */
+	unsigned made;		    /* bit i: eth<i> exists */
+	unsigned graves;	    /* bit i: eth<i> removed, deleted at the next flush */
+	int tap;		    /* a vm node: its interfaces are macvtaps */
+	int sysfs;		    /* vm: a sysfs of its namespace (detached mount), or -1 */
+	uint8_t mac[KH_MAX_IFS][6]; /* the MAC eth<i> holds */
 };
 
 struct fb_seg {
@@ -84,6 +106,7 @@ struct fabric {
 	int np;
 	int graves;	 /* nodes with interfaces in their graveyard group */
 	uint32_t macseq; /* throwaway MACs handed out */
+	int devdir;	 /* a tmpfs of our own (detached mount) for device nodes, or -1 */
 	int nsidseq;	 /* namespace ids handed out */
 	void (*on_remove)(void *, int, const struct fabric_ifstats *);
 	void *remove_arg;
@@ -333,16 +356,16 @@ fabric_set_remove_hook(struct fabric *fb, void (*fn)(void *, int, const struct f
  * netns (moving a device between namespaces waits for the kernel's RCU;
  * making it there does not).  Down until the node boots. */
 static int
-make_if_in(struct fabric *fb, int netns, int slot, int netid, char *err, size_t errlen)
+make_if_in(struct fabric *fb, int netns, int slot, int netid, int tap, uint8_t mac[6], char *err,
+	   size_t errlen)
 {
 	char name[24];
-	uint8_t mac[6];
 
 	snprintf(name, sizeof(name), "eth%d", slot);
 	throwaway_mac(fb, mac);
 	struct nl_link l = {.index = FB_NODE_IF0 + slot,
 			    .name = name,
-			    .kind = "macvlan",
+			    .kind = tap ? "macvtap" : "macvlan",
 			    .link = seg_index(netid),
 			    .macvlan_mode = MACVLAN_MODE_BRIDGE,
 			    .mac = mac,
@@ -361,7 +384,7 @@ make_if(struct fabric *fb, int rank, int slot, int netid, char *err, size_t errl
 
 	if (nd->graves & (1u << slot))
 		fabric_flush(fb); /* the removed eth<slot> still holds the name */
-	if (make_if_in(fb, nd->netns, slot, netid, err, errlen) < 0)
+	if (make_if_in(fb, nd->netns, slot, netid, nd->tap, nd->mac[slot], err, errlen) < 0)
 		return -1;
 	nd->made |= 1u << slot;
 	fb->nports++;
@@ -486,9 +509,10 @@ fabric_pool_fill(struct fabric *fb, int target, int budget, char *err, size_t er
 		return 0; /* no external segment: nothing to prepare for */
 	for (; fb->nx < target && budget > 0; budget--) {
 		struct fb_spare sp;
+		uint8_t mac[6];
 		if ((sp.netns = new_netns_id(fb, &sp.nsid, err, errlen)) < 0)
 			return -1;
-		if (make_if_in(fb, sp.netns, 0, NETID_EXTERNAL, err, errlen) < 0) {
+		if (make_if_in(fb, sp.netns, 0, NETID_EXTERNAL, 0, mac, err, errlen) < 0) {
 			close(sp.netns);
 			return -1;
 		}
@@ -505,8 +529,9 @@ take_spare(struct fabric *fb, int rank)
 	struct fb_node *nd = &fb->nodes[rank];
 	struct fb_seg *b = seg_find(fb, NETID_EXTERNAL);
 
-	/* Only a namespace no node has entered yet may be exchanged. */
-	if (fb->nx == 0 || b == NULL || nd->used || nd->made || nd->graves)
+	/* Only a namespace no node has entered yet may be exchanged; the
+	 * spares hold macvlans, not a vm node's macvtaps. */
+	if (fb->nx == 0 || b == NULL || nd->used || nd->made || nd->graves || nd->tap)
 		return 0;
 	struct fb_spare sp = fb->xpool[--fb->nx];
 	/* Its empty one goes to the next node that needs one: closing it
@@ -520,6 +545,8 @@ take_spare(struct fabric *fb, int rank)
 	nd->nsid = sp.nsid;
 	nd->made = 1;
 	nd->nets[0] = NETID_EXTERNAL;
+	/* What it holds does not matter until boot sets the plan's. */
+	memset(nd->mac[0], 0, 6);
 	b->ports++;
 	fb->nports++;
 	return 1;
@@ -528,7 +555,8 @@ take_spare(struct fabric *fb, int rank)
 /* Inside the node's namespace (nl is a socket there): eth<slot> gets the
  * plan's MAC, MTU and addresses; the external domain also routes. */
 static int
-config_slot(struct nl *nl, int rank, int slot, int netid, char *err, size_t errlen)
+config_slot(struct nl *nl, struct fb_node *nd, int rank, int slot, int netid, char *err,
+	    size_t errlen)
 {
 	char a4[32], a6[64], gw[64];
 	uint8_t mac[6];
@@ -536,10 +564,12 @@ config_slot(struct nl *nl, int rank, int slot, int netid, char *err, size_t errl
 
 	/* Quiet at link up: no duplicate detection for the link-local
 	 * address and no router solicitations, multicast frames a thousand
-	 * nodes coming up at once would send to each other. */
+	 * nodes coming up at once would send to each other.  A macvtap
+	 * speaks only for its guest: no IPv6 of the namespace's own. */
 	char path[96];
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/dad_transmits", slot);
-	write_proc(path, "0");
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/%s", slot,
+		 nd->tap ? "disable_ipv6" : "dad_transmits");
+	write_proc(path, nd->tap ? "1" : "0");
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/router_solicitations", slot);
 	write_proc(path, "0");
 	addr_mac(netid, rank, mac);
@@ -554,7 +584,13 @@ config_slot(struct nl *nl, int rank, int slot, int netid, char *err, size_t errl
 		struct nl_link up = {.index = idx, .master = -1, .up = 1, .peer_netns = -1};
 		if (nl_link(nl, &up, err, errlen) < 0)
 			return -1;
+	} else {
+		memcpy(nd->mac[slot], mac, 6);
 	}
+	/* The guest sets its own addresses (from the plan on its command
+	 * line); the macvtap in the namespace carries none. */
+	if (nd->tap)
+		return 0;
 	addr_node4(netid, rank, a4, sizeof(a4));
 	addr_node6(netid, rank, a6, sizeof(a6));
 	if (nl_addr(nl, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0 ||
@@ -610,7 +646,7 @@ config_node(struct fabric *fb, int rank, unsigned mask, char *err, size_t errlen
 	rc = nl_link(&nl, &lo, err, errlen);
 	for (int i = 0; rc == 0 && i < KH_MAX_IFS; i++)
 		if ((mask & (1u << i)) && nd->nets[i])
-			rc = config_slot(&nl, rank, i, nd->nets[i], err, errlen);
+			rc = config_slot(&nl, nd, rank, i, nd->nets[i], err, errlen);
 	nl_close(&nl);
 	leave(fb);
 	return rc;
@@ -717,7 +753,111 @@ fabric_node_release(struct fabric *fb, int rank)
 		close(nd->netns);
 		fb->nprepared--;
 	}
-	*nd = (struct fb_node){.netns = -1};
+	if (nd->sysfs >= 0)
+		close(nd->sysfs);
+	*nd = (struct fb_node){.netns = -1, .sysfs = -1, .tap = nd->tap};
+}
+
+void
+fabric_node_set_tap(struct fabric *fb, int rank, int tap)
+{
+	if (fb && rank >= 0 && rank < KH_MAX_NODES)
+		fb->nodes[rank].tap = !!tap;
+}
+
+/* A file system of type, mounted nowhere: reached only through the
+ * returned descriptor, gone with it. */
+static int
+detached_fs(const char *type)
+{
+	int fs = (int)syscall(SYS_fsopen, type, FB_FSOPEN_CLOEXEC), m = -1;
+
+	if (fs < 0)
+		return -1;
+	if (syscall(SYS_fsconfig, fs, FB_FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+		m = (int)syscall(SYS_fsmount, fs, FB_FSMOUNT_CLOEXEC, 0);
+	int e = errno;
+	close(fs);
+	errno = e;
+	return m;
+}
+
+/* The character device of node rank's macvtap eth<slot>, open.  Its
+ * number is in the sysfs of the node's namespace (a sysfs shows the
+ * network devices of the namespace it was made in), and the node is
+ * opened through a device node of our own: /dev/tap<ifindex> would name
+ * the same number in every node's namespace. */
+static int
+open_tap(struct fabric *fb, int rank, int slot, char *err, size_t errlen)
+{
+	struct fb_node *nd = &fb->nodes[rank];
+	char path[96], buf[32], name[32];
+	unsigned maj, min;
+	int fd;
+	ssize_t n;
+
+	if (nd->sysfs < 0) {
+		if (enter(fb, nd->netns, err, errlen) < 0)
+			return -1;
+		nd->sysfs = detached_fs("sysfs");
+		int e = errno;
+		leave(fb);
+		if (nd->sysfs < 0)
+			return seterr(err, errlen, "sysfs of node %d's namespace: %s", rank,
+				      strerror(e));
+	}
+	if (fb->devdir < 0 && (fb->devdir = detached_fs("tmpfs")) < 0)
+		return seterr(err, errlen, "a tmpfs for device nodes: %s", strerror(errno));
+	snprintf(path, sizeof(path), "class/net/eth%d/macvtap/tap%d/dev", slot, FB_NODE_IF0 + slot);
+	if ((fd = openat(nd->sysfs, path, O_RDONLY | O_CLOEXEC)) < 0)
+		return seterr(err, errlen, "eth%d is not a macvtap (%s)", slot, strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || (buf[n] = '\0', sscanf(buf, "%u:%u", &maj, &min)) != 2)
+		return seterr(err, errlen, "eth%d: no device number in sysfs", slot);
+	snprintf(name, sizeof(name), "n%d-%d", rank, slot);
+	unlinkat(fb->devdir, name, 0);
+	if (mknodat(fb->devdir, name, S_IFCHR | 0600, makedev(maj, min)) < 0)
+		return seterr(err, errlen, "eth%d: mknod %u:%u: %s", slot, maj, min,
+			      strerror(errno));
+	fd = openat(fb->devdir, name, O_RDWR | O_CLOEXEC);
+	int e = errno;
+	unlinkat(fb->devdir, name, 0);
+	if (fd < 0)
+		return seterr(err, errlen, "eth%d: open its macvtap (%u:%u): %s", slot, maj, min,
+			      strerror(e));
+	return fd;
+}
+
+int
+fabric_node_taps(struct fabric *fb, int rank, struct fabric_tap *out, int max, char *err,
+		 size_t errlen)
+{
+	struct fb_node *nd;
+	int n = 0;
+
+	if (fb == NULL || rank < 0 || rank >= KH_MAX_NODES)
+		return seterr(err, errlen, "fabric: no node %d", rank);
+	nd = &fb->nodes[rank];
+	if (!nd->tap || nd->netns < 0)
+		return seterr(err, errlen, "node %d has no macvtaps", rank);
+	for (int i = 0; i < KH_MAX_IFS; i++) {
+		if (!(nd->made & (1u << i)))
+			continue;
+		int fd = n < max ? open_tap(fb, rank, i, err, errlen) : -1;
+		if (fd < 0) {
+			if (n >= max)
+				seterr(err, errlen, "more than %d interfaces", max);
+			while (n > 0)
+				close(out[--n].fd);
+			return -1;
+		}
+		out[n] = (struct fabric_tap){
+		    .slot = i, .netid = nd->nets[i], .fd = fd, .mtu = mtu_of(nd->nets[i])};
+		memcpy(out[n].mac, nd->mac[i], 6);
+		n++;
+	}
+	return n;
 }
 
 int
@@ -888,8 +1028,9 @@ fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen
 	    (fb->ppool = calloc(KH_MAX_NODES, sizeof(*fb->ppool))) == NULL)
 		fatal("fabric");
 	for (int i = 0; i < KH_MAX_NODES; i++)
-		fb->nodes[i].netns = -1;
+		fb->nodes[i].netns = fb->nodes[i].sysfs = -1;
 	fb->fabns = -1;
+	fb->devdir = -1;
 	fb->nat = nat;
 	snprintf(fb->facid, sizeof(fb->facid), "%s", facid);
 	snprintf(fb->uplink, sizeof(fb->uplink), "kh%s", facid);
@@ -955,9 +1096,14 @@ fabric_free(struct fabric *fb)
 
 	if (fb == NULL)
 		return;
-	for (int i = 0; i < KH_MAX_NODES; i++)
+	for (int i = 0; i < KH_MAX_NODES; i++) {
 		if (fb->nodes[i].netns >= 0)
 			close(fb->nodes[i].netns);
+		if (fb->nodes[i].sysfs >= 0)
+			close(fb->nodes[i].sysfs);
+	}
+	if (fb->devdir >= 0)
+		close(fb->devdir);
 	for (int i = 0; i < fb->nx; i++)
 		close(fb->xpool[i].netns);
 	for (int i = 0; i < fb->np; i++)

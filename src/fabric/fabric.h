@@ -58,6 +58,23 @@ void fabric_flush(struct fabric *fb);
 /* The node's network namespace (fd owned by the fabric), or -1. */
 int fabric_node_netns(struct fabric *fb, int rank);
 
+/* Node rank is a vm node (tap 1): its interfaces are macvtaps, configured
+ * at boot with the plan's MAC, up, and no address (the guest sets its
+ * own).  Say so before it is first wired. */
+void fabric_node_set_tap(struct fabric *fb, int rank, int tap);
+/* A vm node's interface, opened for its virtio-net NIC. */
+struct fabric_tap {
+	int slot;	/* eth<slot> */
+	int netid;	/* its domain */
+	int fd;		/* the macvtap's character device, open (close-on-exec) */
+	int mtu;	/* the segment's */
+	uint8_t mac[6]; /* the MAC the macvtap holds (the plan's, once configured) */
+};
+/* Open every interface of vm node rank (after fabric_node_config), in slot
+ * order.  Returns how many (the caller closes their fds), or -1 with err. */
+int fabric_node_taps(struct fabric *fb, int rank, struct fabric_tap *out, int max, char *err,
+		     size_t errlen);
+
 /* Traffic counters of one node interface, as the node sees them. */
 struct fabric_ifstats {
 	int slot;	/* eth<slot> */

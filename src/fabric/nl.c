@@ -121,7 +121,8 @@ nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 				mnl_attr_put(h, IFLA_ADDRESS, 6, l->peer_mac);
 			mnl_attr_nest_end(h, peer);
 		}
-		if (strcmp(l->kind, "macvlan") == 0 && l->macvlan_mode)
+		if ((strcmp(l->kind, "macvlan") == 0 || strcmp(l->kind, "macvtap") == 0) &&
+		    l->macvlan_mode)
 			mnl_attr_put_u32(h, IFLA_MACVLAN_MODE, (uint32_t)l->macvlan_mode);
 		if (strcmp(l->kind, "bridge") == 0 && l->br_nosnoop)
 			mnl_attr_put_u8(h, IFLA_BR_MCAST_SNOOPING, 0);

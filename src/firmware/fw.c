@@ -295,6 +295,8 @@ make_defaults(const struct fw_machine *m, const struct fw_node_info *info, char 
 	hex(a, m->mem_base + 0x1000000);
 	envb_add(&b, "ramfsaddr", a, 0);
 	envb_add(&b, "kboot", "bootm $loadaddr $ramfsaddr", 0);
+	if (info->bootargs != NULL)
+		envb_add(&b, "bootargs", info->bootargs, 0);
 	envb_add(&b, "ver", FW_VERSION, 0);
 	envb_add(&b, "bgp_rank", NULL, info->rank);
 	if (info->uni != NULL)

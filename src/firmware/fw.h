@@ -51,6 +51,7 @@ struct fw_node_info {
 	const char *eth0ip;    /* eth0ip; NULL: none */
 	unsigned int neth;     /* bg_num_netids: interfaces eth0 .. eth<neth-1> */
 	const uint32_t *netid; /* bg_eth<k>_netid = netid[k] */
+	const char *bootargs;  /* bootargs, the kernel command line; NULL: none */
 };
 
 /* What the monitor is doing. */

@@ -54,6 +54,7 @@ struct khd {
 	struct rdma *rdma;	  /* the nodes' one-sided memory device; NULL: none */
 	int no_rdma;		  /* khd --no-rdma */
 	int rdma_watched;	  /* the engine's descriptor khd's loop watches, or -1 */
+	int vm_quiet_s;		  /* a booted vm node silent this long is said to be */
 };
 
 /* server.c */

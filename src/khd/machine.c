@@ -1,11 +1,14 @@
 /* machine: allocated nodes as khd runs them.  The boot monitor (firmware/)
- * reaches the node's memory and boot path through the callbacks here; a
- * boot unpacks the ramdisk once per content (image cache) and asks the node
- * backend (nodes/ct.c) for a container over it.  When everything in the
- * node has exited, the node is back in the monitor and says so. */
+ * reaches the node's memory and boot path through the callbacks here.  A
+ * node's type says its backend: a ct boot unpacks the ramdisk once per
+ * content (image cache) and asks nodes/ct.c for a container over it; a vm
+ * boot hands the kernel and ramdisk bytes, bootargs and the node's opened
+ * macvtaps to nodes/vm.c, which starts QEMU.  When everything in the node
+ * has exited (the VM stopped), the node is back in the monitor and says so. */
 #include "khd/machine.h"
 #include "allocator/alloc.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "console/console.h"
 #include "fabric/fabric.h"
 #include "firmware/fw.h"
@@ -16,9 +19,11 @@
 #include "khd/meter.h"
 #include "memory/mem.h"
 #include "nodes/cgroup.h"
+#include "nodes/vm.h"
 #include "rdma/rdma.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,10 +120,26 @@ settle_later(struct khd *k)
 		k->settle_timer = ev_after(k->ev, 0, settle_tick, k);
 }
 
-static int
-m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+/* The node is booting: watch its console and its end. */
+static void
+m_started(struct machine *m)
 {
-	struct machine *m = ctx;
+	struct khd *k = m->k;
+
+	m->running = 1;
+	m->heard = 0;
+	m->boot_ns = now_ns();
+	ev_watch(k->ev, m->h.console, EV_READ, console_event, m);
+	if (m->h.pidfd >= 0 && ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m) == 0)
+		m->watched_pidfd = m->h.pidfd;
+	alloc_set_state(&k->fac, fac_node(&k->fac, m->rank), NODE_RUNNING);
+}
+
+/* A ct node: the ramdisk becomes its root file system; a kernel image is
+ * refused (it runs the host's). */
+static int
+m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+{
 	struct khd *k = m->k;
 	struct node *n = fac_node(&k->fac, m->rank);
 	const struct node_type *t = &k->fac.types[n->type];
@@ -210,21 +231,220 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 		snprintf(err, errlen, "this host cannot run %s nodes (see khd.log)", t->backend);
 		goto fail;
 	}
-	if (node_ct.boot(&k->host, &spec, &m->h, why, sizeof(why)) < 0) {
+	if (m->be->boot(&k->host, &spec, &m->h, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s", why);
 		goto fail;
 	}
-	m->running = 1;
-	ev_watch(k->ev, m->h.console, EV_READ, console_event, m);
-	if (m->h.pidfd >= 0 && ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m) == 0)
-		m->watched_pidfd = m->h.pidfd;
-	alloc_set_state(&k->fac, n, NODE_RUNNING);
+	m_started(m);
 	return 0;
 fail:
 	rdma_node_end(k->rdma, m->rank);
 	imgcache_put(k->images, m->image);
 	m->holds_image = 0;
 	return -1;
+}
+
+/* The bytes of a kernel or ramdisk for a vm node: the payload of what is
+ * at addr (without its uImage header), and an id naming that content. */
+static struct blob *
+vm_payload(struct machine *m, uint64_t addr, int kernel, const void **p, size_t *len, char *id,
+	   size_t idlen, char *err, size_t errlen)
+{
+	char why[256];
+	enum img_kind kind;
+	size_t off;
+	struct blob *b = image_blob(m, addr, why, sizeof(why));
+
+	if (b == NULL) {
+		snprintf(err, errlen, "%s", why);
+		return NULL;
+	}
+	int rc = image_classify(blob_data(b), blob_len(b), &kind, &off, len, why, sizeof(why));
+	/* Not a kernel: what a bzImage's header says of it is the clearest
+	 * reason (or it is a ramdisk). */
+	if (kernel && (rc < 0 || kind != IMG_KERNEL)) {
+		struct vm_kernel vk;
+		if (rc == 0 && kind == IMG_RAMDISK)
+			snprintf(why, sizeof(why), "a ramdisk, not a kernel");
+		else if (vm_kernel_parse(blob_data(b), blob_len(b), &vk, why, sizeof(why)) == 0)
+			snprintf(why, sizeof(why), "not a kernel image");
+		rc = -1;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s at 0x%llx: %s", kernel ? "kernel" : "ramdisk",
+			 (unsigned long long)addr, why);
+		blob_unref(b);
+		return NULL;
+	}
+	/* A uImage's kernel is a bzImage as it is (mkimage -C none): a bzImage
+	 * decompresses itself. */
+	struct uimage_hdr uh;
+	if (kernel && off == UIMAGE_HDRSIZE &&
+	    uimage_parse(blob_data(b), blob_len(b), &uh, why, sizeof(why)) == 0 &&
+	    uh.comp != UIMAGE_COMP_NONE) {
+		snprintf(err, errlen,
+			 "kernel at 0x%llx: a %s uImage (vm nodes take a bzImage as it is: "
+			 "mkimage -C none)",
+			 (unsigned long long)addr, uimage_comp_name(uh.comp));
+		blob_unref(b);
+		return NULL;
+	}
+	/* The kernel unpacks what it can (gzip, xz, zstd ... cpio); a kernel
+	 * image is not a ramdisk. */
+	if (!kernel && kind == IMG_KERNEL) {
+		snprintf(err, errlen, "kernel image where the ramdisk should be (0x%llx)",
+			 (unsigned long long)addr);
+		blob_unref(b);
+		return NULL;
+	}
+	*p = (const unsigned char *)blob_data(b) + off;
+	int n = 0;
+	for (int i = 0; i < 32 && (size_t)n + 3 < idlen; i++)
+		n += snprintf(id + n, idlen - (size_t)n, "%02x", blob_hash(b)[i]);
+	snprintf(id + n, idlen - (size_t)n, "-%zu", off);
+	return b;
+}
+
+/* Nothing from a booted vm node's console: say so once (the usual cause
+ * is a command line without console=ttyS0). */
+static void
+quiet_tick(struct ev *ev, void *arg)
+{
+	struct machine *m = arg;
+	char msg[200];
+	(void)ev;
+	m->quiet_timer = 0;
+	if (!m->running || m->heard)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "\n## node %d: nothing from the VM's console in %d s (does bootargs have "
+		 "console=ttyS0?); reset returns to the monitor\n",
+		 m->rank, m->k->vm_quiet_s);
+	console_output(m->k, m->rank, msg, strlen(msg));
+}
+
+/* A vm node: QEMU boots the kernel (a bzImage, bare or in a uImage) with
+ * the ramdisk, bootargs and the node's address plan on its command line;
+ * each domain a virtio-net NIC on the node's macvtap. */
+static int
+m_boot_vm(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+{
+	struct khd *k = m->k;
+	struct node *n = fac_node(&k->fac, m->rank);
+	const struct node_type *t = &k->fac.types[n->type];
+	char why[256], scratch[PATH_MAX], shared[PATH_MAX], facid[16], kid[96], rid[96];
+	struct fabric_tap taps[KH_MAX_IFS];
+	struct node_nic nics[KH_MAX_IFS];
+	struct blob *kb = NULL, *rb = NULL;
+	const void *kp = NULL, *rp = NULL;
+	size_t klen = 0, rlen = 0;
+	struct vm_kernel vk;
+	uint64_t t0 = now_ns();
+	int ntaps = 0, rc = -1;
+
+	if (!k->host_ok || !k->host.vm_ok) {
+		snprintf(err, errlen, "this host cannot run vm nodes: %s",
+			 !k->host_ok ? "no cgroups (see khd.log)" : k->host.vm_why);
+		return -1;
+	}
+	/* Nothing loaded there (bootm - ADDR, or only a ramdisk loaded). */
+	unsigned char probe[8] = {0};
+	size_t avail = 0;
+	if (kaddr == 0 || (mem_blob_at(m->mem, kaddr, &avail) == NULL &&
+			   (mem_read(m->mem, kaddr, probe, sizeof(probe)) < 0 ||
+			    memcmp(probe, (unsigned char[8]){0}, sizeof(probe)) == 0))) {
+		snprintf(err, errlen,
+			 "vm nodes boot a kernel: none loaded (khdo loadkernel FILE, or "
+			 "bootm KERNEL-ADDR RAMDISK-ADDR)");
+		return -1;
+	}
+	if ((kb = vm_payload(m, kaddr, 1, &kp, &klen, kid, sizeof(kid), err, errlen)) == NULL)
+		return -1;
+	if (vm_kernel_parse(kp, klen, &vk, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "kernel at 0x%llx: %s", (unsigned long long)kaddr, why);
+		goto out;
+	}
+	if (rdaddr &&
+	    (rb = vm_payload(m, rdaddr, 0, &rp, &rlen, rid, sizeof(rid), err, errlen)) == NULL)
+		goto out;
+	if ((uint64_t)vk.init_size + rlen > t->mem) {
+		snprintf(err, errlen,
+			 "the kernel (%u MiB to run) and the ramdisk (%zu MiB) do not fit in the "
+			 "node's %llu MiB",
+			 (vk.init_size + (1u << 20) - 1) >> 20, (rlen + (1u << 20) - 1) >> 20,
+			 (unsigned long long)(t->mem >> 20));
+		goto out;
+	}
+	if (k->fab) {
+		if (fabric_node_config(k->fab, m->rank, why, sizeof(why)) < 0 ||
+		    (ntaps = fabric_node_taps(k->fab, m->rank, taps, KH_MAX_IFS, why,
+					      sizeof(why))) < 0) {
+			ntaps = 0;
+			snprintf(err, errlen, "network: %s", why);
+			goto out;
+		}
+		settle_later(k);
+	}
+	for (int i = 0; i < ntaps; i++) {
+		nics[i] = (struct node_nic){.slot = taps[i].slot,
+					    .netid = taps[i].netid,
+					    .fd = taps[i].fd,
+					    .mtu = taps[i].mtu};
+		memcpy(nics[i].mac, taps[i].mac, 6);
+	}
+	snprintf(scratch, sizeof(scratch), "%s/run/n%d", k->dir, m->rank);
+	snprintf(shared, sizeof(shared), "%s/run/vm", k->dir);
+	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+	size_t cpus = (size_t)((t->cpu_milli + 999) / 1000);
+	struct node_spec spec = {.name = m->name,
+				 .facility = facid,
+				 .rank = m->rank,
+				 .cpu_milli = t->cpu_milli,
+				 .mem = t->mem,
+				 .pids = t->pids,
+				 .scratch = scratch,
+				 .netns_fd = k->fab ? fabric_node_netns(k->fab, m->rank) : -1,
+				 .kernel = kp,
+				 .kernel_len = klen,
+				 .kernel_id = kid,
+				 .initrd = rp,
+				 .initrd_len = rlen,
+				 .initrd_id = rp ? rid : NULL,
+				 .shared = shared,
+				 .cmdline = fw_getenv(m->fw, "bootargs"),
+				 .cpus = cpus > 0 ? (int)cpus : 1,
+				 .nics = nics,
+				 .nnics = ntaps};
+	if (m->be->boot(&k->host, &spec, &m->h, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s", why);
+		goto out;
+	}
+	m_started(m);
+	m->quiet_timer = ev_after(k->ev, (uint64_t)k->vm_quiet_s * 1000, quiet_tick, m);
+	snprintf(why, sizeof(why), "## Starting the kernel in QEMU (%s, %d vCPU%s, %llu MiB)\n",
+		 k->host.kvm ? "KVM" : "TCG: software emulation", spec.cpus,
+		 spec.cpus > 1 ? "s" : "", (unsigned long long)(t->mem >> 20));
+	console_output(k, m->rank, why, strlen(why));
+	log_info("node %d: vm boot: %.2f ms in khd (kernel %zu B, ramdisk %zu B, %d NICs)", m->rank,
+		 (double)(now_ns() - t0) / 1e6, klen, rlen, ntaps);
+	rc = 0;
+out:
+	for (int i = 0; i < ntaps; i++)
+		close(taps[i].fd);
+	if (kb)
+		blob_unref(kb);
+	if (rb)
+		blob_unref(rb);
+	return rc;
+}
+
+static int
+m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+{
+	struct machine *m = ctx;
+	if (m->be == &node_vm)
+		return m_boot_vm(m, kaddr, rdaddr, err, errlen);
+	return m_boot_ct(m, kaddr, rdaddr, err, errlen);
 }
 
 void
@@ -248,13 +468,57 @@ drain_console(struct machine *m)
 		console_output(m->k, m->rank, buf, (size_t)n);
 }
 
+/* What a vm node's end says: QEMU ends with status 0 when the guest
+ * powers off, reboots or panics (-no-reboot, panic=-1); otherwise its own
+ * last complaint (its log) says why. */
+static void
+vm_ended_msg(struct khd *k, int rank, int status, char *msg, size_t len)
+{
+	char path[PATH_MAX + 32], buf[4096], *line = NULL;
+	ssize_t n = 0;
+	int fd;
+
+	if (WIFSIGNALED(status)) {
+		snprintf(msg, len,
+			 "\n## node %d: QEMU was killed by signal %d; back in the monitor\n", rank,
+			 WTERMSIG(status));
+		return;
+	}
+	if (WEXITSTATUS(status) == 0) {
+		snprintf(
+		    msg, len,
+		    "\n## node %d: the VM stopped (powered off, rebooted or panicked); back in "
+		    "the monitor\n",
+		    rank);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/run/n%d/qemu.log", k->dir, rank);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		off_t end = lseek(fd, 0, SEEK_END);
+		if (end > 0 &&
+		    lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
+			  SEEK_SET) >= 0)
+			n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		buf[n] = '\0';
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		line = strrchr(buf, '\n');
+		line = line ? line + 1 : buf;
+	}
+	snprintf(msg, len, "\n## node %d: QEMU failed (status %d): %.300s; back in the monitor\n",
+		 rank, WEXITSTATUS(status), line && *line ? line : "no message");
+}
+
 /* The node ended (everything in it exited, or it was killed): back to the
  * monitor. */
 static void
 node_ended(struct machine *m, int status, int quiet)
 {
 	struct khd *k = m->k;
-	char msg[160];
+	char msg[512];
 
 	drain_console(m);
 	if (m->h.console >= 0) {
@@ -283,7 +547,13 @@ node_ended(struct machine *m, int status, int quiet)
 	struct node *n = fac_node(&k->fac, m->rank);
 	if (n && n->state == NODE_RUNNING)
 		alloc_set_state(&k->fac, n, NODE_MONITOR);
-	if (!quiet) {
+	if (m->quiet_timer)
+		ev_cancel(k->ev, m->quiet_timer);
+	m->quiet_timer = 0;
+	if (!quiet && m->be == &node_vm) {
+		vm_ended_msg(k, m->rank, status, msg, sizeof(msg));
+		console_output(k, m->rank, msg, strlen(msg));
+	} else if (!quiet) {
 		if (WIFSIGNALED(status))
 			snprintf(
 			    msg, sizeof(msg),
@@ -312,6 +582,7 @@ console_event(struct ev *ev, int fd, int events, void *arg)
 	ssize_t n = read(fd, buf, sizeof(buf));
 	(void)events;
 	if (n > 0) {
+		m->heard = 1;
 		console_output(m->k, m->rank, buf, (size_t)n);
 		return;
 	}
@@ -331,7 +602,7 @@ exit_event(struct ev *ev, int fd, int events, void *arg)
 	(void)events;
 	/* Its cgroup's last figures, before reaping removes it. */
 	meter_node_sync(m->k, m->rank);
-	if (node_ct.reap(&m->k->host, &m->h, &status) == 1) {
+	if (m->be->reap(&m->k->host, &m->h, &status) == 1) {
 		int quiet = m->dying;
 		node_ended(m, status, quiet);
 	}
@@ -344,7 +615,7 @@ machine_stop(struct machine *m, int wait_ms)
 	if (!m->running)
 		return;
 	meter_node_sync(m->k, m->rank); /* usage stops here: the kill reaps the cgroup */
-	int rc = node_ct.kill(&m->k->host, &m->h, wait_ms);
+	int rc = m->be->kill(&m->k->host, &m->h, wait_ms);
 	if (rc == 1)
 		node_ended(m, m->h.status, 1);
 	else
@@ -364,7 +635,8 @@ node_info(struct khd *k, struct machine *m, struct node *n, struct fw_node_info 
 				    .name = m->name,
 				    .eth0ip = m->eth0ip,
 				    .neth = (unsigned)(n->nifs < 16 ? n->nifs : 16),
-				    .netid = m->netids};
+				    .netid = m->netids,
+				    .bootargs = m->be == &node_vm ? KH_VM_BOOTARGS : NULL};
 }
 
 static struct machine *
@@ -378,6 +650,8 @@ machine_new(struct khd *k, struct node *n)
 		fatal("machine");
 	m->k = k;
 	m->rank = n->rank;
+	/* config.c accepts ct and vm only */
+	m->be = node_backend(t->backend) ? node_backend(t->backend) : &node_ct;
 	m->h.console = -1;
 	m->h.pidfd = -1;
 	m->watched_pidfd = -1;
@@ -619,6 +893,20 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		log_warnx("container nodes cannot boot on this host: %s", why);
 	else
 		k->host_ok = 1;
+	const char *qs = getenv("KH_VM_QUIET_S");
+	k->vm_quiet_s = qs && atoi(qs) > 0 ? atoi(qs) : KH_VM_QUIET_S;
+	int vms = 0;
+	for (int t = 0; t < k->fac.ntypes; t++)
+		vms |= strcmp(k->fac.types[t].backend, "vm") == 0;
+	if (vms && k->host_ok) {
+		node_vm_init(&k->host);
+		if (!k->host.vm_ok)
+			log_warnx("vm nodes cannot boot on this host: %s", k->host.vm_why);
+		else
+			log_info("vm nodes: %s with %s%s%s (probe %.1f ms)", k->host.qemu,
+				 k->host.kvm ? "KVM" : "TCG", k->host.kvm ? "" : ": ",
+				 k->host.kvm_why, (double)k->host.kvm_probe_us / 1000);
+	}
 	snprintf(path, sizeof(path), "%s/khd.log", k->dir);
 	k->rdma_watched = -1;
 	if (!k->no_rdma && (k->rdma = rdma_start(k->dir, path, why, sizeof(why))) == NULL)
@@ -631,11 +919,19 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	meter_recover(k);
 	if (k->host_ok)
 		cgroup_facility_clear(&k->host.cg, facid);
+	snprintf(path, sizeof(path), "%s/run", k->dir);
+	node_vm_clear(path); /* what those nodes' QEMUs had loaded */
 	snprintf(path, sizeof(path), "%s/run/fabric.net", k->dir);
 	fabric_unpin(path); /* a dead khd's: its nodes were read and stopped above */
 	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, path, why, sizeof(why))) == NULL)
 		log_warnx("no communication domains on this host (nodes get loopback only): %s",
 			  why);
+	/* A vm node's interfaces are macvtaps, for its QEMU. */
+	for (int i = 0; k->fab && i < k->fac.nnodes; i++) {
+		const struct node *n = &k->fac.nodes[i];
+		if (strcmp(k->fac.types[n->type].backend, "vm") == 0)
+			fabric_node_set_tap(k->fab, n->rank, 1);
+	}
 	for (int i = 0; i < k->fac.nnodes; i++) {
 		struct node *n = &k->fac.nodes[i];
 		if (n->state == NODE_FREE)

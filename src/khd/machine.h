@@ -13,11 +13,18 @@ struct khd;
 struct fw;
 struct mem;
 
+/* A booted vm node whose console stays silent this long gets one line
+ * ($KH_VM_QUIET_S at khd's start: another number of seconds, for tests). */
+#define KH_VM_QUIET_S 30
+/* The bootargs a vm node's monitor starts with (docs/firmware.md). */
+#define KH_VM_BOOTARGS "console=ttyS0 panic=-1 quiet no_timer_check"
+
 struct machine {
 	struct khd *k;
 	int rank;
 	struct fw *fw;
 	struct mem *mem;
+	const struct node_backend *be; /* its type's backend (ct, vm) */
 	struct node_handle h;
 	int running;		 /* booted: h is live */
 	int dying;		 /* killed, waiting for its pidfd */
@@ -26,7 +33,10 @@ struct machine {
 	int holds_image;
 	char name[64], uni[24], eth0ip[32];
 	uint32_t netids[16];
-	struct sbuf outline; /* partial output line, for rank-prefixed readers */
+	struct sbuf outline;  /* partial output line, for rank-prefixed readers */
+	int heard;	      /* the booted node has printed something */
+	uint64_t quiet_timer; /* vm: says so when a booted node stays silent */
+	uint64_t boot_ns;     /* when it booted */
 };
 
 /* khd start and stop: blob store, image cache, node host (ct spawner). */

@@ -273,7 +273,7 @@ read_cgroup(struct meter *mt, int rank, struct mnode *m, uint64_t now)
 	uint64_t cur = 0;
 
 	if (mc && mc->h.cg[0] && k->host_ok) {
-		if (node_ct.stats(&k->host, &mc->h, &st) == 0) {
+		if (mc->be->stats(&k->host, &mc->h, &st) == 0) {
 			if (!m->cg) { /* a new cgroup: its counters start from zero */
 				m->cg = 1;
 				m->cpu = m->peak = 0;

@@ -281,6 +281,11 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 				    ty->cpu_milli % 1000, (unsigned long long)(ty->mem >> 20),
 				    ty->pids, ty->max_ifs, total, nfree);
 	}
+	int vms = 0;
+	for (int t = 0; t < f->ntypes; t++)
+		vms |= strcmp(f->types[t].backend, "vm") == 0;
+	const char *accel = !vms || !k->host.vm_ok ? "none" : k->host.kvm ? "kvm" : "tcg";
+	const char *vmwhy = !vms ? "" : !k->host.vm_ok ? k->host.vm_why : k->host.kvm_why;
 	size_t blobs = k->blobs ? blobstore_count(k->blobs) : 0;
 	size_t bytes = k->blobs ? blobstore_bytes(k->blobs) : 0;
 	int prepared = 0, ports = 0, segments = 0;
@@ -292,11 +297,19 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		if (k->fab)
 			sbuf_printf(&b,
 				    "{\"uplink\":\"%s\",\"prepared\":%d,\"prepared_x\":%d,"
-				    "\"ports\":%d,\"segments\":%d}}\n",
+				    "\"ports\":%d,\"segments\":%d}",
 				    fabric_uplink(k->fab), prepared, fabric_pool_size(k->fab),
 				    ports, segments);
 		else
-			sbuf_adds(&b, "null}\n");
+			sbuf_adds(&b, "null");
+		if (vms) {
+			sbuf_adds(&b, ",\"vm\":{\"qemu\":");
+			sbuf_json_str(&b, k->host.qemu);
+			sbuf_printf(&b, ",\"accel\":\"%s\",\"why\":", accel);
+			sbuf_json_str(&b, vmwhy);
+			sbuf_adds(&b, "}");
+		}
+		sbuf_adds(&b, "}\n");
 	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
 		if (k->fab)
@@ -306,6 +319,11 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 			    segments);
 		else
 			sbuf_adds(&b, "fabric off\n");
+		/* vm nodes: which accelerator runs them, and why not KVM */
+		if (vms)
+			sbuf_printf(&b, "vm qemu=%s accel=%s%s%s%s\n",
+				    k->host.qemu[0] ? k->host.qemu : "none", accel,
+				    vmwhy[0] ? " (" : "", vmwhy, vmwhy[0] ? ")" : "");
 	}
 	reply_ok(out, &b);
 	sbuf_free(&b);
@@ -553,6 +571,21 @@ on_targets(struct khd *k, const struct proto_req *req, struct sbuf *out, int wit
 		return 0;
 	if (parse_targets(k, pidx, proto_get(req, "targets"), &ranks, &n, out) < 0)
 		return 0;
+	/* A running vm node's NICs are its QEMU's, made at boot: no hot-plug. */
+	for (int i = 0; with_netid && i < n; i++) {
+		struct node *nd = fac_node(&k->fac, ranks[i]);
+		if (nd && nd->state == NODE_RUNNING &&
+		    strcmp(k->fac.types[nd->type].backend, "vm") == 0) {
+			char m[160];
+			snprintf(m, sizeof(m),
+				 "vm nodes: change domains in the monitor (node %d is running; "
+				 "khctl reset first)",
+				 ranks[i]);
+			reply_err(out, AE_BADARG, m);
+			free(ranks);
+			return 0;
+		}
+	}
 	if (op(&k->fac, pidx, (int)x, ranks, n, &res) < 0)
 		reply_err(out, res.code, res.msg);
 	else {

@@ -129,8 +129,8 @@ check_spec(const struct node_spec *s, char *err, size_t errlen)
 }
 
 /* A console: master for khd, slave for the node, 80x24. */
-static int
-open_console(int *master, int *slave, char *name, size_t namelen)
+int
+ct_open_console(int *master, int *slave, char *name, size_t namelen)
 {
 	struct winsize ws = {24, 80, 0, 0};
 	int unlock = 0;
@@ -222,14 +222,56 @@ close_fds(int *fds, int n)
 			close(fds[i]);
 }
 
+pid_t
+ct_spawn_in(struct node_host *host, struct ct_req *rq, int *fds, int nfixed, const char *cg,
+	    char *err, size_t errlen)
+{
+	int nfds = nfixed, nprocs;
+	pid_t pid = -1;
+
+	/* v2: clone3 puts the child in its cgroup; v1 (or a kernel without
+	 * CLONE_INTO_CGROUP): the child writes itself into each cgroup.procs
+	 * first thing. */
+	rq->has_cgfd = 0;
+	rq->nprocs = 0;
+	if (host->cg.version == 2 && (fds[nfds] = cgroup_node_dirfd(&host->cg, cg)) >= 0) {
+		rq->has_cgfd = 1;
+		nfds++;
+		pid = spawn_node(host, rq, fds, nfds);
+		close_fds(fds + nfixed, nfds - nfixed);
+		nfds = nfixed;
+		rq->has_cgfd = 0;
+		if (pid < 0 && errno != EINVAL && errno != E2BIG && errno != ENOSYS)
+			goto fail_clone;
+	}
+	if (pid < 0) {
+		if ((nprocs = cgroup_node_procs(&host->cg, cg, fds + nfds)) < 0) {
+			seterr(err, errlen, "%s: open cgroup.procs of %s: %s",
+			       rq->kind == CT_REQ_EXEC ? "vm" : "ct", cg, strerror(errno));
+			return -1;
+		}
+		rq->nprocs = nprocs;
+		nfds += nprocs;
+		pid = spawn_node(host, rq, fds, nfds);
+		close_fds(fds + nfixed, nfds - nfixed);
+		if (pid < 0)
+			goto fail_clone;
+	}
+	return pid;
+fail_clone:
+	seterr(err, errlen, "%s: clone: %s%s", rq->kind == CT_REQ_EXEC ? "vm" : "ct",
+	       strerror(errno), errno == EPIPE ? " (the spawner is gone)" : "");
+	return -1;
+}
+
 static int
 ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h, char *err,
 	size_t errlen)
 {
 	struct cgroup_limits lim;
 	struct ct_req *rq;
-	int fds[CT_REQ_MAXFDS], nfds = 0, fixed, master = -1, slave = -1, nprocs = 0;
-	pid_t pid = -1;
+	int fds[CT_REQ_MAXFDS], nfds = 0, master = -1, slave = -1;
+	pid_t pid;
 
 	memset(h, 0, sizeof(*h));
 	h->pidfd = h->console = -1;
@@ -239,6 +281,7 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 		seterr(err, errlen, "ct: out of memory");
 		return -1;
 	}
+	rq->kind = CT_REQ_NODE;
 	rq->clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (s->netns_fd < 0)
 		rq->clone_flags |= CLONE_NEWNET;
@@ -254,7 +297,7 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	lim.pids = s->pids;
 	if (cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
 		goto fail_rq;
-	if (open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
+	if (ct_open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
 		seterr(err, errlen, "ct: console pty: %s", strerror(errno));
 		goto fail_cg;
 	}
@@ -263,34 +306,8 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 		rq->has_netns = 1;
 		fds[nfds++] = s->netns_fd;
 	}
-	fixed = nfds;
-	/* v2: clone3 puts the child in its cgroup; v1 (or a kernel without
-	 * CLONE_INTO_CGROUP): the child writes itself into each cgroup.procs
-	 * first thing. */
-	if (host->cg.version == 2 && (fds[nfds] = cgroup_node_dirfd(&host->cg, h->cg)) >= 0) {
-		rq->has_cgfd = 1;
-		nfds++;
-		pid = spawn_node(host, rq, fds, nfds);
-		close_fds(fds + fixed, nfds - fixed);
-		nfds = fixed;
-		rq->has_cgfd = 0;
-		if (pid < 0 && errno != EINVAL && errno != E2BIG && errno != ENOSYS)
-			goto fail_clone;
-	}
-	if (pid < 0) {
-		if ((nprocs = cgroup_node_procs(&host->cg, h->cg, fds + nfds)) < 0) {
-			seterr(err, errlen, "ct: open cgroup.procs of %s: %s", h->cg,
-			       strerror(errno));
-			goto fail_pty;
-		}
-		rq->nprocs = nprocs;
-		nfds += nprocs;
-		pid = spawn_node(host, rq, fds, nfds);
-		close_fds(fds + fixed, nfds - fixed);
-		nfds = fixed;
-		if (pid < 0)
-			goto fail_clone;
-	}
+	if ((pid = ct_spawn_in(host, rq, fds, nfds, h->cg, err, errlen)) < 0)
+		goto fail_pty;
 	close(slave);
 	free(rq);
 	h->pid = pid;
@@ -300,9 +317,6 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	h->console = master;
 	return 0;
 
-fail_clone:
-	seterr(err, errlen, "ct: clone: %s%s", strerror(errno),
-	       errno == EPIPE ? " (the spawner is gone)" : "");
 fail_pty:
 	close(slave);
 	close(master);
@@ -314,7 +328,7 @@ fail_rq:
 	return -1;
 }
 
-static int
+int
 ct_reap(struct node_host *host, struct node_handle *h, int *status)
 {
 	char err[256];
@@ -350,7 +364,7 @@ ct_reap(struct node_host *host, struct node_handle *h, int *status)
 	return 1;
 }
 
-static int
+int
 ct_kill(struct node_host *host, struct node_handle *h, int wait_ms)
 {
 	uint64_t deadline = now_ns() / 1000000 + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
@@ -378,7 +392,7 @@ ct_kill(struct node_host *host, struct node_handle *h, int wait_ms)
 	return r;
 }
 
-static int
+int
 ct_stats(struct node_host *host, const struct node_handle *h, struct node_stats *st)
 {
 	struct cgroup_stats cs;

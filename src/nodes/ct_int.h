@@ -1,5 +1,6 @@
-/* ct_int: between the ct backend (in khd) and its spawner, a small process
- * that clones the nodes so that khd's own memory is never copied. */
+/* ct_int: between the node backends (in khd) and their spawner, a small
+ * process that clones the nodes so that khd's own memory is never copied:
+ * a container node (ct), or a program such as a vm node's QEMU. */
 #ifndef KH_CT_INT_H
 #define KH_CT_INT_H
 
@@ -8,10 +9,24 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* What a request starts. */
+enum {
+	CT_REQ_NODE, /* a container node: namespaces, root file system, /init */
+	CT_REQ_EXEC  /* a program (argv) in the node's cgroup and network namespace */
+};
+
+/* Longest argv of a CT_REQ_EXEC request, its strings' terminators included. */
+#define CT_EXEC_ARGMAX 8192
+/* Most descriptors a CT_REQ_EXEC request hands to its program (at 3, 4, ...). */
+#define CT_EXEC_MAXKEEP 16
+
 /* One boot request.  Descriptors ride along (SCM_RIGHTS) in this order:
- * console slave, netns (has_netns), v2 cgroup dir (has_cgfd), then nprocs
- * cgroup.procs files (v1, or v2 on kernels without CLONE_INTO_CGROUP). */
+ * console slave, the program's standard error (CT_REQ_EXEC), netns
+ * (has_netns), nkeep descriptors for the program (CT_REQ_EXEC), v2 cgroup
+ * dir (has_cgfd), then nprocs cgroup.procs files (v1, or v2 on kernels
+ * without CLONE_INTO_CGROUP). */
 struct ct_req {
+	int kind;	      /* CT_REQ_NODE or CT_REQ_EXEC */
 	uint64_t clone_flags; /* namespaces to make */
 	uint64_t mem;	      /* tmpfs size; 0: the tmpfs default */
 	int has_netns;
@@ -22,10 +37,16 @@ struct ct_req {
 	char lower[PATH_MAX];
 	char scratch[PATH_MAX];
 	char device[PATH_MAX]; /* the RDMA device's socket, bound at /dev/khrdma; "": none */
+	/* CT_REQ_EXEC: argc strings, each NUL-terminated, one after the other
+	 * (argv[0] is the program's path); the console is its standard input
+	 * and output, the kept descriptors are 3, 4, ... in their order. */
+	int argc;
+	int nkeep;
+	char argv[CT_EXEC_ARGMAX];
 };
 
 /* Most descriptors a request carries. */
-#define CT_REQ_MAXFDS 8
+#define CT_REQ_MAXFDS (8 + CT_EXEC_MAXKEEP)
 
 struct ct_rep {
 	int pid; /* the node's init, a child of khd (CLONE_PARENT); 0 on error */
@@ -37,5 +58,30 @@ struct ct_rep {
 int ct_spawner_start(pid_t *pid, int *sock, char *err, size_t errlen);
 /* Stop it (close its socket, reap it). */
 void ct_spawner_stop(pid_t pid, int sock);
+
+/* The child of a CT_REQ_EXEC request, in the spawner's clone: join the
+ * cgroup (procs), enter netns (>= 0), put console on 0 and 1, errfd on 2,
+ * keep[i] on 3+i, and exec the program.  On failure it says why on the
+ * console and exits with NODE_EXIT_SETUP (127 when the exec fails). */
+void vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const int *procs,
+		    int nprocs, const int *keep, int nkeep) __attribute__((noreturn));
+
+/* For the backends (ct.c): a console pty (master for khd, non-blocking;
+ * slave for the node; name is the slave's path). */
+int ct_open_console(int *master, int *slave, char *name, size_t namelen);
+struct node_host;
+/* Ask the spawner to start rq with its fds[0..nfixed) (the room behind
+ * them, up to CT_REQ_MAXFDS, takes the cgroup's descriptors), inside the
+ * node cgroup cg (made already).  Returns the pid (a child of the caller)
+ * or -1 with err. */
+pid_t ct_spawn_in(struct node_host *host, struct ct_req *rq, int *fds, int nfixed, const char *cg,
+		  char *err, size_t errlen);
+/* The end of a node whose first process is h->pid, the same for every
+ * backend: SIGKILL (pidfd, cgroup), reap, cgroup counters. */
+struct node_handle;
+struct node_stats;
+int ct_kill(struct node_host *host, struct node_handle *h, int wait_ms);
+int ct_reap(struct node_host *host, struct node_handle *h, int *status);
+int ct_stats(struct node_host *host, const struct node_handle *h, struct node_stats *st);
 
 #endif

@@ -1,6 +1,8 @@
-/* ct_spawn: the spawner, a small process that clone()s container nodes for
- * khd (a fork costs in proportion to the caller's memory, and khd's grows),
- * and the node's first steps from clone to the exec of its /init. */
+/* ct_spawn: the spawner, a small process that clone()s nodes for khd (a
+ * fork costs in proportion to the caller's memory, and khd's grows), and a
+ * container node's first steps from clone to the exec of its /init.  A
+ * program started for another backend (a vm node's QEMU) takes its own
+ * first steps (vm_spawn.c). */
 #include "nodes/ct_int.h"
 #include "nodes/node.h"
 
@@ -89,10 +91,13 @@ static const char *const ct_proc_null[] = {"proc/sysrq-trigger", "proc/keys", "p
 struct ct_plan {
 	const struct ct_req *rq;
 	int slave;
+	int errfd; /* CT_REQ_EXEC: the program's standard error */
 	int netns;
 	int cgfd;
 	int nprocs;
 	int procs[CT_REQ_MAXFDS];
+	int nkeep; /* CT_REQ_EXEC: descriptors for the program */
+	int keep[CT_EXEC_MAXKEEP];
 	char tmpfs_opts[64];
 };
 
@@ -369,13 +374,22 @@ make_plan(struct ct_plan *p, struct ct_req *rq, const int *fds, int nfds)
 
 	rq->name[sizeof(rq->name) - 1] = rq->console[sizeof(rq->console) - 1] = '\0';
 	rq->lower[sizeof(rq->lower) - 1] = rq->scratch[sizeof(rq->scratch) - 1] = '\0';
-	if (rq->nprocs < 0 || rq->nprocs > CT_REQ_MAXFDS - 3 ||
-	    nfds != 1 + !!rq->has_netns + !!rq->has_cgfd + rq->nprocs)
+	int exec = rq->kind == CT_REQ_EXEC;
+
+	rq->argv[sizeof(rq->argv) - 1] = '\0';
+	if ((rq->kind != CT_REQ_NODE && !exec) || rq->nprocs < 0 || rq->nprocs > CG_MAXDIRS ||
+	    rq->nkeep < 0 || rq->nkeep > CT_EXEC_MAXKEEP || (!exec && rq->nkeep) ||
+	    (exec && rq->argc < 1) ||
+	    nfds != 1 + exec + !!rq->has_netns + rq->nkeep + !!rq->has_cgfd + rq->nprocs)
 		return -1;
 	memset(p, 0, sizeof(*p));
 	p->rq = rq;
 	p->slave = fds[k++];
+	p->errfd = exec ? fds[k++] : -1;
 	p->netns = rq->has_netns ? fds[k++] : -1;
+	p->nkeep = rq->nkeep;
+	for (int i = 0; i < rq->nkeep; i++)
+		p->keep[i] = fds[k++];
 	p->cgfd = rq->has_cgfd ? fds[k++] : -1;
 	p->nprocs = rq->nprocs;
 	for (int i = 0; i < rq->nprocs; i++)
@@ -477,6 +491,9 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 			continue;
 		}
 		pid = spawn(p);
+		if (pid == 0 && rq->kind == CT_REQ_EXEC)
+			vm_spawn_child(rq, p->slave, p->errfd, p->netns, p->procs, p->nprocs,
+				       p->keep, p->nkeep);
 		if (pid == 0)
 			child_main(p);
 		n = errno;

@@ -1,6 +1,7 @@
-/* node: what khd asks of a node backend (ct: container node; vm: QEMU node,
- * later).  khd is single-threaded: every call returns quickly, none leaves
- * a zombie, and a node's end is learnt by polling its pidfd. */
+/* node: what khd asks of a node backend (ct: container node; vm: QEMU node).
+ * khd picks the backend of a node by its type (node_backend).  khd is
+ * single-threaded: every call returns quickly, none leaves a zombie, and a
+ * node's end is learnt by polling its pidfd. */
 #ifndef KH_NODE_H
 #define KH_NODE_H
 
@@ -17,8 +18,16 @@
 /* What the backends share on one host: made once by khd at start. */
 struct node_host {
 	struct cgroup_host cg;
-	pid_t spawner;	  /* ct: the process that clones nodes (a child of khd) */
-	int spawner_sock; /* ct: khd's end of its socket */
+	pid_t spawner;	  /* the process that clones nodes (a child of khd) */
+	int spawner_sock; /* khd's end of its socket */
+	/* vm: what node_vm_init found */
+	int vm_ok;	       /* QEMU is there: vm nodes can boot */
+	int kvm;	       /* 1: KVM runs guests here; 0: QEMU's TCG emulates */
+	char qemu[256];	       /* the QEMU program */
+	char bios[256];	       /* its qboot firmware, or "" (QEMU's default) */
+	char vm_why[256];      /* why vm nodes cannot boot ("" when they can) */
+	char kvm_why[256];     /* why not KVM ("" with KVM) */
+	uint64_t kvm_probe_us; /* how long the probe took */
 };
 
 /* Find the host's cgroups (cgroup_host_init: version 0 detects, parent NULL
@@ -32,7 +41,25 @@ int node_host_init(struct node_host *host, int cgroup_version, const char *cgrou
 		   size_t errlen);
 /* Stop the spawner (running nodes are not touched). */
 void node_host_close(struct node_host *host);
+/* Get ready for vm nodes (once, at start, when some type has them): find
+ * QEMU (qemu-system-x86_64 in PATH, or $KH_QEMU) and probe /dev/kvm with a
+ * tiny guest (vm_kvm.c); KVM when it runs the guest, TCG otherwise.  A
+ * host without QEMU is not an error: host->vm_ok stays 0 and vm_why says
+ * why.  $KH_VM_ACCEL=tcg skips the probe. */
+void node_vm_init(struct node_host *host);
+/* Forget the kernel and ramdisk files a khd that died left under rundir
+ * (its nodes were stopped). */
+void node_vm_clear(const char *rundir);
 
+/* One network interface of a vm node: a virtio-net NIC on an open macvtap
+ * (fabric_node_tap). */
+struct node_nic {
+	int slot;	/* eth<slot> in the order of the control block */
+	int netid;	/* its domain */
+	int fd;		/* the macvtap's character device, open */
+	uint8_t mac[6]; /* the MAC the macvtap holds */
+	int mtu;
+};
 struct node_spec {
 	const char *name;     /* hostname: 1-63 of [A-Za-z0-9-], e.g. "kh0000002a-n7" */
 	const char *facility; /* 8 hex digits; with rank names kernel objects */
@@ -45,6 +72,21 @@ struct node_spec {
 				 nothing is ever written to it on the host) */
 	int netns_fd;	      /* network namespace to enter; -1: a new empty one */
 	const char *device;   /* the RDMA device's socket, for /dev/khrdma; NULL: none */
+	/* vm: the kernel (an x86 bzImage) and the initial ramdisk (NULL:
+	 * none), each with an id naming its content ([0-9a-z-], so a copy
+	 * in shared serves every node booting the same bytes); scratch is
+	 * the node's directory (its kernel, initrd and QEMU's log). */
+	const void *kernel;
+	size_t kernel_len;
+	const char *kernel_id;
+	const void *initrd;
+	size_t initrd_len;
+	const char *initrd_id;
+	const char *shared;  /* directory of the content-named copies */
+	const char *cmdline; /* bootargs; the plan (kh.*) is appended */
+	int cpus;	     /* vCPUs */
+	const struct node_nic *nics;
+	int nnics;
 };
 
 struct node_handle {
@@ -54,6 +96,7 @@ struct node_handle {
 			       caller, who closes it after draining (reap leaves it) */
 	int status;	    /* wait status, once reaped */
 	char cg[CG_RELMAX]; /* the node's cgroup below the host's bases */
+	char *dir;	    /* vm: the node's directory (malloc'd; reap frees it) */
 };
 
 struct node_stats {
@@ -64,7 +107,7 @@ struct node_stats {
 };
 
 struct node_backend {
-	const char *name; /* "ct" */
+	const char *name; /* "ct", "vm" */
 	/* Start the node: cgroup, namespaces, root file system, console, then
 	 * /init.  Returns once the node's first process exists (setup goes on
 	 * in it: a failure there ends it with NODE_EXIT_SETUP and a line on
@@ -85,5 +128,9 @@ struct node_backend {
 };
 
 extern const struct node_backend node_ct;
+extern const struct node_backend node_vm;
+
+/* The backend of that name ("ct", "vm"), or NULL. */
+const struct node_backend *node_backend(const char *name);
 
 #endif

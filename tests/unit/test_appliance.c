@@ -771,6 +771,89 @@ search_1_3_trees_and_link_targets(void **state)
 #undef AT
 }
 
+/* search-1.4: --kmod KVER brings virtio_pci and virtio_net of that kernel
+ * with what they depend on (modules.dep, in any order, deps shared), and
+ * /etc/kh/modules lists them so that each comes after its dependencies. */
+static void
+search_1_4_kmod(void **state)
+{
+	char *r = scratch(), *p = NULL, err[512];
+	struct list l;
+	static const char *const ko[] = {"virtio/virtio.ko",	 "virtio/virtio_ring.ko",
+					 "virtio/virtio_pci.ko", "virtio/modern.ko",
+					 "net/virtio_net.ko",	 "net/failover.ko",
+					 "net/unused.ko"};
+
+#define AT(x) (free(p), p = fmt("%s/%s", r, x))
+	mkdirs(AT("lib/modules/6.1.0-9-cloud-amd64/kernel/virtio"));
+	mkdirs(AT("lib/modules/6.1.0-9-cloud-amd64/kernel/net"));
+	for (size_t i = 0; i < sizeof(ko) / sizeof(ko[0]); i++) {
+		char *f = fmt("lib/modules/6.1.0-9-cloud-amd64/kernel/%s", ko[i]);
+		write_str(AT(f), "not really ELF\n", 0644);
+		free(f);
+	}
+	write_str(AT("lib/modules/6.1.0-9-cloud-amd64/modules.dep"),
+		  "kernel/net/unused.ko:\n"
+		  "kernel/net/virtio_net.ko: kernel/net/failover.ko kernel/virtio/virtio.ko "
+		  "kernel/virtio/virtio_ring.ko\n"
+		  "kernel/virtio/virtio_pci.ko: kernel/virtio/modern.ko kernel/virtio/virtio.ko "
+		  "kernel/virtio/virtio_ring.ko\n"
+		  "kernel/virtio/virtio.ko: kernel/virtio/virtio_ring.ko\n"
+		  "kernel/virtio/virtio_ring.ko:\n"
+		  "kernel/virtio/modern.ko:\n"
+		  "kernel/net/failover.ko:\n",
+		  0644);
+	struct app_item it = {.kind = APP_KMOD, .arg = "6.1.0-9-cloud-amd64", .where = "t"};
+	struct app *a = tree2(r, &it, 1, &l, 0);
+	assert_true(list_has(&l, "lib/modules/6.1.0-9-cloud-amd64/kernel/net/virtio_net.ko"));
+	assert_true(list_has(&l, "lib/modules/6.1.0-9-cloud-amd64/kernel/virtio/modern.ko"));
+	assert_false(list_has(&l, "lib/modules/6.1.0-9-cloud-amd64/kernel/net/unused.ko"));
+	assert_true(list_has(&l, "etc/kh/modules"));
+	list_free(&l);
+	app_free(a);
+	/* the order: read /etc/kh/modules back from an archive (whose /init
+	 * needs a /bin/sh: a plain file will do) */
+	char *out = fmt("%s/out.cpio", r), *cmd;
+	mkdirs(AT("bin"));
+	write_str(AT("bin/sh"), "not a shell\n", 0755);
+	assert_int_equal(build(r, &it, 1, out, 0, 0, err, sizeof(err), NULL), 0);
+	cmd = fmt("cd '%s' && zcat out.cpio | cpio -i --quiet --to-stdout etc/kh/modules "
+		  "| sed 's,.*/kernel/,,' | tr '\\n' ' ' >order",
+		  r);
+	assert_int_equal(system(cmd), 0);
+	size_t n;
+	unsigned char *order = slurp(AT("order"), &n);
+	order[n] = '\0';
+	assert_string_equal((char *)order,
+			    "virtio/modern.ko virtio/virtio_ring.ko virtio/virtio.ko "
+			    "virtio/virtio_pci.ko net/failover.ko net/virtio_net.ko ");
+	free(order);
+	free(cmd);
+	free(out);
+	/* bad input: one line each */
+	a = app_new(r, err, sizeof(err));
+	struct app_item bad = {.kind = APP_KMOD, .arg = "../../etc", .where = "t"};
+	assert_int_equal(app_add(a, &bad, err, sizeof(err)), -1);
+	assert_string_equal(err, "--kmod ../../etc: not a kernel version");
+	struct app_item none = {.kind = APP_KMOD, .arg = "9.9", .where = "t"};
+	assert_int_equal(app_add(a, &none, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "--kmod 9.9: "));
+	assert_non_null(strstr(err, "modules.dep: No such file or directory"));
+	app_free(a);
+	write_str(AT("lib/modules/6.1.0-9-cloud-amd64/modules.dep"), "kernel/net/virtio_net.ko:\n",
+		  0644);
+	a = app_new(r, err, sizeof(err));
+	assert_int_equal(app_add(a, &it, err, sizeof(err)), -1);
+	assert_string_equal(err,
+			    "--kmod 6.1.0-9-cloud-amd64: no virtio_pci.ko (is virtio built in? "
+			    "then --kmod is not needed)");
+	app_free(a);
+	free(p);
+	rmtree(r);
+	free(r);
+#undef AT
+}
+
 /* ---- recipe-1: the command line and recipes ---- */
 
 static void
@@ -1069,6 +1152,7 @@ main(void)
 	    cmocka_unit_test(search_1_1_order_origin_and_skips),
 	    cmocka_unit_test(search_1_2_scripts_and_plain_files),
 	    cmocka_unit_test(search_1_3_trees_and_link_targets),
+	    cmocka_unit_test(search_1_4_kmod),
 	    cmocka_unit_test(recipe_1_1_parse),
 	    cmocka_unit_test(recipe_1_2_bad_input),
 	    cmocka_unit_test(archive_1_1_reproducible_and_round_trip),

@@ -30,6 +30,25 @@ config_1_1(void **state)
 	assert_int_equal(c.types[1].max_ifs, 16);
 }
 
+/* config-1.2: a vm type (QEMU nodes) is configured as a ct type is. */
+static void
+config_1_2(void **state)
+{
+	struct config c;
+	char err[200];
+	assert_int_equal(
+	    config_parse("type ct1 count=8\ntype vm1 backend=vm cpus=1 mem=256M count=16\n", &c,
+			 err, sizeof(err)),
+	    0);
+	assert_int_equal(c.ntypes, 2);
+	assert_string_equal(c.types[0].backend, "ct");
+	assert_string_equal(c.types[1].name, "vm1");
+	assert_string_equal(c.types[1].backend, "vm");
+	assert_int_equal(c.types[1].cpu_milli, 1000);
+	assert_int_equal(c.types[1].mem, 256ULL << 20);
+	assert_int_equal(c.types[1].count, 16);
+}
+
 /* config-2.1: every mistake names its line. */
 static void
 config_2_1(void **state)
@@ -37,19 +56,19 @@ config_2_1(void **state)
 	static const struct {
 		const char *text, *why;
 	} bad[] = {
-		{"frob 1\n", "line 1: unknown setting 'frob'"},
-		{"\n\ntype\n", "line 3: type needs a name"},
-		{"type a cpus=x\n", "cpus"},
-		{"type a cpus=0\n", "cpus"},
-		{"type a cpus=1.2345\n", "cpus"},
-		{"type a mem=1K\n", "mem"},
-		{"type a ifs=17\n", "ifs"},
-		{"type a count=5000\n", "count"},
-		{"type a backend=xen\n", "backend"},
-		{"type a colour=red\n", "unknown type setting"},
-		{"type a nokey\n", "key=value"},
-		{"type a\ntype a\n", "line 2: type a defined twice"},
-		{"host a b\n", "host takes one name"},
+	    {"frob 1\n", "line 1: unknown setting 'frob'"},
+	    {"\n\ntype\n", "line 3: type needs a name"},
+	    {"type a cpus=x\n", "cpus"},
+	    {"type a cpus=0\n", "cpus"},
+	    {"type a cpus=1.2345\n", "cpus"},
+	    {"type a mem=1K\n", "mem"},
+	    {"type a ifs=17\n", "ifs"},
+	    {"type a count=5000\n", "count"},
+	    {"type a backend=xen\n", "backend"},
+	    {"type a colour=red\n", "unknown type setting"},
+	    {"type a nokey\n", "key=value"},
+	    {"type a\ntype a\n", "line 2: type a defined twice"},
+	    {"host a b\n", "host takes one name"},
 	};
 	struct config c;
 	char err[200];
@@ -64,6 +83,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(config_1_1),
+					   cmocka_unit_test(config_1_2),
 					   cmocka_unit_test(config_2_1)};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
