@@ -32,7 +32,7 @@ UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
-     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress
+     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress $(BUILD)/libebb.a
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -78,6 +78,13 @@ $(BUILD)/libkhmc.a: $(KHMCSRC:%.c=$(BUILD)/obj/%.o)
 	ar rcs $@ $^
 
 khmc: $(BUILD)/libkhmc.a
+
+# libebb: Elastic Building Blocks (docs/ebb.md), for programs built outside
+# this tree (src/ebb/ebb.h; it needs the C library and -lpthread).
+EBBSRC    = $(wildcard src/ebb/*.c) src/common/util.c
+$(BUILD)/libebb.a: $(EBBSRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
 
 # The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c
