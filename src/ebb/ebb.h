@@ -65,6 +65,11 @@ int ebb_port(void);
 /* Where node n is reached ("ADDR:PORT"); a node that connected to us is
  * reached on that connection anyway.  Returns 0, or -1 (bad address). */
 int ebb_node_addr(uint16_t n, const char *addr);
+/* Node n's address as given to ebb_node_addr, into buf.  Returns 0, or
+ * -1 (none known). */
+int ebb_node_addr_get(uint16_t n, char *buf, size_t len);
+/* Forget node n (it was given back): its address and connection go. */
+void ebb_node_forget(uint16_t n);
 /* The nodes known (this one, those with an address, those connected), in
  * order; returns how many (at most max are written). */
 size_t ebb_nodes(uint16_t *out, size_t max);
@@ -150,7 +155,7 @@ void ebb_future_free(struct ebb_future *f);
  *   u32 len (bytes after this field, 20..EBB_FRAME_MAX), u8 kind, u8 pad[3],
  *   u32 ebb, u16 from, u16 status, u64 seq, then len-20 bytes of payload. */
 #define EBB_FRAME_HDR 24
-#define EBB_FRAME_MAX (16u << 20)
+#define EBB_FRAME_MAX (64u << 20)
 enum ebb_kind {
 	EBB_K_HELLO = 1, /* first frame of a connection; from = the sender's node */
 	EBB_K_CALL,	 /* wants a reply with the same seq */

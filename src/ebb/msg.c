@@ -119,8 +119,11 @@ struct imsg {
 	struct ebb_msg m;
 	struct conn *c;		 /* a peer's call */
 	struct ebb_future *self; /* a call to this node */
+	int refs;
 	uint8_t data[];
 };
+
+static void conn_put(struct conn *c);
 
 static struct msgr {
 	int up;
@@ -211,6 +214,39 @@ msg_node_addr(uint16_t n, const char *addr)
 	return p != NULL ? 0 : -1;
 }
 
+int
+msg_node_addr_get(uint16_t n, char *buf, size_t len)
+{
+	int rc = -1;
+	pthread_mutex_lock(&M.mu);
+	struct peer *p = peer_find(n);
+	if (p != NULL && p->addr[0] != '\0') {
+		snprintf(buf, len, "%s", p->addr);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&M.mu);
+	return rc;
+}
+
+void
+msg_node_forget(uint16_t n)
+{
+	struct conn *c = NULL;
+	pthread_mutex_lock(&M.mu);
+	struct peer *p = peer_find(n);
+	if (p != NULL) {
+		p->addr[0] = '\0';
+		c = p->c;
+		p->c = NULL;
+	}
+	pthread_mutex_unlock(&M.mu);
+	/* the I/O thread sees the connection end and fails its calls */
+	if (c != NULL) {
+		shutdown(c->fd, SHUT_RDWR);
+		conn_put(c);
+	}
+}
+
 size_t
 msg_nodes(uint16_t *out, size_t max)
 {
@@ -262,15 +298,19 @@ conn_put(struct conn *c)
 	pthread_mutex_unlock(&M.mu);
 }
 
+/* A connection on fd, watched by the I/O thread from now on.  node: the
+ * peer's node when we dialled it (-1: accepted, it says in its hello);
+ * refs: the I/O thread's and the caller's, taken before the I/O thread
+ * can see it. */
 static struct conn *
-conn_new(int fd)
+conn_new(int fd, int node, int refs)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	c->fd = fd;
-	c->node = -1;
-	c->refs = 1; /* the I/O thread's */
+	c->node = node;
+	c->refs = refs;
 	pthread_mutex_init(&c->wmu, NULL);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 	pthread_mutex_lock(&M.mu);
@@ -279,7 +319,10 @@ conn_new(int fd)
 	pthread_mutex_unlock(&M.mu);
 	if (epoll_ctl(M.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		c->fd = -1;
-		conn_put(c);
+		pthread_mutex_lock(&M.mu);
+		c->refs = 1;
+		conn_put_locked(c);
+		pthread_mutex_unlock(&M.mu);
 		return NULL;
 	}
 	return c;
@@ -435,43 +478,62 @@ conn_to(uint16_t n)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct conn *c = conn_new(fd);
-	if (c == NULL)
+	/* the hello goes first: nobody else has the connection yet */
+	uint8_t hello[EBB_FRAME_HDR];
+	ebb_frame_header(hello, &(struct ebb_frame){.kind = EBB_K_HELLO, .from = ebb_node()});
+	if (write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
+		close(fd);
 		return NULL;
-	struct ebb_frame hello = {.kind = EBB_K_HELLO, .from = ebb_node()};
-	conn_send(c, &hello);
+	}
+	struct conn *c = conn_new(fd, n, 2);
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
 	pthread_mutex_lock(&M.mu);
-	c->node = n;
 	p = peer_find(n);
-	if (p != NULL && p->c == NULL) {
+	if (p != NULL && (p->c == NULL || p->c->dead) && !c->dead) {
+		if (p->c != NULL)
+			conn_put_locked(p->c);
 		p->c = c;
 		c->refs++;
 	}
-	c->refs++; /* the caller's */
 	pthread_mutex_unlock(&M.mu);
 	return c;
 }
 
 /* ---- handling ---- */
 
+/* A message is held by its dispatcher until the handler returns and, if
+ * the handler kept it, until its reply: whichever lets go last frees it. */
+static void
+imsg_unref(struct imsg *im)
+{
+	if (__atomic_sub_fetch(&im->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (im->c != NULL)
+		conn_put(im->c);
+	free(im);
+}
+
 static void
 dispatch_ev(void *arg)
 {
 	struct imsg *im = arg;
 	rt_dispatch(&im->m);
-	if (!im->m.kept) {
-		if (!im->m.replied && im->m.seq != 0)
-			ebb_msg_reply(&im->m, EBB_ENOEBB, NULL, 0);
-		if (im->c != NULL)
-			conn_put(im->c);
-		free(im);
-	}
+	if (!im->m.kept && !im->m.replied && im->m.seq != 0)
+		ebb_msg_reply(&im->m, EBB_ENOEBB, NULL, 0);
+	imsg_unref(im);
 }
 
 struct ebb_msg *
 ebb_msg_keep(struct ebb_msg *m)
 {
-	m->kept = 1;
+	struct imsg *im = (struct imsg *)m;
+	if (!m->kept) {
+		m->kept = 1;
+		__atomic_add_fetch(&im->refs, 1, __ATOMIC_ACQ_REL);
+	}
 	return m;
 }
 
@@ -480,9 +542,8 @@ ebb_msg_reply(struct ebb_msg *m, int status, const void *data, size_t len)
 {
 	struct imsg *im = (struct imsg *)m;
 	int rc = 0;
-	if (m->replied)
+	if (__atomic_exchange_n(&m->replied, 1, __ATOMIC_ACQ_REL))
 		return -1;
-	m->replied = 1;
 	if (im->self != NULL) {
 		ebb_future_set(im->self, status, data, len);
 	} else if (m->seq != 0 && im->c != NULL) {
@@ -495,11 +556,8 @@ ebb_msg_reply(struct ebb_msg *m, int status, const void *data, size_t len)
 				      .len = len};
 		rc = conn_send(im->c, &f);
 	}
-	if (m->kept) {
-		if (im->c != NULL)
-			conn_put(im->c);
-		free(im);
-	}
+	if (m->kept)
+		imsg_unref(im);
 	return rc;
 }
 
@@ -512,6 +570,7 @@ imsg_new(uint16_t from, ebb_id id, uint64_t seq, const void *data, size_t len)
 	if (len > 0)
 		memcpy(im->data, data, len);
 	im->m = (struct ebb_msg){.from = from, .ebb = id, .data = im->data, .len = len, .seq = seq};
+	im->refs = 1;
 	return im;
 }
 
@@ -666,7 +725,7 @@ io_main(void *arg)
 						     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					int one = 1;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-					if (conn_new(fd) == NULL)
+					if (conn_new(fd, -1, 1) == NULL)
 						close(fd);
 				}
 				continue;

@@ -171,6 +171,18 @@ ebb_node_addr(uint16_t n, const char *addr)
 	return msg_node_addr(n, addr);
 }
 
+int
+ebb_node_addr_get(uint16_t n, char *buf, size_t len)
+{
+	return msg_node_addr_get(n, buf, len);
+}
+
+void
+ebb_node_forget(uint16_t n)
+{
+	msg_node_forget(n);
+}
+
 size_t
 ebb_nodes(uint16_t *out, size_t max)
 {

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,7 @@ ebb_1_2(void **state)
 	b[0] = 19; /* below the header's 20 */
 	assert_int_equal(ebb_frame_parse(b, 4, &g), -1);
 	memcpy(b, buf, sizeof(b));
-	b[3] = 0x02; /* 32 MiB */
+	b[3] = 0x08; /* 128 MiB */
 	assert_int_equal(ebb_frame_parse(b, 4, &g), -1);
 	memcpy(b, buf, sizeof(b));
 	b[4] = 0;
@@ -549,8 +550,8 @@ ebb_5_1(void **state)
 	assert_true(id != 0);
 	counter_add(id, 5);
 	int tochild[2], fromchild[2];
-	assert_int_equal(pipe(tochild), 0);
-	assert_int_equal(pipe(fromchild), 0);
+	assert_int_equal(pipe2(tochild, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(fromchild, O_CLOEXEC), 0);
 	char port[16], ids[16];
 	snprintf(port, sizeof(port), "%d", ebb_port());
 	snprintf(ids, sizeof(ids), "%u", id);
