@@ -22,6 +22,7 @@ struct ct_req {
 	char lower[PATH_MAX];
 	char scratch[PATH_MAX];
 	char device[PATH_MAX]; /* the RDMA device's socket, bound at /dev/khrdma; "": none */
+	char env[128];	       /* one more NAME=VALUE for /init; "": none */
 };
 
 /* Most descriptors a request carries. */

@@ -45,6 +45,7 @@ struct node_spec {
 				 nothing is ever written to it on the host) */
 	int netns_fd;	      /* network namespace to enter; -1: a new empty one */
 	const char *device;   /* the RDMA device's socket, for /dev/khrdma; NULL: none */
+	const char *env;      /* one more NAME=VALUE in /init's environment; NULL: none */
 };
 
 struct node_handle {
