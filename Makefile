@@ -32,7 +32,8 @@ UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
-     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress $(BUILD)/libebb.a
+     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress $(BUILD)/libebb.a \
+     $(BUILD)/bench/ebbbench
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -60,6 +61,11 @@ $(BUILD)/tests/rdmatest: tests/tools/rdmatest.c $(BUILD)/libkhrdma.a
 $(BUILD)/tests/mcstress: tests/tools/mcstress.c $(BUILD)/libkhmc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libkhmc.a -lpthread
+
+# libebb's micro-benchmarks (bench/ebb.sh), built as a user of libebb.a.
+$(BUILD)/bench/ebbbench: bench/ebbbench.c $(BUILD)/libebb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libebb.a -lpthread
 
 $(BUILD)/bench/rdmapeer: bench/rdmapeer.c
 	@mkdir -p $(dir $@)
