@@ -1022,6 +1022,10 @@ ht_switch(ebb_id id, enum ht_mode mode, const uint16_t *members, size_t n)
 				break;
 			st_put(&all, k, kl, v, vl);
 		}
+		/* one copy of the entries at a time is enough: a node's memory
+		 * is what the table is made of */
+		ebb_future_free(dumps[i]);
+		dumps[i] = NULL;
 	}
 
 	/* 2. install the new configuration and each node's share on every

@@ -38,7 +38,7 @@ check "ebbkv_facility-1.2 the door's node boots" grep -q 'appliance up' <<<"$o"
 run() { node_run pw alice "$C" "$R" "$@"; }
 node_bg pw alice "$C" "$R" "( KH_CRED=pw KH_SSH_KEY=/etc/kh/key ebbkv -p 11211 -l 127.0.0.1 -t 1 --msg $IP:7000 --grow 300 --shrink 50 --max-nodes 2 --alloc kh --user alice --appliance /etc/kh/kvnode.cpio.gz --netid $N 2>/tmp/kv.log )"
 sleep 1
-o=$(run 'memcaslap -s 127.0.0.1:11211 -t 15s -T 1 -c 4 -w 1k -v 0.1 2>&1 | tail -12')
+o=$(run 'memcaslap -s 127.0.0.1:11211 -t 15s -T 1 -c 4 -X 100 -v 0.1 2>&1 | tail -12')
 echo "$o" | sed 's/^/# /' >&3
 same "ebbkv_facility-2.1 memcaslap: no get missed a key it set" "$(awk '/^get_misses/ {print $2}' <<<"$o")" "0"
 same "ebbkv_facility-2.2 memcaslap: no value failed verification" "$(awk '/^verify_failed/ {print $2}' <<<"$o")" "0"
