@@ -32,7 +32,8 @@ UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
-     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress
+     $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress $(BUILD)/libebb.a \
+     $(BUILD)/bench/ebbbench
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -61,6 +62,11 @@ $(BUILD)/tests/mcstress: tests/tools/mcstress.c $(BUILD)/libkhmc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libkhmc.a -lpthread
 
+# libebb's micro-benchmarks (bench/ebb.sh), built as a user of libebb.a.
+$(BUILD)/bench/ebbbench: bench/ebbbench.c $(BUILD)/libebb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(CFLAGS) $(INC) $(LDFLAGS) -o $@ $< $(BUILD)/libebb.a -lpthread
+
 $(BUILD)/bench/rdmapeer: bench/rdmapeer.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(LDFLAGS) -o $@ $<
@@ -78,6 +84,13 @@ $(BUILD)/libkhmc.a: $(KHMCSRC:%.c=$(BUILD)/obj/%.o)
 	ar rcs $@ $^
 
 khmc: $(BUILD)/libkhmc.a
+
+# libebb: Elastic Building Blocks (docs/ebb.md), for programs built outside
+# this tree (src/ebb/ebb.h; it needs the C library and -lpthread).
+EBBSRC    = $(wildcard src/ebb/*.c) src/common/util.c
+$(BUILD)/libebb.a: $(EBBSRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
 
 # The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c

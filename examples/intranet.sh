@@ -32,13 +32,38 @@ facility 16
 say "building the appliances (khappliance -r appliances/NAME)"
 for a in gateway fileserver disk worker; do appliance $a; done
 built gateway fileserver disk worker
+# khgetdisk: as in the original, the file server allocates its disk nodes
+# itself, with khget through the facility's service interface (OpenSSH,
+# docs/ebb.md); its appliance gets khget, ssh and a key of the principal.
+KHGETDISK=""
+if service; then
+	ssh-keygen -q -t ed25519 -N '' -C "$KH_USER@intranet" -f "$work/key"
+	khctl addkey "$KH_USER" "$work/key.pub" || die "cannot register the file server's key"
+	khappliance -q -r "$top/appliances/fileserver" -o "$work/fileserver.cpio.gz" ssh \
+		-f "$(command -v khget)=/usr/bin/khget" -f "$work/key=/etc/kh/key" >/dev/null ||
+		die "cannot add khget to the file server's appliance"
+	KHGETDISK=1
+fi
 
 say "acquiring nodes"
 acquire gw -x -i -p 1 "$KH_USER" 1 # external, public, a new private domain
 P=$(netid "$gw" 1)
-acquire fs -n "$P" -p 1 "$KH_USER" 1 # that private domain, a new disk domain
-DD=$(netid "$fs" 2)
-acquire disks -n "$DD" "$KH_USER" "$NDISKS"
+if [ -n "$KHGETDISK" ]; then
+	# that private domain, a new disk domain, and the public one to reach the facility
+	acquire fs -n "$P" -p 1 -i "$KH_USER" 1
+	DD=$(netid "$fs" 2)
+	say "khgetdisk: the file server boots, then allocates $NDISKS disk nodes itself"
+	boot "$fs" "$work/fileserver.cpio.gz" fileserver "fileserver: waiting"
+	o=$(on "$fs" "KH_SSH_KEY=/etc/kh/key khget -c '$KH_CRED' -n $DD $KH_USER $NDISKS")
+	disks=$(sed -E 's/^  \[[0-9]+\] //' <<<"$o")
+	grep -q '^nodes: ' <<<"$disks" || die "the file server could not allocate its disks: $o"
+	held+=("$KH_USER $(chan "$disks")")
+	echo "  [$(ranks "$fs")] khget -n $DD $KH_USER $NDISKS: $(chan "$disks"), nodes $(ranks "$disks") (through ${KH_SOCKET:+the service interface})"
+else
+	acquire fs -n "$P" -p 1 "$KH_USER" 1 # that private domain, a new disk domain
+	DD=$(netid "$fs" 2)
+	acquire disks -n "$DD" "$KH_USER" "$NDISKS"
+fi
 acquire workers -n "$P" "$KH_USER" "$NWORKERS"
 GWX=$(addr 1 "$(ranks "$gw")")
 GWI=$(addr 2 "$(ranks "$gw")")
@@ -52,14 +77,14 @@ printf '  %-11s %-6s %-8s %s\n' role nodes channel "addresses (domain)" \
 	disks "$(ranks "$disks")" "$(chan "$disks")" "$DISKS (disk domain $DD)" \
 	workers "$(ranks "$workers")" "$(chan "$workers")" "$WORKERS (private $P)"
 
-say "booting: gateway, disks, file server, workers"
+say "booting: gateway, disks, file server (unless it booted for khgetdisk), workers"
 o=$(boot "$gw" "$work/gateway.cpio.gz" gateway "gateway: from")
 echo "$o"
 grep -q "gateway: routing" <<<"$o" || die "the gateway does not route"
 o=$(boot "$disks" "$work/disk.cpio.gz" disk "disk: s")
 echo "$o"
 [ "$(grep -c 'disk: serving' <<<"$o")" = "$NDISKS" ] || die "not every disk node serves its memory"
-boot "$fs" "$work/fileserver.cpio.gz" fileserver "fileserver: waiting"
+[ -n "$KHGETDISK" ] || boot "$fs" "$work/fileserver.cpio.gz" fileserver "fileserver: waiting"
 boot "$workers" "$work/worker.cpio.gz" worker "worker: waiting"
 
 say "the private nodes route through the gateway ($GWP)"

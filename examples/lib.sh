@@ -75,7 +75,16 @@ facility() {
 		mkdir -p "$own_khd"
 		# facility N [TYPE-LINES]: more node types after the default's
 		[ -z "${2:-}" ] || printf 'type ct1 count=%s\n%s\n' "${1:-16}" "$2" >"$own_khd/khd.conf"
-		khd -d "$own_khd" --nodes "${1:-16}" || die "cannot start khd (it runs as root)"
+		# with its sshd on a free loopback port: the service interface
+		# (docs/ebb.md) that nodes of the public domain reach
+		local p sshopt=()
+		if [ -x /usr/sbin/sshd ]; then
+			for _ in $(seq 50); do
+				p=$((20000 + RANDOM % 20000))
+				ss -Hltn "sport = :$p" | grep -q . || { sshopt=(--ssh-port "$p" --ssh-listen 127.0.0.1); break; }
+			done
+		fi
+		khd -d "$own_khd" --nodes "${1:-16}" "${sshopt[@]}" || die "cannot start khd (it runs as root)"
 		export KH_SOCKET=$own_khd/khd.sock
 		echo "a facility of ${1:-16} nodes in $own_khd (stopped at the end)"
 	fi
@@ -84,6 +93,10 @@ facility() {
 	fi
 	return 0
 }
+
+# service: true when the facility serves nodes of the public domain
+# (khd --ssh-port: KH_SOCKET=ssh://kh@... in their environment)
+service() { grep -q 'service interface: ssh://' "${KH_SOCKET%/*}/khd.log" 2>/dev/null; }
 
 # acquire VAR KHGET-ARGUMENTS...: khget's control block into VAR; its
 # channel is released at the end.

@@ -1017,6 +1017,59 @@ uplink(struct fabric *fb, char *err, size_t errlen)
 	return 0;
 }
 
+int
+fabric_service_listen(struct fabric *fb, int netid, int port, char *err, size_t errlen)
+{
+	char name[16], a4[32];
+	uint8_t mac[6];
+	int idx, fd = -1;
+
+	struct fb_seg *b = seg_get(fb, netid, err, errlen);
+	if (b == NULL)
+		return -1;
+	/* the facility's port on the segment: it keeps the segment alive */
+	snprintf(name, sizeof(name), "s%d", netid);
+	if ((idx = nl_link_index(&fb->fab, name)) <= 0) {
+		addr_mac(netid, 0xffff, mac);
+		struct nl_link l = {.name = name,
+				    .kind = "macvlan",
+				    .link = seg_index(netid),
+				    .macvlan_mode = MACVLAN_MODE_BRIDGE,
+				    .mac = mac,
+				    .mtu = mtu_of(netid),
+				    .master = -1,
+				    .peer_netns = -1};
+		if (nl_link(&fb->fab, &l, err, errlen) < 0)
+			return -1;
+		if ((idx = nl_link_index(&fb->fab, name)) < 0)
+			return seterr(err, errlen, "%s: %s", name, strerror(-idx));
+		b->ports++;
+		addr_gateway4(netid, a4, sizeof(a4));
+		struct nl_link up = {.index = idx, .master = -1, .up = 1, .peer_netns = -1};
+		if (nl_link(&fb->fab, &up, err, errlen) < 0 ||
+		    nl_addr(&fb->fab, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0)
+			return -1;
+	}
+	addr_gateway4(netid, a4, sizeof(a4));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, a4, &sa.sin_addr);
+	if (enter(fb, fb->fabns, err, errlen) < 0)
+		return -1;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, e = 0;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0)
+		e = errno;
+	leave(fb);
+	if (e != 0) {
+		if (fd >= 0)
+			close(fd);
+		return seterr(err, errlen, "listen on %s:%d in domain %d: %s", a4, port, netid,
+			      strerror(e));
+	}
+	return fd;
+}
+
 struct fabric *
 fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen)
 {

@@ -93,6 +93,12 @@ int fabric_netns_counters(int netns, struct fabric_ifstats *out, int max);
 void fabric_set_remove_hook(struct fabric *fb,
 			    void (*fn)(void *, int, const struct fabric_ifstats *), void *arg);
 
+/* A listening TCP socket at the facility's own address (host 4094) in
+ * domain netid, on port: how nodes of that domain reach a facility
+ * service (the service interface, src/srviface).  khd gets a port of its
+ * own on the segment for it.  Returns the fd, or -1 with err. */
+int fabric_service_listen(struct fabric *fb, int netid, int port, char *err, size_t errlen);
+
 /* The host's uplink name, and counters for khctl info. */
 const char *fabric_uplink(const struct fabric *fb);
 void fabric_counts(const struct fabric *fb, int *prepared, int *ports, int *segments);

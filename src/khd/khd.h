@@ -19,6 +19,7 @@ struct reader;
 struct machine;
 struct blobstore;
 struct imgcache;
+struct srviface;
 struct sshd;
 struct fabric;
 struct meter;
@@ -45,6 +46,8 @@ struct khd {
 	struct alloc_hooks hooks; /* the allocator calls machines through these */
 	uint64_t load_timeout_ms; /* an mrw whose bytes stop this long fails */
 	struct sshd *sshd;	  /* khd's own sshd (sshd.c); NULL: none */
+	struct srviface *srv;	  /* the service interface in the public domain; NULL: none */
+	char srv_env[96];	  /* what a public node is told: KH_SOCKET=ssh://kh@ADDR */
 	struct fabric *fab;	  /* communication domains; NULL: nodes get loopback only */
 	int no_fabric;		  /* khd --no-fabric */
 	uint64_t prep_timer;	  /* preparing free nodes' networks in idle time */
@@ -69,6 +72,9 @@ void conn_send(struct conn *c, const void *p, size_t n);
 int server_listen_ssh(struct khd *k, const char *path, char *err, size_t errlen);
 /* 1 (and the peer's uid) when c came through the ssh socket, else 0. */
 int conn_ssh_peer(const struct conn *c, uid_t *uid);
+/* A service interface session's key (verbs.c `svc`), or NULL. */
+const char *conn_svc_key(const struct conn *c);
+int conn_set_svc_key(struct conn *c, const char *key);
 
 /* verbs.c: run one request; the reply goes into out. */
 struct proto_req;

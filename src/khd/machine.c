@@ -226,7 +226,12 @@ m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 				 .lower = lower,
 				 .scratch = scratch,
 				 .netns_fd = k->fab ? fabric_node_netns(k->fab, m->rank) : -1,
-				 .device = device[0] ? device : NULL};
+				 .device = device[0] ? device : NULL,
+				 .env = NULL};
+	/* a node in the public domain learns where the service interface is */
+	for (int i = 0; k->srv != NULL && i < n->nifs; i++)
+		if (n->ifs[i] == NETID_PUBLIC)
+			spec.env = k->srv_env;
 	if (!k->host_ok) {
 		snprintf(err, errlen, "this host cannot run %s nodes (see khd.log)", t->backend);
 		goto fail;

@@ -9,6 +9,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "state/state.h"
+#include "fabric/addr.h"
+#include "fabric/fabric.h"
+#include "srviface/srviface.h"
+#include "allocator/facility.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -252,6 +256,31 @@ signal_event(struct ev *ev, int fd, int events, void *arg)
 	}
 }
 
+/* The service interface (docs/ebb.md): nodes in the public domain reach
+ * khd's sshd at the facility's address there, port 22, and are told so
+ * in their environment.  Without a fabric there is no public domain to
+ * serve; a failure here is logged, and khd serves everything else. */
+static void
+service_start(struct khd *k, const struct sshd_conf *ssh)
+{
+	char err[256], a4[32];
+	if (k->fab == NULL)
+		return;
+	int fd = fabric_service_listen(k->fab, NETID_PUBLIC, 22, err, sizeof(err));
+	const char *to =
+	    ssh->listen && strcmp(ssh->listen, "0.0.0.0") != 0 ? ssh->listen : "127.0.0.1";
+	if (fd < 0 || (k->srv = srviface_new(k->ev, fd, to, ssh->port, err, sizeof(err))) == NULL) {
+		log_warnx("service interface: %s", err);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	addr_gateway4(NETID_PUBLIC, a4, sizeof(a4));
+	snprintf(k->srv_env, sizeof(k->srv_env), "KH_SOCKET=ssh://kh@%s", a4);
+	log_info("service interface: ssh://kh@%s (public domain) relayed to sshd at %s:%d", a4, to,
+		 ssh->port);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -335,6 +364,8 @@ main(int argc, char **argv)
 	    (machines = 1, machines_init(k, err, sizeof(err)) < 0))
 		goto fail;
 	meter_start(k);
+	if (o.ssh.port > 0)
+		service_start(k, &o.ssh);
 	snprintf(k->sock, sizeof(k->sock), "%.*s/khd.sock", (int)sizeof(k->sock) - 10, k->dir);
 	if (strlen(k->dir) + 9 > sizeof(k->sock) - 1) {
 		snprintf(err, sizeof(err), "directory path too long for a Unix socket: %s", k->dir);
@@ -360,6 +391,8 @@ main(int argc, char **argv)
 
 	ev_run(k->ev);
 
+	srviface_free(k->srv);
+	k->srv = NULL;
 	sshd_stop(k);
 	server_close(k);
 	metrics_stop(k);

@@ -32,6 +32,7 @@ struct conn {
 	struct proto_req req;
 	int ssh; /* came through the ssh socket (sshd.c): peer_uid says who */
 	uid_t peer_uid;
+	char *svckey; /* a service interface session: the key sshd verified */
 };
 
 static void conn_event(struct ev *ev, int fd, int events, void *arg);
@@ -55,6 +56,7 @@ conn_free(struct conn *c)
 	k->nconns--;
 	sbuf_free(&c->in);
 	sbuf_free(&c->out);
+	free(c->svckey);
 	free(c);
 }
 
@@ -298,6 +300,23 @@ server_listen_ssh(struct khd *k, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+const char *
+conn_svc_key(const struct conn *c)
+{
+	return c->svckey;
+}
+
+int
+conn_set_svc_key(struct conn *c, const char *key)
+{
+	char *k = strdup(key);
+	if (k == NULL)
+		return -1;
+	free(c->svckey);
+	c->svckey = k;
+	return 0;
 }
 
 uid_t

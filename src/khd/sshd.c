@@ -133,9 +133,12 @@ users_text(struct khd *k, struct sbuf *pw, struct sbuf *sh)
 	sbuf_printf(pw,
 		    "root:x:0:0:root:/root:/usr/sbin/nologin\n"
 		    "sshd:x:%u:%u:kittyhawk sshd privilege separation:/run/sshd:/usr/sbin/nologin\n"
-		    "khkeys:x:%u:%u:kittyhawk key lookup:" SSHD_RUNDIR ":/usr/sbin/nologin\n",
-		    SSHD_UID_PRIVSEP, SSHD_UID_PRIVSEP, SSHD_UID_KEYS, SSHD_UID_KEYS);
-	sbuf_adds(sh, "root:*:::::::\nsshd:*:::::::\nkhkeys:*:::::::\n");
+		    "khkeys:x:%u:%u:kittyhawk key lookup:" SSHD_RUNDIR ":/usr/sbin/nologin\n"
+		    "%s:x:%u:%u:kittyhawk service interface:" SSHD_RUNDIR ":/bin/sh\n",
+		    SSHD_UID_PRIVSEP, SSHD_UID_PRIVSEP, SSHD_UID_KEYS, SSHD_UID_KEYS, SSHD_SVC_USER,
+		    SSHD_UID_SVC, SSHD_UID_SVC);
+	sbuf_printf(sh, "root:*:::::::\nsshd:*:::::::\nkhkeys:*:::::::\n%s:*:::::::\n",
+		    SSHD_SVC_USER);
 	for (int i = 0; i < k->fac.nchannels; i++) {
 		int c = k->fac.channels[i].id;
 		if (c < 2 || c > SSHD_CHAN_MAX)
@@ -227,7 +230,7 @@ write_config(struct sshd *s, char *err, size_t errlen)
 		    "PidFile %s\n"
 		    "UsePAM no\n"
 		    "PermitRootLogin no\n"
-		    "AllowUsers con*\n"
+		    "AllowUsers con* " SSHD_SVC_USER "\n"
 		    "AuthenticationMethods publickey\n"
 		    "PubkeyAuthentication yes\n"
 		    "PasswordAuthentication no\n"

@@ -19,7 +19,13 @@ struct khd;
 #define SSHD_UID_BASE	 0x70000000u
 #define SSHD_UID_PRIVSEP (SSHD_UID_BASE + 0)
 #define SSHD_UID_KEYS	 (SSHD_UID_BASE + 1)
-#define SSHD_CHAN_MAX	 0x0ffdffff
+#define SSHD_CHAN_MAX	 0x0ffdfffe
+/* The login `kh`: the service interface for programs (in nodes, or
+ * anywhere) that run khget, khctl and khdo with a principal's credential
+ * (docs/ebb.md).  A key a principal registered logs in; every request
+ * still carries the principal's name and credential. */
+#define SSHD_SVC_USER "kh"
+#define SSHD_UID_SVC  (SSHD_UID_BASE + 0x0ffdffff)
 
 /* Inside sshd's namespace: the session program and khd's ssh socket. */
 #define SSHD_RUNDIR "/run/kittyhawk"

@@ -1290,6 +1290,15 @@ v_ssh_authkeys(struct khd *k, uid_t peer, const struct proto_req *req, struct sb
 	    sshd_uid_chan((uid_t)uid) == (int)chan)
 		c = fac_channel(&k->fac, (int)chan);
 	sbuf_init(&b);
+	/* the service login: every principal's own keys, no terminal */
+	if (user && strcmp(user, SSHD_SVC_USER) == 0 &&
+	    parse_uint(proto_get(req, "uid"), 0, UINT32_MAX, &uid) == 0 && uid == SSHD_UID_SVC)
+		for (int i = 0; i < k->fac.nkeys; i++) {
+			const char *line = k->fac.keys[i].line;
+			size_t tl = strcspn(line, " "), bl = strcspn(line + tl + 1, " ");
+			if (k->fac.keys[i].chan == 0)
+				sbuf_printf(&b, "restrict %.*s\n", (int)(tl + 1 + bl), line);
+		}
 	for (int i = 0; c && i < k->fac.nkeys; i++) {
 		const char *line = k->fac.keys[i].line;
 		size_t tl = strcspn(line, " "), bl = strcspn(line + tl + 1, " ");
@@ -1338,11 +1347,92 @@ v_ssh_attach(struct khd *k, struct conn *conn, uid_t peer, const struct proto_re
 	return attach_stream(k, conn, c, c->owner, req, out, how);
 }
 
+static uint64_t dispatch_plain(struct khd *k, struct conn *conn, const struct proto_req *req,
+			       struct sbuf *out);
+
+/* The service interface (login `kh`, docs/ebb.md): the session first
+ * says which key sshd verified (`svc key=...`); it must be a key some
+ * principal registered.  Then the principal verbs, each for a principal
+ * who registered that key, with that principal's credential checked as
+ * on khd.sock.  Every request is logged, without its credential. */
+static uint64_t
+verbs_svc(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const served[] = {"ping",	"info",	 "nodes",  "domains", "get",
+					     "release", "reset", "addnet", "rmnet",   "block",
+					     "attach",	"keys",	 "usage",  NULL};
+	const char *key = conn_svc_key(conn), *user = proto_get(req, "user");
+	char m[200], fp[80];
+
+	if (strcmp(req->verb, "svc") == 0) {
+		static const char *const args[] = {"key", NULL};
+		const char *nk = proto_get(req, "key");
+		struct sbuf who;
+		if (only_args(req, args, out) < 0)
+			return 0;
+		sbuf_init(&who);
+		for (int i = 0; nk && i < k->fac.nkeys; i++)
+			if (k->fac.keys[i].chan == 0 && pubkey_same(k->fac.keys[i].line, nk))
+				sbuf_printf(&who, "%s%s", who.len ? "," : "",
+					    k->fac.principals[k->fac.keys[i].owner].name);
+		if (key != NULL || nk == NULL || who.len == 0 || conn_set_svc_key(conn, nk) < 0) {
+			sbuf_free(&who);
+			if (nk != NULL && key == NULL) {
+				pubkey_fingerprint(nk, fp, sizeof(fp));
+				log_warnx("svc: refused a session with key %s", fp);
+			}
+			reply_err(out, AE_PERM,
+				  key != NULL
+				      ? "the session has its key already"
+				      : "this key is registered by no principal (khctl addkey)");
+			return 0;
+		}
+		pubkey_fingerprint(nk, fp, sizeof(fp));
+		log_info("svc: session with key %s (registered by %s)", fp, who.s);
+		sbuf_free(&who);
+		reply_ok(out, NULL);
+		return 0;
+	}
+	if (key == NULL) {
+		reply_err(out, AE_PERM, "a service session starts with svc key=...");
+		return 0;
+	}
+	int ok = 0;
+	for (int i = 0; served[i] && !ok; i++)
+		ok = strcmp(served[i], req->verb) == 0;
+	if (!ok) {
+		snprintf(m, sizeof(m), "'%.40s' is not served on the service interface", req->verb);
+		reply_err(out, AE_PERM, m);
+		return 0;
+	}
+	if (user != NULL) {
+		int idx = -1, mine = 0;
+		if (fac_principal(&k->fac, user, &idx) != NULL)
+			for (int i = 0; i < k->fac.nkeys && !mine; i++)
+				mine = k->fac.keys[i].chan == 0 && k->fac.keys[i].owner == idx &&
+				       pubkey_same(k->fac.keys[i].line, key);
+		/* a principal's first khget makes it: no key of its own yet */
+		if (!mine) {
+			pubkey_fingerprint(key, fp, sizeof(fp));
+			log_warnx("svc: refused %.40s %s: key %s is not theirs", user, req->verb,
+				  fp);
+			snprintf(m, sizeof(m), "this key is not %.40s's (khctl addkey)", user);
+			reply_err(out, AE_PERM, m);
+			return 0;
+		}
+	}
+	pubkey_fingerprint(key, fp, sizeof(fp));
+	log_info("svc: %s %s (key %s)", user ? user : "-", req->verb, fp);
+	return dispatch_plain(k, conn, req, out);
+}
+
 /* Requests on the ssh socket: only what sshd and its sessions need. */
 static uint64_t
 verbs_ssh(struct khd *k, struct conn *conn, uid_t peer, const struct proto_req *req,
 	  struct sbuf *out)
 {
+	if (peer == SSHD_UID_SVC)
+		return verbs_svc(k, conn, req, out);
 	if (strcmp(req->verb, "authkeys") == 0)
 		return v_ssh_authkeys(k, peer, req, out);
 	if (strcmp(req->verb, "attach") == 0)
@@ -1355,12 +1445,9 @@ verbs_ssh(struct khd *k, struct conn *conn, uid_t peer, const struct proto_req *
 	return 0;
 }
 
-uint64_t
-verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+static uint64_t
+dispatch_plain(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
 {
-	uid_t peer;
-	if (conn_ssh_peer(conn, &peer))
-		return verbs_ssh(k, conn, peer, req, out);
 	if (strcmp(req->verb, "attach") == 0)
 		return v_attach(k, conn, req, out);
 	if (strcmp(req->verb, "usage") == 0)
@@ -1380,4 +1467,13 @@ verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, st
 	snprintf(m, sizeof(m), "unknown request '%s'", req->verb);
 	reply_err(out, AE_BADARG, m);
 	return 0;
+}
+
+uint64_t
+verbs_dispatch(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	uid_t peer;
+	if (conn_ssh_peer(conn, &peer))
+		return verbs_ssh(k, conn, peer, req, out);
+	return dispatch_plain(k, conn, req, out);
 }

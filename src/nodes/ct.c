@@ -287,6 +287,8 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 		rq->clone_flags |= CLONE_NEWNET;
 	rq->mem = s->mem;
 	snprintf(rq->name, sizeof(rq->name), "%s", s->name);
+	if (s->env != NULL && strlen(s->env) < sizeof(rq->env))
+		snprintf(rq->env, sizeof(rq->env), "%s", s->env);
 	snprintf(rq->lower, sizeof(rq->lower), "%s", s->lower);
 	snprintf(rq->scratch, sizeof(rq->scratch), "%s", s->scratch);
 	snprintf(rq->device, sizeof(rq->device), "%s", s->device ? s->device : "");

@@ -286,7 +286,8 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 {
 	const struct ct_req *rq = p->rq;
 	char *const argv[] = {"/init", NULL};
-	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux", NULL};
+	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux",
+			      (char *)(rq->env[0] ? rq->env : NULL), NULL};
 	struct sigaction dfl;
 	char opts[96];
 	sigset_t none;

@@ -235,6 +235,64 @@ out:
 	return rc;
 }
 
+/* A session of the service login (uid SSHD_UID_SVC): it tells khd the
+ * key sshd verified, then the connection is the client's: protocol lines
+ * from the client (khget, khctl, khdo in a node), replies back, and after
+ * an attach the channel's bytes.  Each side's end is passed on. */
+static int
+svc_session(const char *sock)
+{
+	char err[512], key[8192], code[32], msg[256], buf[65536];
+	if (auth_key(key, sizeof(key)) < 0) {
+		fprintf(stderr, "khssh: no public key in SSH_USER_AUTH\n");
+		return 1;
+	}
+	int fd = client_connect(sock, err, sizeof(err));
+	if (fd < 0) {
+		fprintf(stderr, "khssh: %s\n", err);
+		return 1;
+	}
+	struct sbuf req, body;
+	sbuf_init(&req);
+	sbuf_init(&body);
+	proto_begin(&req, "svc");
+	proto_arg(&req, "key", key);
+	proto_end(&req);
+	int rc = client_call(fd, &req, &body, code, sizeof(code), msg, sizeof(msg));
+	sbuf_free(&req);
+	sbuf_free(&body);
+	if (rc != 0) {
+		fprintf(stderr, "khssh: %s\n", msg);
+		close(fd);
+		return 1;
+	}
+	int in_open = 1;
+	for (;;) {
+		struct pollfd pf[2] = {{fd, POLLIN, 0}, {in_open ? 0 : -1, POLLIN, 0}};
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+			if (n <= 0 || write_all(1, buf, (size_t)n) < 0)
+				break;
+		}
+		if (in_open && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(0, buf, sizeof(buf));
+			if (n <= 0) {
+				in_open = 0;
+				shutdown(fd, SHUT_WR);
+			} else if (write_all(fd, buf, (size_t)n) < 0) {
+				break;
+			}
+		}
+	}
+	close(fd);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -249,7 +307,7 @@ main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "keys") == 0)
 		return keys(sock, argv[2], argv[3]);
 	if (argc == 2 && strcmp(argv[1], "session") == 0)
-		return session(sock);
+		return getuid() == SSHD_UID_SVC ? svc_session(sock) : session(sock);
 	fprintf(stderr, "usage: khssh [--socket PATH] keys USER UID | session\n"
 			"(khd's sshd runs khssh; see docs/channels.md)\n");
 	return 2;

@@ -1,0 +1,37 @@
+/* nodealloc: the NodeAllocator (docs/ebb.md): grows and shrinks the set
+ * of nodes an EBB application runs on.  A backend gives nodes: "kh" asks
+ * the facility (khget, then loads and boots the application's own
+ * appliance with khdo, all through $KH_SOCKET, which in a node of the
+ * public domain is the service interface); "local" starts the program as
+ * processes on this host, each a node on loopback. */
+#ifndef KH_EBB_NODEALLOC_H
+#define KH_EBB_NODEALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct nodealloc;
+
+struct nodealloc_conf {
+	const char *backend; /* "local" or "kh" */
+	/* local: the program and its arguments; "%n" in one becomes the new
+	 * node's number, "%p" a free port for its messenger */
+	char *const *argv;
+	/* kh: principal, credential, the appliance to boot, the private
+	 * domain the nodes join, and the command typed on a booted node's
+	 * console ("%n", "%a" its address in that domain) */
+	const char *user, *cred, *appliance, *cmd;
+	int netid;
+};
+
+struct nodealloc *nodealloc_new(const struct nodealloc_conf *c, char *err, size_t errlen);
+void nodealloc_free(struct nodealloc *a);
+/* Start node n.  Returns 0 and its messenger's address ("IP:PORT") in
+ * addr, or -1 with err.  The node is running once this returns; it joins
+ * by itself. */
+int nodealloc_grow(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err,
+		   size_t errlen);
+/* Give node n back (stop it).  Returns 0 or -1. */
+int nodealloc_shrink(struct nodealloc *a, uint16_t n);
+
+#endif
