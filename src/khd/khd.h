@@ -35,6 +35,9 @@ struct khd {
 	int sigfd;
 	struct conn *conns;
 	int nconns;
+	int adm_pending;       /* the request just dispatched waits for adm's worker */
+	int conn_max;	       /* from the descriptor limit (server.c) */
+	uint64_t conns_reaped; /* stalled or idle connections closed */
 	uint64_t started_ns;
 	struct reader *readers;	 /* clients attached to channels */
 	struct machine **mach;	 /* by rank: allocated nodes' runtime */
