@@ -46,6 +46,8 @@ struct conn {
 	uint64_t active_ms;  /* monotonic: accepted, or last request answered */
 	uint64_t partial_ms; /* monotonic: first byte of an incomplete line, or 0 */
 	int adm_held;	     /* held for the admission worker's answer */
+	int hq_turn;	     /* taken from the heavy queue: its request runs now */
+	struct conn *hq_next;
 };
 
 static uint64_t
@@ -55,6 +57,10 @@ mono_ms(void)
 }
 
 static void conn_event(struct ev *ev, int fd, int events, void *arg);
+static void hq_unlink(struct khd *k, struct conn *c);
+
+/* A held connection waiting in the heavy queue, not on a timer. */
+#define HQ_MARK UINT64_MAX
 
 static void
 conn_free(struct conn *c)
@@ -62,7 +68,9 @@ conn_free(struct conn *c)
 	struct khd *k = c->k;
 	if (c->reader)
 		console_detach(k, c->reader);
-	if (c->timer)
+	if (c->timer == HQ_MARK)
+		hq_unlink(k, c);
+	else if (c->timer)
 		ev_cancel(k->ev, c->timer);
 	ev_unwatch(k->ev, c->fd);
 	close(c->fd);
@@ -112,6 +120,99 @@ conn_flush(struct conn *c)
 }
 
 static void process(struct conn *c);
+static void hq_run(struct ev *ev, void *arg);
+
+#define SLOW_REQUEST_NS 100000000ull /* logged: what kept everyone waiting */
+#define HEAVY_WINDOW_NS 20000000ull  /* 20 ms */
+#define HEAVY_BUDGET_NS 16000000ull  /* of which heavy requests may take 16 */
+
+/* Is there room in this window for a heavy request? */
+static int
+heavy_room(struct khd *k)
+{
+	uint64_t now = now_ns();
+	if (now - k->heavy_window >= HEAVY_WINDOW_NS) {
+		k->heavy_window = now;
+		k->heavy_used = 0;
+	}
+	return k->heavy_used < HEAVY_BUDGET_NS;
+}
+
+static void
+hq_arm(struct khd *k)
+{
+	if (k->hq_timer || k->hq_head == NULL)
+		return;
+	uint64_t now = now_ns(), end = k->heavy_window + HEAVY_WINDOW_NS;
+	k->hq_timer = ev_after(k->ev, end > now ? (end - now) / 1000000 + 1 : 1, hq_run, k);
+}
+
+static void
+hq_push(struct khd *k, struct conn *c)
+{
+	c->timer = HQ_MARK;
+	c->hq_next = NULL;
+	if (k->hq_tail)
+		k->hq_tail->hq_next = c;
+	else
+		k->hq_head = c;
+	k->hq_tail = c;
+	k->heavy_deferred++;
+	hq_arm(k);
+}
+
+static void
+hq_unlink(struct khd *k, struct conn *c)
+{
+	struct conn **pp = &k->hq_head, *prev = NULL;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->hq_next;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = c->hq_next;
+	if (k->hq_tail == c)
+		k->hq_tail = prev;
+	c->hq_next = NULL;
+}
+
+/* A new window: the queue's head goes first, while there is room. */
+static void
+hq_run(struct ev *ev, void *arg)
+{
+	struct khd *k = arg;
+	(void)ev;
+	k->hq_timer = 0;
+	/* One window's room at most: the window does not roll over while
+	 * this runs, however long one request takes. */
+	if (!heavy_room(k)) {
+		hq_arm(k);
+		return;
+	}
+	while (k->hq_head && k->heavy_used < HEAVY_BUDGET_NS) {
+		struct conn *c = k->hq_head;
+		k->hq_head = c->hq_next;
+		if (k->hq_head == NULL)
+			k->hq_tail = NULL;
+		c->hq_next = NULL;
+		c->timer = 0;
+		c->hq_turn = 1;
+		process(c);
+	}
+	hq_arm(k);
+}
+
+static int
+heavy_verb(const char *verb)
+{
+	static const char *const heavy[] = {"get",    "release", "reset",
+					    "addnet", "rmnet",	 "transfer"};
+	for (size_t i = 0; i < sizeof(heavy) / sizeof(heavy[0]); i++)
+		if (strcmp(verb, heavy[i]) == 0)
+			return 1;
+	return 0;
+}
 
 static void
 held_done(struct ev *ev, void *arg)
@@ -146,8 +247,27 @@ process(struct conn *c)
 			sbuf_consume(&c->in, len + 1);
 			continue;
 		}
+		/* Requests that make or unmake devices (milliseconds of kernel
+		 * work each) share the loop: at most HEAVY_BUDGET_NS of every
+		 * HEAVY_WINDOW_NS, in the order they came, so that everything
+		 * else (queries, channels, the bill) keeps its latency however
+		 * many allocate at once. */
+		struct khd *k = c->k;
+		int heavy = heavy_verb(c->req.verb);
+		if (heavy && !c->hq_turn && (k->hq_head != NULL || !heavy_room(k))) {
+			hq_push(k, c);
+			break;
+		}
+		c->hq_turn = 0;
+		uint64_t t0 = now_ns();
 		c->k->adm_pending = 0;
 		uint64_t wait = verbs_dispatch(c->k, c, &c->req, &c->out);
+		uint64_t took = now_ns() - t0;
+		if (heavy)
+			k->heavy_used += took;
+		if (took > SLOW_REQUEST_NS)
+			log_warnx("slow request: %s took %llu ms", c->req.verb,
+				  (unsigned long long)(took / 1000000));
 		c->adm_held = wait > 0 && c->k->adm_pending;
 		if (wait > 0) {
 			c->timer = ev_after(c->k->ev, (wait + 999999) / 1000000, held_done, c);
@@ -187,7 +307,7 @@ adm_event(struct ev *ev, int fd, int events, void *arg)
 	adm_drain(&k->adm);
 	for (struct conn *c = k->conns, *next; c; c = next) {
 		next = c->next;
-		if (!c->adm_held || c->timer == 0)
+		if (!c->adm_held || c->timer == 0 || c->timer == HQ_MARK)
 			continue;
 		ev_cancel(k->ev, c->timer);
 		c->timer = 0;
@@ -359,6 +479,10 @@ accept_conns(struct ev *ev, struct khd *k, int fd, int ssh)
 		k->conns = c;
 		k->nconns++;
 		ev_watch(ev, cfd, EV_READ, conn_event, c);
+		/* A client writes its request right after connecting: read it
+		 * now rather than a round of the loop later (under load, a
+		 * round is every other client's request). */
+		conn_event(ev, cfd, EV_READ, c);
 	}
 }
 

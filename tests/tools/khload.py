@@ -10,7 +10,10 @@ bench/soak.sh).  Every mode prints one line of key=value figures.
                                    request a byte every 2 s (--silent: none)
   readers --conns N --chan C       N read-only attachments to one channel;
                                    a marker echoed by the monitors reaches all
+  khget   --secs S                 the khget program, one node, as a user
+                                   runs it (then khctl release): latency
 """
+import subprocess
 import argparse
 import os
 import socket
@@ -94,7 +97,8 @@ def churn(a):
             count = 1 + (i + n) % a.max
             t0 = time.monotonic()
             try:
-                body, last = request(a.sock, "get user=%s cred=%s count=%d" % (user, a.cred, count))
+                body, last = request(a.sock, "get user=%s cred=%s count=%d" % (user, a.cred, count),
+                                     timeout=a.timeout)
             except OSError as e:
                 body, last = [], "oserror %s" % e
             dt = time.monotonic() - t0
@@ -113,7 +117,8 @@ def churn(a):
                 else:
                     kind = "ok"
                     try:
-                        _, rl = request(a.sock, "release user=%s cred=%s targets=%s" % (user, a.cred, chan))
+                        _, rl = request(a.sock, "release user=%s cred=%s targets=%s" % (user, a.cred, chan),
+                                        timeout=a.timeout)
                     except OSError as e:
                         rl = "oserror %s" % e
                     if rl != "ok":
@@ -247,13 +252,33 @@ def readers(a):
     return 0 if got == a.conns else 1
 
 
+def khget(a):
+    lat, errs = [], 0
+    end = time.monotonic() + a.secs
+    env = dict(os.environ, KH_SOCKET=a.sock)
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        r = subprocess.run(["khget", "-c", a.cred, a.user, "1"], env=env,
+                           capture_output=True, text=True)
+        lat.append(time.monotonic() - t0)
+        if r.returncode != 0:
+            errs += 1
+            continue
+        con = r.stdout.split("@")[0]
+        subprocess.run(["khctl", "release", "-c", a.cred, a.user, con], env=env,
+                       capture_output=True)
+        time.sleep(a.interval)
+    figures("khget", lat, [("errors", errs)])
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["probe", "churn", "slow", "readers"])
+    p.add_argument("mode", choices=["probe", "churn", "slow", "readers", "khget"])
     p.add_argument("--sock", default=os.environ.get("KH_SOCKET"))
     p.add_argument("--secs", type=float, default=10)
     p.add_argument("--interval", type=float, default=0.05)
-    p.add_argument("--timeout", type=float, default=30)
+    p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--max", type=int, default=3)
     p.add_argument("--prefix", default="churn")
@@ -263,7 +288,8 @@ def main():
     p.add_argument("--silent", action="store_true")
     p.add_argument("--chan")
     a = p.parse_args()
-    return {"probe": probe, "churn": churn, "slow": slow, "readers": readers}[a.mode](a)
+    return {"probe": probe, "churn": churn, "slow": slow, "readers": readers,
+            "khget": khget}[a.mode](a)
 
 
 if __name__ == "__main__":
