@@ -45,7 +45,8 @@ probe_ok "load-1.1 idle: another principal's requests answered" "$D/p1"
 
 # load-2: 200 principals allocating 1..3 nodes of 64 and releasing them at
 # once; every answer is all or nothing, and khd's descriptors and memory
-# come back.
+# come back.  The 200 are new: their first requests wait for Argon2id
+# hashes (one worker thread, ~0.1-0.2 s each), while others are answered.
 python3 "$KHLOAD" churn --clients 20 --secs 2 --prefix warm >/dev/null 2>&1 # warm the allocator's caches
 fd0=$(fds)
 rss0=$(rss_kb)
@@ -130,6 +131,7 @@ wait
 # another principal's channel works, every reader gets it whole.
 probe_bg 4 "$D/p7"
 khcon -c pw alice --prefix --ro --timeout 60 --until flood-done --count 4 "$con" >"$D/flood-ro" 2>&1 &
+sleep 1 # attached before the dump starts
 printf 'md.b 0x10000000 0x40000\necho flood-done\n' |
 	khcon -c pw alice --prefix --timeout 60 --until flood-done --count 4 "$con" >"$D/flood" 2>&1
 bblk=$(khget -c pw bob 1)
