@@ -64,7 +64,14 @@ PROBE_MAX_MS=5000 probe_ok "load-2.3 ... while another principal was answered" "
 same "load-2.4 ... every node free again" "$(khctl nodes | grep -c " free ")" "64"
 same "load-2.5 ... khd's descriptors as before ($fd0)" "$(fds)" "$fd0"
 rss1=$(rss_kb)
-check "load-2.6 ... khd's memory flat (RSS $rss0 -> $rss1 kB, < +16 MB)" test $((rss1 - rss0)) -lt 16384
+case "$BIN" in
+*san*)
+	# AddressSanitizer keeps freed memory in quarantine (Argon2id's 64 MiB
+	# included), so RSS says nothing here; LeakSanitizer checks at exit.
+	ok "load-2.6 ... khd's memory flat # SKIP under AddressSanitizer (RSS $rss0 -> $rss1 kB); its leak check runs when khd stops"
+	;;
+*) check "load-2.6 ... khd's memory flat (RSS $rss0 -> $rss1 kB, < +16 MB)" test $((rss1 - rss0)) -lt 16384 ;;
+esac
 
 # load-3: 1000 read-only attachments to one channel: a line echoed by the
 # monitors reaches every one of them.
