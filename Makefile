@@ -186,6 +186,12 @@ demo: deps
 bench: deps all
 	@bench/run.sh
 
+# Long runs, by hand: the load test's churn for 10 minutes, then the soak
+# benchmark (figures in bench/RESULTS.md, "Soak").
+soak: deps all
+	@LOAD_SECS=600 tests/run.sh e2e/load
+	@bench/soak.sh
+
 # Appliances (docs/appliances.md): appliances/NAME/recipe becomes
 # $(BUILD)/appliances/NAME.cpio.gz, rebuilt when its recipe directory changes.
 APPLIANCES = $(patsubst appliances/%/recipe,$(BUILD)/appliances/%.cpio.gz,$(wildcard appliances/*/recipe))
@@ -208,5 +214,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all deps check demo bench appliances format clean khmc fuzz fuzz-build
+.PHONY: all deps check demo bench soak appliances format clean khmc fuzz fuzz-build
 .SECONDARY:

@@ -15,8 +15,8 @@
 #include <sodium.h>
 #include <string.h>
 
-#define FAIL_BASE_NS 100000000ULL	/* 100 ms */
-#define FAIL_MAX_NS  30000000000ULL	/* 30 s */
+#define FAIL_BASE_NS 100000000ULL   /* 100 ms */
+#define FAIL_MAX_NS  30000000000ULL /* 30 s */
 
 void
 adm_init(struct admission *a)

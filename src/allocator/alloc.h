@@ -8,7 +8,16 @@
 #include "allocator/facility.h"
 #include "common/sbuf.h"
 
-enum alloc_code { AE_OK = 0, AE_BADARG, AE_AUTH, AE_NONODES, AE_NOTFOUND, AE_PERM, AE_INTERNAL };
+enum alloc_code {
+	AE_OK = 0,
+	AE_BADARG,
+	AE_AUTH,
+	AE_NONODES,
+	AE_NOTFOUND,
+	AE_PERM,
+	AE_INTERNAL,
+	AE_BUSY
+};
 
 struct alloc_result {
 	int code;
@@ -19,7 +28,7 @@ struct alloc_result {
  * on it.  Any hook may be NULL. */
 struct alloc_hooks {
 	void *arg;
-	void (*released)(void *arg, struct node *n);  /* node went back to the pool */
+	void (*released)(void *arg, struct node *n); /* node went back to the pool */
 	void (*reset)(void *arg, struct node *n);
 	void (*netchanged)(void *arg, struct node *n); /* interfaces changed */
 	void (*allocated)(void *arg, struct node *n);
@@ -81,7 +90,5 @@ int alloc_pool(struct facility *f, const struct node_type *types, int ntypes,
 void alloc_recount(struct facility *f);
 /* Create the external and public domains if missing. */
 int alloc_init_domains(struct facility *f, struct alloc_result *res);
-
-
 
 #endif

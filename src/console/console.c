@@ -375,8 +375,15 @@ console_output(struct khd *k, int rank, const char *p, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] != '\n' && m->outline.len < OUTLINE_MAX) {
-			if (p[i] != '\r')
-				sbuf_add(&m->outline, p + i, 1);
+			/* The run up to the next newline, \r or the line's limit,
+			 * in one append (output can be megabytes a command). */
+			size_t j = i, room = OUTLINE_MAX - m->outline.len;
+			while (j < n && j - i < room && p[j] != '\n' && p[j] != '\r')
+				j++;
+			if (j > i) {
+				sbuf_add(&m->outline, p + i, j - i);
+				i = j - 1;
+			}
 			continue;
 		}
 		/* The line is made once, then sent to every prefixed reader. */

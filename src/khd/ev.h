@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define EV_READ  1
+#define EV_READ	 1
 #define EV_WRITE 2
 
 struct ev;

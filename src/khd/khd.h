@@ -36,6 +36,13 @@ struct khd {
 	int sigfd;
 	struct conn *conns;
 	int nconns;
+	int adm_pending; /* the request just dispatched waits for adm's worker */
+	int conn_max;
+	uint64_t heavy_window, heavy_used; /* server.c: the loop's share for heavy requests */
+	uint64_t heavy_deferred;
+	struct conn *hq_head, *hq_tail; /* heavy requests waiting for room, in order */
+	uint64_t hq_timer;		/* from the descriptor limit (server.c) */
+	uint64_t conns_reaped;		/* stalled or idle connections closed */
 	uint64_t started_ns;
 	struct reader *readers;	 /* clients attached to channels */
 	struct machine **mach;	 /* by rank: allocated nodes' runtime */

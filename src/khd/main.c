@@ -371,6 +371,9 @@ main(int argc, char **argv)
 		snprintf(err, sizeof(err), "directory path too long for a Unix socket: %s", k->dir);
 		goto fail;
 	}
+	/* After every fork khd makes at start: the worker is a thread. */
+	if (adm_worker_start(&k->adm) < 0)
+		log_warn("admission worker (credentials are checked on the main loop)");
 	if (server_listen(k, err, sizeof(err)) < 0)
 		goto fail;
 	ev_watch(k->ev, k->sigfd, EV_READ, signal_event, k);
@@ -395,6 +398,7 @@ main(int argc, char **argv)
 	k->srv = NULL;
 	sshd_stop(k);
 	server_close(k);
+	adm_worker_stop(&k->adm);
 	metrics_stop(k);
 	meter_close(k); /* a last sample while the nodes still run */
 	machines_close(k);
@@ -409,6 +413,7 @@ main(int argc, char **argv)
 	return 0;
 fail:
 	sshd_stop(k);
+	adm_worker_stop(&k->adm);
 	metrics_stop(k);
 	meter_close(k);
 	/* Nothing of this khd stays behind (the images mount, nodes' network

@@ -111,6 +111,17 @@ metrics_render(struct khd *k, struct sbuf *out)
 		}
 	}
 	sbuf_printf(out,
+		    "# TYPE kh_clients gauge\n"
+		    "# HELP kh_clients Connections to khd.sock (and its ssh socket).\n"
+		    "kh_clients %d\n"
+		    "# TYPE kh_clients_max gauge\n"
+		    "# HELP kh_clients_max Connections khd takes before reclaiming idle ones.\n"
+		    "kh_clients_max %d\n"
+		    "# TYPE kh_clients_reaped counter\n"
+		    "# HELP kh_clients_reaped Stalled or idle connections closed by khd.\n"
+		    "kh_clients_reaped %llu\n",
+		    k->nconns, k->conn_max, (unsigned long long)k->conns_reaped);
+	sbuf_printf(out,
 		    "# TYPE kh_principals gauge\n"
 		    "# HELP kh_principals Principals known to the facility.\n"
 		    "kh_principals %d\n",

@@ -1,11 +1,18 @@
 /* server: khd's Unix socket.  Connections are non-blocking; each buffers
  * its input up to one request line and its replies until the peer reads
- * them.  A client that vanishes mid-request costs only its buffers. */
+ * them.  A client that vanishes mid-request costs only its buffers, and one
+ * that stalls (slowloris) costs a slot for a bounded time: a request line
+ * must be complete REQ_DEADLINE_MS after its first byte, and when every
+ * slot is taken the connection idle the longest makes room for the
+ * newcomer.  An idle connection is otherwise kept: clients such as khfs
+ * hold one for as long as they run. */
 #include "khd/khd.h"
+#include "admission/admission.h"
 #include "console/console.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/sbuf.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CONN_MAX      1024
-#define OUT_HIGHWATER (8u << 20) /* a client not reading its replies is dropped */
+#define CONN_MAX_CAP	65536	   /* at most, whatever the descriptor limit */
+#define FD_RESERVE	512	   /* descriptors kept for nodes, state, logs */
+#define OUT_HIGHWATER	(8u << 20) /* a client not reading its replies is dropped */
+#define REQ_DEADLINE_MS 10000	   /* a request line, from its first byte */
+#define SWEEP_MS	1000
 
 struct conn {
 	struct khd *k;
@@ -33,9 +44,24 @@ struct conn {
 	int ssh; /* came through the ssh socket (sshd.c): peer_uid says who */
 	uid_t peer_uid;
 	char *svckey; /* a service interface session: the key sshd verified */
+	uint64_t active_ms;  /* monotonic: accepted, or last request answered */
+	uint64_t partial_ms; /* monotonic: first byte of an incomplete line, or 0 */
+	int adm_held;	     /* held for the admission worker's answer */
+	int hq_turn;	     /* taken from the heavy queue: its request runs now */
+	struct conn *hq_next;
 };
 
+static uint64_t
+mono_ms(void)
+{
+	return now_ns() / 1000000;
+}
+
 static void conn_event(struct ev *ev, int fd, int events, void *arg);
+static void hq_unlink(struct khd *k, struct conn *c);
+
+/* A held connection waiting in the heavy queue, not on a timer. */
+#define HQ_MARK UINT64_MAX
 
 static void
 conn_free(struct conn *c)
@@ -43,7 +69,9 @@ conn_free(struct conn *c)
 	struct khd *k = c->k;
 	if (c->reader)
 		console_detach(k, c->reader);
-	if (c->timer)
+	if (c->timer == HQ_MARK)
+		hq_unlink(k, c);
+	else if (c->timer)
 		ev_cancel(k->ev, c->timer);
 	ev_unwatch(k->ev, c->fd);
 	close(c->fd);
@@ -94,6 +122,99 @@ conn_flush(struct conn *c)
 }
 
 static void process(struct conn *c);
+static void hq_run(struct ev *ev, void *arg);
+
+#define SLOW_REQUEST_NS 100000000ull /* logged: what kept everyone waiting */
+#define HEAVY_WINDOW_NS 20000000ull  /* 20 ms */
+#define HEAVY_BUDGET_NS 16000000ull  /* of which heavy requests may take 16 */
+
+/* Is there room in this window for a heavy request? */
+static int
+heavy_room(struct khd *k)
+{
+	uint64_t now = now_ns();
+	if (now - k->heavy_window >= HEAVY_WINDOW_NS) {
+		k->heavy_window = now;
+		k->heavy_used = 0;
+	}
+	return k->heavy_used < HEAVY_BUDGET_NS;
+}
+
+static void
+hq_arm(struct khd *k)
+{
+	if (k->hq_timer || k->hq_head == NULL)
+		return;
+	uint64_t now = now_ns(), end = k->heavy_window + HEAVY_WINDOW_NS;
+	k->hq_timer = ev_after(k->ev, end > now ? (end - now) / 1000000 + 1 : 1, hq_run, k);
+}
+
+static void
+hq_push(struct khd *k, struct conn *c)
+{
+	c->timer = HQ_MARK;
+	c->hq_next = NULL;
+	if (k->hq_tail)
+		k->hq_tail->hq_next = c;
+	else
+		k->hq_head = c;
+	k->hq_tail = c;
+	k->heavy_deferred++;
+	hq_arm(k);
+}
+
+static void
+hq_unlink(struct khd *k, struct conn *c)
+{
+	struct conn **pp = &k->hq_head, *prev = NULL;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->hq_next;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = c->hq_next;
+	if (k->hq_tail == c)
+		k->hq_tail = prev;
+	c->hq_next = NULL;
+}
+
+/* A new window: the queue's head goes first, while there is room. */
+static void
+hq_run(struct ev *ev, void *arg)
+{
+	struct khd *k = arg;
+	(void)ev;
+	k->hq_timer = 0;
+	/* One window's room at most: the window does not roll over while
+	 * this runs, however long one request takes. */
+	if (!heavy_room(k)) {
+		hq_arm(k);
+		return;
+	}
+	while (k->hq_head && k->heavy_used < HEAVY_BUDGET_NS) {
+		struct conn *c = k->hq_head;
+		k->hq_head = c->hq_next;
+		if (k->hq_head == NULL)
+			k->hq_tail = NULL;
+		c->hq_next = NULL;
+		c->timer = 0;
+		c->hq_turn = 1;
+		process(c);
+	}
+	hq_arm(k);
+}
+
+static int
+heavy_verb(const char *verb)
+{
+	static const char *const heavy[] = {"get",    "release", "reset",
+					    "addnet", "rmnet",	 "transfer"};
+	for (size_t i = 0; i < sizeof(heavy) / sizeof(heavy[0]); i++)
+		if (strcmp(verb, heavy[i]) == 0)
+			return 1;
+	return 0;
+}
 
 static void
 held_done(struct ev *ev, void *arg)
@@ -128,12 +249,35 @@ process(struct conn *c)
 			sbuf_consume(&c->in, len + 1);
 			continue;
 		}
+		/* Requests that make or unmake devices (milliseconds of kernel
+		 * work each) share the loop: at most HEAVY_BUDGET_NS of every
+		 * HEAVY_WINDOW_NS, in the order they came, so that everything
+		 * else (queries, channels, the bill) keeps its latency however
+		 * many allocate at once. */
+		struct khd *k = c->k;
+		int heavy = heavy_verb(c->req.verb);
+		if (heavy && !c->hq_turn && (k->hq_head != NULL || !heavy_room(k))) {
+			hq_push(k, c);
+			break;
+		}
+		c->hq_turn = 0;
+		uint64_t t0 = now_ns();
+		c->k->adm_pending = 0;
 		uint64_t wait = verbs_dispatch(c->k, c, &c->req, &c->out);
+		uint64_t took = now_ns() - t0;
+		if (heavy)
+			k->heavy_used += took;
+		if (took > SLOW_REQUEST_NS)
+			log_warnx("slow request: %s took %llu ms", c->req.verb,
+				  (unsigned long long)(took / 1000000));
+		c->adm_held = wait > 0 && c->k->adm_pending;
 		if (wait > 0) {
 			c->timer = ev_after(c->k->ev, (wait + 999999) / 1000000, held_done, c);
 			break;
 		}
 		sbuf_consume(&c->in, len + 1);
+		c->active_ms = mono_ms();
+		c->partial_ms = 0;
 		if (c->reader) {
 			/* Attached: what followed the request is channel input. */
 			if (c->in.len)
@@ -142,11 +286,93 @@ process(struct conn *c)
 			break;
 		}
 	}
+	if (c->in.len > 0 && c->partial_ms == 0)
+		c->partial_ms = mono_ms();
+	else if (c->in.len == 0)
+		c->partial_ms = 0;
 	if (conn_flush(c) < 0) {
 		conn_free(c);
 		return;
 	}
 	conn_rewatch(c);
+}
+
+/* The admission worker has answers: run again the requests held for
+ * them (each finds its answer, or stays held for another). */
+static void
+adm_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct khd *k = arg;
+	(void)ev;
+	(void)fd;
+	(void)events;
+	adm_drain(&k->adm);
+	for (struct conn *c = k->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->adm_held || c->timer == 0 || c->timer == HQ_MARK)
+			continue;
+		ev_cancel(k->ev, c->timer);
+		c->timer = 0;
+		c->adm_held = 0;
+		process(c);
+	}
+}
+
+/* A connection that only holds a slot: no channel attached, no request
+ * held, nothing left to send. */
+static int
+conn_idle(const struct conn *c)
+{
+	return c->reader == NULL && c->timer == 0 && c->out.len == 0 && !c->closing;
+}
+
+/* Close the connections that stalled: an incomplete request past its
+ * deadline (told why). */
+static void
+sweep(struct ev *ev, void *arg)
+{
+	struct khd *k = arg;
+	uint64_t now = mono_ms();
+
+	for (struct conn *c = k->conns, *next; c; c = next) {
+		next = c->next;
+		if (!conn_idle(c))
+			continue;
+		if (c->partial_ms && now - c->partial_ms > REQ_DEADLINE_MS) {
+			static const char late[] = "err proto request not completed within 10 s\n";
+			(void)!send(c->fd, late, sizeof(late) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			k->conns_reaped++;
+			conn_free(c);
+		}
+	}
+	ev_after(ev, SWEEP_MS, sweep, k);
+}
+
+/* Every slot is taken: free the one idle the longest (stalled requests
+ * first), so that a flood of silent clients cannot lock everyone out.
+ * Returns -1 when every connection is busy (attached or working). */
+static int
+reclaim_slot(struct khd *k)
+{
+	struct conn *victim = NULL;
+	uint64_t best = UINT64_MAX;
+
+	for (struct conn *c = k->conns; c; c = c->next) {
+		if (!conn_idle(c))
+			continue;
+		uint64_t t = c->partial_ms ? c->partial_ms : c->active_ms;
+		if (t < best) {
+			best = t;
+			victim = c;
+		}
+	}
+	if (victim == NULL)
+		return -1;
+	static const char busy[] = "err busy connection reclaimed for a new client\n";
+	(void)!send(victim->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	k->conns_reaped++;
+	conn_free(victim);
+	return 0;
 }
 
 static void
@@ -226,7 +452,7 @@ accept_conns(struct ev *ev, struct khd *k, int fd, int ssh)
 				log_warn("accept");
 			return;
 		}
-		if (k->nconns >= CONN_MAX) {
+		if (k->nconns >= k->conn_max && reclaim_slot(k) < 0) {
 			static const char busy[] = "err busy too many clients\n";
 			(void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(cfd);
@@ -238,6 +464,7 @@ accept_conns(struct ev *ev, struct khd *k, int fd, int ssh)
 		c->k = k;
 		c->fd = cfd;
 		c->ssh = ssh;
+		c->active_ms = mono_ms();
 		{
 			struct ucred uc;
 			socklen_t ul = sizeof(uc);
@@ -254,6 +481,10 @@ accept_conns(struct ev *ev, struct khd *k, int fd, int ssh)
 		k->conns = c;
 		k->nconns++;
 		ev_watch(ev, cfd, EV_READ, conn_event, c);
+		/* A client writes its request right after connecting: read it
+		 * now rather than a round of the loop later (under load, a
+		 * round is every other client's request). */
+		conn_event(ev, cfd, EV_READ, c);
 	}
 }
 
@@ -334,10 +565,35 @@ conn_ssh_peer(const struct conn *c, uid_t *uid)
 	return 1;
 }
 
+/* Clients are bounded by descriptors: take the hard limit, keep a reserve
+ * for everything else khd opens. */
+static void
+conn_limit(struct khd *k)
+{
+	struct rlimit rl;
+	rlim_t want = CONN_MAX_CAP + FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		k->conn_max = 1024 - FD_RESERVE;
+		return;
+	}
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur =
+		    rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	k->conn_max = rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
+	if (k->conn_max > CONN_MAX_CAP)
+		k->conn_max = CONN_MAX_CAP;
+}
+
 int
 server_listen(struct khd *k, char *err, size_t errlen)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	conn_limit(k);
 
 	if (strlen(k->sock) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
@@ -355,12 +611,21 @@ server_listen(struct khd *k, char *err, size_t errlen)
 	mode_t old = umask(0117);
 	int rc = bind(k->lfd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (rc < 0 || listen(k->lfd, 512) < 0) {
+	if (rc < 0 || listen(k->lfd, 4096) < 0) {
 		snprintf(err, errlen, "%s: %s", k->sock, strerror(errno));
 		close(k->lfd);
 		return -1;
 	}
-	return ev_watch(k->ev, k->lfd, EV_READ, accept_event, k);
+	if (ev_watch(k->ev, k->lfd, EV_READ, accept_event, k) < 0) {
+		snprintf(err, errlen, "%s: %s", k->sock, strerror(errno));
+		return -1;
+	}
+	if (adm_fd(&k->adm) >= 0 && ev_watch(k->ev, adm_fd(&k->adm), EV_READ, adm_event, k) < 0) {
+		snprintf(err, errlen, "admission worker: %s", strerror(errno));
+		return -1;
+	}
+	ev_after(k->ev, SWEEP_MS, sweep, k);
+	return 0;
 }
 
 void

@@ -254,7 +254,11 @@ write_config(struct sshd *s, char *err, size_t errlen)
 		    "PrintMotd no\n"
 		    "PrintLastLog no\n"
 		    "UseDNS no\n"
-		    "LoginGraceTime 30\n"
+		    /* Slow or silent clients (slowloris) hold a pre-auth
+		     * slot for at most 15 s, and many of them do not lock
+		     * out the rest: sshd's default drops at 10 starts. */
+		    "LoginGraceTime 15\n"
+		    "MaxStartups 200:30:2000\n"
 		    "ClientAliveInterval 60\n"
 		    "ClientAliveCountMax 3\n"
 		    "LogLevel INFO\n",

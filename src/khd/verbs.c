@@ -17,6 +17,7 @@
 #include "fabric/addr.h"
 #include "khd/sshd.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static const char *const codes[] = {
     [AE_NOTFOUND] = "notfound",
     [AE_PERM] = "perm",
     [AE_INTERNAL] = "internal",
+    [AE_BUSY] = "busy",
 };
 
 static void
@@ -122,7 +124,19 @@ authenticate(struct khd *k, const struct proto_req *req, struct sbuf *out, uint6
 		reply_err(out, AE_AUTH, m);
 		return -1;
 	}
-	if (adm_verify(&k->adm, p, cred) < 0) {
+	errno = 0;
+	int v = adm_verify_async(&k->adm, p, cred);
+	if (v == ADM_PENDING) {
+		/* Argon2id on the worker: held until it answers (server.c). */
+		*wait = ADM_HOLD_NS;
+		k->adm_pending = 1;
+		return -2;
+	}
+	if (v < 0 && errno == EBUSY) {
+		reply_err(out, AE_BUSY, "too many credential checks waiting; try again");
+		return -1;
+	}
+	if (v < 0) {
 		adm_failed(p, now);
 		log_warnx("wrong credential for %s (%d failures)", user, p->failures);
 		snprintf(m, sizeof(m), "wrong credential for '%s'", user);
@@ -408,7 +422,17 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		memset(&newp, 0, sizeof(newp));
 		snprintf(newp.name, sizeof(newp.name), "%s", user);
 		newp.created = (int64_t)time(NULL);
-		if (adm_hash(cred, newp.pwhash) < 0) {
+		errno = 0;
+		int h = adm_hash_async(&k->adm, user, cred, newp.pwhash);
+		if (h == ADM_PENDING) {
+			k->adm_pending = 1;
+			return ADM_HOLD_NS;
+		}
+		if (h < 0 && errno == EBUSY) {
+			reply_err(out, AE_BUSY, "too many credential checks waiting; try again");
+			return 0;
+		}
+		if (h < 0) {
 			reply_err(out, AE_INTERNAL, "cannot hash credential (out of memory)");
 			return 0;
 		}
@@ -684,10 +708,38 @@ v_transfer(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+/* Check a channel's credential: 0, or -1 after an error reply, or -1 with
+ * *wait set while the worker computes (the request is held). */
+static int
+ccred_check(struct khd *k, const struct channel *c, const char *ccred, struct sbuf *out,
+	    uint64_t *wait)
+{
+	char m[160];
+	int v;
+	errno = 0;
+	v = c->credhash[0] == '\0' ? -1 : adm_check_async(&k->adm, c->credhash, ccred);
+
+	if (v == ADM_PENDING) {
+		*wait = ADM_HOLD_NS;
+		k->adm_pending = 1;
+		return -1;
+	}
+	if (v < 0 && errno == EBUSY) {
+		reply_err(out, AE_BUSY, "too many credential checks waiting; try again");
+		return -1;
+	}
+	if (v < 0) {
+		snprintf(m, sizeof(m), "wrong credential for channel con%d", c->id);
+		reply_err(out, AE_AUTH, m);
+		return -1;
+	}
+	return 0;
+}
+
 /* The holder of a transferred channel: ccred= is the channel's credential
  * (and no user/cred).  Returns the channel, or NULL after an error reply. */
 static struct channel *
-chan_holder(struct khd *k, const struct proto_req *req, struct sbuf *out)
+chan_holder(struct khd *k, const struct proto_req *req, struct sbuf *out, uint64_t *wait)
 {
 	uint64_t chan;
 	struct channel *c;
@@ -707,11 +759,8 @@ chan_holder(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		reply_err(out, AE_NOTFOUND, m);
 		return NULL;
 	}
-	if (c->credhash[0] == '\0' || adm_verify_hash(c->credhash, proto_get(req, "ccred")) < 0) {
-		snprintf(m, sizeof(m), "wrong credential for channel con%d", c->id);
-		reply_err(out, AE_AUTH, m);
+	if (ccred_check(k, c, proto_get(req, "ccred"), out, wait) < 0)
 		return NULL;
-	}
 	return c;
 }
 
@@ -732,9 +781,9 @@ v_addkey(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	}
 	if (proto_get(req, "ccred") || proto_get(req, "chan")) {
 		/* The new holder of a transferred channel: a key for it alone. */
-		struct channel *c = chan_holder(k, req, out);
+		struct channel *c = chan_holder(k, req, out, &wait);
 		if (c == NULL)
-			return 0;
+			return wait;
 		if (alloc_addkey_chan(&k->fac, c->id, canon, &res) < 0) {
 			reply_err(out, res.code, res.msg);
 			return 0;
@@ -765,9 +814,9 @@ v_keys(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	if (only_args(req, args, out) < 0)
 		return 0;
 	if (proto_get(req, "ccred") || proto_get(req, "chan")) {
-		struct channel *c = chan_holder(k, req, out);
+		struct channel *c = chan_holder(k, req, out, &wait);
 		if (c == NULL)
-			return 0;
+			return wait;
 		sbuf_init(&b);
 		for (int i = 0; i < k->fac.nkeys; i++)
 			if (k->fac.keys[i].chan == c->id)
@@ -983,11 +1032,9 @@ v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct s
 	}
 	if (ccred) {
 		/* Whoever the channel was transferred to. */
-		if (c->credhash[0] == '\0' || adm_verify_hash(c->credhash, ccred) < 0) {
-			snprintf(m, sizeof(m), "wrong credential for channel con%d", c->id);
-			reply_err(out, AE_AUTH, m);
-			return 0;
-		}
+		errno = 0;
+		if (ccred_check(k, c, ccred, out, &wait) < 0)
+			return wait;
 		pidx = c->owner;
 	} else {
 		pidx = authenticate(k, req, out, &wait);

@@ -154,6 +154,8 @@ fail:
 
 /* Hand the request to the spawner; returns the node's pid, or -1 with
  * errno (EPIPE: no spawner). */
+#define CT_SPAWN_REPLY_MS 1000
+
 static pid_t
 ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
 {
@@ -181,7 +183,17 @@ ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
 		;
 	if (n < 0)
 		return -1;
-	/* The spawner answers as soon as clone returns: well under a ms. */
+	/* The spawner answers as soon as clone returns: well under a ms.  One
+	 * that says nothing for CT_SPAWN_REPLY_MS is wedged (stopped, or
+	 * starved): khd must not wait on it with every other client. */
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	int pr;
+	while ((pr = poll(&pfd, 1, CT_SPAWN_REPLY_MS)) < 0 && errno == EINTR)
+		;
+	if (pr == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
 	while ((n = recv(sock, &rep, sizeof(rep), 0)) < 0 && errno == EINTR)
 		;
 	if (n != (ssize_t)sizeof(rep)) {
@@ -202,9 +214,18 @@ spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int 
 	char err[256];
 	pid_t pid = ask_spawner(host->spawner_sock, rq, fds, nfds);
 
-	if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET))
+	if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT))
 		return pid;
-	log_warnx("ct: the spawner is gone; starting another");
+	if (errno == ETIMEDOUT) {
+		/* Its answer to this request must never be read as the answer
+		 * to the next one: it goes, with its socket. */
+		log_warnx("ct: the spawner did not answer within %d ms (stopped?); replacing it",
+			  CT_SPAWN_REPLY_MS);
+		if (host->spawner > 0)
+			kill(host->spawner, SIGKILL);
+	} else {
+		log_warnx("ct: the spawner is gone; starting another");
+	}
 	node_host_close(host);
 	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
