@@ -13,9 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-static int
-fail(struct alloc_result *res, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(struct alloc_result *res, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(struct alloc_result *res, int code, const char *fmt, ...)
@@ -43,7 +42,7 @@ store_failed(struct facility *f, struct alloc_result *res)
 	return fail(res, AE_INTERNAL, "state store error (nothing was changed)");
 }
 
-#define HOOK(f, name, n)                                                                          \
+#define HOOK(f, name, n)                                                                           \
 	do {                                                                                       \
 		if ((f)->hooks && (f)->hooks->name)                                                \
 			(f)->hooks->name((f)->hooks->arg, (n));                                    \
@@ -128,8 +127,8 @@ alloc_init_domains(struct facility *f, struct alloc_result *res)
 	if (state_begin(f->st) < 0)
 		return store_failed(f, res);
 	for (int i = 0; i < 2; i++) {
-		struct domain d = {.netid = fixed[i][0], .kind = fixed[i][1], .owner = -1,
-				   .created = wallclock()};
+		struct domain d = {
+		    .netid = fixed[i][0], .kind = fixed[i][1], .owner = -1, .created = wallclock()};
 		if (fac_domain(f, d.netid) == NULL && state_put_domain(f->st, f, &d) < 0)
 			return store_failed(f, res);
 	}
@@ -138,10 +137,10 @@ alloc_init_domains(struct facility *f, struct alloc_result *res)
 	for (int i = 0; i < 2; i++) {
 		if (fac_domain(f, fixed[i][0]) != NULL)
 			continue;
-		f->domains = fac_grow(f->domains, &f->capdomains, f->ndomains + 1,
-				      sizeof(*f->domains));
+		f->domains =
+		    fac_grow(f->domains, &f->capdomains, f->ndomains + 1, sizeof(*f->domains));
 		f->domains[f->ndomains++] = (struct domain){
-			.netid = fixed[i][0], .kind = fixed[i][1], .owner = -1, .created = wallclock()};
+		    .netid = fixed[i][0], .kind = fixed[i][1], .owner = -1, .created = wallclock()};
 	}
 	qsort(f->domains, (size_t)f->ndomains, sizeof(*f->domains), by_netid);
 	if (f->next_netid < NETID_FIRST_PRIVATE)
@@ -252,7 +251,9 @@ alloc_get(struct facility *f, int pidx, const struct principal *newp, const stru
 	if (created && state_put_principal(f->st, &f->principals[pidx]) < 0)
 		goto store;
 	for (int i = 0; i < newnets; i++) {
-		struct domain d = {.netid = f->next_netid + i, .kind = DOM_PRIVATE, .owner = pidx,
+		struct domain d = {.netid = f->next_netid + i,
+				   .kind = DOM_PRIVATE,
+				   .owner = pidx,
 				   .created = c.created};
 		if (state_put_domain(f->st, f, &d) < 0)
 			goto store;
@@ -276,16 +277,16 @@ alloc_get(struct facility *f, int pidx, const struct principal *newp, const stru
 
 	/* Committed: apply to memory. */
 	for (int i = 0; i < newnets; i++) {
-		f->domains = fac_grow(f->domains, &f->capdomains, f->ndomains + 1,
-				      sizeof(*f->domains));
+		f->domains =
+		    fac_grow(f->domains, &f->capdomains, f->ndomains + 1, sizeof(*f->domains));
 		f->domains[f->ndomains++] = (struct domain){.netid = f->next_netid + i,
 							    .kind = DOM_PRIVATE,
 							    .owner = pidx,
 							    .created = c.created};
 	}
 	f->next_netid += newnets;
-	f->channels = fac_grow(f->channels, &f->capchannels, f->nchannels + 1,
-			       sizeof(*f->channels));
+	f->channels =
+	    fac_grow(f->channels, &f->capchannels, f->nchannels + 1, sizeof(*f->channels));
 	f->channels[f->nchannels++] = c;
 	f->next_chan++;
 	for (int i = 0; i < npick; i++) {
@@ -603,8 +604,7 @@ add_key(struct facility *f, int pidx, int chan, const char *line, struct alloc_r
 	struct sshkey k = {.owner = pidx, .chan = chan, .line = strdup(line)};
 	if (k.line == NULL)
 		fatal("alloc");
-	if (state_begin(f->st) < 0 || state_put_key(f->st, f, &k) < 0 ||
-	    state_commit(f->st) < 0) {
+	if (state_begin(f->st) < 0 || state_put_key(f->st, f, &k) < 0 || state_commit(f->st) < 0) {
 		free(k.line);
 		return store_failed(f, res);
 	}
@@ -737,8 +737,7 @@ alloc_block(struct facility *f, int chan, struct sbuf *out, int json)
 }
 
 int
-alloc_pool(struct facility *f, const struct node_type *types, int ntypes,
-	   struct alloc_result *res)
+alloc_pool(struct facility *f, const struct node_type *types, int ntypes, struct alloc_result *res)
 {
 	int total = f->nnodes, maxrank = f->nnodes ? f->nodes[f->nnodes - 1].rank : -1;
 	int newtypes[KH_MAX_TYPES], nnew = 0;

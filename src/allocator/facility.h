@@ -9,38 +9,38 @@
 
 struct alloc_hooks;
 
-#define KH_MAX_IFS     16   /* hard bound on interfaces per node */
-#define KH_MAX_NODES   4092 /* the address plan gives each node one host part */
-#define KH_MAX_TYPES   16
-#define KH_NAME_MAX    32
-#define KH_HASH_MAX    128  /* crypto_pwhash_STRBYTES */
-#define KH_FIRST_CHAN  2    /* as the original: con0 system, con1 unused */
+#define KH_MAX_IFS    16   /* hard bound on interfaces per node */
+#define KH_MAX_NODES  4092 /* the address plan gives each node one host part */
+#define KH_MAX_TYPES  16
+#define KH_NAME_MAX   32
+#define KH_HASH_MAX   128 /* crypto_pwhash_STRBYTES */
+#define KH_FIRST_CHAN 2	  /* as the original: con0 system, con1 unused */
 
 enum { NETID_RESERVED = 0, NETID_EXTERNAL = 1, NETID_PUBLIC = 2, NETID_FIRST_PRIVATE = 3 };
 
 enum node_state {
-	NODE_FREE = 0,	/* in the free pool */
-	NODE_MONITOR,	/* allocated, in the boot monitor */
-	NODE_RUNNING,	/* booted */
+	NODE_FREE = 0, /* in the free pool */
+	NODE_MONITOR,  /* allocated, in the boot monitor */
+	NODE_RUNNING,  /* booted */
 };
 
 struct node_type {
 	char name[KH_NAME_MAX + 1];
-	char backend[8];   /* "ct" or "vm" */
-	int cpu_milli;	   /* CPU quota, thousandths of a CPU */
-	uint64_t mem;	   /* bytes */
-	int pids;	   /* pids limit */
-	int max_ifs;	   /* domain interfaces per node */
-	int count;	   /* nodes of this type */
+	char backend[8]; /* "ct" or "vm" */
+	int cpu_milli;	 /* CPU quota, thousandths of a CPU */
+	uint64_t mem;	 /* bytes */
+	int pids;	 /* pids limit */
+	int max_ifs;	 /* domain interfaces per node */
+	int count;	 /* nodes of this type */
 };
 
 struct node {
 	int rank;
-	int type;	/* index into facility.types */
-	int state;	/* enum node_state */
-	int owner;	/* principal index, -1 when free */
-	int chan;	/* channel id, 0 when free */
-	int nifs;	/* interfaces eth0..eth(nifs-1) */
+	int type;	     /* index into facility.types */
+	int state;	     /* enum node_state */
+	int owner;	     /* principal index, -1 when free */
+	int chan;	     /* channel id, 0 when free */
+	int nifs;	     /* interfaces eth0..eth(nifs-1) */
 	int ifs[KH_MAX_IFS]; /* netid of eth<i>; 0 marks a removed interface */
 	uint64_t resets;
 };
@@ -61,21 +61,21 @@ enum domain_kind { DOM_EXTERNAL = 1, DOM_PUBLIC = 2, DOM_PRIVATE = 3 };
 struct domain {
 	int netid;
 	int kind;
-	int owner;	/* principal index; -1 for external and public */
+	int owner; /* principal index; -1 for external and public */
 	int64_t created;
-	int members;	/* not persisted: derived from nodes */
+	int members; /* not persisted: derived from nodes */
 };
 
 struct channel {
 	int id;
-	int owner;	/* principal billed for the channel's nodes */
+	int owner; /* principal billed for the channel's nodes */
 	int type;
 	int64_t created;
 	char credhash[KH_HASH_MAX]; /* empty: the owner's credential opens it */
 	char netdesc[KH_MAX_IFS];   /* netid kinds of the control block, in eth order */
 	int nets[KH_MAX_IFS];	    /* netids, in eth order */
 	int nnets;
-	int nnodes;		    /* not persisted: derived */
+	int nnodes; /* not persisted: derived */
 };
 
 /* An SSH key that opens channels over ssh (docs/channels.md): chan 0, a
@@ -85,12 +85,12 @@ struct channel {
 struct sshkey {
 	int owner;
 	int chan;
-	char *line;	/* "type base64 [comment]" */
+	char *line; /* "type base64 [comment]" */
 };
 
 struct facility {
 	char host[256];
-	uint32_t id;	/* random per facility, used in kernel object names */
+	uint32_t id; /* random per facility, used in kernel object names */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 	struct node *nodes;
@@ -105,7 +105,7 @@ struct facility {
 	int nkeys, capkeys;
 	int next_netid;
 	int next_chan;
-	int ssh_port;	/* khd's sshd, for the control block; 0: none (not persisted) */
+	int ssh_port; /* khd's sshd, for the control block; 0: none (not persisted) */
 	struct state *st;
 	const struct alloc_hooks *hooks; /* see alloc.h; may be NULL */
 };

@@ -43,7 +43,7 @@ struct conn {
 	struct proto_req req;
 	int ssh; /* came through the ssh socket (sshd.c): peer_uid says who */
 	uid_t peer_uid;
-	char *svckey; /* a service interface session: the key sshd verified */
+	char *svckey;	     /* a service interface session: the key sshd verified */
 	uint64_t active_ms;  /* monotonic: accepted, or last request answered */
 	uint64_t partial_ms; /* monotonic: first byte of an incomplete line, or 0 */
 	int adm_held;	     /* held for the admission worker's answer */

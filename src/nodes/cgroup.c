@@ -47,7 +47,6 @@ static const struct {
     {"pids", CG_PIDS},
 };
 
-
 /* The CG_* bits named in a comma separated list ("rw,cpu,cpuacct"). */
 static unsigned
 ctrl_mask(const char *list)

@@ -43,7 +43,7 @@ struct ct_req {
 	int argc;
 	int nkeep;
 	char argv[CT_EXEC_ARGMAX];
-	char env[128];	       /* one more NAME=VALUE for /init; "": none */
+	char env[128]; /* one more NAME=VALUE for /init; "": none */
 };
 
 /* Most descriptors a request carries. */

@@ -87,7 +87,7 @@ struct node_spec {
 	int cpus;	     /* vCPUs */
 	const struct node_nic *nics;
 	int nnics;
-	const char *env;      /* one more NAME=VALUE in /init's environment; NULL: none */
+	const char *env; /* one more NAME=VALUE in /init's environment; NULL: none */
 };
 
 struct node_handle {

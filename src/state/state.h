@@ -25,10 +25,10 @@ struct state_meter_port {
 struct state_meter_node {
 	int rank;
 	char principal[KH_NAME_MAX + 1];
-	uint64_t since_ms; /* unix ms up to which the node is charged */
-	uint64_t cpu_ns;   /* its cgroup's CPU counter, charged up to here */
-	uint64_t mem;	   /* memory at that moment */
-	uint64_t peak;	   /* its cgroup's peak counter then */
+	uint64_t since_ms;			  /* unix ms up to which the node is charged */
+	uint64_t cpu_ns;			  /* its cgroup's CPU counter, charged up to here */
+	uint64_t mem;				  /* memory at that moment */
+	uint64_t peak;				  /* its cgroup's peak counter then */
 	struct state_meter_port port[KH_MAX_IFS]; /* by slot: eth<slot> */
 };
 
@@ -88,31 +88,138 @@ struct state {
 struct state *state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen);
 
 /* Thin wrappers so callers read as state_put_node(st, ...). */
-static inline int state_begin(struct state *s) { return s->ops->begin(s); }
-static inline int state_commit(struct state *s) { return s->ops->commit(s); }
-static inline void state_rollback(struct state *s) { s->ops->rollback(s); }
-static inline int state_load(struct state *s, struct facility *f) { return s->ops->load(s, f); }
-static inline int state_get_meta(struct state *s, const char *k, char *v, size_t n) { return s->ops->get_meta(s, k, v, n); }
-static inline int state_put_meta(struct state *s, const char *k, const char *v) { return s->ops->put_meta(s, k, v); }
-static inline int state_put_type(struct state *s, const struct node_type *t) { return s->ops->put_type(s, t); }
-static inline int state_put_node(struct state *s, const struct facility *f, const struct node *n) { return s->ops->put_node(s, f, n); }
-static inline int state_del_node(struct state *s, int rank) { return s->ops->del_node(s, rank); }
-static inline int state_put_principal(struct state *s, const struct principal *p) { return s->ops->put_principal(s, p); }
-static inline int state_put_domain(struct state *s, const struct facility *f, const struct domain *d) { return s->ops->put_domain(s, f, d); }
-static inline int state_put_channel(struct state *s, const struct facility *f, const struct channel *c) { return s->ops->put_channel(s, f, c); }
-static inline int state_del_channel(struct state *s, int id) { return s->ops->del_channel(s, id); }
-static inline int state_put_key(struct state *s, const struct facility *f, const struct sshkey *k) { return s->ops->put_key(s, f, k); }
-static inline int state_del_chankeys(struct state *s, int chan) { return s->ops->del_chankeys(s, chan); }
-static inline int state_put_record(struct state *s, const char *p, uint64_t seq, uint64_t t0, uint64_t t1, const char *line) { return s->ops->put_record(s, p, seq, t0, t1, line); }
-static inline int state_get_records(struct state *s, const char *p, uint64_t after, uint64_t upto, uint64_t from, uint64_t to, state_rec_fn *fn, void *arg) { return s->ops->get_records(s, p, after, upto, from, to, fn, arg); }
-static inline int state_get_last_record(struct state *s, const char *p, state_rec_fn *fn, void *arg) { return s->ops->get_last_record(s, p, fn, arg); }
-static inline int state_put_sig(struct state *s, const char *p, uint64_t seq, const char *sighex) { return s->ops->put_sig(s, p, seq, sighex); }
-static inline int state_get_sigs(struct state *s, const char *p, uint64_t after, uint64_t upto, state_sig_fn *fn, void *arg) { return s->ops->get_sigs(s, p, after, upto, fn, arg); }
-static inline int state_put_total(struct state *s, const char *p, const char *usage) { return s->ops->put_total(s, p, usage); }
-static inline int state_get_totals(struct state *s, state_total_fn *fn, void *arg) { return s->ops->get_totals(s, fn, arg); }
-static inline int state_put_meter_node(struct state *s, const struct state_meter_node *mn) { return s->ops->put_meter_node(s, mn); }
-static inline int state_del_meter_node(struct state *s, int rank) { return s->ops->del_meter_node(s, rank); }
-static inline int state_get_meter_nodes(struct state *s, state_mnode_fn *fn, void *arg) { return s->ops->get_meter_nodes(s, fn, arg); }
-static inline void state_close(struct state *s) { s->ops->close(s); }
+static inline int
+state_begin(struct state *s)
+{
+	return s->ops->begin(s);
+}
+static inline int
+state_commit(struct state *s)
+{
+	return s->ops->commit(s);
+}
+static inline void
+state_rollback(struct state *s)
+{
+	s->ops->rollback(s);
+}
+static inline int
+state_load(struct state *s, struct facility *f)
+{
+	return s->ops->load(s, f);
+}
+static inline int
+state_get_meta(struct state *s, const char *k, char *v, size_t n)
+{
+	return s->ops->get_meta(s, k, v, n);
+}
+static inline int
+state_put_meta(struct state *s, const char *k, const char *v)
+{
+	return s->ops->put_meta(s, k, v);
+}
+static inline int
+state_put_type(struct state *s, const struct node_type *t)
+{
+	return s->ops->put_type(s, t);
+}
+static inline int
+state_put_node(struct state *s, const struct facility *f, const struct node *n)
+{
+	return s->ops->put_node(s, f, n);
+}
+static inline int
+state_del_node(struct state *s, int rank)
+{
+	return s->ops->del_node(s, rank);
+}
+static inline int
+state_put_principal(struct state *s, const struct principal *p)
+{
+	return s->ops->put_principal(s, p);
+}
+static inline int
+state_put_domain(struct state *s, const struct facility *f, const struct domain *d)
+{
+	return s->ops->put_domain(s, f, d);
+}
+static inline int
+state_put_channel(struct state *s, const struct facility *f, const struct channel *c)
+{
+	return s->ops->put_channel(s, f, c);
+}
+static inline int
+state_del_channel(struct state *s, int id)
+{
+	return s->ops->del_channel(s, id);
+}
+static inline int
+state_put_key(struct state *s, const struct facility *f, const struct sshkey *k)
+{
+	return s->ops->put_key(s, f, k);
+}
+static inline int
+state_del_chankeys(struct state *s, int chan)
+{
+	return s->ops->del_chankeys(s, chan);
+}
+static inline int
+state_put_record(struct state *s, const char *p, uint64_t seq, uint64_t t0, uint64_t t1,
+		 const char *line)
+{
+	return s->ops->put_record(s, p, seq, t0, t1, line);
+}
+static inline int
+state_get_records(struct state *s, const char *p, uint64_t after, uint64_t upto, uint64_t from,
+		  uint64_t to, state_rec_fn *fn, void *arg)
+{
+	return s->ops->get_records(s, p, after, upto, from, to, fn, arg);
+}
+static inline int
+state_get_last_record(struct state *s, const char *p, state_rec_fn *fn, void *arg)
+{
+	return s->ops->get_last_record(s, p, fn, arg);
+}
+static inline int
+state_put_sig(struct state *s, const char *p, uint64_t seq, const char *sighex)
+{
+	return s->ops->put_sig(s, p, seq, sighex);
+}
+static inline int
+state_get_sigs(struct state *s, const char *p, uint64_t after, uint64_t upto, state_sig_fn *fn,
+	       void *arg)
+{
+	return s->ops->get_sigs(s, p, after, upto, fn, arg);
+}
+static inline int
+state_put_total(struct state *s, const char *p, const char *usage)
+{
+	return s->ops->put_total(s, p, usage);
+}
+static inline int
+state_get_totals(struct state *s, state_total_fn *fn, void *arg)
+{
+	return s->ops->get_totals(s, fn, arg);
+}
+static inline int
+state_put_meter_node(struct state *s, const struct state_meter_node *mn)
+{
+	return s->ops->put_meter_node(s, mn);
+}
+static inline int
+state_del_meter_node(struct state *s, int rank)
+{
+	return s->ops->del_meter_node(s, rank);
+}
+static inline int
+state_get_meter_nodes(struct state *s, state_mnode_fn *fn, void *arg)
+{
+	return s->ops->get_meter_nodes(s, fn, arg);
+}
+static inline void
+state_close(struct state *s)
+{
+	s->ops->close(s);
+}
 
 #endif

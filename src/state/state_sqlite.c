@@ -12,79 +12,101 @@
 #include <string.h>
 
 enum {
-	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GETMETA, S_PUTMETA, S_PUTTYPE, S_PUTNODE, S_DELNODE,
-	S_PUTPRIN, S_PUTDOM, S_PUTCHAN, S_DELCHAN, S_PUTKEY, S_PUTCHANKEY, S_DELCHANKEYS,
-	S_PUTREC, S_GETRECS, S_LASTREC, S_PUTSIG, S_GETSIGS, S_PUTTOTAL, S_GETTOTALS, S_PUTMNODE,
-	S_DELMNODE, S_GETMNODES, S_COUNT
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_GETMETA,
+	S_PUTMETA,
+	S_PUTTYPE,
+	S_PUTNODE,
+	S_DELNODE,
+	S_PUTPRIN,
+	S_PUTDOM,
+	S_PUTCHAN,
+	S_DELCHAN,
+	S_PUTKEY,
+	S_PUTCHANKEY,
+	S_DELCHANKEYS,
+	S_PUTREC,
+	S_GETRECS,
+	S_LASTREC,
+	S_PUTSIG,
+	S_GETSIGS,
+	S_PUTTOTAL,
+	S_GETTOTALS,
+	S_PUTMNODE,
+	S_DELMNODE,
+	S_GETMNODES,
+	S_COUNT
 };
 
 static const char *const sql_text[S_COUNT] = {
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_ROLLBACK] = "ROLLBACK",
-	[S_GETMETA] = "SELECT value FROM meta WHERE key=?1",
-	[S_PUTMETA] = "INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
-	[S_PUTTYPE] = "INSERT OR REPLACE INTO types(name,backend,cpu_milli,mem,pids,max_ifs,count)"
-		      " VALUES(?1,?2,?3,?4,?5,?6,?7)",
-	[S_PUTNODE] = "INSERT OR REPLACE INTO nodes(rank,type,state,owner,chan,ifs,resets)"
-		      " VALUES(?1,?2,?3,?4,?5,?6,?7)",
-	[S_DELNODE] = "DELETE FROM nodes WHERE rank=?1",
-	[S_PUTPRIN] = "INSERT OR REPLACE INTO principals(name,pwhash,created) VALUES(?1,?2,?3)",
-	[S_PUTDOM] = "INSERT OR REPLACE INTO domains(netid,kind,owner,created) VALUES(?1,?2,?3,?4)",
-	[S_PUTCHAN] = "INSERT OR REPLACE INTO channels(id,owner,type,created,credhash,nets)"
-		      " VALUES(?1,?2,?3,?4,?5,?6)",
-	[S_DELCHAN] = "DELETE FROM channels WHERE id=?1",
-	[S_PUTKEY] = "INSERT OR IGNORE INTO keys(owner,line) VALUES(?1,?2)",
-	[S_PUTCHANKEY] = "INSERT OR IGNORE INTO chankeys(chan,line) VALUES(?1,?2)",
-	[S_DELCHANKEYS] = "DELETE FROM chankeys WHERE chan=?1",
-	[S_PUTREC] = "INSERT INTO ledger(principal,seq,t0,t1,line) VALUES(?1,?2,?3,?4,?5)",
-	[S_GETRECS] = "SELECT seq,line FROM ledger WHERE principal=?1 AND seq>?2 AND seq<=?3"
-		      " AND t0>=?4 AND t0<?5 ORDER BY seq",
-	[S_LASTREC] = "SELECT seq,line FROM ledger WHERE principal=?1 ORDER BY seq DESC LIMIT 1",
-	[S_PUTSIG] = "INSERT OR REPLACE INTO ledger_sigs(principal,seq,sig) VALUES(?1,?2,?3)",
-	[S_GETSIGS] = "SELECT seq,sig FROM ledger_sigs WHERE principal=?1 AND seq>?2 AND seq<=?3"
-		      " ORDER BY seq",
-	[S_PUTTOTAL] = "INSERT OR REPLACE INTO usage_totals(principal,usage) VALUES(?1,?2)",
-	[S_GETTOTALS] = "SELECT principal,usage FROM usage_totals ORDER BY principal",
-	[S_PUTMNODE] = "INSERT OR REPLACE INTO meter_nodes(rank,principal,since,cpu,mem,peak,net)"
-		       " VALUES(?1,?2,?3,?4,?5,?6,?7)",
-	[S_DELMNODE] = "DELETE FROM meter_nodes WHERE rank=?1",
-	[S_GETMNODES] = "SELECT rank,principal,since,cpu,mem,peak,net FROM meter_nodes"
-			" ORDER BY rank",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_GETMETA] = "SELECT value FROM meta WHERE key=?1",
+    [S_PUTMETA] = "INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
+    [S_PUTTYPE] = "INSERT OR REPLACE INTO types(name,backend,cpu_milli,mem,pids,max_ifs,count)"
+		  " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [S_PUTNODE] = "INSERT OR REPLACE INTO nodes(rank,type,state,owner,chan,ifs,resets)"
+		  " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [S_DELNODE] = "DELETE FROM nodes WHERE rank=?1",
+    [S_PUTPRIN] = "INSERT OR REPLACE INTO principals(name,pwhash,created) VALUES(?1,?2,?3)",
+    [S_PUTDOM] = "INSERT OR REPLACE INTO domains(netid,kind,owner,created) VALUES(?1,?2,?3,?4)",
+    [S_PUTCHAN] = "INSERT OR REPLACE INTO channels(id,owner,type,created,credhash,nets)"
+		  " VALUES(?1,?2,?3,?4,?5,?6)",
+    [S_DELCHAN] = "DELETE FROM channels WHERE id=?1",
+    [S_PUTKEY] = "INSERT OR IGNORE INTO keys(owner,line) VALUES(?1,?2)",
+    [S_PUTCHANKEY] = "INSERT OR IGNORE INTO chankeys(chan,line) VALUES(?1,?2)",
+    [S_DELCHANKEYS] = "DELETE FROM chankeys WHERE chan=?1",
+    [S_PUTREC] = "INSERT INTO ledger(principal,seq,t0,t1,line) VALUES(?1,?2,?3,?4,?5)",
+    [S_GETRECS] = "SELECT seq,line FROM ledger WHERE principal=?1 AND seq>?2 AND seq<=?3"
+		  " AND t0>=?4 AND t0<?5 ORDER BY seq",
+    [S_LASTREC] = "SELECT seq,line FROM ledger WHERE principal=?1 ORDER BY seq DESC LIMIT 1",
+    [S_PUTSIG] = "INSERT OR REPLACE INTO ledger_sigs(principal,seq,sig) VALUES(?1,?2,?3)",
+    [S_GETSIGS] = "SELECT seq,sig FROM ledger_sigs WHERE principal=?1 AND seq>?2 AND seq<=?3"
+		  " ORDER BY seq",
+    [S_PUTTOTAL] = "INSERT OR REPLACE INTO usage_totals(principal,usage) VALUES(?1,?2)",
+    [S_GETTOTALS] = "SELECT principal,usage FROM usage_totals ORDER BY principal",
+    [S_PUTMNODE] = "INSERT OR REPLACE INTO meter_nodes(rank,principal,since,cpu,mem,peak,net)"
+		   " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [S_DELMNODE] = "DELETE FROM meter_nodes WHERE rank=?1",
+    [S_GETMNODES] = "SELECT rank,principal,since,cpu,mem,peak,net FROM meter_nodes"
+		    " ORDER BY rank",
 };
 
 static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS types(name TEXT PRIMARY KEY, backend TEXT NOT NULL,"
-	" cpu_milli INTEGER NOT NULL, mem INTEGER NOT NULL, pids INTEGER NOT NULL,"
-	" max_ifs INTEGER NOT NULL, count INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS principals(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL,"
-	" created INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS domains(netid INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
-	" owner TEXT REFERENCES principals(name), created INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS channels(id INTEGER PRIMARY KEY,"
-	" owner TEXT NOT NULL REFERENCES principals(name), type TEXT NOT NULL,"
-	" created INTEGER NOT NULL, credhash TEXT NOT NULL, nets TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS nodes(rank INTEGER PRIMARY KEY, type TEXT NOT NULL,"
-	" state INTEGER NOT NULL, owner TEXT REFERENCES principals(name), chan INTEGER,"
-	" ifs TEXT NOT NULL, resets INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS keys(owner TEXT NOT NULL REFERENCES principals(name),"
-	" line TEXT NOT NULL, PRIMARY KEY(owner, line));"
-	"CREATE TABLE IF NOT EXISTS chankeys(chan INTEGER NOT NULL REFERENCES channels(id),"
-	" line TEXT NOT NULL, PRIMARY KEY(chan, line));"
-	/* Metering.  Records are append-only: nothing in khd updates or
-	 * deletes a ledger row.  No index on t0: each tick adds a row to
-	 * every active principal's range, and a second index would double
-	 * the pages a tick dirties; a time query scans one principal. */
-	"CREATE TABLE IF NOT EXISTS ledger(principal TEXT NOT NULL, seq INTEGER NOT NULL,"
-	" t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, line TEXT NOT NULL,"
-	" PRIMARY KEY(principal, seq)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS ledger_sigs(principal TEXT NOT NULL, seq INTEGER NOT NULL,"
-	" sig TEXT NOT NULL, PRIMARY KEY(principal, seq)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS usage_totals(principal TEXT PRIMARY KEY, usage TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS meter_nodes(rank INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
-	" since INTEGER NOT NULL, cpu INTEGER NOT NULL, mem INTEGER NOT NULL,"
-	" peak INTEGER NOT NULL, net TEXT NOT NULL DEFAULT '');";
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS types(name TEXT PRIMARY KEY, backend TEXT NOT NULL,"
+    " cpu_milli INTEGER NOT NULL, mem INTEGER NOT NULL, pids INTEGER NOT NULL,"
+    " max_ifs INTEGER NOT NULL, count INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS principals(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS domains(netid INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+    " owner TEXT REFERENCES principals(name), created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS channels(id INTEGER PRIMARY KEY,"
+    " owner TEXT NOT NULL REFERENCES principals(name), type TEXT NOT NULL,"
+    " created INTEGER NOT NULL, credhash TEXT NOT NULL, nets TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS nodes(rank INTEGER PRIMARY KEY, type TEXT NOT NULL,"
+    " state INTEGER NOT NULL, owner TEXT REFERENCES principals(name), chan INTEGER,"
+    " ifs TEXT NOT NULL, resets INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS keys(owner TEXT NOT NULL REFERENCES principals(name),"
+    " line TEXT NOT NULL, PRIMARY KEY(owner, line));"
+    "CREATE TABLE IF NOT EXISTS chankeys(chan INTEGER NOT NULL REFERENCES channels(id),"
+    " line TEXT NOT NULL, PRIMARY KEY(chan, line));"
+    /* Metering.  Records are append-only: nothing in khd updates or
+     * deletes a ledger row.  No index on t0: each tick adds a row to
+     * every active principal's range, and a second index would double
+     * the pages a tick dirties; a time query scans one principal. */
+    "CREATE TABLE IF NOT EXISTS ledger(principal TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, line TEXT NOT NULL,"
+    " PRIMARY KEY(principal, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS ledger_sigs(principal TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " sig TEXT NOT NULL, PRIMARY KEY(principal, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS usage_totals(principal TEXT PRIMARY KEY, usage TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meter_nodes(rank INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
+    " since INTEGER NOT NULL, cpu INTEGER NOT NULL, mem INTEGER NOT NULL,"
+    " peak INTEGER NOT NULL, net TEXT NOT NULL DEFAULT '');";
 
 /* Columns added since a table was first made: a state.db of an older khd
  * gets them on open (the default reads as "nothing stored"). */
@@ -583,8 +605,8 @@ sq_load(struct state *s, struct facility *f)
 
 	QUERY("SELECT netid,kind,owner,created FROM domains ORDER BY netid");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		f->domains = fac_grow(f->domains, &f->capdomains, f->ndomains + 1,
-				      sizeof(*f->domains));
+		f->domains =
+		    fac_grow(f->domains, &f->capdomains, f->ndomains + 1, sizeof(*f->domains));
 		struct domain *d = &f->domains[f->ndomains++];
 		memset(d, 0, sizeof(*d));
 		d->netid = sqlite3_column_int(st, 0);
@@ -596,8 +618,8 @@ sq_load(struct state *s, struct facility *f)
 
 	QUERY("SELECT id,owner,type,created,credhash,nets FROM channels ORDER BY id");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		f->channels = fac_grow(f->channels, &f->capchannels, f->nchannels + 1,
-				       sizeof(*f->channels));
+		f->channels =
+		    fac_grow(f->channels, &f->capchannels, f->nchannels + 1, sizeof(*f->channels));
 		struct channel *c = &f->channels[f->nchannels++];
 		memset(c, 0, sizeof(*c));
 		c->id = sqlite3_column_int(st, 0);
@@ -723,12 +745,13 @@ state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
 	/* A large page cache: a sample tick touches one ledger page per
 	 * active principal, and re-reading them from the file each second is
 	 * most of its cost otherwise. */
-	if (sqlite3_exec(ss->db,
-			 "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;",
-			 NULL, NULL, &msg) != SQLITE_OK ||
+	if (sqlite3_exec(
+		ss->db,
+		"PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;", NULL,
+		NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(ss->db,
-			 sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-			 NULL, NULL, &msg) != SQLITE_OK ||
+			 sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
+			 NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(ss->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
 		sqlite3_free(msg);
@@ -746,8 +769,8 @@ state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
 		}
 	}
 	for (int i = 0; i < S_COUNT; i++)
-		if (sqlite3_prepare_v3(ss->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &ss->st[i],
-				       NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v3(ss->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &ss->st[i], NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ss->db));
 			goto fail;
 		}

@@ -401,15 +401,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(alloc_1_1, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_1_2, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_1_3, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_2_1, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_2_2, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_3_1, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_3_2, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_4_1, setup, teardown),
-		cmocka_unit_test_setup_teardown(alloc_5_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_1_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_1_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_1_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_2_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_2_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_3_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_3_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_4_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_5_1, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
 }

@@ -80,24 +80,24 @@ args_2_1(void **state)
 	static const struct {
 		const char *line, *why;
 	} bad[] = {
-		{"", "no principal given"},
-		{"alice 0", "invalid count '0'"},
-		{"alice -3", "invalid count '-3'"},
-		{"alice abc", "invalid count 'abc'"},
-		{"alice 99999999999999999999999", "invalid count"},
-		{"alice 4093", "invalid count '4093'"},
-		{"alice 1 2", "unexpected argument '2'"},
-		{"-q alice", "unknown option '-q'"},
-		{"--frob alice", "unknown option '--frob'"},
-		{"-n 3,3 alice", "netid 3 given twice"},
-		{"-n 3, alice", "invalid netid list"},
-		{"-n ,3 alice", "invalid netid list"},
-		{"-n x alice", "invalid netid 'x'"},
-		{"-p -1 alice", "invalid -p"},
-		{"-p 99 alice", "invalid -p"},
-		{"alice -c", "option -c needs a value"},
-		{"bad/name", "invalid principal name"},
-		{"--json=1 alice", "takes no value"},
+	    {"", "no principal given"},
+	    {"alice 0", "invalid count '0'"},
+	    {"alice -3", "invalid count '-3'"},
+	    {"alice abc", "invalid count 'abc'"},
+	    {"alice 99999999999999999999999", "invalid count"},
+	    {"alice 4093", "invalid count '4093'"},
+	    {"alice 1 2", "unexpected argument '2'"},
+	    {"-q alice", "unknown option '-q'"},
+	    {"--frob alice", "unknown option '--frob'"},
+	    {"-n 3,3 alice", "netid 3 given twice"},
+	    {"-n 3, alice", "invalid netid list"},
+	    {"-n ,3 alice", "invalid netid list"},
+	    {"-n x alice", "invalid netid 'x'"},
+	    {"-p -1 alice", "invalid -p"},
+	    {"-p 99 alice", "invalid -p"},
+	    {"alice -c", "option -c needs a value"},
+	    {"bad/name", "invalid principal name"},
+	    {"--json=1 alice", "takes no value"},
 	};
 	char out[512], err[200];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -134,18 +134,18 @@ args_3_2(void **state)
 	static const struct {
 		const char *line, *why;
 	} bad[] = {
-		{"", "no verb given"},
-		{"frob", "unknown verb 'frob'"},
-		{"release alice con3", "credential"},
-		{"release -c k alice", "missing arguments"},
-		{"release -c k alice con3,4", "bad node"},
-		{"release -c k alice x1", "bad node 'x1'"},
-		{"addnet -c k alice net 1", "invalid netid 'net'"},
-		{"transfer -c k alice 3x", "expected a channel"},
-		{"allowed 1", "two"},
-		{"nodes extra", "unexpected argument"},
-		{"addkey -c k alice /nonexistent/key.pub", "/nonexistent/key.pub"},
-		{"nodes --user", "needs a value"},
+	    {"", "no verb given"},
+	    {"frob", "unknown verb 'frob'"},
+	    {"release alice con3", "credential"},
+	    {"release -c k alice", "missing arguments"},
+	    {"release -c k alice con3,4", "bad node"},
+	    {"release -c k alice x1", "bad node 'x1'"},
+	    {"addnet -c k alice net 1", "invalid netid 'net'"},
+	    {"transfer -c k alice 3x", "expected a channel"},
+	    {"allowed 1", "two"},
+	    {"nodes extra", "unexpected argument"},
+	    {"addkey -c k alice /nonexistent/key.pub", "/nonexistent/key.pub"},
+	    {"nodes --user", "needs a value"},
 	};
 	char out[512], err[200];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -184,8 +184,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(args_1_1), cmocka_unit_test(args_1_2), cmocka_unit_test(args_2_1),
-		cmocka_unit_test(args_3_1), cmocka_unit_test(args_3_2), cmocka_unit_test(args_4_1),
+	    cmocka_unit_test(args_1_1), cmocka_unit_test(args_1_2), cmocka_unit_test(args_2_1),
+	    cmocka_unit_test(args_3_1), cmocka_unit_test(args_3_2), cmocka_unit_test(args_4_1),
 	};
 	return cmocka_run_group_tests_name("args", tests, NULL, NULL);
 }
