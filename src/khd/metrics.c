@@ -119,7 +119,7 @@ metrics_render(struct khd *k, struct sbuf *out)
 		    "kh_clients_max %d\n"
 		    "# TYPE kh_clients_reaped counter\n"
 		    "# HELP kh_clients_reaped Stalled or idle connections closed by khd.\n"
-		    "kh_clients_reaped %llu\n",
+		    "kh_clients_reaped_total %llu\n",
 		    k->nconns, k->conn_max, (unsigned long long)k->conns_reaped);
 	sbuf_printf(out,
 		    "# TYPE kh_principals gauge\n"

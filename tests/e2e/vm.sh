@@ -65,7 +65,7 @@ ACCEL=$(sed -nE 's/^vm qemu=[^ ]* accel=([a-z]+).*/\1/p' <<<"$info")
 same "vm-1.2 khctl info --json says the same" "$(khctl info --json | jq -r .vm.accel)" "$ACCEL"
 
 if [ "$HOSTFETCH" = 1 ]; then
-	nodes=$(khget -x -t vm1 alice 2)
+	nodes=$(khget -x -p 1 -t vm1 alice 2)
 else
 	nodes=$(khget -t vm1 alice 2)
 fi
@@ -145,7 +145,7 @@ check "vm-3.4 a guest that reboots is back in the monitor too" grep -q '^\[1\] #
 # his own domain.  Pings from each node to each other's plan address; bob's
 # node also takes an address in alice's subnet, which must not help it.
 NET=$(awk '/^network/ {print $2; exit}' <<<"$nodes")
-[ "$HOSTFETCH" = 1 ] && NET=$(awk '/^network/ && $2 > 2 {print $2; exit}' <<<"$nodes")
+[ "$HOSTFETCH" = 1 ] && NET=$(awk '/^network/ && $2 ~ /^[0-9]+$/ && $2 > 2 {print $2; exit}' <<<"$nodes")
 if [ -z "$NET" ]; then NET=3; fi
 ctb=$(khget -t ct1 -n "$NET" alice 1)
 CTCON=$(head -n1 <<<"$ctb" | cut -d@ -f1)
