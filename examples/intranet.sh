@@ -38,7 +38,6 @@ built gateway fileserver disk worker
 KHGETDISK=""
 if service; then
 	ssh-keygen -q -t ed25519 -N '' -C "$KH_USER@intranet" -f "$work/key"
-	khctl addkey "$KH_USER" "$work/key.pub" || die "cannot register the file server's key"
 	khappliance -q -r "$top/appliances/fileserver" -o "$work/fileserver.cpio.gz" ssh \
 		-f "$(command -v khget)=/usr/bin/khget" -f "$work/key=/etc/kh/key" >/dev/null ||
 		die "cannot add khget to the file server's appliance"
@@ -48,6 +47,10 @@ fi
 say "acquiring nodes"
 acquire gw -x -i -p 1 "$KH_USER" 1 # external, public, a new private domain
 P=$(netid "$gw" 1)
+# the principal exists now (its first khget made it): register the key
+if [ -n "$KHGETDISK" ]; then
+	khctl addkey "$KH_USER" "$work/key.pub" || die "cannot register the file server's key"
+fi
 if [ -n "$KHGETDISK" ]; then
 	# that private domain, a new disk domain, and the public one to reach the facility
 	acquire fs -n "$P" -p 1 -i "$KH_USER" 1
