@@ -215,39 +215,93 @@ child_proc_sys(const struct ct_plan *p)
 	    "mount /sys");
 }
 
-/* Keyrings are not namespaced: node root would share the host root's user
- * keyring.  Refuse the key system calls (EPERM), native and 32-bit. */
+/* What nodes never need, refused as container runtimes' default profiles
+ * refuse it (most also needs a capability a node lacks; the filter holds
+ * if a capability slips through, and covers what needs none):
+ * new user namespaces (unshare or clone with CLONE_NEWUSER; clone3, whose
+ * flags a filter cannot see, answers ENOSYS so libc falls back to clone),
+ * keyrings (not namespaced: node root would share the host root's user
+ * keyring), kernel modules, kexec, bpf, perf events, setting the clock,
+ * open_by_handle_at, userfaultfd, swap, accounting, quotas, port I/O,
+ * mounts and namespaces, the kernel log.  The 32-bit and x32 ABIs are
+ * refused whole (ENOSYS): nodes run 64-bit programs, and a second table
+ * of numbers is a second chance to get a rule wrong. */
 static int
 child_seccomp(void)
 {
-#if defined(__x86_64__) || defined(__aarch64__)
 #if defined(__x86_64__)
-#define CT_ARCH	       AUDIT_ARCH_X86_64
-#define CT_COMPAT_ARCH AUDIT_ARCH_I386
-	enum { compat_add_key = 286, compat_request_key = 287, compat_keyctl = 288 };
-#else
-#define CT_ARCH	       AUDIT_ARCH_AARCH64
-#define CT_COMPAT_ARCH AUDIT_ARCH_ARM
-	enum { compat_add_key = 309, compat_request_key = 310, compat_keyctl = 311 };
-#endif
-	struct sock_filter f[] = {
-	    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-	    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CT_ARCH, 0, 5),
-	    /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	    /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_add_key, 9, 0),
-	    /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_request_key, 8, 0),
-	    /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_keyctl, 7, 0),
-	    /* 6: x32 system calls carry bit 30; none wanted. */
-	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 6, 5),
-	    /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CT_COMPAT_ARCH, 0, 4),
-	    /* 8 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	    /* 9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, compat_add_key, 3, 0),
-	    /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, compat_request_key, 2, 0),
-	    /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, compat_keyctl, 1, 0),
-	    /* 12 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	    /* 13 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+	static const int deny[] = {
+	    __NR_add_key,
+	    __NR_request_key,
+	    __NR_keyctl,
+	    __NR_init_module,
+	    __NR_finit_module,
+	    __NR_delete_module,
+	    __NR_kexec_load,
+	    __NR_kexec_file_load,
+	    __NR_bpf,
+	    __NR_perf_event_open,
+	    __NR_settimeofday,
+	    __NR_clock_settime,
+	    __NR_clock_adjtime,
+	    __NR_open_by_handle_at,
+	    __NR_userfaultfd,
+	    __NR_swapon,
+	    __NR_swapoff,
+	    __NR_acct,
+	    __NR_lookup_dcookie,
+	    __NR_quotactl,
+	    __NR_iopl,
+	    __NR_ioperm,
+	    __NR_setns,
+	    __NR_pivot_root,
+	    __NR_mount,
+	    __NR_umount2,
+	    __NR_fsopen,
+	    __NR_fsconfig,
+	    __NR_fsmount,
+	    __NR_fspick,
+	    __NR_open_tree,
+	    __NR_move_mount,
+	    __NR_mount_setattr,
+	    __NR_syslog,
+	    __NR_uselib,
+	    __NR_ustat,
+	    __NR_sysfs,
+	    __NR__sysctl,
+	    __NR_vhangup,
 	};
-	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+	enum { ndeny = sizeof(deny) / sizeof(deny[0]) };
+	/* arch; nr; x32; clone3; unshare/clone with NEWUSER; the list. */
+	struct sock_filter f[12 + ndeny + 4];
+	int n = 0;
+	const unsigned errno_ret = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+	const unsigned nosys_ret = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
+
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, nosys_ret);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, nosys_ret);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, nosys_ret);
+	/* unshare(flags) and clone(flags, ...): flags in the low word of arg 0 */
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 1, 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, args[0]));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, errno_ret);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	for (int i = 0; i < ndeny; i++)
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)deny[i],
+						      (unsigned char)(ndeny - i), 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, errno_ret);
+	struct sock_fprog prog = {(unsigned short)n, f};
 
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
 #else

@@ -78,6 +78,19 @@ fi
 same "nodes-2.7 memory limit from the node type (256 MiB)" "$lim" "268435456"
 same "nodes-2.8 pids limit from the node type" "$pids" "512"
 same "nodes-2.9 CPU quota from the node type (1 CPU)" "$((quota * 1000 / period))" "1000"
+# What nodes never need is refused (seccomp, tests/tools/syscheck.c): the
+# program is put into node 0's files from the host and run on its console.
+${CC:-cc} -std=c17 -O2 -static -o "$D/syscheck" "$(dirname "$0")/../tools/syscheck.c"
+n0=$(cat /sys/fs/cgroup/pids/kh-"$FAC"/n0/cgroup.procs /sys/fs/cgroup/kh-"$FAC"/n0/cgroup.procs 2>/dev/null | head -n1)
+cp "$D/syscheck" "/proc/$n0/root/tmp/syscheck"
+o=$(echo '/tmp/syscheck; echo SC-$((1+1))' | khcon -c pw alice --prefix -n 0 --timeout 10 --until SC-2 "$CON" | tr -d '\r' | sed -n 's/^\[0\] //p')
+for want in "unshare-user refused EPERM" "clone3 refused ENOSYS" "bpf refused EPERM" \
+	"perf_event_open refused EPERM" "keyctl refused EPERM" "init_module refused EPERM" \
+	"kexec_load refused EPERM" "clock_settime refused EPERM" "open_by_handle_at refused EPERM" \
+	"userfaultfd refused EPERM" "setns refused EPERM" "syslog refused EPERM" \
+	"unshare-uts allowed" "getpid allowed"; do
+	check "nodes-2.10 in a node: $want" grep -qx "$want" <<<"$o"
+done
 
 # nodes-3: memory limit: the node's cgroup stops it, not the host.
 o=$(echo 'dd if=/dev/zero of=/dev/null bs=400M count=1; echo "oom-rc=$?"' | con 30 "oom-rc=1" -n 0)
