@@ -16,25 +16,27 @@
 #include <string.h>
 
 const char args_khget_usage[] =
-	"usage: khget [-n netid[,netid...]] [-p num] [-i] [-x] [-c credential] [-t type]\n"
-	"             [--json] [--socket PATH] user [count]\n";
+    "usage: khget [-n netid[,netid...]] [-p num] [-i] [-x] [-c credential] [-t type]\n"
+    "             [--json] [--socket PATH] user [count]\n";
 
 const char args_khctl_usage[] =
-	"usage: khctl [--socket PATH] VERB ...\n"
-	"  nodes [--free] [--user USER] [--json]   one line per node: rank state owner channel netids type\n"
-	"  domains [--json]                        one line per domain: netid kind owner nodes subnet\n"
-	"  info [--json]                           the facility and its node types\n"
-	"  release -c CRED USER con<C>|RANK...     give nodes back to the free pool\n"
-	"  reset -c CRED USER con<C>|RANK...       reset nodes to the boot monitor\n"
-	"  addnet -c CRED USER NETID RANK...       add nodes to a domain\n"
-	"  rmnet -c CRED USER NETID RANK...        remove nodes from a domain\n"
-	"  transfer -c CRED USER con<C> [NEWCRED]  hand the channel to a new credential\n"
-	"  addkey -c CRED USER PUBKEYFILE          register an SSH public key (ssh con<C>@host)\n"
-	"  addkey -k CHANCRED con<C> PUBKEYFILE    ... as the holder of a transferred channel\n"
-	"  keys -c CRED USER | -k CHANCRED con<C>  list the registered keys\n"
-	"  block -c CRED USER con<C> [--json]      print a channel's control block again\n"
-	"  allowed [RANK RANK] [--json]            isAllowed: which nodes may exchange frames\n"
-	"A rank may also be a range A-B.  The credential may come from $KH_CRED.\n";
+    "usage: khctl [--socket PATH] VERB ...\n"
+    "  nodes [--free] [--user USER] [--json]   one line per node: rank state owner channel netids "
+    "type\n"
+    "  domains [--json]                        one line per domain: netid kind owner nodes subnet\n"
+    "  info [--json]                           the facility and its node types\n"
+    "  release -c CRED USER con<C>|RANK...     give nodes back to the free pool\n"
+    "  reset -c CRED USER con<C>|RANK...       reset nodes to the boot monitor\n"
+    "  addnet -c CRED USER NETID RANK...       add nodes to a domain\n"
+    "  rmnet -c CRED USER NETID RANK...        remove nodes from a domain\n"
+    "  transfer -c CRED USER con<C> [NEWCRED]  hand the channel to a new credential\n"
+    "  addkey -c CRED USER PUBKEYFILE          register an SSH public key (ssh con<C>@host)\n"
+    "  addkey -k CHANCRED con<C> PUBKEYFILE    ... as the holder of a transferred channel\n"
+    "  keys -c CRED USER | -k CHANCRED con<C>  list the registered keys\n"
+    "  block -c CRED USER con<C> [--json]      print a channel's control block again\n"
+    "  allowed [RANK RANK] [--json]            isAllowed: which nodes may exchange frames\n"
+    "  exec -c CRED USER con<C>|RANK... CMD [ARG...]  run CMD in booted nodes (khctl exec -h)\n"
+    "A rank may also be a range A-B.  The credential may come from $KH_CRED.\n";
 
 /* A parsed command line: flags seen, their values, the operands. */
 struct cmdline {
@@ -74,7 +76,8 @@ scan(int argc, char *const argv[], const char *shorts, unsigned longs, struct cm
 			size_t nl = eq ? (size_t)(eq - name) : strlen(name);
 			int k = -1;
 			for (int j = 0; longnames[j]; j++)
-				if (strlen(longnames[j]) == nl && strncmp(longnames[j], name, nl) == 0)
+				if (strlen(longnames[j]) == nl &&
+				    strncmp(longnames[j], name, nl) == 0)
 					k = j;
 			if (k < 0 || !(longs & (1u << k)))
 				return seterr(err, errlen, "unknown option '%.40s'", a);
@@ -85,11 +88,11 @@ scan(int argc, char *const argv[], const char *shorts, unsigned longs, struct cm
 					cl->longval[k] = argv[++i];
 				else
 					return seterr(err, errlen, "option --%s needs a value",
-						    longnames[k]);
+						      longnames[k]);
 			} else {
 				if (eq)
 					return seterr(err, errlen, "option --%s takes no value",
-						    longnames[k]);
+						      longnames[k]);
 				cl->longval[k] = "";
 			}
 			continue;
@@ -194,19 +197,19 @@ args_khget(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 	const char *user = cl->ops[0], *count = cl->nops > 1 ? cl->ops[1] : NULL;
 	if (!valid_name(user)) {
 		seterr(err, errlen, "invalid principal name '%.40s' (1-32 of A-Z a-z 0-9 _ . -)",
-		     user);
+		       user);
 		goto out;
 	}
 	if (count && parse_uint(count, 1, KH_MAX_NODES, &v) < 0) {
 		seterr(err, errlen, "invalid count '%.40s': expected a number from 1 to %d", count,
-		     KH_MAX_NODES);
+		       KH_MAX_NODES);
 		goto out;
 	}
 	if (cl->val['n'] && check_netids(cl->val['n'], err, errlen) < 0)
 		goto out;
 	if (cl->val['p'] && parse_uint(cl->val['p'], 0, KH_MAX_IFS, &v) < 0) {
 		seterr(err, errlen, "invalid -p '%.40s': expected a number from 0 to %d",
-		     cl->val['p'], KH_MAX_IFS);
+		       cl->val['p'], KH_MAX_IFS);
 		goto out;
 	}
 	proto_begin(req, "get");
@@ -258,7 +261,8 @@ targets(const struct cmdline *cl, int from, struct sbuf *t, char *err, size_t er
 	for (int i = from; i < cl->nops; i++) {
 		const char *s = cl->ops[i];
 		if (*s == '\0' || strspn(s, "con0123456789-") != strlen(s) || strchr(s, ','))
-			return seterr(err, errlen, "bad node '%.40s': expected con<C>, a rank or A-B", s);
+			return seterr(err, errlen,
+				      "bad node '%.40s': expected con<C>, a rank or A-B", s);
 		sbuf_printf(t, "%s%s", i > from ? "," : "", s);
 	}
 	return 0;
@@ -410,12 +414,12 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 			goto out;
 		if (chan_number(cl->ops[1], num, sizeof(num)) < 0) {
 			seterr(err, errlen, "%s: expected a channel con<C>, got '%.40s'", verb,
-			     cl->ops[1]);
+			       cl->ops[1]);
 			goto out;
 		}
 		if (cl->nops > (verb[0] == 't' ? 3 : 2)) {
 			seterr(err, errlen, "%s: unexpected argument '%.40s'", verb,
-			     cl->ops[verb[0] == 't' ? 3 : 2]);
+			       cl->ops[verb[0] == 't' ? 3 : 2]);
 			goto out;
 		}
 		proto_begin(req, verb);
