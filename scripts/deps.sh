@@ -4,7 +4,7 @@ set -e
 PKGS="build-essential clang libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libnftables-dev nftables libcmocka-dev
 zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client u-boot-tools
 hyperfine iperf3 iputils-ping wget curl python3-prometheus-client rclone mmdebstrap
-libmemcached-tools libmemcached-dev python3-pymemcache"
+libmemcached-tools libmemcached-dev python3-pymemcache libfuse3-dev fuse3 parallel"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
