@@ -26,7 +26,7 @@ finish() {
 }
 trap finish EXIT
 export KH_SOCKET=$D/khd.sock
-khd -d "$D" --nodes $((N + 2)) --no-fabric --no-rdma </dev/null >/dev/null 2>&1
+khd -d "$D" --nodes $((N + 10)) --no-fabric --no-rdma </dev/null >/dev/null 2>&1
 tests/lib/mkbusybox.sh "$D/app.cpio.gz"
 khget -c pw alice 1 >/dev/null
 mkdir "$M"
@@ -59,5 +59,33 @@ for i in $(seq "$REPEATS"); do
 	khdo --socket "$KH_SOCKET" -c pw alice --until "xok$i" write "sh -c true && echo x''ok$i" <<<"$B" >/dev/null || echo "khdo failed" >&2
 	ms "$t"
 done | median >"$D/khdo"
-printf '{"bench":"khfs","nodes":%d,"exec_true_khfs_ms":%d,"exec_true_khctl_ms":%d,"console_true_khdo_ms":%d}\n' \
-	"$N" "$(cat "$D/khfs")" "$(cat "$D/khctl")" "$(cat "$D/khdo")" | tee "$OUT/khfs.json"
+
+# The PUSH word count on 8 nodes of the session's channel... on 8 nodes of
+# a channel of their own, against one machine and GNU parallel --pipe.
+B8=$(khget -c pw alice 8)
+CON8=$(head -n1 <<<"$B8" | cut -d@ -f1)
+khdo --socket "$KH_SOCKET" -c pw alice loadfile '$ramfsaddr' "$D/app.cpio.gz" <<<"$B8" >/dev/null
+khdo --socket "$KH_SOCKET" -c pw alice --until 'appliance up' write 'run kboot' <<<"$B8" >/dev/null
+# (lines start with a word: tr -s squeezes across records, so a node whose
+# stream began with blanks would count one empty word more)
+for _ in $(seq 40); do sed -E "s/^[[:space:]]+//; /^$/d" /usr/share/common-licenses/GPL-3; done >"$D/text"
+for _ in $(seq "$REPEATS"); do
+	t=$(date +%s%N)
+	tr -s ' ' '\n' <"$D/text" | sort | uniq -c | sort -rn >"$D/wc.local"
+	ms "$t"
+done | median >"$D/wclocal"
+for _ in $(seq "$REPEATS"); do
+	t=$(date +%s%N)
+	khpush -c pw alice "$CON8" "cat $D/text |< tr -s ' ' '\n' |#| sort | uniq -c >| sort -rn" >"$D/wc.push"
+	ms "$t"
+done | median >"$D/wcpush"
+cmp -s "$D/wc.local" "$D/wc.push" || { echo "khpush: a different answer" >&2; diff "$D/wc.local" "$D/wc.push" | head -5 >&2; exit 1; }
+for _ in $(seq "$REPEATS"); do
+	t=$(date +%s%N)
+	parallel --pipe -j 8 --block 200k "tr -s ' ' '\n'" <"$D/text" | sort | uniq -c | sort -rn >"$D/wc.par"
+	ms "$t"
+done | median >"$D/wcpar"
+cmp -s "$D/wc.local" "$D/wc.par" || echo "parallel: a different answer" >&2
+printf '{"bench":"khfs","nodes":%d,"exec_true_khfs_ms":%d,"exec_true_khctl_ms":%d,"console_true_khdo_ms":%d,"wordcount_bytes":%d,"wordcount_local_ms":%d,"wordcount_khpush8_ms":%d,"wordcount_parallel8_ms":%d}\n' \
+	"$N" "$(cat "$D/khfs")" "$(cat "$D/khctl")" "$(cat "$D/khdo")" "$(stat -c %s "$D/text")" \
+	"$(cat "$D/wclocal")" "$(cat "$D/wcpush")" "$(cat "$D/wcpar")" | tee "$OUT/khfs.json"
