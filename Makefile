@@ -111,7 +111,11 @@ $(BUILD)/bin/khd: $(BUILD)/obj/src/khd/main.o $(BUILD)/libkh.a
 
 $(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_$*)
+
+# khfs (src/khfs/) is a FUSE server: libfuse3 for it alone.
+$(BUILD)/obj/src/khfs/%.o: CFLAGS += $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
+LIBS_khfs = -lfuse3
 
 # A unit test may need more libraries: LIBS_test_NAME.
 LIBS_test_mcketama = -lmemcached

@@ -4,7 +4,7 @@ set -e
 PKGS="build-essential clang libclang-rt-14-dev libsqlite3-dev sqlite3 libsodium-dev libmnl-dev libnftables-dev nftables libcmocka-dev
 zlib1g-dev iproute2 busybox-static cpio crun socat jq openssh-client u-boot-tools
 hyperfine iperf3 iputils-ping wget curl python3-prometheus-client rclone mmdebstrap
-libmemcached-tools libmemcached-dev python3-pymemcache
+libmemcached-tools libmemcached-dev python3-pymemcache libfuse3-dev fuse3 parallel
 qemu-system-x86 linux-image-cloud-amd64"
 missing=""
 for p in $PKGS; do

@@ -75,6 +75,9 @@ struct reader;
 void conn_set_reader(struct conn *c, struct reader *r);
 size_t conn_room(const struct conn *c);
 void conn_send(struct conn *c, const void *p, size_t n);
+/* Make the connection an exec stream (exec/exec.h); returns its exec. */
+struct exec;
+struct exec *conn_exec(struct conn *c);
 /* The ssh socket (sshd.c): listen on path, mode 0666; returns the fd. */
 int server_listen_ssh(struct khd *k, const char *path, char *err, size_t errlen);
 /* 1 (and the peer's uid) when c came through the ssh socket, else 0. */

@@ -550,7 +550,10 @@ node_ended(struct machine *m, int status, int quiet)
 	if (k->fab)
 		fabric_node_down(k->fab, m->rank);
 	struct node *n = fac_node(&k->fac, m->rank);
-	if (n && n->state == NODE_RUNNING)
+	/* A node being released is written free by the release itself: a
+	 * "monitor" row now, after its commit, would name its old owner and
+	 * a deleted channel (and a restart would refuse the state). */
+	if (n && n->state == NODE_RUNNING && !m->releasing)
 		alloc_set_state(&k->fac, n, NODE_MONITOR);
 	if (m->quiet_timer)
 		ev_cancel(k->ev, m->quiet_timer);
@@ -779,8 +782,10 @@ h_released(void *arg, struct node *n)
 	/* Charged up to the release, in its transaction: nothing after. */
 	meter_node_released(k, n);
 	/* Nothing of this principal's node survives: processes, memory. */
-	if (m)
+	if (m) {
+		m->releasing = 1;
 		machine_free(k, m);
+	}
 	rdma_node_discard(k->rdma, n->rank); /* what it moved after the release is not billed */
 	if (k->fab) {
 		fabric_node_release(k->fab, n->rank);

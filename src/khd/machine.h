@@ -28,6 +28,7 @@ struct machine {
 	struct node_handle h;
 	int running;		 /* booted: h is live */
 	int dying;		 /* killed, waiting for its pidfd */
+	int releasing;		 /* going back to the pool: its row is the release's */
 	int watched_pidfd;	 /* the fd number khd's loop watches for its end, or -1 */
 	unsigned char image[32]; /* ramdisk content it runs (image cache reference) */
 	int holds_image;

@@ -9,6 +9,7 @@
 #include "khd/khd.h"
 #include "admission/admission.h"
 #include "console/console.h"
+#include "exec/exec.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/sbuf.h"
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,8 @@ struct conn {
 	uint64_t timer; /* held request: timer id, else 0 */
 	struct conn *next, *prev;
 	struct reader *reader; /* attached to a channel: a byte stream now */
+	struct exec *exec;     /* an exec stream (exec/): framed now */
+	int paused;	       /* exec input held: the client is not read */
 	struct proto_req req;
 	int ssh; /* came through the ssh socket (sshd.c): peer_uid says who */
 	uid_t peer_uid;
@@ -69,6 +73,8 @@ conn_free(struct conn *c)
 	struct khd *k = c->k;
 	if (c->reader)
 		console_detach(k, c->reader);
+	if (c->exec)
+		exec_free(c->exec);
 	if (c->timer == HQ_MARK)
 		hq_unlink(k, c);
 	else if (c->timer)
@@ -92,9 +98,10 @@ static void
 conn_rewatch(struct conn *c)
 {
 	int mask = 0;
-	if (!c->closing && c->timer == 0)
+	if (!c->closing && c->timer == 0 && !c->paused)
 		mask |= EV_READ;
-	if (c->out.len > 0)
+	/* closing with nothing left to send: the write event frees it */
+	if (c->out.len > 0 || c->closing)
 		mask |= EV_WRITE;
 	ev_watch(c->k->ev, c->fd, mask, conn_event, c);
 }
@@ -285,6 +292,15 @@ process(struct conn *c)
 			sbuf_reset(&c->in);
 			break;
 		}
+		if (c->exec) {
+			/* An exec stream: what followed the request is framed input. */
+			struct sbuf rest = c->in;
+			sbuf_init(&c->in);
+			if (rest.len)
+				exec_input(c->exec, rest.s, rest.len);
+			sbuf_free(&rest);
+			break;
+		}
 	}
 	if (c->in.len > 0 && c->partial_ms == 0)
 		c->partial_ms = mono_ms();
@@ -384,6 +400,17 @@ conn_event(struct ev *ev, int fd, int events, void *arg)
 	if (events & EV_READ) {
 		char buf[16384];
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 && c->exec) {
+			/* An exec client that only shut its sending side has
+			 * ended its input; one that is gone takes its processes. */
+			struct pollfd pfd = {fd, POLLOUT, 0};
+			if (poll(&pfd, 1, 0) == 1 && !(pfd.revents & (POLLHUP | POLLERR))) {
+				exec_input_end(c->exec);
+				c->paused = 1;
+				conn_rewatch(c);
+				return;
+			}
+		}
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			/* Peer gone: a partial request is dropped, nothing applied. */
 			conn_free(c);
@@ -392,6 +419,10 @@ conn_event(struct ev *ev, int fd, int events, void *arg)
 		char *p = buf;
 		if (n > 0 && c->reader) {
 			console_input(c->k, c->reader, buf, (size_t)n);
+			return;
+		}
+		if (n > 0 && c->exec) {
+			exec_input(c->exec, buf, (size_t)n);
 			return;
 		}
 		if (n > 0 && c->discarding) {
@@ -413,6 +444,8 @@ conn_event(struct ev *ev, int fd, int events, void *arg)
 		conn_free(c);
 		return;
 	}
+	if (c->exec && c->out.len < CONN_STREAM_BUF / 2)
+		exec_writable(c->exec);
 	conn_rewatch(c);
 }
 
@@ -440,6 +473,45 @@ conn_send(struct conn *c, const void *p, size_t n)
 		return;
 	}
 	conn_rewatch(c);
+}
+
+static size_t
+x_room(void *ctx)
+{
+	return conn_room(ctx);
+}
+
+static void
+x_send(void *ctx, const void *p, size_t n)
+{
+	struct conn *c = ctx;
+	if (!c->closing)
+		conn_send(c, p, n);
+}
+
+static void
+x_pause(void *ctx, int paused)
+{
+	struct conn *c = ctx;
+	c->paused = paused;
+	conn_rewatch(c);
+}
+
+static void
+x_fail(void *ctx)
+{
+	struct conn *c = ctx;
+	c->closing = 1;
+	conn_rewatch(c);
+}
+
+struct exec *
+conn_exec(struct conn *c)
+{
+	struct exec_io io = {c, x_room, x_send, x_pause, x_fail};
+	if (c->exec == NULL)
+		c->exec = exec_new(c->k->ev, &io);
+	return c->exec;
 }
 
 static void

@@ -10,6 +10,7 @@
 #include "common/sbuf.h"
 #include "common/util.h"
 #include "console/console.h"
+#include "exec/exec.h"
 #include "fabric/fabric.h"
 #include "khd/machine.h"
 #include "khd/meter.h"
@@ -18,10 +19,12 @@
 #include "khd/sshd.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1058,6 +1061,170 @@ v_attach(struct khd *k, struct conn *conn, const struct proto_req *req, struct s
 	return attach_stream(k, conn, c, pidx, req, out, "");
 }
 
+/* Split a %1F-separated list into v (NULL-terminated, pointing into buf,
+ * which it modifies).  Returns the count, or -1 when more than cap. */
+static int
+split_us(char *buf, char **v, int cap)
+{
+	int n = 0;
+
+	for (char *s = buf;; s++) {
+		if (n == cap)
+			return -1;
+		v[n++] = s;
+		if ((s = strchr(s, '\x1f')) == NULL)
+			break;
+		*s = '\0';
+	}
+	v[n] = NULL;
+	return n;
+}
+
+#define EXEC_MAXV 512
+
+/* exec: run a program on booted nodes of the principal's; after ok the
+ * connection is the processes' framed stream (exec/).  All or nothing:
+ * if one node cannot run it, those already started are killed. */
+static uint64_t
+v_exec(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"user", "cred", "targets", "argv", "env", NULL};
+	static char *const defenv[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/",
+				       "TERM=linux"};
+	const char *av = proto_get(req, "argv"), *ev = proto_get(req, "env");
+	char abuf[PROTO_MAX_LINE], ebuf[PROTO_MAX_LINE], m[400], why[256], rankenv[32];
+	char *argv[EXEC_MAXV + 1], *envp[EXEC_MAXV + 8];
+	struct node_proc *procs = NULL;
+	uint64_t wait = 0;
+	int *ranks = NULL, n = 0, ne = 0, started = 0, pidx;
+
+	if (only_args(req, args, out) < 0)
+		return 0;
+	if (av == NULL || av[0] == '\0' || av[0] == '\x1f') {
+		reply_err(out, AE_BADARG, "no program given (argv)");
+		return 0;
+	}
+	snprintf(abuf, sizeof(abuf), "%s", av);
+	if (split_us(abuf, argv, EXEC_MAXV) < 0) {
+		reply_err(out, AE_BADARG, "too many arguments (max 512)");
+		return 0;
+	}
+	for (int i = 0; i < 3; i++)
+		envp[ne++] = defenv[i];
+	envp[ne++] = rankenv;
+	if (ev != NULL && ev[0] != '\0') {
+		char *ev_v[EXEC_MAXV + 1];
+		int c;
+		snprintf(ebuf, sizeof(ebuf), "%s", ev);
+		if ((c = split_us(ebuf, ev_v, EXEC_MAXV)) < 0) {
+			reply_err(out, AE_BADARG, "too many environment variables (max 512)");
+			return 0;
+		}
+		for (int i = 0; i < c; i++) {
+			char *eq = strchr(ev_v[i], '=');
+			if (eq == NULL || eq == ev_v[i]) {
+				snprintf(m, sizeof(m),
+					 "bad environment entry '%.60s': want NAME=VALUE", ev_v[i]);
+				reply_err(out, AE_BADARG, m);
+				return 0;
+			}
+			/* A later NAME=VALUE replaces an earlier one. */
+			int j;
+			for (j = 0; j < ne; j++)
+				if (strncmp(envp[j], ev_v[i], (size_t)(eq - ev_v[i]) + 1) == 0)
+					break;
+			if (j == ne && ne == EXEC_MAXV + 7) {
+				reply_err(out, AE_BADARG, "too many environment variables");
+				return 0;
+			}
+			envp[j] = ev_v[i];
+			ne += j == ne;
+		}
+	}
+	envp[ne] = NULL;
+	pidx = authenticate(k, req, out, &wait);
+	if (pidx == -2)
+		return wait;
+	if (pidx < 0)
+		return 0;
+	if (parse_targets(k, pidx, proto_get(req, "targets"), &ranks, &n, out) < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		struct node *nd = fac_node(&k->fac, ranks[i]);
+		struct machine *mc = machine_of(k, ranks[i]);
+		struct channel *ch = nd ? fac_channel(&k->fac, nd->chan) : NULL;
+		for (int j = 0; j < i; j++)
+			if (ranks[j] == ranks[i]) {
+				snprintf(m, sizeof(m), "node %d is given twice", ranks[i]);
+				reply_err(out, AE_BADARG, m);
+				goto out;
+			}
+		if (nd == NULL || nd->owner != pidx) {
+			snprintf(m, sizeof(m), "node %d is not yours", ranks[i]);
+			reply_err(out, AE_PERM, m);
+			goto out;
+		}
+		if (ch && ch->credhash[0] != '\0') {
+			snprintf(m, sizeof(m),
+				 "node %d: channel con%d was transferred: its holder runs its "
+				 "programs",
+				 ranks[i], ch->id);
+			reply_err(out, AE_PERM, m);
+			goto out;
+		}
+		if (mc == NULL || !mc->running || mc->dying) {
+			snprintf(m, sizeof(m), "node %d is not booted (boot it first: run kboot)",
+				 ranks[i]);
+			reply_err(out, AE_BADARG, m);
+			goto out;
+		}
+		if (mc->be->exec == NULL) {
+			snprintf(
+			    m, sizeof(m),
+			    "node %d is a %s node: its programs run in its own kernel (use its "
+			    "console)",
+			    ranks[i], mc->be->name);
+			reply_err(out, AE_BADARG, m);
+			goto out;
+		}
+	}
+	if (n < 1 || (procs = calloc((size_t)n, sizeof(*procs))) == NULL)
+		fatal("exec");
+	for (started = 0; started < n; started++) {
+		struct machine *mc = machine_of(k, ranks[started]);
+		snprintf(rankenv, sizeof(rankenv), "KH_RANK=%d", ranks[started]);
+		if (mc->be->exec(&k->host, &mc->h, argv, envp, &procs[started], why, sizeof(why)) <
+		    0) {
+			snprintf(m, sizeof(m), "node %d: %s", ranks[started], why);
+			reply_err(out, errno == ENOENT ? AE_NOTFOUND : AE_BADARG, m);
+			break;
+		}
+	}
+	if (started < n) {
+		/* All or nothing: the ones started go again. */
+		for (int i = 0; i < started; i++) {
+			kill(-procs[i].pid, SIGKILL);
+			while (waitpid(procs[i].pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			close(procs[i].pidfd);
+			close(procs[i].in);
+			close(procs[i].out);
+			close(procs[i].err);
+		}
+		goto out;
+	}
+	reply_ok(out, NULL);
+	struct exec *x = conn_exec(conn);
+	for (int i = 0; i < n; i++)
+		exec_add(x, ranks[i], &procs[i]);
+	log_info("%s: exec %.60s on %s", k->fac.principals[pidx].name, argv[0],
+		 proto_get(req, "targets"));
+out:
+	free(procs);
+	free(ranks);
+	return 0;
+}
+
 /* Metering (docs/metering.md): who may read whose usage.  A principal
  * reads its own with its credential; the operator, anyone's.  Operator
  * rights: operator=1 and no credential, on khd.sock (never the ssh socket),
@@ -1497,6 +1664,8 @@ dispatch_plain(struct khd *k, struct conn *conn, const struct proto_req *req, st
 {
 	if (strcmp(req->verb, "attach") == 0)
 		return v_attach(k, conn, req, out);
+	if (strcmp(req->verb, "exec") == 0)
+		return v_exec(k, conn, req, out);
 	if (strcmp(req->verb, "usage") == 0)
 		return v_usage(k, conn, req, out);
 	if (strcmp(req->verb, "export") == 0)

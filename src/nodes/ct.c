@@ -152,12 +152,15 @@ fail:
 	return -1;
 }
 
-/* Hand the request to the spawner; returns the node's pid, or -1 with
- * errno (EPIPE: no spawner). */
+/* Hand the request to the spawner; returns the pid it made, or -1 with
+ * errno (EPIPE: no spawner; ETIMEDOUT: a wedged one).  rep gets the whole
+ * answer and rfds (room for CT_REQ_MAXFDS, or NULL) the descriptors that
+ * came with it (*nr). */
 #define CT_SPAWN_REPLY_MS 1000
 
 static pid_t
-ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
+ask_spawner_fds(int sock, const struct ct_req *rq, const int *fds, int nfds, struct ct_rep *rep,
+		int *rfds, int *nr)
 {
 	union {
 		struct cmsghdr h;
@@ -166,9 +169,10 @@ ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
 	struct iovec iov = {(void *)rq, sizeof(*rq)};
 	struct msghdr mh = {0};
 	struct cmsghdr *c;
-	struct ct_rep rep;
 	ssize_t n;
 
+	if (nr != NULL)
+		*nr = 0;
 	memset(&cm, 0, sizeof(cm));
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
@@ -183,9 +187,10 @@ ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
 		;
 	if (n < 0)
 		return -1;
-	/* The spawner answers as soon as clone returns: well under a ms.  One
-	 * that says nothing for CT_SPAWN_REPLY_MS is wedged (stopped, or
-	 * starved): khd must not wait on it with every other client. */
+	/* The spawner answers as soon as clone returns (exec: once the
+	 * program is exec'd): well under a ms.  One that says nothing for
+	 * CT_SPAWN_REPLY_MS is wedged (stopped, or starved): khd must not wait
+	 * on it with every other client. */
 	struct pollfd pfd = {.fd = sock, .events = POLLIN};
 	int pr;
 	while ((pr = poll(&pfd, 1, CT_SPAWN_REPLY_MS)) < 0 && errno == EINTR)
@@ -194,17 +199,46 @@ ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
 		errno = ETIMEDOUT;
 		return -1;
 	}
-	while ((n = recv(sock, &rep, sizeof(rep), 0)) < 0 && errno == EINTR)
+	memset(&cm, 0, sizeof(cm));
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = rep;
+	iov.iov_len = sizeof(*rep);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
 		;
-	if (n != (ssize_t)sizeof(rep)) {
+	for (c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof(int));
+			if (rfds != NULL && nr != NULL && *nr < CT_REQ_MAXFDS)
+				rfds[(*nr)++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (n != (ssize_t)sizeof(*rep)) {
 		errno = n == 0 ? EPIPE : errno;
 		return -1;
 	}
-	if (rep.pid <= 0) {
-		errno = rep.err;
+	if (rep->pid <= 0 || rep->err != 0) {
+		errno = rep->err ? rep->err : EIO;
 		return -1;
 	}
-	return rep.pid;
+	return rep->pid;
+}
+
+static pid_t
+ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
+{
+	struct ct_rep rep;
+
+	return ask_spawner_fds(sock, rq, fds, nfds, &rep, NULL, NULL);
 }
 
 /* Ask, and when the spawner has died start a new one and ask again. */
@@ -429,10 +463,122 @@ ct_stats(struct node_host *host, const struct node_handle *h, struct node_stats 
 	return 0;
 }
 
+/* Pack argv and envp for the spawner.  Returns 0, or -1 when they do not
+ * fit. */
+static int
+pack_strings(struct ct_req *rq, char *const argv[], char *const envp[])
+{
+	uint32_t off = 0;
+
+	rq->argc = rq->envc = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		char *const *v = pass == 0 ? argv : envp;
+		for (int i = 0; v != NULL && v[i] != NULL; i++) {
+			size_t l = strlen(v[i]) + 1;
+			if (l > CT_EXEC_ARGMAX - off)
+				return -1;
+			memcpy(rq->argv + off, v[i], l);
+			off += (uint32_t)l;
+			if (pass == 0)
+				rq->argc++;
+			else
+				rq->envc++;
+		}
+	}
+	rq->slen = off;
+	return rq->argc > 0 ? 0 : -1;
+}
+
+static int
+ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[], char *const envp[],
+	struct node_proc *p, char *err, size_t errlen)
+{
+	struct ct_req *rq;
+	struct ct_rep rep;
+	int fds[CT_REQ_MAXFDS], rfds[CT_REQ_MAXFDS], nfds = 1, nr = 0, np;
+	pid_t pid;
+
+	memset(p, 0, sizeof(*p));
+	p->pidfd = p->in = p->out = p->err = -1;
+	if (h->pid <= 0 || h->pidfd < 0 || h->cg[0] == '\0') {
+		seterr(err, errlen, "the node is not running");
+		return -1;
+	}
+	if ((rq = calloc(1, sizeof(*rq))) == NULL) {
+		seterr(err, errlen, "ct: out of memory");
+		return -1;
+	}
+	rq->kind = CT_REQ_ENTER;
+	if (pack_strings(rq, argv, envp) < 0) {
+		seterr(err, errlen, "arguments and environment too long (max %d bytes)",
+		       CT_EXEC_ARGMAX);
+		free(rq);
+		return -1;
+	}
+	fds[0] = h->pidfd;
+	if ((np = cgroup_node_procs(&host->cg, h->cg, fds + 1)) < 0 || np > CT_REQ_MAXFDS - 1) {
+		seterr(err, errlen, "ct: open cgroup.procs of %s: %s", h->cg, strerror(errno));
+		free(rq);
+		return -1;
+	}
+	rq->nprocs = np;
+	nfds += np;
+	memset(&rep, 0, sizeof(rep));
+	pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds, &rep, rfds, &nr);
+	if (pid < 0 && errno == ETIMEDOUT) {
+		/* A late answer must not be read as the next request's. */
+		char why[256];
+		log_warnx("ct: the spawner did not answer within %d ms (stopped?); replacing it",
+			  CT_SPAWN_REPLY_MS);
+		if (host->spawner > 0)
+			kill(host->spawner, SIGKILL);
+		node_host_close(host);
+		if (ct_spawner_start(&host->spawner, &host->spawner_sock, why, sizeof(why)) < 0)
+			log_warnx("%s", why);
+		errno = ETIMEDOUT;
+	} else if (pid < 0 && rep.pid <= 0 && (errno == EPIPE || errno == ECONNRESET)) {
+		char why[256];
+		log_warnx("ct: the spawner is gone; starting another");
+		node_host_close(host);
+		if (ct_spawner_start(&host->spawner, &host->spawner_sock, why, sizeof(why)) < 0)
+			log_warnx("%s", why);
+		else
+			pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds, &rep, rfds, &nr);
+	}
+	close_fds(fds + 1, np);
+	free(rq);
+	if (pid < 0 || nr != 3) {
+		int e = errno;
+		close_fds(rfds, nr);
+		/* It is our child even when its exec failed: reap it now (it
+		 * has told its failure and is exiting). */
+		if (rep.pid > 0)
+			while (waitpid(rep.pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		rep.what[sizeof(rep.what) - 1] = '\0';
+		if (rep.what[0])
+			seterr(err, errlen, "%s: %s", rep.what, strerror(e));
+		else
+			seterr(err, errlen, "%s: %s", argv[0], strerror(e));
+		errno = e;
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		fcntl(rfds[i], F_SETFL, fcntl(rfds[i], F_GETFL) | O_NONBLOCK);
+	p->pid = pid;
+	/* Our child, not yet reaped: the pid cannot have been reused. */
+	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	p->in = rfds[0];
+	p->out = rfds[1];
+	p->err = rfds[2];
+	return 0;
+}
+
 const struct node_backend node_ct = {
     .name = "ct",
     .boot = ct_boot,
     .kill = ct_kill,
     .reap = ct_reap,
     .stats = ct_stats,
+    .exec = ct_exec,
 };

@@ -12,21 +12,24 @@
 /* What a request starts. */
 enum {
 	CT_REQ_NODE, /* a container node: namespaces, root file system, /init */
-	CT_REQ_EXEC  /* a program (argv) in the node's cgroup and network namespace */
+	CT_REQ_EXEC, /* a program (argv) in the node's cgroup and network namespace */
+	CT_REQ_ENTER /* a program (argv, env) inside a running node, as its init's child */
 };
 
-/* Longest argv of a CT_REQ_EXEC request, its strings' terminators included. */
+/* Longest argv (CT_REQ_ENTER: argv and environment) of a request, its
+ * strings' terminators included (a protocol request is at most 8 KiB). */
 #define CT_EXEC_ARGMAX 8192
 /* Most descriptors a CT_REQ_EXEC request hands to its program (at 3, 4, ...). */
 #define CT_EXEC_MAXKEEP 16
 
-/* One boot request.  Descriptors ride along (SCM_RIGHTS) in this order:
- * console slave, the program's standard error (CT_REQ_EXEC), netns
- * (has_netns), nkeep descriptors for the program (CT_REQ_EXEC), v2 cgroup
- * dir (has_cgfd), then nprocs cgroup.procs files (v1, or v2 on kernels
- * without CLONE_INTO_CGROUP). */
+/* One request.  CT_REQ_NODE and CT_REQ_EXEC: descriptors ride along
+ * (SCM_RIGHTS) in this order: console slave, the program's standard error
+ * (CT_REQ_EXEC), netns (has_netns), nkeep descriptors for the program
+ * (CT_REQ_EXEC), v2 cgroup dir (has_cgfd), then nprocs cgroup.procs files
+ * (v1, or v2 on kernels without CLONE_INTO_CGROUP).  CT_REQ_ENTER: the
+ * node's init pidfd, then nprocs cgroup.procs files. */
 struct ct_req {
-	int kind;	      /* CT_REQ_NODE or CT_REQ_EXEC */
+	int kind;	      /* CT_REQ_NODE, CT_REQ_EXEC or CT_REQ_ENTER */
 	uint64_t clone_flags; /* namespaces to make */
 	uint64_t mem;	      /* tmpfs size; 0: the tmpfs default */
 	int has_netns;
@@ -39,9 +42,13 @@ struct ct_req {
 	char device[PATH_MAX]; /* the RDMA device's socket, bound at /dev/khrdma; "": none */
 	/* CT_REQ_EXEC: argc strings, each NUL-terminated, one after the other
 	 * (argv[0] is the program's path); the console is its standard input
-	 * and output, the kept descriptors are 3, 4, ... in their order. */
+	 * and output, the kept descriptors are 3, 4, ... in their order.
+	 * CT_REQ_ENTER: argc strings of argv, then envc of the environment,
+	 * slen bytes in all. */
 	int argc;
 	int nkeep;
+	int envc;
+	uint32_t slen;
 	char argv[CT_EXEC_ARGMAX];
 	char env[128]; /* one more NAME=VALUE for /init; "": none */
 };
@@ -49,9 +56,15 @@ struct ct_req {
 /* Most descriptors a request carries. */
 #define CT_REQ_MAXFDS (8 + CT_EXEC_MAXKEEP)
 
+/* The answer.  Exec: on success three descriptors ride along: the
+ * process's stdin (write end), stdout and stderr (read ends).  A process
+ * that could not exec is a child of khd all the same (pid set, err and
+ * what say why): khd reaps it. */
 struct ct_rep {
-	int pid; /* the node's init, a child of khd (CLONE_PARENT); 0 on error */
-	int err; /* errno of the failed clone */
+	int pid;       /* the node's init or the exec'd process, a child of khd
+			  (CLONE_PARENT); 0 when none was made */
+	int err;       /* errno of what failed */
+	char what[64]; /* exec: the step that failed ("" for the exec itself) */
 };
 
 /* Start the spawner: a fresh image of this very program (/proc/self/exe),

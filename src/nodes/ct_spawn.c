@@ -485,16 +485,246 @@ spawn(const struct ct_plan *p)
 static void
 reply(int sock, pid_t pid, int err)
 {
-	struct ct_rep rep = {pid, err};
+	struct ct_rep rep;
 
+	memset(&rep, 0, sizeof(rep));
+	rep.pid = pid;
+	rep.err = err;
 	if (send(sock, &rep, sizeof(rep), MSG_NOSIGNAL) < 0)
 		_exit(1);
+}
+
+/* ---- exec: a process in a running node, as a child of its init would be ---- */
+
+/* What the exec child says when a step fails (its status pipe). */
+struct exec_fail {
+	int err;
+	char what[64];
+};
+
+static void __attribute__((noreturn)) exec_fail(int fd, const char *what)
+{
+	struct exec_fail f;
+
+	memset(&f, 0, sizeof(f));
+	f.err = errno;
+	snprintf(f.what, sizeof(f.what), "%s", what);
+	if (write(fd, &f, sizeof(f)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+#define EXEC_TRY(fd, expr, what)                                                                   \
+	do {                                                                                       \
+		if ((expr) < 0)                                                                    \
+			exec_fail((fd), (what));                                                   \
+	} while (0)
+
+/* The child, already in the node's PID namespace: join its cgroup, then
+ * its other namespaces, take on the restrictions of its init, and exec
+ * with the pipes on 0, 1, 2.  st is the status pipe (close-on-exec): it
+ * carries a failure, or closes silently when the exec succeeds. */
+static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, int nprocs,
+						 const int io[3], int st, char **argv, char **envp)
+{
+	extern char **environ;
+	struct sigaction dfl;
+	sigset_t none;
+	int fd;
+
+	for (int i = 0; i < nprocs; i++)
+		EXEC_TRY(st, (int)write(procs[i], "0", 1), "join the node's cgroup");
+	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) >= 0) {
+		if (write(fd, "500", 3) < 0)
+			errno = 0;
+		close(fd);
+	}
+	EXEC_TRY(st,
+		 setns(nodefd,
+		       CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
+		 "enter the node's namespaces");
+	EXEC_TRY(st, chdir("/"), "chdir /");
+	EXEC_TRY(st, child_seccomp(), "seccomp");
+	EXEC_TRY(st, child_caps(), "drop capabilities");
+	EXEC_TRY(st, setsid(), "setsid");
+	/* The status pipe goes to 3 (still close-on-exec), the pipes to 0-2,
+	 * and nothing else of the spawner's crosses into the node. */
+	if (st != 3) {
+		EXEC_TRY(st, dup3(st, 3, O_CLOEXEC), "status pipe");
+		st = 3;
+	}
+	for (fd = 0; fd < 3; fd++)
+		EXEC_TRY(st, dup2(io[fd], fd), "pipes on 0, 1, 2");
+	if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
+		for (fd = 4; fd < 65536; fd++)
+			close(fd);
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	umask(022);
+	/* execvpe searches the PATH of environ: the node's, not ours. */
+	environ = envp;
+	execvpe(argv[0], argv, envp);
+	exec_fail(st, "");
+}
+
+/* Split the request's strings into argv and envp (NULL-terminated, in
+ * one allocation).  Returns NULL when they do not match the counts. */
+static char **
+exec_vectors(struct ct_req *rq)
+{
+	int n = rq->argc + rq->envc, k = 0;
+	char **v;
+
+	if (rq->argc < 1 || rq->envc < 0 || n > CT_EXEC_ARGMAX / 2 || rq->slen == 0 ||
+	    rq->slen > CT_EXEC_ARGMAX || rq->argv[rq->slen - 1] != '\0')
+		return NULL;
+	if ((v = calloc((size_t)n + 2, sizeof(*v))) == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < rq->slen; i += (uint32_t)strlen(rq->argv + i) + 1) {
+		if (k == n) {
+			free(v);
+			return NULL;
+		}
+		v[k < rq->argc ? k : k + 1] = rq->argv + i;
+		k++;
+	}
+	if (k != n) {
+		free(v);
+		return NULL;
+	}
+	v[rq->argc] = NULL;
+	v[n + 1] = NULL;
+	return v;
+}
+
+static void
+exec_reply(int sock, pid_t pid, int err, const char *what, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+	} cm;
+	struct ct_rep rep;
+	struct iovec iov = {&rep, sizeof(rep)};
+	struct msghdr mh = {0};
+
+	memset(&rep, 0, sizeof(rep));
+	rep.pid = pid;
+	rep.err = err;
+	snprintf(rep.what, sizeof(rep.what), "%s", what);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		struct cmsghdr *c;
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+		_exit(1);
+}
+
+/* One exec request: the child is cloned as khd's (CLONE_PARENT) into the
+ * node's PID namespace, which the spawner enters only for that clone. */
+static void
+spawner_exec(int sock, int selfpid, struct ct_req *rq, const int *fds, int nfds)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, st[2] = {-1, -1};
+	struct ct_clone_args a;
+	struct exec_fail f;
+	char **v = NULL;
+	pid_t pid = 0;
+	int e = 0;
+	const char *what = "";
+
+	if (nfds < 1 || nfds > CT_REQ_MAXFDS || (v = exec_vectors(rq)) == NULL) {
+		exec_reply(sock, 0, EINVAL, "bad request", NULL, 0);
+		return;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0 ||
+	    pipe2(st, O_CLOEXEC) < 0) {
+		e = errno;
+		what = "pipe";
+		goto done;
+	}
+	if (setns(fds[0], CLONE_NEWPID) < 0) {
+		e = errno;
+		what = "enter the node's PID namespace";
+		goto done;
+	}
+	memset(&a, 0, sizeof(a));
+	a.flags = CLONE_PARENT;
+	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	if (pid < 0 && errno == ENOSYS)
+		pid =
+		    (pid_t)syscall(SYS_clone, (unsigned long)CLONE_PARENT, NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		int io[3] = {in[0], out[1], er[1]};
+		exec_child(fds[0], fds + 1, nfds - 1, io, st[1], v, v + rq->argc + 1);
+	}
+	e = errno;
+	/* Back in our own PID namespace for the next node's boot. */
+	if (setns(selfpid, CLONE_NEWPID) < 0)
+		_exit(1);
+	if (pid < 0) {
+		pid = 0;
+		what = "clone";
+		goto done;
+	}
+	e = 0;
+	close(st[1]);
+	st[1] = -1;
+	/* Silence until the exec closes the pipe; a failure says why. */
+	{
+		struct pollfd pfd = {st[0], POLLIN, 0};
+		ssize_t n = 0;
+		if (poll(&pfd, 1, 800) == 1)
+			while ((n = read(st[0], &f, sizeof(f))) < 0 && errno == EINTR)
+				;
+		if (n == (ssize_t)sizeof(f)) {
+			f.what[sizeof(f.what) - 1] = '\0';
+			e = f.err ? f.err : EIO;
+			what = f.what;
+		} else if (n != 0) {
+			e = ETIMEDOUT;
+			what = "start";
+		}
+	}
+done:
+	if (e == 0) {
+		int give[3] = {in[1], out[0], er[0]};
+		exec_reply(sock, pid, 0, "", give, 3);
+	} else {
+		exec_reply(sock, pid, e, what, NULL, 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+		if (er[i] >= 0)
+			close(er[i]);
+		if (st[i] >= 0)
+			close(st[i]);
+	}
+	free(v);
 }
 
 static void __attribute__((noreturn)) spawner_main(int sock)
 {
 	struct ct_req *rq = malloc(sizeof(*rq));
 	struct ct_plan *p = malloc(sizeof(*p));
+	int selfpid = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	sigset_t all;
 
 	/* Children start with every signal blocked and unblock them only
@@ -505,7 +735,7 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 	/* Hold on to nothing of khd's, not even its directory. */
 	if (chdir("/") < 0)
 		_exit(1);
-	if (rq == NULL || p == NULL || send(sock, "", 1, MSG_NOSIGNAL) != 1)
+	if (rq == NULL || p == NULL || selfpid < 0 || send(sock, "", 1, MSG_NOSIGNAL) != 1)
 		_exit(1);
 	for (;;) {
 		union {
@@ -537,6 +767,13 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 			for (int i = 0; i < k && nfds < CT_REQ_MAXFDS; i++)
 				memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+		}
+		if (n == (ssize_t)sizeof(*rq) && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+		    rq->kind == CT_REQ_ENTER) {
+			spawner_exec(sock, selfpid, rq, fds, nfds);
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			continue;
 		}
 		if (n != (ssize_t)sizeof(*rq) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 		    make_plan(p, rq, fds, nfds) < 0) {

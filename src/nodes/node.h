@@ -107,6 +107,15 @@ struct node_stats {
 	uint64_t oom_kills; /* processes the node's OOM killer ended */
 };
 
+/* A process exec'd in a running node. */
+struct node_proc {
+	pid_t pid;	  /* as the host sees it: a child of the caller, who reaps it
+			     (wait4 gives its usage); it leads its own session */
+	int pidfd;	  /* readable when it exits; -1 on kernels without pidfds */
+	int in, out, err; /* its stdin (write end), stdout and stderr (read ends):
+			     non-blocking, close-on-exec, the caller's to close */
+};
+
 struct node_backend {
 	const char *name; /* "ct", "vm" */
 	/* Start the node: cgroup, namespaces, root file system, console, then
@@ -126,6 +135,15 @@ struct node_backend {
 	/* Usage counters from the node's cgroup (which reap removes: take the
 	 * last figures before reaping).  Returns 0 or -1. */
 	int (*stats)(struct node_host *host, const struct node_handle *h, struct node_stats *st);
+	/* Run argv[0] (searched in envp's PATH) with argv and envp in the
+	 * running node as a child of its init would be: in its namespaces and
+	 * cgroup (its CPU and memory are the node's), with the init's
+	 * capabilities and system call filter, in a session of its own, with
+	 * pipes for stdin, stdout and stderr.  Returns once the program is
+	 * exec'd: 0, or -1 with err ("sh: No such file or directory") and
+	 * nothing left running. */
+	int (*exec)(struct node_host *host, const struct node_handle *h, char *const argv[],
+		    char *const envp[], struct node_proc *p, char *err, size_t errlen);
 };
 
 extern const struct node_backend node_ct;

@@ -35,6 +35,7 @@ const char args_khctl_usage[] =
     "  keys -c CRED USER | -k CHANCRED con<C>  list the registered keys\n"
     "  block -c CRED USER con<C> [--json]      print a channel's control block again\n"
     "  allowed [RANK RANK] [--json]            isAllowed: which nodes may exchange frames\n"
+    "  exec -c CRED USER con<C>|RANK... CMD [ARG...]  run CMD in booted nodes (khctl exec -h)\n"
     "A rank may also be a range A-B.  The credential may come from $KH_CRED.\n";
 
 /* A parsed command line: flags seen, their values, the operands. */
