@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,18 @@ struct nodealloc {
 	int argc;
 	pid_t pid[MAXN];     /* local */
 	char chan[MAXN][16]; /* kh: con<C> of each node */
+	char steps[160];     /* kh: the last grow's timeline */
 };
+
+static uint64_t
+mono_ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int run(const char *cmd, const char *input, char *out, size_t len);
 
 struct nodealloc *
 nodealloc_new(const struct nodealloc_conf *c, char *err, size_t errlen)
@@ -46,7 +58,23 @@ nodealloc_new(const struct nodealloc_conf *c, char *err, size_t errlen)
 			      "command and a private domain"),
 		       NULL;
 	}
+	if (strcmp(c->backend, "kh") == 0 && c->cred != NULL && strchr(c->cred, '\'') == NULL) {
+		/* Growth must not wait for an ssh key exchange: the tools share
+		 * one connection to the service interface (tools/client.c), which
+		 * this opens now and keeps for as long as growth may come
+		 * (unless the user chose otherwise). */
+		char cmd[512];
+		setenv("KH_SSH_MUX", "86400", 0);
+		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khctl info >/dev/null 2>&1", c->cred);
+		run(cmd, NULL, NULL, 0);
+	}
 	return a;
+}
+
+const char *
+nodealloc_steps(const struct nodealloc *a)
+{
+	return a->steps;
 }
 
 void
@@ -76,12 +104,17 @@ free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* Whether something listens at ip:port (a connect that succeeds within
+ * 200 ms). */
 static int
-reachable(int port)
+reachable_at(in_addr_t ip, int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {0, 200000};
+	sa.sin_addr.s_addr = ip;
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	if (fd >= 0)
 		close(fd);
@@ -131,7 +164,7 @@ grow_local(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, s
 		_exit(127);
 	}
 	a->pid[n] = pid;
-	for (int t = 0; t < 500 && !reachable(port); t++) {
+	for (int t = 0; t < 500 && !reachable_at(htonl(INADDR_LOOPBACK), port); t++) {
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			a->pid[n] = 0;
@@ -197,6 +230,7 @@ grow_kh(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, size
 	if (!quotable(a->c.user) || !quotable(a->c.cred) || !quotable(a->c.appliance))
 		return seterr(err, errlen,
 			      "node allocator: a quote in the user, credential or file");
+	uint64_t t0 = mono_ms_now(), t1, t2, t3;
 	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khget -n %d '%s' 1", a->c.cred, a->c.netid,
 		 a->c.user);
 	if (run(cmd, NULL, blk, sizeof(blk)) != 0 || strncmp(blk, "con", 3) != 0)
@@ -211,22 +245,42 @@ grow_kh(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, size
 	snprintf(ip, sizeof(ip), "10.%d.%d.%d", nid >> 4, ((nid & 15) << 4) + (h >> 8), h & 255);
 	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo loadramdisk '%s'", a->c.cred,
 		 a->c.user, a->c.appliance);
+	t1 = mono_ms_now();
 	if (run(cmd, blk, out, sizeof(out)) != 0)
 		goto fail;
+	t2 = mono_ms_now();
 	snprintf(cmd, sizeof(cmd),
 		 "KH_CRED='%s' KH_USER='%s' khdo -t 60 --until 'appliance up' write 'run kboot'",
 		 a->c.cred, a->c.user);
 	if (run(cmd, blk, out, sizeof(out)) != 0)
 		goto fail;
+	t3 = mono_ms_now();
 	char where[64];
 	snprintf(where, sizeof(where), "%s", ip);
 	subst(line, sizeof(line), a->c.cmd, n, where);
 	if (!quotable(line))
 		goto fail;
-	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo -t 10 write '%s &'", a->c.cred,
+	/* Sent (-q), then waited for where it matters: its messenger
+	 * listening, not half a second of console silence. */
+	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo -q write '%s &'", a->c.cred,
 		 a->c.user, line);
 	if (run(cmd, blk, out, sizeof(out)) != 0)
 		goto fail;
+	{
+		in_addr_t nip = inet_addr(ip);
+		int t;
+		for (t = 0; t < 1000 && !reachable_at(nip, 7000); t++)
+			usleep(10000);
+		if (t == 1000) {
+			snprintf(out, sizeof(out),
+				 "its messenger at %s:7000 did not listen within 10 s", ip);
+			goto fail;
+		}
+	}
+	snprintf(a->steps, sizeof(a->steps),
+		 "khget %llu ms, load %llu ms, boot %llu ms, start %llu ms",
+		 (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+		 (unsigned long long)(t3 - t2), (unsigned long long)(mono_ms_now() - t3));
 	snprintf(addr, len, "%s:7000", ip);
 	return 0;
 fail:

@@ -352,10 +352,11 @@ grow(void)
 	K.nmembers++;
 	fprintf(stderr,
 		"ebbkv: grow: node %u at %s serves a share of the keys: %llu ms (node up %llu ms, "
-		"keys moved %llu ms); %zu nodes, %zu keys here\n",
+		"keys moved %llu ms); %zu nodes, %zu keys here%s%s%s\n",
 		n, addr, (unsigned long long)ms_since(t0),
 		(unsigned long long)((t1 - t0) / 1000000), (unsigned long long)ms_since(t1),
-		K.nmembers, ht_local_count(K.table));
+		K.nmembers, ht_local_count(K.table), *nodealloc_steps(K.alloc) ? " (" : "",
+		nodealloc_steps(K.alloc), *nodealloc_steps(K.alloc) ? ")" : "");
 }
 
 static void

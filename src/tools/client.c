@@ -2,6 +2,8 @@
 #include "tools/client.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +63,41 @@ connect_ssh(const char *url, char *err, size_t errlen)
 		return -1;
 	}
 	if (pid == 0) {
-		const char *argv[24];
+		const char *argv[32];
 		int n = 0;
 		const char *key = getenv("KH_SSH_KEY");
+		const char *mux = getenv("KH_SSH_MUX");
+		const char *tmp = getenv("TMPDIR");
+		char cpath[PATH_MAX];
 		argv[n++] = "ssh";
 		argv[n++] = "-T";
 		argv[n++] = "-o";
 		argv[n++] = "BatchMode=yes";
+		/* One connection for a burst of tools (a NodeAllocator runs
+		 * khget, khdo and khctl one after the other): the first
+		 * session pays the key exchange and stays as the master for
+		 * KH_SSH_MUX seconds (default 30; 0: no sharing), the next
+		 * ones open a channel in it in a few ms.  sshd still runs the
+		 * forced command, and so logs, each session. */
+		if (mux == NULL || strcmp(mux, "0") != 0) {
+			static char persist[48];
+			long secs = mux && *mux ? strtol(mux, NULL, 10) : 30;
+			/* A connection belongs to the key it authenticated
+			 * with: another key never rides on it. */
+			uint64_t h = 1469598103934665603ULL;
+			for (const char *q = key ? key : ""; *q; q++)
+				h = (h ^ (unsigned char)*q) * 1099511628211ULL;
+			snprintf(cpath, sizeof(cpath), "ControlPath=%s/kh-ssh-%016llx-%%C",
+				 tmp && *tmp == '/' ? tmp : "/tmp", (unsigned long long)h);
+			snprintf(persist, sizeof(persist), "ControlPersist=%ld",
+				 secs > 0 && secs < 86400 ? secs : 30);
+			argv[n++] = "-o";
+			argv[n++] = "ControlMaster=auto";
+			argv[n++] = "-o";
+			argv[n++] = cpath;
+			argv[n++] = "-o";
+			argv[n++] = persist;
+		}
 		argv[n++] = "-o";
 		argv[n++] = "StrictHostKeyChecking=accept-new";
 		argv[n++] = "-o";
