@@ -24,9 +24,9 @@ struct nodealloc {
 	struct nodealloc_conf c;
 	char *argv[64];
 	int argc;
-	pid_t pid[MAXN];     /* local */
-	char chan[MAXN][16]; /* kh: con<C> of each node */
-	char steps[160];     /* kh: the last grow's timeline */
+	pid_t pid[MAXN]; /* local */
+	int rank[MAXN];	 /* kh: each node's rank + 1 (0: none) */
+	char steps[160]; /* kh: the last grow's timeline */
 };
 
 static uint64_t
@@ -123,13 +123,12 @@ reachable_at(in_addr_t ip, int port)
 
 /* Replace %n and %p (local) or %n and %a (kh) in s. */
 static void
-subst(char *out, size_t len, const char *s, unsigned n, const char *p)
+subst(char *out, size_t len, const char *s, const char *n, const char *p)
 {
 	size_t o = 0;
 	for (; *s && o + 1 < len; s++) {
 		if (s[0] == '%' && (s[1] == 'n' || s[1] == 'p' || s[1] == 'a')) {
-			int w = s[1] == 'n' ? snprintf(out + o, len - o, "%u", n)
-					    : snprintf(out + o, len - o, "%s", p);
+			int w = snprintf(out + o, len - o, "%s", s[1] == 'n' ? n : p);
 			o += w > 0 ? (size_t)w : 0;
 			if (o >= len)
 				o = len - 1;
@@ -150,9 +149,11 @@ grow_local(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, s
 	int i;
 	if (port < 0)
 		return seterr(err, errlen, "no free port");
+	char ns[16];
 	snprintf(ps, sizeof(ps), "%d", port);
+	snprintf(ns, sizeof(ns), "%u", n);
 	for (i = 0; a->c.argv[i] != NULL && i < 64; i++) {
-		subst(args[i], sizeof(args[i]), a->c.argv[i], n, ps);
+		subst(args[i], sizeof(args[i]), a->c.argv[i], ns, ps);
 		argv[i] = args[i];
 	}
 	argv[i] = NULL;
@@ -223,29 +224,76 @@ quotable(const char *s)
 	return s != NULL && strchr(s, '\'') == NULL;
 }
 
+/* Ranks of khget's "nodes: " line (single ranks and A-B ranges) into
+ * ranks[]; returns how many, or -1. */
 static int
-grow_kh(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, size_t errlen)
+parse_ranks(const char *blk, int *ranks, int max)
 {
-	char cmd[4096], blk[8192], ip[32], line[512], out[4096];
+	const char *p = strstr(blk, "\nnodes: ");
+	int n = 0;
+	if (p == NULL)
+		return -1;
+	for (p += 8; *p != '\0' && *p != '\n';) {
+		char *e;
+		long lo = strtol(p, &e, 10), hi = lo;
+		if (e == p || lo < 0)
+			return -1;
+		if (*e == '-') {
+			p = e + 1;
+			hi = strtol(p, &e, 10);
+			if (e == p || hi < lo)
+				return -1;
+		}
+		for (long r = lo; r <= hi; r++) {
+			if (n == max)
+				return -1;
+			ranks[n++] = (int)r;
+		}
+		p = e;
+		while (*p == ' ')
+			p++;
+	}
+	return n;
+}
+
+/* count nodes at once, the way a principal boots many: one khget, one
+ * broadcast load, one "run kboot", one broadcast of the nodes' command
+ * in which each node finds its own number and address by its hostname
+ * (kh<facility>-n<rank>), so the cost hardly grows with count. */
+static int
+grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char *err, size_t errlen)
+{
+	char cmd[4096], blk[8192], out[4096], *script = NULL;
+	int ranks[MAXN], got;
+	size_t cap, o = 0;
 	if (!quotable(a->c.user) || !quotable(a->c.cred) || !quotable(a->c.appliance))
 		return seterr(err, errlen,
 			      "node allocator: a quote in the user, credential or file");
 	uint64_t t0 = mono_ms_now(), t1, t2, t3;
-	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khget -n %d '%s' 1", a->c.cred, a->c.netid,
-		 a->c.user);
+	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khget -n %d '%s' %d", a->c.cred, a->c.netid,
+		 a->c.user, count);
 	if (run(cmd, NULL, blk, sizeof(blk)) != 0 || strncmp(blk, "con", 3) != 0)
 		return seterr(err, errlen, "khget failed: %.200s", blk);
-	const char *nl = strstr(blk, "\nnodes: ");
-	if (nl == NULL)
-		return seterr(err, errlen, "khget: no nodes line");
-	int rank = atoi(nl + 8);
-	snprintf(a->chan[n], sizeof(a->chan[n]), "%.*s", (int)strcspn(blk, "@"), blk);
-	/* the plan's address of the node in the domain (docs/fabric.md) */
-	int h = rank + 1, nid = a->c.netid;
-	snprintf(ip, sizeof(ip), "10.%d.%d.%d", nid >> 4, ((nid & 15) << 4) + (h >> 8), h & 255);
+	got = parse_ranks(blk, ranks, MAXN);
+	if (got != count) {
+		char ch[16];
+		snprintf(ch, sizeof(ch), "%.*s", (int)strcspn(blk, "@"), blk);
+		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khctl release '%s' %s", a->c.cred,
+			 a->c.user, ch);
+		run(cmd, NULL, NULL, 0);
+		return seterr(err, errlen, "khget: %d nodes asked, the answer lists %d", count,
+			      got);
+	}
+	for (int i = 0; i < count; i++) {
+		/* the plan's address of the node in the domain (docs/fabric.md) */
+		int h = ranks[i] + 1, nid = a->c.netid;
+		snprintf(addrs[i], 64, "10.%d.%d.%d", nid >> 4, ((nid & 15) << 4) + (h >> 8),
+			 h & 255);
+		a->rank[first + i] = ranks[i] + 1;
+	}
+	t1 = mono_ms_now();
 	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo loadramdisk '%s'", a->c.cred,
 		 a->c.user, a->c.appliance);
-	t1 = mono_ms_now();
 	if (run(cmd, blk, out, sizeof(out)) != 0)
 		goto fail;
 	t2 = mono_ms_now();
@@ -255,48 +303,102 @@ grow_kh(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, size
 	if (run(cmd, blk, out, sizeof(out)) != 0)
 		goto fail;
 	t3 = mono_ms_now();
-	char where[64];
-	snprintf(where, sizeof(where), "%s", ip);
-	subst(line, sizeof(line), a->c.cmd, n, where);
-	if (!quotable(line))
+	/* One line per node binds KHN and KHA where the hostname matches,
+	 * then the command runs with %n and %a replaced by them. */
+	cap = (size_t)count * 96 + 1024;
+	if ((script = malloc(cap)) == NULL) {
+		snprintf(out, sizeof(out), "out of memory");
 		goto fail;
-	/* Sent (-q), then waited for where it matters: its messenger
-	 * listening, not half a second of console silence. */
-	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo -q write '%s &'", a->c.cred,
-		 a->c.user, line);
-	if (run(cmd, blk, out, sizeof(out)) != 0)
-		goto fail;
+	}
+	o += (size_t)snprintf(script + o, cap - o, "KHH=$(hostname)\n");
+	for (int i = 0; i < count; i++)
+		o += (size_t)snprintf(script + o, cap - o,
+				      "case $KHH in *-n%d) KHN=%u KHA=%s;; esac\n", ranks[i],
+				      (unsigned)(first + i), addrs[i]);
 	{
-		in_addr_t nip = inet_addr(ip);
+		char fixed[512];
+		subst(fixed, sizeof(fixed), a->c.cmd, "$KHN", "$KHA");
+		if (strchr(fixed, '\'') != NULL) {
+			snprintf(out, sizeof(out), "a quote in the node's command");
+			goto fail;
+		}
+		o += (size_t)snprintf(script + o, cap - o, "%s &\n", fixed);
+	}
+	/* Typed (-q: sent, not waited for), then waited for where it
+	 * matters: every node's messenger listening. */
+	{
+		char path[] = "/tmp/kh-nodealloc-script-XXXXXX";
+		int fd = mkstemp(path);
+		if (fd < 0 || write_all(fd, script, o) < 0) {
+			if (fd >= 0) {
+				close(fd);
+				unlink(path);
+			}
+			snprintf(out, sizeof(out), "temporary file: %s", strerror(errno));
+			goto fail;
+		}
+		close(fd);
+		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo -q writefile %s",
+			 a->c.cred, a->c.user, path);
+		int rc = run(cmd, blk, out, sizeof(out));
+		unlink(path);
+		if (rc != 0)
+			goto fail;
+	}
+	for (int i = 0; i < count; i++) {
+		in_addr_t nip = inet_addr(addrs[i]);
 		int t;
 		for (t = 0; t < 1000 && !reachable_at(nip, 7000); t++)
 			usleep(10000);
 		if (t == 1000) {
 			snprintf(out, sizeof(out),
-				 "its messenger at %s:7000 did not listen within 10 s", ip);
+				 "the messenger at %s:7000 did not listen within 10 s", addrs[i]);
 			goto fail;
 		}
+		strncat(addrs[i], ":7000", 63 - strlen(addrs[i]));
 	}
+	free(script);
 	snprintf(a->steps, sizeof(a->steps),
-		 "khget %llu ms, load %llu ms, boot %llu ms, start %llu ms",
-		 (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
-		 (unsigned long long)(t3 - t2), (unsigned long long)(mono_ms_now() - t3));
-	snprintf(addr, len, "%s:7000", ip);
+		 "%d node%s: khget %llu ms, load %llu ms, boot %llu ms, start %llu ms", count,
+		 count == 1 ? "" : "s", (unsigned long long)(t1 - t0),
+		 (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t2),
+		 (unsigned long long)(mono_ms_now() - t3));
 	return 0;
 fail:
-	seterr(err, errlen, "booting node %u (rank %d): %.200s", n, rank, out);
-	nodealloc_shrink(a, n);
+	free(script);
+	seterr(err, errlen, "booting nodes %u-%u: %.200s", first, first + count - 1, out);
+	for (int i = 0; i < count; i++)
+		nodealloc_shrink(a, (uint16_t)(first + i));
 	return -1;
+}
+
+int
+nodealloc_grow_many(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char *err,
+		    size_t errlen)
+{
+	if (count < 1 || first + count > MAXN)
+		return seterr(err, errlen, "nodes %u..%u: at most %d", first, first + count - 1,
+			      MAXN - 1);
+	if (strcmp(a->c.backend, "local") == 0) {
+		for (int i = 0; i < count; i++)
+			if (grow_local(a, (uint16_t)(first + i), addrs[i], 64, err, errlen) < 0) {
+				while (i-- > 0)
+					nodealloc_shrink(a, (uint16_t)(first + i));
+				return -1;
+			}
+		return 0;
+	}
+	return grow_kh(a, first, count, addrs, err, errlen);
 }
 
 int
 nodealloc_grow(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err, size_t errlen)
 {
-	if (n >= MAXN)
-		return seterr(err, errlen, "node %u: at most %d", n, MAXN);
-	if (strcmp(a->c.backend, "local") == 0)
-		return grow_local(a, n, addr, len, err, errlen);
-	return grow_kh(a, n, addr, len, err, errlen);
+	char addrs[1][64];
+	if (nodealloc_grow_many(a, n, 1, addrs, err, errlen) < 0)
+		return -1;
+	snprintf(addr, len, "%s", addrs[0]);
+	return 0;
 }
 
 int
@@ -310,11 +412,11 @@ nodealloc_shrink(struct nodealloc *a, uint16_t n)
 		a->pid[n] = 0;
 		return 0;
 	}
-	if (a->chan[n][0] != '\0') {
+	if (a->rank[n] > 0) {
 		char cmd[512];
-		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khctl release '%s' %s", a->c.cred,
-			 a->c.user, a->chan[n]);
-		a->chan[n][0] = '\0';
+		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khctl release '%s' %d", a->c.cred,
+			 a->c.user, a->rank[n] - 1);
+		a->rank[n] = 0;
 		return run(cmd, NULL, NULL, 0) == 0 ? 0 : -1;
 	}
 	return -1;

@@ -31,6 +31,11 @@ void nodealloc_free(struct nodealloc *a);
  * by itself. */
 int nodealloc_grow(struct nodealloc *a, uint16_t n, char *addr, size_t len, char *err,
 		   size_t errlen);
+/* Start nodes first..first+count-1 at once (kh: one allocation, one
+ * broadcast load and boot).  addrs[i] gets node first+i's messenger
+ * address.  All or nothing: on error none of them stays. */
+int nodealloc_grow_many(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64],
+			char *err, size_t errlen);
 /* The steps of the last successful grow with their times, e.g. "khget 40
  * ms, load 120 ms, boot 800 ms, start 30 ms" ("" for the local backend). */
 const char *nodealloc_steps(const struct nodealloc *a);

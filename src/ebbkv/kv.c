@@ -332,31 +332,58 @@ ms_since(uint64_t t)
 static void
 grow(void)
 {
-	uint16_t n = ++K.next_node;
-	char addr[64], err[256];
+	int k = K.c->grow_step > 0 ? K.c->grow_step : 1;
+	if (k > K.c->max_nodes - (int)K.nmembers)
+		k = K.c->max_nodes - (int)K.nmembers;
+	if (k < 1)
+		return;
+	uint16_t first = (uint16_t)(K.next_node + 1);
+	char(*addrs)[64] = calloc((size_t)k, sizeof(*addrs));
+	char err[256];
 	uint64_t t0 = now_ns();
-	fprintf(stderr, "ebbkv: grow: need more, asking for node %u\n", n);
-	if (nodealloc_grow(K.alloc, n, addr, sizeof(addr), err, sizeof(err)) < 0) {
+	if (addrs == NULL)
+		return;
+	K.next_node = (uint16_t)(K.next_node + k);
+	if (k == 1)
+		fprintf(stderr, "ebbkv: grow: need more, asking for node %u\n", first);
+	else
+		fprintf(stderr, "ebbkv: grow: need more, asking for nodes %u-%u\n", first,
+			first + k - 1);
+	if (nodealloc_grow_many(K.alloc, first, k, addrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ebbkv: grow: %s\n", err);
+		free(addrs);
 		return;
 	}
 	uint64_t t1 = now_ns();
-	ebb_node_addr(n, addr);
-	K.members[K.nmembers] = n;
-	if (ht_switch(K.table, HT_PARTITIONED, K.members, K.nmembers + 1) < 0) {
-		fprintf(stderr, "ebbkv: grow: moving keys to node %u failed\n", n);
-		nodealloc_shrink(K.alloc, n);
-		ebb_node_forget(n);
+	for (int i = 0; i < k; i++) {
+		ebb_node_addr((uint16_t)(first + i), addrs[i]);
+		K.members[K.nmembers + (size_t)i] = (uint16_t)(first + i);
+	}
+	if (ht_switch(K.table, HT_PARTITIONED, K.members, K.nmembers + (size_t)k) < 0) {
+		fprintf(stderr, "ebbkv: grow: moving keys to nodes %u-%u failed\n", first,
+			first + k - 1);
+		for (int i = 0; i < k; i++) {
+			nodealloc_shrink(K.alloc, (uint16_t)(first + i));
+			ebb_node_forget((uint16_t)(first + i));
+		}
+		free(addrs);
 		return;
 	}
-	K.nmembers++;
+	K.nmembers += (size_t)k;
+	if (k == 1)
+		fprintf(stderr, "ebbkv: grow: node %u at %s serves a share of the keys: ", first,
+			addrs[0]);
+	else
+		fprintf(stderr,
+			"ebbkv: grow: nodes %u-%u at %s... serve a share of the keys: ", first,
+			first + k - 1, addrs[0]);
 	fprintf(stderr,
-		"ebbkv: grow: node %u at %s serves a share of the keys: %llu ms (node up %llu ms, "
-		"keys moved %llu ms); %zu nodes, %zu keys here%s%s%s\n",
-		n, addr, (unsigned long long)ms_since(t0),
-		(unsigned long long)((t1 - t0) / 1000000), (unsigned long long)ms_since(t1),
-		K.nmembers, ht_local_count(K.table), *nodealloc_steps(K.alloc) ? " (" : "",
-		nodealloc_steps(K.alloc), *nodealloc_steps(K.alloc) ? ")" : "");
+		"%llu ms (node up %llu ms, keys moved %llu ms); %zu nodes, %zu keys here%s%s%s\n",
+		(unsigned long long)ms_since(t0), (unsigned long long)((t1 - t0) / 1000000),
+		(unsigned long long)ms_since(t1), K.nmembers, ht_local_count(K.table),
+		*nodealloc_steps(K.alloc) ? " (" : "", nodealloc_steps(K.alloc),
+		*nodealloc_steps(K.alloc) ? ")" : "");
+	free(addrs);
 }
 
 static void

@@ -24,6 +24,7 @@ struct kv_conf {
 	double grow_rps;  /* requests/s per node above which it grows (0: never) */
 	double shrink_rps;
 	int max_nodes;
+	int grow_step; /* nodes added by one decision to grow (0: 1) */
 	struct nodealloc_conf alloc;
 };
 

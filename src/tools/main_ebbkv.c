@@ -14,7 +14,8 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: ebbkv [-p PORT] [-l ADDR] [-t CORES] [--msg IP:PORT]\n"
-		"             [--grow RPS --shrink RPS [--max-nodes N] [--alloc local|kh]\n"
+		"             [--grow RPS --shrink RPS [--max-nodes N] [--grow-step K]\n"
+		"              [--alloc local|kh]\n"
 		"              [--user USER --appliance FILE --netid N]]   (the door, node 0)\n"
 		"       ebbkv --node N --msg IP:PORT --home IP:PORT [-t CORES]   (another node)\n");
 }
@@ -28,6 +29,7 @@ main(int argc, char **argv)
 					     {"grow", required_argument, NULL, 'G'},
 					     {"shrink", required_argument, NULL, 'S'},
 					     {"max-nodes", required_argument, NULL, 'X'},
+					     {"grow-step", required_argument, NULL, 'K'},
 					     {"alloc", required_argument, NULL, 'A'},
 					     {"user", required_argument, NULL, 'U'},
 					     {"appliance", required_argument, NULL, 'P'},
@@ -75,6 +77,11 @@ main(int argc, char **argv)
 			if (parse_uint(optarg, 1, 1023, &v) < 0)
 				goto bad;
 			c.max_nodes = (int)v;
+			break;
+		case 'K':
+			if (parse_uint(optarg, 1, 1023, &v) < 0)
+				goto bad;
+			c.grow_step = (int)v;
 			break;
 		case 'A':
 			c.alloc.backend = optarg;
