@@ -316,7 +316,7 @@ stream_ready(struct fs *fs, struct fh *h)
 	if (h->kind == K_NCONSOLE || h->kind == K_CCONSOLE)
 		return l->base + l->b.len > h->off || fs->taps[h->tap]->eof;
 	if (h->kind == K_WAIT)
-		return h->s->done;
+		return h->s->done || !h->s->running;
 	return l->base + l->b.len > h->off || h->s->done || !h->s->running;
 }
 

@@ -32,7 +32,7 @@ umount_khfs() {
 trap 'umount_khfs 2>/dev/null; fusermount3 -u "$M" 2>/dev/null; cleanup' EXIT
 trap 'exit 1' TERM INT
 check "khfs-1.1 khfs mounts" mount_khfs
-same "khfs-1.2 the root: clone and nodes" "$(ls "$M" | tr '\n' ' ')" "clone nodes "
+same "khfs-1.2 the root: clone, nodes, query, domains, channels" "$(ls "$M" | tr '\n' ' ')" "channels clone domains nodes query "
 same "khfs-1.3 no principal: one line, status 2" "$(env -u KH_CRED -u KH_USER khfs "$M" 2>&1; echo "rc=$?")" \
 	"khfs: a principal is needed: -c CRED USER (or KH_CRED and KH_USER), or --operator
 rc=2"
