@@ -64,8 +64,8 @@ enum {
 	K_STATUS,
 	K_ENV,
 	K_ARGS,
-	K_SRANK, /* N/RANK */
-	K_SROUT, /* N/RANK/stdout */
+	K_SRANK,    /* N/RANK */
+	K_SROUT,    /* N/RANK/stdout */
 	K_NCONSOLE, /* nodes/RANK/console */
 	K_QDIR,	    /* query/TERM/... (a: the query's number; 0 is query/) */
 	K_QSTATUS,
@@ -181,7 +181,7 @@ struct fh {
 	struct fuse_pollhandle *ph;
 	struct sbuf snap; /* static files: the contents at open */
 	int nonblock;
-	int tap; /* console files: their stream, else 0 */
+	int tap;	 /* console files: their stream, else 0 */
 	struct fh *next; /* on the fs's list of open files */
 };
 
@@ -745,7 +745,8 @@ c_res(struct fs *fs, struct sess *s, char **w, int nw)
 		return EBUSY;
 	}
 	if (nw < 2) {
-		set_status(s, "error: res COUNT [TYPE] [-n NETIDS] [-p NUM] [-i] [-x], or res con<C>");
+		set_status(s,
+			   "error: res COUNT [TYPE] [-n NETIDS] [-p NUM] [-i] [-x], or res con<C>");
 		return EINVAL;
 	}
 	sbuf_init(&req);
@@ -1175,7 +1176,7 @@ fetch_nodes(struct fs *fs, int every, struct sbuf *body, struct kq_list *l, char
 
 	sbuf_init(&req);
 	proto_begin(&req, "nodes");
-	if (!fs->operator && !every)
+	if (!fs->operator&& !every)
 		proto_arg(&req, "user", fs->user);
 	proto_end(&req);
 	rc = khd_call(fs, &req, body, code, sizeof(code), why, wl);
@@ -1305,8 +1306,8 @@ tap_close(struct fs *fs, int id)
  * to log (NULL: the tap's own).  Returns the tap's id, or -errno with the
  * reason in why. */
 static int
-tap_open(struct fs *fs, int chan, const char *ranks, int ro, int strip, struct olog *log,
-	 char *why, size_t wl)
+tap_open(struct fs *fs, int chan, const char *ranks, int ro, int strip, struct olog *log, char *why,
+	 size_t wl)
 {
 	char num[24], line[512];
 	struct timeval tv = {10, 0};
@@ -1535,10 +1536,10 @@ splice_pump(struct fs *fs, struct splice *sp)
 			return 0; /* its run has not started */
 		ended = s->gen > sp->sgen || s->done || !s->running;
 		if (s->gen == sp->sgen)
-			l = sp->which == K_STDOUT   ? &s->out
-			    : sp->which == K_STDERR ? &s->err
+			l = sp->which == K_STDOUT	 ? &s->out
+			    : sp->which == K_STDERR	 ? &s->err
 			    : s->rout && sp->ridx < s->n ? &s->rout[sp->ridx]
-						       : NULL;
+							 : NULL;
 	} else {
 		l = &sp->log;
 		ended = 1;
@@ -1721,7 +1722,8 @@ c_splice(struct fs *fs, struct sess *s, char **w, int nw)
 			set_status(s, "error: %s", why);
 			return EIO;
 		}
-		int *idx = malloc(sizeof(int) * (size_t)(l.n + 1)), n = query_nodes(fs, &q, &l, idx);
+		int *idx = malloc(sizeof(int) * (size_t)(l.n + 1)),
+		    n = query_nodes(fs, &q, &l, idx);
 		int err = 0;
 		if (idx == NULL)
 			abort();
@@ -1746,7 +1748,8 @@ c_splice(struct fs *fs, struct sess *s, char **w, int nw)
 					err = E2BIG;
 					break;
 				}
-				int id = tap_open(fs, nd->chan, NULL, 1, 1, &sp->log, why, sizeof(why));
+				int id =
+				    tap_open(fs, nd->chan, NULL, 1, 1, &sp->log, why, sizeof(why));
 				if (id < 0) {
 					err = -id;
 					break;
@@ -1801,7 +1804,10 @@ nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char
 	}
 	int net = strcmp(w[0], "addnet") == 0 || strcmp(w[0], "rmnet") == 0;
 	if (!net && strcmp(w[0], "reset") != 0 && strcmp(w[0], "release") != 0) {
-		snprintf(out, ol, "error: unknown command '%.40s' (reset, release, addnet NETID, rmnet NETID)", w[0]);
+		snprintf(
+		    out, ol,
+		    "error: unknown command '%.40s' (reset, release, addnet NETID, rmnet NETID)",
+		    w[0]);
 		return EINVAL;
 	}
 	if (nw != 1 + net || (net && parse_uint(w[1], 0, INT32_MAX, &v) < 0)) {
@@ -1824,7 +1830,9 @@ nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char
 		proto_arg(&req, "netid", w[1]);
 	proto_arg(&req, "targets", targets);
 	proto_end(&req);
-	int rc = req.len > PROTO_MAX_LINE ? 2 : khd_call(fs, &req, &body, code, sizeof(code), msg, sizeof(msg));
+	int rc = req.len > PROTO_MAX_LINE
+		     ? 2
+		     : khd_call(fs, &req, &body, code, sizeof(code), msg, sizeof(msg));
 	sbuf_free(&req);
 	sbuf_free(&body);
 	if (rc == 2) {
@@ -2000,7 +2008,7 @@ domain_visible(struct fs *fs, const char *l, int *netid)
 	char kind[16], owner[40];
 	if (sscanf(l, "%d %15s %39s", netid, kind, owner) != 3)
 		return 0;
-	return fs->operator || strcmp(owner, fs->user) == 0 || strcmp(kind, "private") != 0;
+	return fs->operator|| strcmp(owner, fs->user) == 0 || strcmp(kind, "private") != 0;
 }
 
 static int
@@ -2529,7 +2537,8 @@ console_open(struct fs *fs, struct fh *h, uint64_t a, int ro)
 		}
 		for (int i = 0; i < l.n; i++)
 			if (l.v[i].rank == rank)
-				chan = fs->operator || strcmp(l.v[i].owner, fs->user ? fs->user : "") == 0
+				chan = fs->operator||
+					       strcmp(l.v[i].owner, fs->user ? fs->user : "") == 0
 					   ? l.v[i].chan
 					   : -2;
 		kq_list_free(&l);
@@ -2588,7 +2597,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->s = fs->sess[a];
 	}
 	err = k == K_NCONSOLE || k == K_CCONSOLE ? console_open(fs, h, a, acc == O_RDONLY)
-						  : snapshot(fs, h, a);
+						 : snapshot(fs, h, a);
 	if (err) {
 		sbuf_free(&h->snap);
 		if (k == K_CLONE)
@@ -2963,7 +2972,8 @@ khfs_main(int argc, char *argv[])
 			} else if (tag == EV_EXEC) {
 				if (s && s->xfd >= 0 && (evs[i].events & EPOLLOUT))
 					xout_flush(&fs, s);
-				if (s && s->xfd >= 0 && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+				if (s && s->xfd >= 0 &&
+				    (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 					exec_readable(&fs, s);
 			} else if (tag == EV_TAP) {
 				if (id < MAXTAPS && fs.taps[id] && fs.taps[id]->fd >= 0)

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const keys[] = {[KQ_TYPE] = "type",	   [KQ_USER] = "user",
-				   [KQ_STATE] = "state",   [KQ_DOMAIN] = "domain",
-				   [KQ_CON] = "con",	   [KQ_HOST] = "host"};
+static const char *const keys[] = {[KQ_TYPE] = "type",	   [KQ_USER] = "user", [KQ_STATE] = "state",
+				   [KQ_DOMAIN] = "domain", [KQ_CON] = "con",   [KQ_HOST] = "host"};
 
 int
 kq_term_parse(const char *word, struct kq_term *t)
@@ -24,7 +23,8 @@ kq_term_parse(const char *word, struct kq_term *t)
 	if (eq == NULL)
 		return -1;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strlen(keys[i]) == (size_t)(eq - word) && strncmp(keys[i], word, (size_t)(eq - word)) == 0)
+		if (strlen(keys[i]) == (size_t)(eq - word) &&
+		    strncmp(keys[i], word, (size_t)(eq - word)) == 0)
 			t->key = (int)i;
 	const char *val = eq + 1;
 	if (t->key < 0 || *val == '\0' || strlen(val) >= sizeof(t->val))
