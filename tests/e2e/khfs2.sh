@@ -268,5 +268,9 @@ check "khfs2-10.1 once closed, sessions go though processes ran and a splice joi
 	bash -c "[ ! -e '$M/$A' ] && [ ! -e '$M/$B' ]"
 for _ in $(seq 100); do [ "$(khctl nodes --user alice | wc -l)" = 0 ] && break; sleep 0.1; done
 same "khfs2-10.2 ... and every node went back" "$(khctl nodes --user alice | wc -l)" "0"
-check "khfs2-10.3 khfs printed nothing on stderr" test ! -s "$D/khfs.err"
+for p in "${FSPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
+FSPIDS=()
+check "khfs2-10.3 both unmount on SIGTERM" bash -c "! mountpoint -q '$M' && ! mountpoint -q '$O'"
+check "khfs2-10.4 khfs printed nothing on stderr (no sanitizer report either)" test ! -s "$D/khfs.err"
+[ -s "$D/khfs.err" ] && head -30 "$D/khfs.err" | sed 's/^/# /' >&3
 done_testing
