@@ -104,6 +104,8 @@ python3 -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execvp("cat", ["cat", sys.argv[1]])' "$S/wait" >"$D/wait.out" &
 cpid=$!
+# (the signal must come once the reader is cat, with SIGINT back to default)
+for _ in $(seq 200); do [ "$(cat "/proc/$cpid/comm" 2>/dev/null)" = cat ] && break; sleep 0.05; done
 sleep 0.3
 t0=$(date +%s%N)
 kill -INT "$cpid"
