@@ -32,7 +32,7 @@ umount_khfs() {
 trap 'umount_khfs 2>/dev/null; fusermount3 -u "$M" 2>/dev/null; cleanup' EXIT
 trap 'exit 1' TERM INT
 check "khfs-1.1 khfs mounts" mount_khfs
-same "khfs-1.2 the root: clone and nodes" "$(ls "$M" | tr '\n' ' ')" "clone nodes "
+same "khfs-1.2 the root: clone, nodes, query, domains, channels" "$(ls "$M" | tr '\n' ' ')" "channels clone domains nodes query "
 same "khfs-1.3 no principal: one line, status 2" "$(env -u KH_CRED -u KH_USER khfs "$M" 2>&1; echo "rc=$?")" \
 	"khfs: a principal is needed: -c CRED USER (or KH_CRED and KH_USER), or --operator
 rc=2"
@@ -104,6 +104,8 @@ python3 -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execvp("cat", ["cat", sys.argv[1]])' "$S/wait" >"$D/wait.out" &
 cpid=$!
+# (the signal must come once the reader is cat, with SIGINT back to default)
+for _ in $(seq 200); do [ "$(cat "/proc/$cpid/comm" 2>/dev/null)" = cat ] && break; sleep 0.05; done
 sleep 0.3
 t0=$(date +%s%N)
 kill -INT "$cpid"
