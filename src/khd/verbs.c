@@ -460,8 +460,8 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		reply_err(out, pd < 0 ? AE_INTERNAL : AE_POLICY, pwhy);
 		return 0;
 	}
-	/* One host: placement can only have answered it (issue 17 passes
-	 * per_host to the allocator). */
+	/* One host: placement put every node here (policy_decide checked the
+	 * sum); with several hosts the allocator takes per_host (issue 17). */
 	if (alloc_get(f, pidx, &newp, &r, &chan, &res) < 0) {
 		reply_err(out, res.code, res.msg);
 		return 0;
