@@ -139,7 +139,8 @@ FUZZB     = build/fuzz
 FUZZFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=undefined
 FUZZSRC   = $(wildcard src/common/*.c src/firmware/*.c src/meter/*.c src/mc/*.c) \
-            src/image/uimage.c src/image/ramdisk.c src/khd/config.c src/tools/khdo.c \
+            src/image/uimage.c src/image/ramdisk.c src/khd/config.c $(wildcard src/policy/*.c) \
+            src/tools/khdo.c \
             src/tools/sshargs.c src/rdma/engine.c src/rdma/lib.c src/fabric/addr.c \
             src/appliance/elf.c src/admission/pubkey.c src/khd/metrics_text.c
 FUZZOBJ   = $(FUZZSRC:%.c=$(FUZZB)/obj/%.o)

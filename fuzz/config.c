@@ -1,7 +1,8 @@
 /* fuzz/config: khd.conf (src/khd/config.c), read when khd starts.  The
  * input is the file.  Checks: an accepted file gives types within the
  * limits config.h and docs promise (unique valid names, ct or vm, the
- * ranges of each setting); a refused one names its line. */
+ * ranges of each setting) and a policy chain (src/policy parses its lines);
+ * a refused one names its line and leaves nothing to free. */
 #include "fuzz.h"
 #include "common/util.h"
 #include "khd/config.h"
@@ -27,8 +28,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (int j = 0; j < i; j++)
 				FUZZ_CHECK(strcmp(c.types[j].name, t->name) != 0);
 		}
+		FUZZ_CHECK(c.policy != NULL);
+		config_free(&c);
 	} else {
 		FUZZ_CHECK(strncmp(err, "line ", 5) == 0);
+		FUZZ_CHECK(c.policy == NULL);
 	}
 	free(text);
 	return 0;

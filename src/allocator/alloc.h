@@ -16,7 +16,8 @@ enum alloc_code {
 	AE_NOTFOUND,
 	AE_PERM,
 	AE_INTERNAL,
-	AE_BUSY
+	AE_BUSY,
+	AE_POLICY /* a policy module refused (src/policy); the allocator never answers it */
 };
 
 struct alloc_result {

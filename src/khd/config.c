@@ -2,6 +2,7 @@
  * a bad value stops khd with the line number, never a silent default. */
 #include "khd/config.h"
 #include "common/util.h"
+#include "policy/policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -116,9 +117,12 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 	char *copy = strdup(text), *save = NULL, why[160];
 	int lineno = 0, rc = 0;
 
-	if (copy == NULL)
-		return -1;
 	memset(c, 0, sizeof(*c));
+	if (copy == NULL || (c->policy = policy_new()) == NULL) {
+		free(copy);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (char *p = copy, *line; (line = strsep(&p, "\n")) != NULL;) {
 		lineno++;
 		char *hash = strchr(line, '#');
@@ -147,7 +151,8 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 				if (why[0] == '\0')
 					c->ntypes++;
 			}
-		} else {
+		} else if (policy_conf_line(c->policy, lineno, word, rest, why, sizeof(why)) == 0) {
+			/* policy MODULE..., and each module's own lines (src/policy) */
 			snprintf(why, sizeof(why), "unknown setting '%.32s'", word);
 		}
 		if (why[0]) {
@@ -157,7 +162,18 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 		}
 	}
 	free(copy);
+	if (rc == 0 && policy_conf_end(c->policy, err, errlen) < 0)
+		rc = -1;
+	if (rc < 0)
+		config_free(c);
 	return rc;
+}
+
+void
+config_free(struct config *c)
+{
+	policy_free(c->policy);
+	c->policy = NULL;
 }
 
 int
@@ -170,7 +186,7 @@ config_load(const char *path, struct config *c, char *err, size_t errlen)
 	memset(c, 0, sizeof(*c));
 	if (fp == NULL) {
 		if (errno == ENOENT)
-			return 0;
+			return config_parse("", c, err, errlen);
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -1,6 +1,8 @@
 /* config: the facility's configuration file, DIR/khd.conf:
  *	host NAME
  *	type NAME [backend=ct] [cpus=1] [mem=256M] [pids=512] [ifs=8] [count=64]
+ *	policy MODULE...		(src/policy, docs/policy.md)
+ *	MODULE settings...		(e.g. limits * max_nodes=64)
  * The first type is the default one (khget without -t, khd --nodes). */
 #ifndef KH_CONFIG_H
 #define KH_CONFIG_H
@@ -9,17 +11,23 @@
 
 #include <stddef.h>
 
+struct policy;
+
 struct config {
 	char host[256];
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
+	struct policy *policy; /* the policy chain; config_free frees it */
 };
 
 /* The built-in type: ct1, 1 CPU, 256 MiB, 512 pids, 8 interfaces. */
 void config_default_type(struct node_type *t, int count);
-/* Parse text (a whole file).  Returns 0, or -1 with "line N: reason". */
+/* Parse text (a whole file).  Returns 0, or -1 with "line N: reason" (and
+ * nothing to free). */
 int config_parse(const char *text, struct config *c, char *err, size_t errlen);
 /* Read path; a missing file is an empty configuration (returns 0). */
 int config_load(const char *path, struct config *c, char *err, size_t errlen);
+/* What a parsed configuration holds besides itself (its policy). */
+void config_free(struct config *c);
 
 #endif

@@ -25,6 +25,7 @@ struct fabric;
 struct meter;
 struct metrics;
 struct rdma;
+struct policy;
 
 struct khd {
 	struct facility fac;
@@ -65,6 +66,7 @@ struct khd {
 	int no_rdma;		  /* khd --no-rdma */
 	int rdma_watched;	  /* the engine's descriptor khd's loop watches, or -1 */
 	int vm_quiet_s;		  /* a booted vm node silent this long is said to be */
+	struct policy *policy;	  /* the modules consulted on allocation (src/policy) */
 };
 
 /* server.c */

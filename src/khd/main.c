@@ -2,6 +2,7 @@
  * facility under one directory:  khd -d DIR [--nodes N] [--host NAME]. */
 #include "khd/khd.h"
 #include "khd/config.h"
+#include "policy/policy.h"
 #include "khd/machine.h"
 #include "khd/meter.h"
 #include "khd/metrics.h"
@@ -228,6 +229,8 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	}
 	if (o->nodes >= 0)
 		cfg.types[0].count = o->nodes;
+	k->policy = cfg.policy; /* khd's from now on */
+	cfg.policy = NULL;
 	if (alloc_pool(f, cfg.types, cfg.ntypes, &res) < 0 || alloc_init_domains(f, &res) < 0) {
 		snprintf(err, errlen, "%s", res.msg);
 		return -1;
@@ -239,6 +242,8 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	else if (gethostname(f->host, sizeof(f->host)) < 0)
 		snprintf(f->host, sizeof(f->host), "localhost");
 	alloc_recount(f);
+	/* Limits hold across a restart: holdings are counted from the state. */
+	policy_start(k->policy, f, policy_now_ms());
 	return 0;
 }
 
@@ -404,6 +409,7 @@ main(int argc, char **argv)
 	machines_close(k);
 	state_close(k->fac.st);
 	fac_free(&k->fac);
+	policy_free(k->policy);
 	ev_free(k->ev);
 	close(k->sigfd);
 	log_info("khd stopped");
@@ -435,6 +441,7 @@ fail:
 	if (k->fac.st)
 		state_close(k->fac.st);
 	fac_free(&k->fac);
+	policy_free(k->policy);
 	if (k->ev)
 		ev_free(k->ev);
 	free(k);

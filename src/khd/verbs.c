@@ -17,6 +17,7 @@
 #include "memory/mem.h"
 #include "fabric/addr.h"
 #include "khd/sshd.h"
+#include "policy/policy.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -37,6 +38,7 @@ static const char *const codes[] = {
     [AE_PERM] = "perm",
     [AE_INTERNAL] = "internal",
     [AE_BUSY] = "busy",
+    [AE_POLICY] = "policy",
 };
 
 static void
@@ -326,7 +328,9 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 			sbuf_json_str(&b, vmwhy);
 			sbuf_adds(&b, "}");
 		}
-		sbuf_adds(&b, "}\n");
+		sbuf_adds(&b, ",\"policy\":[");
+		policy_names(k->policy, &b, ",", 1);
+		sbuf_adds(&b, "]}\n");
 	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
 		if (k->fab)
@@ -341,6 +345,10 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 			sbuf_printf(&b, "vm qemu=%s accel=%s%s%s%s\n",
 				    k->host.qemu[0] ? k->host.qemu : "none", accel,
 				    vmwhy[0] ? " (" : "", vmwhy, vmwhy[0] ? ")" : "");
+		/* the modules consulted on allocation (khctl policy: their settings) */
+		sbuf_adds(&b, "policy ");
+		policy_names(k->policy, &b, " ", 0);
+		sbuf_adds(&b, "\n");
 	}
 	reply_ok(out, &b);
 	sbuf_free(&b);
@@ -441,10 +449,24 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		}
 		adm_remember(&k->adm, &newp, cred);
 	}
+	/* The policy modules first: a refusal leaves everything as it was. */
+	struct policy_req pr = {
+	    .principal = user, .pidx = pidx, .count = r.count, .type = r.type, .opts = &r};
+	int per_host[POLICY_MAX_HOSTS], pd;
+	char pwhy[256];
+	if ((pd = policy_decide(k->policy, f, &pr, policy_now_ms(), per_host, pwhy,
+				sizeof(pwhy))) != POLICY_ALLOW) {
+		log_info("%s: get %d %s: %s", user, r.count, f->types[r.type].name, pwhy);
+		reply_err(out, pd < 0 ? AE_INTERNAL : AE_POLICY, pwhy);
+		return 0;
+	}
+	/* One host: placement put every node here (policy_decide checked the
+	 * sum); with several hosts the allocator takes per_host (issue 17). */
 	if (alloc_get(f, pidx, &newp, &r, &chan, &res) < 0) {
 		reply_err(out, res.code, res.msg);
 		return 0;
 	}
+	policy_allocated(k->policy, f, &pr, chan, policy_now_ms());
 	if (pidx < 0)
 		log_info("principal %s created", user);
 	log_info("%s: con%d with %d %s nodes", user, chan, r.count, f->types[r.type].name);
@@ -574,6 +596,19 @@ v_domains(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+static int op_release(struct facility *f, int p, int netid, const int *r, int n,
+		      struct alloc_result *res);
+
+/* The channels principal pidx holds (policy modules count releases). */
+static int
+channels_of(const struct facility *f, int pidx)
+{
+	int n = 0;
+	for (int i = 0; i < f->nchannels; i++)
+		n += f->channels[i].owner == pidx;
+	return n;
+}
+
 /* Verbs of the form: user, cred, targets [, netid]. */
 static uint64_t
 on_targets(struct khd *k, const struct proto_req *req, struct sbuf *out, int with_netid,
@@ -613,11 +648,15 @@ on_targets(struct khd *k, const struct proto_req *req, struct sbuf *out, int wit
 			return 0;
 		}
 	}
+	int chans = op == op_release ? channels_of(&k->fac, pidx) : 0;
 	if (op(&k->fac, pidx, (int)x, ranks, n, &res) < 0)
 		reply_err(out, res.code, res.msg);
 	else {
-		log_info("%s: %s %s", k->fac.principals[pidx].name, req->verb,
-			 proto_get(req, "targets"));
+		const char *name = k->fac.principals[pidx].name;
+		if (op == op_release)
+			policy_released(k->policy, &k->fac, name, n,
+					chans - channels_of(&k->fac, pidx), policy_now_ms());
+		log_info("%s: %s %s", name, req->verb, proto_get(req, "targets"));
 		reply_ok(out, NULL);
 	}
 	free(ranks);
@@ -950,6 +989,21 @@ v_allowed(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+/* The policy chain, each module's settings and accounting (docs/policy.md). */
+static uint64_t
+v_policy(struct khd *k, const struct proto_req *req, struct sbuf *out)
+{
+	static const char *const args[] = {"format", NULL};
+	struct sbuf b;
+	if (only_args(req, args, out) < 0)
+		return 0;
+	sbuf_init(&b);
+	policy_show(k->policy, &k->fac, policy_now_ms(), &b, want_json(req));
+	reply_ok(out, &b);
+	sbuf_free(&b);
+	return 0;
+}
+
 static const struct {
 	const char *verb;
 	uint64_t (*fn)(struct khd *, const struct proto_req *, struct sbuf *);
@@ -957,7 +1011,7 @@ static const struct {
     {"ping", v_ping},	    {"info", v_info},	      {"get", v_get},	    {"nodes", v_nodes},
     {"domains", v_domains}, {"release", v_release},   {"reset", v_reset},   {"addnet", v_addnet},
     {"rmnet", v_rmnet},	    {"transfer", v_transfer}, {"addkey", v_addkey}, {"keys", v_keys},
-    {"block", v_block},	    {"allowed", v_allowed},
+    {"block", v_block},	    {"allowed", v_allowed},   {"policy", v_policy},
 };
 
 static int
@@ -1574,7 +1628,7 @@ verbs_svc(struct khd *k, struct conn *conn, const struct proto_req *req, struct 
 {
 	static const char *const served[] = {"ping",	"info",	 "nodes",  "domains", "get",
 					     "release", "reset", "addnet", "rmnet",   "block",
-					     "attach",	"keys",	 "usage",  NULL};
+					     "attach",	"keys",	 "usage",  "policy",  NULL};
 	const char *key = conn_svc_key(conn), *user = proto_get(req, "user");
 	char m[200], fp[80];
 

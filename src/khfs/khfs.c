@@ -704,6 +704,8 @@ errno_of(const char *code)
 		return ENOENT;
 	if (strcmp(code, "busy") == 0)
 		return EBUSY;
+	if (strcmp(code, "policy") == 0) /* a limit of the principal's (docs/policy.md) */
+		return EDQUOT;
 	return EINVAL;
 }
 

@@ -25,6 +25,7 @@ const char args_khctl_usage[] =
     "type\n"
     "  domains [--json]                        one line per domain: netid kind owner nodes subnet\n"
     "  info [--json]                           the facility and its node types\n"
+    "  policy [--json]                         policy modules, limits, what each principal holds\n"
     "  release -c CRED USER con<C>|RANK...     give nodes back to the free pool\n"
     "  reset -c CRED USER con<C>|RANK...       reset nodes to the boot monitor\n"
     "  addnet -c CRED USER NETID RANK...       add nodes to a domain\n"
@@ -363,7 +364,8 @@ args_khctl(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 			proto_arg(req, "free", "1");
 		if (cl->longval[L_USER])
 			proto_arg(req, "user", cl->longval[L_USER]);
-	} else if (strcmp(verb, "domains") == 0 || strcmp(verb, "info") == 0) {
+	} else if (strcmp(verb, "domains") == 0 || strcmp(verb, "info") == 0 ||
+		   strcmp(verb, "policy") == 0) {
 		if (scan(argc - 1, argv + 1, "h", base | 1u << L_JSON, cl, err, errlen) < 0)
 			goto out;
 		if (cl->nops) {

@@ -28,6 +28,7 @@ config_1_1(void **state)
 	assert_int_equal(c.types[1].mem, 1ULL << 30);
 	assert_int_equal(c.types[1].pids, 4096);
 	assert_int_equal(c.types[1].max_ifs, 16);
+	config_free(&c);
 }
 
 /* config-1.2: a vm type (QEMU nodes) is configured as a ct type is. */
@@ -47,6 +48,7 @@ config_1_2(void **state)
 	assert_int_equal(c.types[1].cpu_milli, 1000);
 	assert_int_equal(c.types[1].mem, 256ULL << 20);
 	assert_int_equal(c.types[1].count, 16);
+	config_free(&c);
 }
 
 /* config-2.1: every mistake names its line. */
