@@ -1,5 +1,6 @@
 /* config: the facility's configuration file, DIR/khd.conf:
  *	host NAME
+ *	state sqlite | postgresql:CONNINFO | postgresql://URI
  *	type NAME [backend=ct] [cpus=1] [mem=256M] [pids=512] [ifs=8] [count=64]
  * The first type is the default one (khget without -t, khd --nodes). */
 #ifndef KH_CONFIG_H
@@ -11,12 +12,16 @@
 
 struct config {
 	char host[256];
+	char state[1024]; /* the state backend's spec (state.h); empty: sqlite */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 };
 
 /* The built-in type: ct1, 1 CPU, 256 MiB, 512 pids, 8 interfaces. */
 void config_default_type(struct node_type *t, int count);
+/* Is spec a state backend's spec (the form only: the server is tried
+ * when khd opens it)?  0, or -1 with why. */
+int config_state_check(const char *spec, char *why, size_t len);
 /* Parse text (a whole file).  Returns 0, or -1 with "line N: reason". */
 int config_parse(const char *text, struct config *c, char *err, size_t errlen);
 /* Read path; a missing file is an empty configuration (returns 0). */
