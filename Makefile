@@ -113,8 +113,11 @@ $(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_$*)
 
-# The PostgreSQL state backend (src/state/state_pg.c): libpq's header.
-$(BUILD)/obj/src/state/state_pg.o: CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+# The PostgreSQL state backend (src/state/state_pg.c) and the unit tests
+# that run against it (tests/unit/statefx.h): libpq's header.
+PGINC     = -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+$(BUILD)/obj/src/state/state_pg.o: CFLAGS += $(PGINC)
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += $(PGINC)
 
 # khfs (src/khfs/) is a FUSE server: libfuse3 for it alone.
 $(BUILD)/obj/src/khfs/%.o: CFLAGS += $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)

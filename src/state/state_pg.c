@@ -982,7 +982,7 @@ make_schema(struct pg_state *ps, char *err, size_t errlen)
 	}
 	if (ok && have[0] && atoi(have) > STATE_SCHEMA_VERSION) {
 		snprintf(err, errlen,
-			 "PostgreSQL: the database's schema is version %s, this khd knows up to %d",
+			 "PostgreSQL: the schema is version %s, this khd knows up to %d",
 			 have, STATE_SCHEMA_VERSION);
 		ok = 0;
 	} else if (ok && have[0] == '\0') {

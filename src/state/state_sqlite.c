@@ -693,6 +693,30 @@ state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	/* The schema's version: a state.db of a newer khd is not guessed at. */
+	sqlite3_stmt *ver = NULL;
+	int have = 0;
+	if (sqlite3_prepare_v2(ss->db, "SELECT value FROM meta WHERE key='schema_version'", -1,
+			       &ver, NULL) == SQLITE_OK &&
+	    sqlite3_step(ver) == SQLITE_ROW)
+		have = sqlite3_column_int(ver, 0);
+	sqlite3_finalize(ver);
+	if (have > STATE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: the schema is version %d, this khd knows up to %d", path,
+			 have, STATE_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (have == 0) {
+		char sql[96];
+		snprintf(sql, sizeof(sql),
+			 "INSERT OR REPLACE INTO meta(key,value) VALUES('schema_version','%d')",
+			 STATE_SCHEMA_VERSION);
+		if (sqlite3_exec(ss->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
+			sqlite3_free(msg);
+			goto fail;
+		}
+	}
 	for (int i = 0; i < S_COUNT; i++)
 		if (sqlite3_prepare_v3(ss->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &ss->st[i], NULL) != SQLITE_OK) {
