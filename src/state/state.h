@@ -2,7 +2,10 @@
  * embedded backend is SQLite in WAL mode; the PostgreSQL backend (for many
  * hosts) implements the same operations (struct state_ops, docs/state.md).  Every change
  * khd acknowledges happens inside state_begin/state_commit, so a crash at
- * any point leaves either all of a change or none of it. */
+ * any point leaves either all of a change or none of it.  A write inside
+ * a transaction may report its failure only at commit (PostgreSQL's are
+ * pipelined); then the commit fails and nothing of the transaction is
+ * kept. */
 #ifndef KH_STATE_H
 #define KH_STATE_H
 

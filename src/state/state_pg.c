@@ -19,6 +19,7 @@
 #include "state/state.h"
 #include "state/state_int.h"
 #include "common/log.h"
+#include "common/sbuf.h"
 
 #include <libpq-fe.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ enum {
 	P_PUTTYPE,
 	P_NEWNODE,
 	P_PUTNODE,
+	P_PUTNODES,
 	P_DELNODE,
 	P_PUTPRIN,
 	P_PUTDOM,
@@ -68,6 +70,12 @@ static const char *const sql_text[P_COUNT] = {
      * its channel then, NULL when it was free). */
     [P_PUTNODE] = "UPDATE nodes SET type=$2, state=$3, owner=$4, chan=$5, ifs=$6, resets=$7"
 		  " WHERE rank=$1 AND chan IS NOT DISTINCT FROM $8::integer",
+    /* The same for many nodes at once, as arrays (struct nodebatch). */
+    [P_PUTNODES] = "UPDATE nodes AS n SET type=v.type, state=v.state, owner=v.owner, chan=v.chan,"
+		   " ifs=v.ifs, resets=v.resets FROM unnest($1::integer[], $2::text[],"
+		   " $3::integer[], $4::text[], $5::integer[], $6::text[], $7::bigint[],"
+		   " $8::integer[]) AS v(rank, type, state, owner, chan, ifs, resets, old)"
+		   " WHERE n.rank=v.rank AND n.chan IS NOT DISTINCT FROM v.old",
     [P_DELNODE] = "DELETE FROM nodes WHERE rank=$1 AND chan IS NULL",
     [P_PUTPRIN] = "INSERT INTO principals(name,pwhash,created) VALUES($1,$2,$3)"
 		  " ON CONFLICT(name) DO UPDATE SET created=principals.created"
@@ -159,10 +167,39 @@ static const char schema[] =
  * after the other (CREATE ... IF NOT EXISTS alone races). */
 #define SCHEMA_LOCK 0x6b68737461746531LL /* "khstate1" */
 
+/* A transaction's writes are pipelined: sent without waiting for each
+ * answer (libpq's pipeline mode), their answers checked before COMMIT is
+ * sent, so an allocation of 1000 nodes costs a few round trips to the
+ * server, not 1000.  At most PENDING_MAX are in flight, so neither side's
+ * socket buffer fills while the other waits. */
+#define PENDING_MAX 256
+
+struct pending {
+	const char *what;
+	char why[96]; /* what it means when the row count is not expect */
+	int expect;   /* 0: any row count will do */
+};
+
+/* A transaction's node updates (an allocation's, a release's) go as one
+ * statement of arrays, not one each: the server's cost per statement is
+ * most of what an allocation of many nodes costs it. */
+#define BATCH_MAX 1024
+enum { B_RANK, B_TYPE, B_STATE, B_OWNER, B_CHAN, B_IFS, B_RESETS, B_OLD, B_COLS };
+
+struct nodebatch {
+	int n, lo, hi;			/* rows, the lowest and highest rank */
+	struct sbuf col[B_COLS];	/* array literals, without their braces */
+	unsigned char in[KH_MAX_NODES]; /* a rank is in it (once per statement) */
+};
+
 struct pg_state {
 	struct state base;
 	PGconn *conn;
 	int failed; /* a statement of the open transaction failed */
+	int piped;  /* in pipeline mode */
+	int npending;
+	struct pending pend[PENDING_MAX];
+	struct nodebatch batch;
 };
 
 #define CONN(s) (((struct pg_state *)(s))->conn)
@@ -266,12 +303,88 @@ stmt_name(int which, char *buf, size_t len)
 	snprintf(buf, len, "kh%d", which);
 }
 
-/* Run prepared statement which; its result, or NULL after saying why. */
+/* The answers to what was sent since the last sync, each checked; report:
+ * say what failed (not when rolling back anyway). */
+static int
+collect(struct state *s, int report)
+{
+	struct pg_state *ps = (struct pg_state *)s;
+	int idx = 0, nulls = 0, bad = 0;
+
+	if (!PQpipelineSync(ps->conn)) {
+		if (report)
+			dberr(s, "sync", NULL);
+		ps->npending = 0;
+		ps->failed = 1;
+		return -1;
+	}
+	for (;;) {
+		PGresult *r = PQgetResult(ps->conn);
+		if (r == NULL) {
+			/* One NULL ends each statement's answers; two in a
+			 * row: the connection is gone. */
+			if (++nulls > 1) {
+				bad = 1;
+				break;
+			}
+			idx++;
+			continue;
+		}
+		nulls = 0;
+		ExecStatusType st = PQresultStatus(r);
+		const struct pending *p = idx < ps->npending ? &ps->pend[idx] : NULL;
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (st == PGRES_COMMAND_OK && p && p->expect && atoi(PQcmdTuples(r)) != p->expect) {
+			if (report && !bad)
+				log_warnx("state: %s: %s", p->what, p->why);
+			bad = 1;
+		} else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (report && !bad && st != PGRES_PIPELINE_ABORTED)
+				dberr(s, p ? p->what : "sync", r);
+			bad = 1;
+		}
+		PQclear(r);
+	}
+	ps->npending = 0;
+	if (bad)
+		ps->failed = 1;
+	return bad ? -1 : 0;
+}
+
+/* Out of pipeline mode, every answer collected: what a statement whose
+ * answer is needed at once (a read, COMMIT) wants. */
+static int flush_nodes(struct state *s);
+
+static int
+unpipe(struct state *s, int report)
+{
+	struct pg_state *ps = (struct pg_state *)s;
+	if (ps->batch.n > 0 && flush_nodes(s) < 0 && !ps->piped)
+		return -1;
+	if (!ps->piped)
+		return 0;
+	int rc = collect(s, report);
+	if (!PQexitPipelineMode(ps->conn)) {
+		if (report)
+			dberr(s, "pipeline", NULL);
+		rc = -1;
+	}
+	ps->piped = 0;
+	return rc;
+}
+
+/* Run prepared statement which and wait for it; its result, or NULL
+ * after saying why. */
 static PGresult *
 run(struct state *s, int which, const struct args *a, const char *what)
 {
 	char name[16];
 	if (!s->in_tx && alive(s) < 0)
+		return NULL;
+	if (unpipe(s, 1) < 0)
 		return NULL;
 	stmt_name(which, name, sizeof(name));
 	PGresult *r = PQexecPrepared(CONN(s), name, a->n, a->v, NULL, NULL, 0);
@@ -284,32 +397,110 @@ run(struct state *s, int which, const struct args *a, const char *what)
 	return r;
 }
 
-/* A write whose result is not needed. */
+/* A write.  why: it is conditional and must change exactly one row; when
+ * it changes none, the row is not what this front end believed, and why
+ * says what that means.  Inside a transaction it is only sent: its answer
+ * is checked before the commit (the transaction then fails whole). */
+static int
+put(struct state *s, int which, const struct args *a, const char *what, const char *why, int expect)
+{
+	struct pg_state *ps = (struct pg_state *)s;
+	char name[16];
+
+	if (!s->in_tx) {
+		PGresult *r = run(s, which, a, what);
+		if (r == NULL)
+			return -1;
+		int n = atoi(PQcmdTuples(r));
+		PQclear(r);
+		if (expect && n != expect) {
+			log_warnx("state: %s: %s", what, why);
+			return -1;
+		}
+		return 0;
+	}
+	if (ps->failed)
+		return -1;
+	/* in the order they were made: the batch first */
+	if (which != P_PUTNODES && ps->batch.n > 0 && flush_nodes(s) < 0)
+		return -1;
+	if (!ps->piped) {
+		if (!PQenterPipelineMode(ps->conn))
+			return dberr(s, what, NULL);
+		ps->piped = 1;
+	}
+	if (ps->npending == PENDING_MAX && collect(s, 1) < 0)
+		return -1;
+	stmt_name(which, name, sizeof(name));
+	if (!PQsendQueryPrepared(ps->conn, name, a->n, a->v, NULL, NULL, 0))
+		return dberr(s, what, NULL);
+	struct pending *p = &ps->pend[ps->npending++];
+	p->what = what;
+	p->expect = expect;
+	snprintf(p->why, sizeof(p->why), "%s", why ? why : "");
+	return 0;
+}
+
 static int
 run_cmd(struct state *s, int which, const struct args *a, const char *what)
 {
-	PGresult *r = run(s, which, a, what);
-	PQclear(r);
-	return r ? 0 : -1;
+	return put(s, which, a, what, NULL, 0);
 }
 
-/* A conditional write that must have changed exactly one row; when it
- * changed none, the row is not what this front end believed: why says
- * what that means. */
 static int
 run_one(struct state *s, int which, const struct args *a, const char *what, const char *why)
 {
-	PGresult *r = run(s, which, a, what);
-	if (r == NULL)
-		return -1;
-	int n = atoi(PQcmdTuples(r));
-	PQclear(r);
-	if (n != 1) {
-		log_warnx("state: %s: %s", what, why);
-		((struct pg_state *)s)->failed = 1;
-		return -1;
+	return put(s, which, a, what, why, 1);
+}
+
+/* Append v to an array literal; NULL is SQL's NULL. */
+static void
+b_add(struct sbuf *b, const char *v, int quote)
+{
+	if (b->len > 0)
+		sbuf_adds(b, ",");
+	if (v == NULL) {
+		sbuf_adds(b, "NULL");
+		return;
 	}
-	return 0;
+	if (quote)
+		sbuf_adds(b, "\"");
+	for (; *v; v++) {
+		if (quote && (*v == '"' || *v == '\\'))
+			sbuf_adds(b, "\\");
+		sbuf_add(b, v, 1);
+	}
+	if (quote)
+		sbuf_adds(b, "\"");
+}
+
+/* Send the batched node updates as one statement that must change each
+ * of their rows. */
+static int
+flush_nodes(struct state *s)
+{
+	struct nodebatch *b = &((struct pg_state *)s)->batch;
+	struct sbuf lit[B_COLS];
+	struct args a = {0};
+	char why[96];
+	int n = b->n, rc;
+
+	if (n == 0)
+		return 0;
+	for (int i = 0; i < B_COLS; i++) {
+		sbuf_init(&lit[i]);
+		sbuf_printf(&lit[i], "{%s}", b->col[i].s ? b->col[i].s : "");
+		a_str(&a, lit[i].s);
+		sbuf_reset(&b->col[i]);
+	}
+	snprintf(why, sizeof(why), "a node of ranks %d-%d was changed by another front end", b->lo,
+		 b->hi);
+	memset(b->in, 0, sizeof(b->in));
+	b->n = 0;
+	rc = put(s, P_PUTNODES, &a, "put nodes", why, n);
+	for (int i = 0; i < B_COLS; i++)
+		sbuf_free(&lit[i]);
+	return rc;
 }
 
 /* An unprepared statement (the transaction's bounds, the schema, the
@@ -341,25 +532,33 @@ pg_begin(struct state *s)
 		return -1;
 	s->in_tx = 1;
 	ps->failed = 0;
+	ps->npending = 0;
 	return 0;
 }
 
 static void
 pg_rollback(struct state *s)
 {
+	struct nodebatch *b = &((struct pg_state *)s)->batch;
+	for (int i = 0; i < B_COLS; i++)
+		sbuf_reset(&b->col[i]);
+	memset(b->in, 0, sizeof(b->in));
+	b->n = 0;
+	unpipe(s, 0);
 	if (s->in_tx && PQstatus(CONN(s)) == CONNECTION_OK)
 		simple(s, "ROLLBACK", "rollback");
 	s->in_tx = 0;
 	((struct pg_state *)s)->failed = 0;
 }
 
-/* COMMIT of a transaction the server has aborted answers ROLLBACK, not an
- * error: the command tag tells which. */
+/* Every write's answer first: COMMIT only when all did what they were
+ * to.  COMMIT of a transaction the server has aborted answers ROLLBACK,
+ * not an error: the command tag tells which. */
 static int
 pg_commit(struct state *s)
 {
 	struct pg_state *ps = (struct pg_state *)s;
-	if (ps->failed) {
+	if (unpipe(s, 1) < 0 || ps->failed) {
 		pg_rollback(s);
 		return -1;
 	}
@@ -461,8 +660,22 @@ pg_put_node(struct state *s, const struct facility *f, const struct node *n)
 		a_int(&a, old->chan);
 	else
 		a_str(&a, NULL);
-	snprintf(why, sizeof(why), "node %d was changed by another front end", n->rank);
-	return run_one(s, P_PUTNODE, &a, "put node", why);
+	if (!s->in_tx || n->rank < 0 || n->rank >= KH_MAX_NODES) {
+		snprintf(why, sizeof(why), "node %d was changed by another front end", n->rank);
+		return run_one(s, P_PUTNODE, &a, "put node", why);
+	}
+	struct nodebatch *b = &((struct pg_state *)s)->batch;
+	if (((struct pg_state *)s)->failed || (b->in[n->rank] && flush_nodes(s) < 0))
+		return -1;
+	static const int quoted[B_COLS] = {[B_TYPE] = 1, [B_OWNER] = 1, [B_IFS] = 1};
+	for (int i = 0; i < B_COLS; i++)
+		b_add(&b->col[i], a.v[i], quoted[i]);
+	b->lo = b->n == 0 || n->rank < b->lo ? n->rank : b->lo;
+	b->hi = b->n == 0 || n->rank > b->hi ? n->rank : b->hi;
+	b->in[n->rank] = 1;
+	if (++b->n == BATCH_MAX)
+		return flush_nodes(s);
+	return 0;
 }
 
 static int
@@ -570,7 +783,7 @@ walk(struct state *s, int which, const struct args *a, int (*fn)(void *, uint64_
 	char name[16];
 	int n = 0, stop = 0, bad = 0;
 
-	if (!s->in_tx && alive(s) < 0)
+	if ((!s->in_tx && alive(s) < 0) || unpipe(s, 1) < 0)
 		return -1;
 	stmt_name(which, name, sizeof(name));
 	if (!PQsendQueryPrepared(c, name, a->n, a->v, NULL, NULL, 0))
@@ -872,6 +1085,8 @@ pg_load(struct state *s, struct facility *f)
 static void
 pg_close(struct state *s)
 {
+	for (int i = 0; i < B_COLS; i++)
+		sbuf_free(&((struct pg_state *)s)->batch.col[i]);
 	PQfinish(CONN(s));
 	free(s);
 }
@@ -982,8 +1197,8 @@ make_schema(struct pg_state *ps, char *err, size_t errlen)
 	}
 	if (ok && have[0] && atoi(have) > STATE_SCHEMA_VERSION) {
 		snprintf(err, errlen,
-			 "PostgreSQL: the schema is version %s, this khd knows up to %d",
-			 have, STATE_SCHEMA_VERSION);
+			 "PostgreSQL: the schema is version %s, this khd knows up to %d", have,
+			 STATE_SCHEMA_VERSION);
 		ok = 0;
 	} else if (ok && have[0] == '\0') {
 		snprintf(sql, sizeof(sql),

@@ -235,7 +235,7 @@ same "pgstate-7.2 ... the other's 10 are refused in one line each" "$nref" 10
 loser=$D1
 [ "$na" -gt 0 ] && loser=$D2
 check "pgstate-7.3 ... by the node rows (its log: 'was changed by another front end')" \
-	grep -q 'put node: node [0-9]* was changed by another front end' "$loser/khd.log"
+	grep -qE 'put nodes?: .* was changed by another front end' "$loser/khd.log"
 same "pgstate-7.4 ... no node is given twice" "$(all_acked 'r.*' | awk '{print $1}' | uniq -d)" ""
 same "pgstate-7.5 ... PostgreSQL holds exactly the acknowledged allocations" "$(stored)" "$(all_acked 'r.*')"
 stop_khd "$loser"
