@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
 	P_GETMETA,
@@ -195,8 +196,9 @@ struct nodebatch {
 struct pg_state {
 	struct state base;
 	PGconn *conn;
-	int failed; /* a statement of the open transaction failed */
-	int piped;  /* in pipeline mode */
+	int failed;	   /* a statement of the open transaction failed */
+	int piped;	   /* in pipeline mode */
+	uint64_t retry_ms; /* no new connection tried before (monotonic ms) */
 	int npending;
 	struct pending pend[PENDING_MAX];
 	struct nodebatch batch;
@@ -271,9 +273,19 @@ i64(uint64_t v)
 
 static int session_setup(struct pg_state *ps, char *err, size_t errlen);
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* Outside a transaction a dropped connection is made again (a server
  * restart costs the one request that found it gone); inside one, the
- * transaction is lost with it and the change fails. */
+ * transaction is lost with it and the change fails.  While the server is
+ * away, a new connection is tried at most once a second: khd waits for
+ * each try (the meter's tick included), and the log gets a line a try. */
 static int
 alive(struct state *s)
 {
@@ -281,10 +293,11 @@ alive(struct state *s)
 	char err[256];
 	if (PQstatus(ps->conn) == CONNECTION_OK)
 		return 0;
-	if (s->in_tx)
+	if (s->in_tx || now_ms() < ps->retry_ms)
 		return -1;
 	PQreset(ps->conn);
 	if (PQstatus(ps->conn) != CONNECTION_OK) {
+		ps->retry_ms = now_ms() + 1000;
 		log_warnx("state: cannot reach PostgreSQL: %s",
 			  oneline(PQerrorMessage(ps->conn), err, sizeof(err)));
 		return -1;
