@@ -24,6 +24,8 @@ static struct {
 	int seq;	    /* schemas made so far */
 } statefx;
 
+static void statefx_pg_stop(void);
+
 /* Start the cluster; 0, or -1 after saying why (as a TAP line). */
 static int
 statefx_pg_start(void)
@@ -35,17 +37,20 @@ statefx_pg_start(void)
 		printf("not ok - a scratch directory for PostgreSQL\n");
 		return -1;
 	}
-	snprintf(cmd, sizeof(cmd), "tests/lib/pgcluster.sh start %s %d", statefx.dir, (int)getpid());
+	snprintf(cmd, sizeof(cmd), "tests/lib/pgcluster.sh start %s %d", statefx.dir,
+		 (int)getpid());
 	if ((p = popen(cmd, "r")) == NULL ||
 	    fgets(statefx.conninfo, sizeof(statefx.conninfo), p) == NULL) {
 		if (p)
 			pclose(p);
 		printf("not ok - a PostgreSQL cluster for the tests (tests/lib/pgcluster.sh)\n");
+		statefx_pg_stop();
 		return -1;
 	}
 	statefx.conninfo[strcspn(statefx.conninfo, "\n")] = '\0';
 	if (pclose(p) != 0) {
 		printf("not ok - a PostgreSQL cluster for the tests (tests/lib/pgcluster.sh)\n");
+		statefx_pg_stop();
 		return -1;
 	}
 	statefx.pg = 1;
@@ -58,7 +63,7 @@ statefx_pg_stop(void)
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "tests/lib/pgcluster.sh stop %s && rm -rf %s", statefx.dir,
 		 statefx.dir);
-	if (system(cmd) != 0)
+	if (system(cmd) != 0) /* (stop says why) */
 		printf("# stopping the PostgreSQL cluster in %s failed\n", statefx.dir);
 	statefx.pg = 0;
 }
