@@ -566,6 +566,27 @@ alloc_6_5(void **state)
 	assert_store_matches(x);
 }
 
+/* alloc-6.6: the server restarts in the middle of a transaction (its
+ * writes sent, not yet committed): that change fails whole, and the next
+ * goes through on a new connection. */
+static void
+alloc_6_6(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	char cmd[160], v[32];
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	assert_int_equal(state_begin(x->f.st), 0);
+	assert_int_equal(state_put_meta(x->f.st, "half", "done"), 0);
+	snprintf(cmd, sizeof(cmd), "tests/lib/pgcluster.sh restart %s", statefx.dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(state_put_meta(x->f.st, "half", "again"), 0);
+	assert_int_equal(state_commit(x->f.st), -1);
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);
+	assert_int_equal(state_get_meta(x->f.st, "half", v, sizeof(v)), 0);
+	assert_store_matches(x);
+}
+
 int
 main(void)
 {
@@ -586,6 +607,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(alloc_6_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_6_3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_6_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_6, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests_name("alloc (sqlite)", tests, NULL, NULL);
 	if (statefx_pg_start() < 0)
