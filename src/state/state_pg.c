@@ -367,10 +367,10 @@ collect(struct state *s, int report)
 	return bad ? -1 : 0;
 }
 
-/* Out of pipeline mode, every answer collected: what a statement whose
- * answer is needed at once (a read, COMMIT) wants. */
 static int flush_nodes(struct state *s);
 
+/* Out of pipeline mode, every answer collected: what a statement whose
+ * answer is needed at once (a read, COMMIT) wants. */
 static int
 unpipe(struct state *s, int report)
 {
