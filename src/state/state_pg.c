@@ -150,6 +150,20 @@ static const char schema[] =
     " END $$;"
     "CREATE OR REPLACE TRIGGER nodes_claim BEFORE UPDATE ON nodes"
     " FOR EACH ROW EXECUTE FUNCTION kh_node_claim();"
+    /* What the facility is made of changed: a NOTIFY on channel kh_state
+     * with the table's name, delivered at commit only (never for a change
+     * rolled back), for whoever keeps a copy (issue 17's agents) to learn
+     * it without polling. */
+    "CREATE OR REPLACE FUNCTION kh_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM pg_notify('kh_state', TG_TABLE_NAME); RETURN NULL; END $$;"
+    "CREATE OR REPLACE TRIGGER nodes_notify AFTER INSERT OR UPDATE OR DELETE ON nodes"
+    " FOR EACH STATEMENT EXECUTE FUNCTION kh_notify();"
+    "CREATE OR REPLACE TRIGGER channels_notify AFTER INSERT OR UPDATE OR DELETE ON channels"
+    " FOR EACH STATEMENT EXECUTE FUNCTION kh_notify();"
+    "CREATE OR REPLACE TRIGGER domains_notify AFTER INSERT OR UPDATE OR DELETE ON domains"
+    " FOR EACH STATEMENT EXECUTE FUNCTION kh_notify();"
+    "CREATE OR REPLACE TRIGGER principals_notify AFTER INSERT OR UPDATE OR DELETE ON principals"
+    " FOR EACH STATEMENT EXECUTE FUNCTION kh_notify();"
     "CREATE TABLE IF NOT EXISTS keys(owner text NOT NULL REFERENCES principals(name),"
     " line text NOT NULL, ord bigint GENERATED ALWAYS AS IDENTITY, PRIMARY KEY(owner, line));"
     "CREATE TABLE IF NOT EXISTS chankeys(chan integer NOT NULL REFERENCES channels(id),"
@@ -162,7 +176,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS usage_totals(principal text PRIMARY KEY, usage text NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meter_nodes(rank integer PRIMARY KEY, principal text NOT NULL,"
     " since bigint NOT NULL, cpu bigint NOT NULL, mem bigint NOT NULL,"
-    " peak bigint NOT NULL, net text NOT NULL DEFAULT '');";
+    " peak bigint NOT NULL, net text NOT NULL DEFAULT '');"
+    "CREATE OR REPLACE TRIGGER keys_notify AFTER INSERT OR UPDATE OR DELETE ON keys"
+    " FOR EACH STATEMENT EXECUTE FUNCTION kh_notify();"
+    "CREATE OR REPLACE TRIGGER chankeys_notify AFTER INSERT OR UPDATE OR DELETE ON chankeys"
+    " FOR EACH STATEMENT EXECUTE FUNCTION kh_notify();";
 
 /* Two khd starting at once on an empty database make the schema one
  * after the other (CREATE ... IF NOT EXISTS alone races). */

@@ -1,13 +1,14 @@
 /* alloc-*: the allocator's semantics (kittyhawk-reference.md "Acquiring
  * nodes"), its all-or-nothing rule, and that the state store holds exactly
  * what memory holds; every case on SQLite and on PostgreSQL (statefx.h).
- * alloc-6.1-6.3, 6.5: what only PostgreSQL's store is for: two front ends
- * with a facility each on one database never give a node twice; the
- * schema's own refusals; a server restart. */
+ * alloc-6.1-6.3, 6.5-6.7: what only PostgreSQL's store is for: two front
+ * ends with a facility each on one database never give a node twice; the
+ * schema's own refusals; server restarts; notifications of changes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -587,6 +588,67 @@ alloc_6_6(void **state)
 	assert_store_matches(x);
 }
 
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The notifications on channel kh_state that arrive within ms, as
+ * "table table ...", sorted and each once. */
+static void
+notified(PGconn *c, int ms, char *out, size_t len)
+{
+	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+	char seen[8][32];
+	int n = 0;
+	out[0] = '\0';
+	while (poll(&p, 1, ms) > 0) {
+		PGnotify *nf;
+		assert_int_equal(PQconsumeInput(c), 1);
+		while ((nf = PQnotifies(c)) != NULL) {
+			int dup = strcmp(nf->relname, "kh_state") != 0;
+			for (int i = 0; i < n; i++)
+				dup |= strcmp(seen[i], nf->extra) == 0;
+			if (!dup && n < 8)
+				snprintf(seen[n++], sizeof(seen[0]), "%s", nf->extra);
+			PQfreemem(nf);
+		}
+		ms = 200;
+	}
+	qsort(seen, (size_t)n, sizeof(seen[0]), by_name);
+	for (int i = 0; i < n; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", seen[i]);
+}
+
+/* alloc-6.7: whoever keeps a copy of the facility learns of a change
+ * without polling: a committed allocation notifies channel kh_state with
+ * the tables it changed, a refused one (rolled back) nothing. */
+static void
+alloc_6_7(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	struct facility g;
+	char got[256];
+	PGconn *c = PQconnectdb(statefx.spec + strlen("postgresql:"));
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "LISTEN kh_state"));
+	second(x, &g);
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	notified(c, 2000, got, sizeof(got));
+	assert_string_equal(got, "channels domains nodes principals");
+	assert_int_equal(get(&g, "bob", 1, "p=0", &res), -1); /* con2 is alice's */
+	notified(c, 500, got, sizeof(got));
+	assert_string_equal(got, "");
+	int r0 = 0;
+	assert_int_equal(alloc_reset(&x->f, 0, &r0, 1, &res), 0);
+	notified(c, 2000, got, sizeof(got));
+	assert_string_equal(got, "nodes");
+	close_second(&g);
+	PQfinish(c);
+}
+
 int
 main(void)
 {
@@ -608,6 +670,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(alloc_6_3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_6_5, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_6_6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_7, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests_name("alloc (sqlite)", tests, NULL, NULL);
 	if (statefx_pg_start() < 0)
