@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d /tmp/kh-bench-state-XXXXXX)
 PG=$(mktemp -d /tmp/kh-bench-pg-XXXXXX) # nobody's, beside W (root's, 0700)
 stop_all() {
-	for d in "$W"/sqlite "$W"/full "$W"/pgsql; do
+	for d in "$W"/sqlite "$W"/full "$W"/pgsql "$W"/fsqlite "$W"/fpgsql; do
 		p=$(head -n1 "$d/khd.lock" 2>/dev/null) || continue
 		kill "$p" 2>/dev/null || continue
 		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
@@ -61,3 +61,45 @@ for n in 1000 1; do
 	awk -v s="$s" -v f="$f" -v p="$p" -v n="$n" 'BEGIN {
 		printf "ratios (khget %d): postgresql / sqlite = %.2f   postgresql / sqlite-full = %.2f\n", n, p / s, p / f }'
 done
+
+[ "${FABRIC:-1}" = 1 ] || exit 0
+for b in sqlite full pgsql; do
+	p=$(head -n1 "$W/$b/khd.lock")
+	kill "$p"
+	while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+done
+# One facility at a time: the other's namespaces being made would be
+# timed too.
+for b in fsqlite fpgsql; do
+	mkdir -p "$W/$b"
+	if [ "$b" = fsqlite ]; then
+		"$BIN"/khd -d "$W/$b" --nodes 1100
+	else
+		"$BIN"/khd -d "$W/$b" --nodes 1100 --state "postgresql:$CI" # the facility above, wired
+	fi
+	# as bench/alloc.sh: after a release, wait until the fabric has made
+	# every free node's namespace again (idle-time work)
+	cat >"$W/release-$b.sh" <<EOS
+#!/bin/sh
+export KH_SOCKET=$W/$b/khd.sock
+r=\$("$BIN"/khctl nodes --user alice | cut -d' ' -f1 | tr '\n' ' ')
+[ -n "\$r" ] && "$BIN"/khctl release -c pw alice \$r
+for _ in \$(seq 600); do
+	"$BIN"/khctl info | grep -Eq '^fabric off| prepared=1100 prepared-x=(1100|0) ' && break
+	sleep 0.1
+done
+exit 0
+EOS
+	chmod +x "$W/release-$b.sh"
+	KH_SOCKET=$W/$b/khd.sock "$BIN"/khget -c pw alice 1 >/dev/null
+	"$W/release-$b.sh"
+	KH_SOCKET=$W/$b/khd.sock hyperfine -N --warmup 2 --runs $(((RUNS + 1) / 2)) --prepare "$W/release-$b.sh" \
+		--export-json "$OUT/state-$b-1000.json" "$BIN/khget -n 3 -c pw alice 1000" >/dev/null
+	p=$(head -n1 "$W/$b/khd.lock")
+	kill "$p"
+	while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+done
+s=$(med fsqlite-1000)
+p=$(med fpgsql-1000)
+printf 'state: khget 1000 nodes with the fabric  sqlite %8.3f ms  postgresql %8.3f ms   (target <= 250 ms)\n' "$s" "$p"
+awk -v s="$s" -v p="$p" 'BEGIN { printf "ratio (with the fabric): postgresql / sqlite = %.2f\n", p / s }'
