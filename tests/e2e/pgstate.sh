@@ -91,9 +91,9 @@ before=$(snapshot)
 kill9_khd
 restart_khd --no-fabric
 same "pgstate-3.3 after kill -9 khd shows the same facility, dave's $dcon too" "$(snapshot)" "$before"
-# kill -9 in the middle of a crowd: what was acknowledged is there, and
-# every allocation there is whole.
-for i in $(seq 1 12); do
+# kill -9 in the middle of a crowd (20 new principals, 2 nodes each): what
+# was acknowledged is there, and every allocation there is whole.
+for i in $(seq 1 20); do
 	khget -c "pw-k$i" "k$i" 2 >"$D/k.$i" 2>&1 &
 done
 # killed once a few have been answered, while the others are under way
@@ -106,7 +106,7 @@ wait
 restart_khd --no-fabric
 acked=0
 lost=""
-for i in $(seq 1 12); do
+for i in $(seq 1 20); do
 	c=$(sed -n '1s/@.*//p' "$D/k.$i")
 	case "$c" in con*) ;; *) continue ;; esac
 	acked=$((acked + 1))
@@ -114,14 +114,14 @@ for i in $(seq 1 12); do
 	got=$(sql "SELECT rank FROM nodes WHERE owner='k$i' AND chan=${c#con} ORDER BY rank" | tr '\n' ' ')
 	[ "$r" == "$got" ] || lost="$lost k$i($c: $r / $got)"
 done
-check "pgstate-3.4 kill -9 during 12 allocations, $acked of them acknowledged" test "$acked" -ge 3 -a "$acked" -lt 12
+check "pgstate-3.4 kill -9 during 20 allocations, $acked of them acknowledged" test "$acked" -ge 3 -a "$acked" -lt 20
 same "pgstate-3.5 ... all acknowledged ones are there" "$lost" ""
 same "pgstate-3.6 ... and every allocation stored is whole (2 nodes each)" \
 	"$(sql "SELECT count(*) FROM (SELECT chan FROM nodes WHERE owner LIKE 'k%' GROUP BY chan HAVING count(*) <> 2) x")" 0
 same "pgstate-3.7 ... and khd shows what the database holds" \
 	"$(khctl nodes | awk '$3 ~ /^k[0-9]+$/' | wc -l)" "$(sql "SELECT count(*) FROM nodes WHERE owner LIKE 'k%'")"
 # give them back for what follows
-for i in $(seq 1 12); do
+for i in $(seq 1 20); do
 	for c in $(sql "SELECT DISTINCT chan FROM nodes WHERE owner='k$i'"); do
 		khctl release -c "pw-k$i" "k$i" "con$c" >/dev/null
 	done
