@@ -6,8 +6,9 @@
 # allocations) and started again with nothing acknowledged lost;
 # concurrent allocations from many clients all or nothing with no node
 # given twice, also from two khd front ends on one database; metering
-# records across restarts; the database server restarted or gone under a
-# running khd.  A missing PostgreSQL fails this test, never skips it.
+# records across restarts; the database server restarted, killed with -9
+# or gone under a running khd.  A missing PostgreSQL fails this test,
+# never skips it.
 . "$(dirname "$0")/lib.sh"
 PGCLUSTER=$(cd "$(dirname "$0")/../lib" && pwd)/pgcluster.sh
 
