@@ -7,7 +7,7 @@ SAN      ?=
 CFLAGS   ?= -O2 -g
 CSTD      = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wno-unused-parameter -fno-strict-aliasing
-LIBS      = -lsqlite3 -lsodium -lmnl -lnftables -lz -lpthread
+LIBS      = -lsqlite3 -lpq -lsodium -lmnl -lnftables -lz -lpthread
 INC       = -Isrc
 # snprintf truncation is how we bound user-visible strings, not a mistake.
 ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
@@ -112,6 +112,12 @@ $(BUILD)/bin/khd: $(BUILD)/obj/src/khd/main.o $(BUILD)/libkh.a
 $(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_$*)
+
+# The PostgreSQL state backend (src/state/state_pg.c) and the unit tests
+# that run against it (tests/unit/statefx.h): libpq's header.
+PGINC     = -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+$(BUILD)/obj/src/state/state_pg.o: CFLAGS += $(PGINC)
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += $(PGINC)
 
 # khfs (src/khfs/) is a FUSE server: libfuse3 for it alone.
 $(BUILD)/obj/src/khfs/%.o: CFLAGS += $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)

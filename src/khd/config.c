@@ -112,6 +112,16 @@ parse_type(char *rest, struct node_type *t, char *why, size_t wlen)
 }
 
 int
+config_state_check(const char *spec, char *why, size_t len)
+{
+	if (strcmp(spec, "sqlite") == 0 || strncmp(spec, "postgresql:", 11) == 0 ||
+	    strncmp(spec, "postgres://", 11) == 0)
+		return 0;
+	snprintf(why, len, "state must be sqlite or postgresql:CONNINFO (or a postgresql:// URI)");
+	return -1;
+}
+
+int
 config_parse(const char *text, struct config *c, char *err, size_t errlen)
 {
 	char *copy = strdup(text), *save = NULL, why[160];
@@ -139,6 +149,17 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 				snprintf(why, sizeof(why), "host takes one name");
 			else
 				snprintf(c->host, sizeof(c->host), "%s", h);
+		} else if (strcmp(word, "state") == 0) {
+			/* The rest of the line: libpq's conninfo has spaces. */
+			char *v = rest ? rest + strspn(rest, " \t") : (char *)"";
+			size_t n = strlen(v);
+			while (n > 0 && strchr(" \t\r", v[n - 1]))
+				v[--n] = '\0';
+			if (n == 0 || n >= sizeof(c->state))
+				snprintf(why, sizeof(why),
+					 "state takes sqlite or postgresql:CONNINFO");
+			else if (config_state_check(v, why, sizeof(why)) == 0)
+				snprintf(c->state, sizeof(c->state), "%s", v);
 		} else if (strcmp(word, "type") == 0) {
 			if (c->ntypes == KH_MAX_TYPES) {
 				snprintf(why, sizeof(why), "at most %d types", KH_MAX_TYPES);

@@ -1,5 +1,6 @@
 /* config: the facility's configuration file, DIR/khd.conf:
  *	host NAME
+ *	state sqlite | postgresql:CONNINFO | postgresql://URI
  *	type NAME [backend=ct] [cpus=1] [mem=256M] [pids=512] [ifs=8] [count=64]
  *	policy MODULE...		(src/policy, docs/policy.md)
  *	MODULE settings...		(e.g. limits * max_nodes=64)
@@ -15,6 +16,7 @@ struct policy;
 
 struct config {
 	char host[256];
+	char state[1024]; /* the state backend's spec (state.h); empty: sqlite */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 	struct policy *policy; /* the policy chain; config_free frees it */
@@ -22,6 +24,9 @@ struct config {
 
 /* The built-in type: ct1, 1 CPU, 256 MiB, 512 pids, 8 interfaces. */
 void config_default_type(struct node_type *t, int count);
+/* Is spec a state backend's spec (the form only: the server is tried
+ * when khd opens it)?  0, or -1 with why. */
+int config_state_check(const char *spec, char *why, size_t len);
 /* Parse text (a whole file).  Returns 0, or -1 with "line N: reason" (and
  * nothing to free). */
 int config_parse(const char *text, struct config *c, char *err, size_t errlen);

@@ -31,7 +31,8 @@
 struct opts {
 	const char *dir;
 	const char *host;
-	int nodes; /* -1: as configured */
+	const char *state; /* --state SPEC: overrides khd.conf's state line */
+	int nodes;	   /* -1: as configured */
 	int sync_full;
 	int foreground;
 	int verbose;
@@ -47,6 +48,7 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: khd [-F] [-v] [-d DIR] [--nodes N] [--host NAME] [--sync normal|full]\n"
+		"           [--state sqlite|postgresql:CONNINFO]\n"
 		"           [--ssh-port PORT [--ssh-listen ADDR]]\n"
 		"           [--metrics-port PORT [--metrics-listen ADDR]]\n"
 		"           [--load-timeout MS] [--no-fabric] [--no-rdma]\n");
@@ -70,9 +72,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 						 {"metrics-listen", required_argument, NULL, 1004},
 						 {"no-fabric", no_argument, NULL, 'X'},
 						 {"no-rdma", no_argument, NULL, 1005},
+						 {"state", required_argument, NULL, 1006},
 						 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
+	char err[160];
 
 	*o = (struct opts){.dir = "/var/lib/kittyhawk", .nodes = -1, .load_timeout_ms = 10000};
 	while ((ch = getopt_long(argc, argv, "d:n:H:s:L:XFvh", longopts, NULL)) != -1) {
@@ -129,6 +133,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 1005:
 			o->no_rdma = 1;
+			break;
+		case 1006:
+			if (config_state_check(optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "khd: --state: %s\n", err);
+				exit(2);
+			}
+			o->state = optarg;
 			break;
 		case 'F':
 			o->foreground = 1;
@@ -192,10 +203,19 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	struct alloc_result res;
 	char path[PATH_MAX + 16], val[64];
 
-	if ((f->st = state_sqlite_open(k->dir, o->sync_full, err, errlen)) == NULL)
+	snprintf(path, sizeof(path), "%s/khd.conf", k->dir);
+	if (config_load(path, &cfg, err, errlen) < 0)
 		return -1;
+	const char *spec = o->state ? o->state : cfg.state[0] ? cfg.state : "sqlite";
+	if ((f->st = state_open(spec, k->dir, o->sync_full, err, errlen)) == NULL)
+		return -1;
+	log_info("state: %s", f->st->ops->name);
 	if (state_load(f->st, f) < 0) {
-		snprintf(err, errlen, "%s/state.db: cannot load state (see khd.log)", k->dir);
+		if (state_spec_check(spec, val, sizeof(val)) == STATE_PG)
+			snprintf(err, errlen, "PostgreSQL: cannot load state (see khd.log)");
+		else
+			snprintf(err, errlen, "%s/state.db: cannot load state (see khd.log)",
+				 k->dir);
 		return -1;
 	}
 	if (state_get_meta(f->st, "facility_id", val, sizeof(val)) == 1) {
@@ -215,9 +235,6 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	if (state_get_meta(f->st, "next_chan", val, sizeof(val)) == 1)
 		f->next_chan = atoi(val);
 
-	snprintf(path, sizeof(path), "%s/khd.conf", k->dir);
-	if (config_load(path, &cfg, err, errlen) < 0)
-		return -1;
 	if (cfg.ntypes == 0) {
 		/* No configuration: keep the stored types, or make the default. */
 		memcpy(cfg.types, f->types, sizeof(cfg.types));

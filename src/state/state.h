@@ -1,8 +1,11 @@
 /* state: durable storage of the facility behind one interface.  The
- * embedded backend is SQLite in WAL mode; a PostgreSQL backend for many
- * hosts implements the same operations (struct state_ops).  Every change
+ * embedded backend is SQLite in WAL mode; the PostgreSQL backend (for many
+ * hosts) implements the same operations (struct state_ops, docs/state.md).  Every change
  * khd acknowledges happens inside state_begin/state_commit, so a crash at
- * any point leaves either all of a change or none of it. */
+ * any point leaves either all of a change or none of it.  A write inside
+ * a transaction may report its failure only at commit (PostgreSQL's are
+ * pipelined); then the commit fails and nothing of the transaction is
+ * kept. */
 #ifndef KH_STATE_H
 #define KH_STATE_H
 
@@ -86,6 +89,19 @@ struct state {
 /* Open the SQLite backend on DIR/state.db.  sync_full: fsync every commit
  * (survives power loss); otherwise commits survive a crash of khd. */
 struct state *state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen);
+/* Connect to PostgreSQL (conninfo: libpq's key=value string or a URI) and
+ * make the schema there if it is not yet (docs/state.md).  Every commit is
+ * durable on the server (synchronous_commit on).  NULL with one line in
+ * err when the server cannot be reached or refuses. */
+struct state *state_pg_open(const char *conninfo, char *err, size_t errlen);
+
+enum { STATE_SQLITE, STATE_PG };
+/* Which backend spec names: NULL or "sqlite" (DIR/state.db), or
+ * "postgresql:CONNINFO" / a postgresql:// URI; -1 with why otherwise. */
+int state_spec_check(const char *spec, char *why, size_t len);
+/* Open the backend spec names (dir and sync_full are SQLite's). */
+struct state *state_open(const char *spec, const char *dir, int sync_full, char *err,
+			 size_t errlen);
 
 /* Thin wrappers so callers read as state_put_node(st, ...). */
 static inline int

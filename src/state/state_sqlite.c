@@ -3,6 +3,7 @@
  * synchronous=NORMAL a commit survives kill -9 of khd (the WAL is in the
  * kernel's page cache); with --sync full it also survives power loss. */
 #include "state/state.h"
+#include "state/state_int.h"
 #include "common/log.h"
 
 #include <sqlite3.h>
@@ -217,38 +218,13 @@ sq_put_type(struct state *s, const struct node_type *t)
 	return run(s, st, "put type");
 }
 
-static void
-ints_text(char *buf, size_t len, const int *v, int n)
-{
-	size_t off = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < n && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "", v[i]);
-}
-
-static int
-text_ints(const char *s, int *v, int max)
-{
-	int n = 0;
-	if (s == NULL || *s == '\0')
-		return 0;
-	while (*s && n < max) {
-		char *end;
-		v[n++] = (int)strtol(s, &end, 10);
-		s = *end == ',' ? end + 1 : end;
-		if (*end != ',' && *end != '\0')
-			break;
-	}
-	return n;
-}
-
 static int
 sq_put_node(struct state *s, const struct facility *f, const struct node *n)
 {
 	char ifs[KH_MAX_IFS * 12];
 	sqlite3_stmt *st = stmt(s, S_PUTNODE);
 
-	ints_text(ifs, sizeof(ifs), n->ifs, n->nifs);
+	state_ints_text(ifs, sizeof(ifs), n->ifs, n->nifs);
 	sqlite3_bind_int(st, 1, n->rank);
 	sqlite3_bind_text(st, 2, f->types[n->type].name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, n->state);
@@ -297,7 +273,7 @@ sq_put_channel(struct state *s, const struct facility *f, const struct channel *
 	char nets[KH_MAX_IFS * 12];
 	sqlite3_stmt *st = stmt(s, S_PUTCHAN);
 
-	ints_text(nets, sizeof(nets), c->nets, c->nnets);
+	state_ints_text(nets, sizeof(nets), c->nets, c->nnets);
 	sqlite3_bind_int(st, 1, c->id);
 	sqlite3_bind_text(st, 2, f->principals[c->owner].name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, f->types[c->type].name, -1, SQLITE_STATIC);
@@ -450,65 +426,12 @@ sq_get_totals(struct state *s, state_total_fn *fn, void *arg)
 	return rc == SQLITE_DONE ? 0 : dberr(s, "get totals");
 }
 
-/* A node's interface baselines as text, one "slot:netid:rxB:txB:rxP:txP"
- * per interface, separated by spaces (slots without one are left out). */
-static void
-ports_encode(const struct state_meter_node *mn, char *buf, size_t len)
-{
-	size_t n = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < KH_MAX_IFS && n < len; i++) {
-		const struct state_meter_port *p = &mn->port[i];
-		if (p->netid == 0)
-			continue;
-		int w = snprintf(buf + n, len - n, "%s%d:%u:%llu:%llu:%llu:%llu", n ? " " : "", i,
-				 p->netid, (unsigned long long)p->rx_bytes,
-				 (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_packets,
-				 (unsigned long long)p->tx_packets);
-		if (w < 0)
-			break;
-		n += (size_t)w;
-	}
-}
-
-/* A damaged entry is left out (that slot then has no baseline: its next
- * reading counts from zero); returns -1 when one was. */
-static int
-ports_decode(const char *text, struct state_meter_node *mn)
-{
-	const char *s = text ? text : "";
-	int bad = 0;
-	while (*s) {
-		unsigned long long v[6];
-		int used = 0;
-		while (*s == ' ')
-			s++;
-		if (*s == '\0')
-			break;
-		if (sscanf(s, "%llu:%llu:%llu:%llu:%llu:%llu%n", &v[0], &v[1], &v[2], &v[3], &v[4],
-			   &v[5], &used) != 6 ||
-		    (s[used] != ' ' && s[used] != '\0') || v[0] >= KH_MAX_IFS || v[1] == 0 ||
-		    v[1] > UINT32_MAX) {
-			bad = 1;
-			s += strcspn(s, " ");
-			continue;
-		}
-		mn->port[v[0]] = (struct state_meter_port){.netid = (uint32_t)v[1],
-							   .rx_bytes = v[2],
-							   .tx_bytes = v[3],
-							   .rx_packets = v[4],
-							   .tx_packets = v[5]};
-		s += used;
-	}
-	return bad ? -1 : 0;
-}
-
 static int
 sq_put_meter_node(struct state *s, const struct state_meter_node *mn)
 {
 	sqlite3_stmt *st = stmt(s, S_PUTMNODE);
 	char net[KH_MAX_IFS * 112];
-	ports_encode(mn, net, sizeof(net));
+	state_ports_encode(mn, net, sizeof(net));
 	sqlite3_bind_int(st, 1, mn->rank);
 	sqlite3_bind_text(st, 2, mn->principal, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, i64(mn->since_ms));
@@ -539,7 +462,7 @@ sq_get_meter_nodes(struct state *s, state_mnode_fn *fn, void *arg)
 		mn.cpu_ns = (uint64_t)sqlite3_column_int64(st, 3);
 		mn.mem = (uint64_t)sqlite3_column_int64(st, 4);
 		mn.peak = (uint64_t)sqlite3_column_int64(st, 5);
-		if (ports_decode((const char *)sqlite3_column_text(st, 6), &mn) < 0)
+		if (state_ports_decode((const char *)sqlite3_column_text(st, 6), &mn) < 0)
 			log_warnx("state: damaged interface baselines of node %d: \"%s\"", mn.rank,
 				  sqlite3_column_text(st, 6));
 		if (fn(arg, &mn) != 0) {
@@ -627,7 +550,8 @@ sq_load(struct state *s, struct facility *f)
 		c->type = fac_type(f, (const char *)sqlite3_column_text(st, 2));
 		c->created = sqlite3_column_int64(st, 3);
 		snprintf(c->credhash, sizeof(c->credhash), "%s", sqlite3_column_text(st, 4));
-		c->nnets = text_ints((const char *)sqlite3_column_text(st, 5), c->nets, KH_MAX_IFS);
+		c->nnets =
+		    state_text_ints((const char *)sqlite3_column_text(st, 5), c->nets, KH_MAX_IFS);
 		if (c->owner < 0 || c->type < 0) {
 			sqlite3_finalize(st);
 			log_warnx("state: channel %d refers to an unknown owner or type", c->id);
@@ -652,7 +576,8 @@ sq_load(struct state *s, struct facility *f)
 		n->state = sqlite3_column_int(st, 2);
 		n->owner = principal_index(f, sqlite3_column_text(st, 3));
 		n->chan = sqlite3_column_int(st, 4);
-		n->nifs = text_ints((const char *)sqlite3_column_text(st, 5), n->ifs, KH_MAX_IFS);
+		n->nifs =
+		    state_text_ints((const char *)sqlite3_column_text(st, 5), n->ifs, KH_MAX_IFS);
 		n->resets = (uint64_t)sqlite3_column_int64(st, 6);
 		if (n->type < 0 || n->rank != f->nnodes - 1 ||
 		    (n->state != NODE_FREE && (n->owner < 0 || fac_channel(f, n->chan) == NULL))) {
@@ -763,6 +688,30 @@ state_sqlite_open(const char *dir, int sync_full, char *err, size_t errlen)
 		    sqlite3_prepare_v2(ss->db, added[i].probe, -1, &probe, NULL) == SQLITE_OK;
 		sqlite3_finalize(probe);
 		if (!have && sqlite3_exec(ss->db, added[i].add, NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
+			sqlite3_free(msg);
+			goto fail;
+		}
+	}
+	/* The schema's version: a state.db of a newer khd is not guessed at. */
+	sqlite3_stmt *ver = NULL;
+	int have = 0;
+	if (sqlite3_prepare_v2(ss->db, "SELECT value FROM meta WHERE key='schema_version'", -1,
+			       &ver, NULL) == SQLITE_OK &&
+	    sqlite3_step(ver) == SQLITE_ROW)
+		have = sqlite3_column_int(ver, 0);
+	sqlite3_finalize(ver);
+	if (have > STATE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: the schema is version %d, this khd knows up to %d", path,
+			 have, STATE_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (have == 0) {
+		char sql[96];
+		snprintf(sql, sizeof(sql),
+			 "INSERT OR REPLACE INTO meta(key,value) VALUES('schema_version','%d')",
+			 STATE_SCHEMA_VERSION);
+		if (sqlite3_exec(ss->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, msg ? msg : "error");
 			sqlite3_free(msg);
 			goto fail;

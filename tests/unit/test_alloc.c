@@ -1,10 +1,14 @@
 /* alloc-*: the allocator's semantics (kittyhawk-reference.md "Acquiring
  * nodes"), its all-or-nothing rule, and that the state store holds exactly
- * what memory holds. */
+ * what memory holds; every case on SQLite and on PostgreSQL (statefx.h).
+ * alloc-6.1-6.3, 6.5-6.7: what only PostgreSQL's store is for: two front
+ * ends with a facility each on one database never give a node twice; the
+ * schema's own refusals; server restarts; notifications of changes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 #include "allocator/alloc.h"
 #include "khd/config.h"
 #include "state/state.h"
+#include "statefx.h"
 
 struct fx {
 	char dir[64];
@@ -25,11 +30,11 @@ setup(void **state)
 	struct fx *x = calloc(1, sizeof(*x));
 	struct node_type t;
 	struct alloc_result res;
-	char err[256];
 
 	snprintf(x->dir, sizeof(x->dir), "/tmp/kh-test-alloc-XXXXXX");
 	assert_non_null(mkdtemp(x->dir));
-	x->f.st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	statefx_new(x->dir);
+	x->f.st = statefx_open();
 	assert_non_null(x->f.st);
 	assert_int_equal(state_load(x->f.st, &x->f), 0);
 	x->f.next_netid = 3;
@@ -132,9 +137,8 @@ assert_store_matches(struct fx *x)
 {
 	struct facility g;
 	struct sbuf a, b;
-	char err[256];
 	memset(&g, 0, sizeof(g));
-	g.st = state_sqlite_open(x->dir, 0, err, sizeof(err));
+	g.st = statefx_open();
 	assert_non_null(g.st);
 	assert_int_equal(state_load(g.st, &g), 0);
 	sbuf_init(&a);
@@ -397,6 +401,254 @@ alloc_5_1(void **state)
 	assert_store_matches(x);
 }
 
+/* A second front end on the same database: its own facility, loaded
+ * from the store as khd loads it at start. */
+static void
+second(struct fx *x, struct facility *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->st = statefx_open();
+	assert_non_null(g->st);
+	assert_int_equal(state_load(g->st, g), 0);
+	g->next_netid = x->f.next_netid;
+	g->next_chan = x->f.next_chan;
+	snprintf(g->host, sizeof(g->host), "h");
+	alloc_recount(g);
+}
+
+static void
+close_second(struct facility *g)
+{
+	state_close(g->st);
+	fac_free(g);
+}
+
+/* alloc-6.1: two front ends loaded at the same moment: what the first
+ * gives, the second (which still sees the nodes free) cannot give again,
+ * even under channel and domain numbers of its own; its allocation fails
+ * whole and its memory is unchanged.  Loaded again, it gives the others. */
+static void
+alloc_6_1(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	struct facility g;
+	struct sbuf before, after;
+	second(x, &g);
+	assert_int_equal(get(&x->f, "alice", 3, "", &res), 2);
+	sbuf_init(&before);
+	sbuf_init(&after);
+	dump(&g, &before);
+	assert_int_equal(get(&g, "bob", 2, "", &res), -1); /* con2 is alice's */
+	assert_int_equal(res.code, AE_INTERNAL);
+	g.next_chan = 7;
+	g.next_netid = 9;
+	assert_int_equal(get(&g, "bob", 2, "", &res), -1); /* nodes 0 and 1 are alice's */
+	assert_int_equal(res.code, AE_INTERNAL);
+	dump(&g, &after);
+	assert_string_equal(before.s, after.s);
+	assert_int_equal(g.next_chan, 7);
+	assert_store_matches(x);
+	/* the same name with another credential is another principal */
+	struct principal other = newp("alice");
+	snprintf(other.pwhash, sizeof(other.pwhash), "$argon2id$other");
+	assert_int_equal(state_begin(g.st), 0);
+	assert_int_equal(state_put_principal(g.st, &other), 0); /* sent... */
+	assert_int_equal(state_commit(g.st), -1);		/* ...and refused whole */
+	close_second(&g);
+	/* loaded again, the second front end gives what is free */
+	second(x, &g);
+	assert_int_equal(get(&g, "bob", 2, "", &res), 3);
+	assert_non_null(strstr(block(&g, 3), "nodes: 3 4\n"));
+	close_second(&g);
+	sbuf_free(&before);
+	sbuf_free(&after);
+}
+
+/* alloc-6.2: a front end that saw an allocation which the other has since
+ * released and given to someone else cannot release those nodes. */
+static void
+alloc_6_2(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	struct facility g, h;
+	int ranks[3] = {0, 1, 2}, alice = -1;
+	assert_int_equal(get(&x->f, "alice", 3, "", &res), 2);
+	second(x, &g);
+	fac_principal(&g, "alice", &alice);
+	fac_principal(&x->f, "alice", &alice);
+	assert_int_equal(alloc_release(&x->f, alice, ranks, 3, &res), 0);
+	assert_int_equal(get(&x->f, "carol", 3, "", &res), 3);
+	fac_principal(&g, "alice", &alice);
+	assert_int_equal(alloc_release(&g, alice, ranks, 3, &res), -1);
+	assert_int_equal(res.code, AE_INTERNAL);
+	assert_store_matches(x);
+	second(x, &h);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fac_node(&h, i)->chan, 3);
+		assert_string_equal(h.principals[fac_node(&h, i)->owner].name, "carol");
+	}
+	close_second(&h);
+	close_second(&g);
+}
+
+/* alloc-6.3: the schema refuses on its own, whoever writes: a node moved
+ * from one allocation to another without being freed, a node in a channel
+ * of another owner, an owner without a channel, a channel removed while
+ * it has nodes. */
+static void
+alloc_6_3(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	char err[512];
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);
+	assert_int_equal(
+	    statefx_sql("UPDATE nodes SET owner='bob', chan=3 WHERE rank=0", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "node 0 is already given (channel con2)"));
+	assert_int_equal(statefx_sql("UPDATE nodes SET owner='bob' WHERE rank=0", err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "nodes_chan"));
+	assert_int_equal(
+	    statefx_sql("UPDATE nodes SET chan=NULL, state=0 WHERE rank=0", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nodes_free"));
+	assert_int_equal(statefx_sql("DELETE FROM channels WHERE id=2", err, sizeof(err)), -1);
+	assert_int_equal(statefx_sql("UPDATE nodes SET state=0, owner=NULL, chan=NULL WHERE rank=5;"
+				     "UPDATE nodes SET state=1, owner='alice', chan=2 WHERE rank=5",
+				     err, sizeof(err)),
+			 0); /* freed first, then given: allowed */
+	assert_int_equal(statefx_sql("UPDATE nodes SET state=0, owner=NULL, chan=NULL WHERE rank=5",
+				     err, sizeof(err)),
+			 0);
+	assert_store_matches(x);
+}
+
+/* alloc-6.4: the schema is made once: opening again changes nothing, its
+ * version is in meta, and a database of a newer khd is refused in one
+ * line. */
+static void
+alloc_6_4(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	char v[32], err[256];
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	assert_int_equal(state_get_meta(x->f.st, "schema_version", v, sizeof(v)), 1);
+	assert_string_equal(v, "1");
+	struct state *again = statefx_open();
+	assert_non_null(again);
+	state_close(again);
+	assert_store_matches(x);
+	assert_int_equal(
+	    statefx_sql("UPDATE meta SET value='99' WHERE key='schema_version'", err, sizeof(err)),
+	    0);
+	assert_null(state_open(statefx.spec, x->dir, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "schema is version 99, this khd knows up to 1"));
+	assert_null(strchr(err, '\n'));
+	assert_int_equal(
+	    statefx_sql("UPDATE meta SET value='1' WHERE key='schema_version'", err, sizeof(err)),
+	    0);
+}
+
+/* alloc-6.5: the server restarts under a running front end: the next
+ * change goes through on a new connection, and nothing is lost. */
+static void
+alloc_6_5(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	char cmd[160];
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	snprintf(cmd, sizeof(cmd), "tests/lib/pgcluster.sh restart %s", statefx.dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);
+	assert_store_matches(x);
+}
+
+/* alloc-6.6: the server restarts in the middle of a transaction (its
+ * writes sent, not yet committed): that change fails whole, and the next
+ * goes through on a new connection. */
+static void
+alloc_6_6(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	char cmd[160], v[32];
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	assert_int_equal(state_begin(x->f.st), 0);
+	assert_int_equal(state_put_meta(x->f.st, "half", "done"), 0);
+	snprintf(cmd, sizeof(cmd), "tests/lib/pgcluster.sh restart %s", statefx.dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(state_put_meta(x->f.st, "half", "again"), 0);
+	assert_int_equal(state_commit(x->f.st), -1);
+	assert_int_equal(get(&x->f, "bob", 1, "", &res), 3);
+	assert_int_equal(state_get_meta(x->f.st, "half", v, sizeof(v)), 0);
+	assert_store_matches(x);
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The notifications on channel kh_state that arrive within ms, as
+ * "table table ...", sorted and each once. */
+static void
+notified(PGconn *c, int ms, char *out, size_t len)
+{
+	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+	char seen[8][32];
+	int n = 0;
+	out[0] = '\0';
+	while (poll(&p, 1, ms) > 0) {
+		PGnotify *nf;
+		assert_int_equal(PQconsumeInput(c), 1);
+		while ((nf = PQnotifies(c)) != NULL) {
+			int dup = strcmp(nf->relname, "kh_state") != 0;
+			for (int i = 0; i < n; i++)
+				dup |= strcmp(seen[i], nf->extra) == 0;
+			if (!dup && n < 8)
+				snprintf(seen[n++], sizeof(seen[0]), "%s", nf->extra);
+			PQfreemem(nf);
+		}
+		ms = 200;
+	}
+	qsort(seen, (size_t)n, sizeof(seen[0]), by_name);
+	for (int i = 0; i < n; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", seen[i]);
+}
+
+/* alloc-6.7: whoever keeps a copy of the facility learns of a change
+ * without polling: a committed allocation notifies channel kh_state with
+ * the tables it changed, a refused one (rolled back) nothing. */
+static void
+alloc_6_7(void **state)
+{
+	struct fx *x = *state;
+	struct alloc_result res;
+	struct facility g;
+	char got[256];
+	PGconn *c = PQconnectdb(statefx.spec + strlen("postgresql:"));
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "LISTEN kh_state"));
+	second(x, &g);
+	assert_int_equal(get(&x->f, "alice", 2, "", &res), 2);
+	notified(c, 2000, got, sizeof(got));
+	assert_string_equal(got, "channels domains nodes principals");
+	assert_int_equal(get(&g, "bob", 1, "p=0", &res), -1); /* con2 is alice's */
+	notified(c, 500, got, sizeof(got));
+	assert_string_equal(got, "");
+	int r0 = 0;
+	assert_int_equal(alloc_reset(&x->f, 0, &r0, 1, &res), 0);
+	notified(c, 2000, got, sizeof(got));
+	assert_string_equal(got, "nodes");
+	close_second(&g);
+	PQfinish(c);
+}
+
 int
 main(void)
 {
@@ -410,6 +662,22 @@ main(void)
 	    cmocka_unit_test_setup_teardown(alloc_3_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_4_1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_5_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_4, setup, teardown),
 	};
-	return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
+	const struct CMUnitTest pg_only[] = {
+	    cmocka_unit_test_setup_teardown(alloc_6_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_6_7, setup, teardown),
+	};
+	int rc = cmocka_run_group_tests_name("alloc (sqlite)", tests, NULL, NULL);
+	if (statefx_pg_start() < 0)
+		return 1;
+	rc |= cmocka_run_group_tests_name("alloc (postgresql)", tests, NULL, NULL);
+	rc |= cmocka_run_group_tests_name("alloc (postgresql: two front ends, the schema)", pg_only,
+					  NULL, NULL);
+	statefx_pg_stop();
+	return rc;
 }

@@ -51,6 +51,26 @@ config_1_2(void **state)
 	config_free(&c);
 }
 
+/* config-1.3: the state backend: the rest of the line (libpq's conninfo
+ * has spaces), a URI whole, nothing said: SQLite. */
+static void
+config_1_3(void **state)
+{
+	struct config c;
+	char err[200];
+	assert_int_equal(config_parse("type ct1\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.state, "");
+	assert_int_equal(config_parse("state \tpostgresql:host=/run/kh dbname=kh user=kh  # here\n",
+				      &c, err, sizeof(err)),
+			 0);
+	assert_string_equal(c.state, "postgresql:host=/run/kh dbname=kh user=kh");
+	assert_int_equal(
+	    config_parse("state postgresql://kh@%2Frun%2Fkh/kh\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.state, "postgresql://kh@%2Frun%2Fkh/kh");
+	assert_int_equal(config_parse("state sqlite\r\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.state, "sqlite");
+}
+
 /* config-2.1: every mistake names its line. */
 static void
 config_2_1(void **state)
@@ -71,6 +91,9 @@ config_2_1(void **state)
 	    {"type a nokey\n", "key=value"},
 	    {"type a\ntype a\n", "line 2: type a defined twice"},
 	    {"host a b\n", "host takes one name"},
+	    {"state\n", "line 1: state takes sqlite or postgresql:CONNINFO"},
+	    {"state mysql:host=x\n", "state must be sqlite or postgresql"},
+	    {"state sqlite3\n", "state must be sqlite or postgresql"},
 	};
 	struct config c;
 	char err[200];
@@ -84,8 +107,8 @@ config_2_1(void **state)
 int
 main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(config_1_1),
-					   cmocka_unit_test(config_1_2),
-					   cmocka_unit_test(config_2_1)};
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(config_1_1), cmocka_unit_test(config_1_2),
+	    cmocka_unit_test(config_1_3), cmocka_unit_test(config_2_1)};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
