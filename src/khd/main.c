@@ -207,8 +207,10 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	if (config_load(path, &cfg, err, errlen) < 0)
 		return -1;
 	const char *spec = o->state ? o->state : cfg.state[0] ? cfg.state : "sqlite";
-	if ((f->st = state_open(spec, k->dir, o->sync_full, err, errlen)) == NULL)
+	if ((f->st = state_open(spec, k->dir, o->sync_full, err, errlen)) == NULL) {
+		config_free(&cfg);
 		return -1;
+	}
 	log_info("state: %s", f->st->ops->name);
 	if (state_load(f->st, f) < 0) {
 		if (state_spec_check(spec, val, sizeof(val)) == STATE_PG)
@@ -216,6 +218,7 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "%s/state.db: cannot load state (see khd.log)",
 				 k->dir);
+		config_free(&cfg);
 		return -1;
 	}
 	if (state_get_meta(f->st, "facility_id", val, sizeof(val)) == 1) {
@@ -225,6 +228,7 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 		snprintf(val, sizeof(val), "%08x", f->id);
 		if (state_put_meta(f->st, "facility_id", val) < 0) {
 			snprintf(err, errlen, "cannot write state");
+			config_free(&cfg);
 			return -1;
 		}
 	}

@@ -60,15 +60,19 @@ config_1_3(void **state)
 	char err[200];
 	assert_int_equal(config_parse("type ct1\n", &c, err, sizeof(err)), 0);
 	assert_string_equal(c.state, "");
+	config_free(&c);
 	assert_int_equal(config_parse("state \tpostgresql:host=/run/kh dbname=kh user=kh  # here\n",
 				      &c, err, sizeof(err)),
 			 0);
 	assert_string_equal(c.state, "postgresql:host=/run/kh dbname=kh user=kh");
+	config_free(&c);
 	assert_int_equal(
 	    config_parse("state postgresql://kh@%2Frun%2Fkh/kh\n", &c, err, sizeof(err)), 0);
 	assert_string_equal(c.state, "postgresql://kh@%2Frun%2Fkh/kh");
+	config_free(&c);
 	assert_int_equal(config_parse("state sqlite\r\n", &c, err, sizeof(err)), 0);
 	assert_string_equal(c.state, "sqlite");
+	config_free(&c);
 }
 
 /* config-2.1: every mistake names its line. */
