@@ -64,7 +64,7 @@ unset KH_CRED KH_CHANCRED KH_SSH
 
 # compat-1: our khdo, the ssh way (no credential: khdo takes ssh).
 same "compat-1.1 the block names the ssh port" "$(sed -n 3p <<<"$NODES")" "ssh-port: $P"
-o=$(khdo --prefix write 'printenv bgp_rank' <<<"$NODES" | norm)
+o=$(khdo --prefix -t 60 --until bgp_rank= write 'printenv bgp_rank' <<<"$NODES" | norm)
 check "compat-1.2 khdo write over ssh: every node answers" grep -q '^\[1\] bgp_rank=1$' <<<"$o"
 check "compat-1.3 khdo loadramdisk over ssh" khdo loadramdisk "$APP" <<<"$NODES"
 same "compat-1.4 ... crc32 on every node is right" "$(crcs "$APP")" "2"

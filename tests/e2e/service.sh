@@ -170,7 +170,10 @@ acks=$D/acks
 	done
 ) &
 loop=$!
-sleep 0.4
+# kill it in the middle of the storm, once some allocation was acknowledged
+# (on a loaded machine the first may take longer than a fixed delay)
+for _ in $(seq 200); do [ -s "$acks" ] && break; sleep 0.05; done
+sleep 0.2
 kill9_khd
 wait $loop
 restart_khd
