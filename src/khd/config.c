@@ -135,6 +135,13 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 				snprintf(why, sizeof(why), "host takes one name");
 			else
 				snprintf(c->host, sizeof(c->host), "%s", h);
+		} else if (strcmp(word, "on_stop") == 0) {
+			char *v = strtok_r(NULL, " \t\r", &save);
+			if (v == NULL || strtok_r(NULL, " \t\r", &save) != NULL ||
+			    (strcmp(v, "keep") != 0 && strcmp(v, "stop") != 0))
+				snprintf(why, sizeof(why), "on_stop takes keep or stop");
+			else
+				c->on_stop_keep = strcmp(v, "keep") == 0;
 		} else if (strcmp(word, "type") == 0) {
 			if (c->ntypes == KH_MAX_TYPES) {
 				snprintf(why, sizeof(why), "at most %d types", KH_MAX_TYPES);

@@ -1,5 +1,6 @@
 /* config: the facility's configuration file, DIR/khd.conf:
  *	host NAME
+ *	on_stop keep|stop    (what SIGTERM does with running nodes; default stop)
  *	type NAME [backend=ct] [cpus=1] [mem=256M] [pids=512] [ifs=8] [count=64]
  * The first type is the default one (khget without -t, khd --nodes). */
 #ifndef KH_CONFIG_H
@@ -11,6 +12,7 @@
 
 struct config {
 	char host[256];
+	int on_stop_keep; /* on_stop keep: SIGTERM leaves running nodes running */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 };
