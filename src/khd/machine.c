@@ -1152,8 +1152,7 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	if (k->host_ok)
 		cgroup_facility_clear_but(&k->host.cg, facid, adoptee_kept, ad);
 	snprintf(path, sizeof(path), "%s/run", k->dir);
-	if (k->adopted == 0)
-		node_vm_clear(path);
+	node_vm_clear(path, adoptee_kept, ad);
 	snprintf(path, sizeof(path), "%s/run/fabric.net", k->dir);
 	if (k->adopted == 0)
 		fabric_unpin(path); /* a dead khd's: its nodes were read and stopped above */
@@ -1202,7 +1201,11 @@ machines_close(struct khd *k)
 	int left = 0;
 	for (int i = 0; k->keep_nodes && k->mach && i < KH_MAX_NODES; i++)
 		left += k->mach[i] && k->mach[i]->running;
-	k->keep_nodes = left > 0;
+	/* Without the holder their consoles would hang up with us, and the
+	 * next khd could not adopt them: they stop. */
+	if (left > 0 && k->hold == NULL)
+		log_warnx("no console holder: the %d running nodes stop with khd", left);
+	k->keep_nodes = left > 0 && k->hold != NULL;
 	if (k->mach) {
 		for (int i = 0; i < KH_MAX_NODES; i++)
 			if (k->mach[i])

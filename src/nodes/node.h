@@ -48,8 +48,9 @@ void node_host_close(struct node_host *host);
  * why.  $KH_VM_ACCEL=tcg skips the probe. */
 void node_vm_init(struct node_host *host);
 /* Forget the kernel and ramdisk files a khd that died left under rundir
- * (its nodes were stopped). */
-void node_vm_clear(const char *rundir);
+ * (its nodes were stopped), but those of the nodes keep(arg, rank) says
+ * still run (adopted; keep NULL: none). */
+void node_vm_clear(const char *rundir, int (*keep)(void *arg, int rank), void *arg);
 
 /* One network interface of a vm node: a virtio-net NIC on an open macvtap
  * (fabric_node_tap). */

@@ -114,13 +114,23 @@ khd -d "$D" --keep-nodes
 check "adopt-4.1 khd --keep-nodes stops khd" flock -n "$D/khd.lock" true
 same "adopt-4.2 ... and leaves node $RB's processes running" "$(procs "$RB")" "$PB"
 check "adopt-4.3 ... and the fabric pinned" test "$(stat -f -c %T "$D/run/fabric.net" 2>/dev/null)" = nsfs
+echo 'on_stop keep' >"$D/khd.conf"
 restart_khd --metrics-port "$PORT"
 same "adopt-4.4 the next khd adopts them" "$(states)" "running "
 t3=$(ticks | tail -n1)
 check "adopt-4.5 ... with the console ($t2 -> $t3)" test "${t3:-0}" -gt "$t2"
+# khd.conf "on_stop keep": SIGTERM leaves them running too.
+kill -TERM "$(khd_pid "$D")"
+for _ in $(seq 100); do flock -n "$D/khd.lock" true && break; sleep 0.05; done
+same "adopt-4.6 with on_stop keep, SIGTERM stops khd and leaves node $RB's processes running" "$(procs "$RB")" "$PB"
+rm -f "$D/khd.conf"
+restart_khd --metrics-port "$PORT"
+same "adopt-4.7 ... for the next khd" "$(states)" "running "
 khctl release -c pw alice "$CON"
-check "adopt-4.6 a release of adopted nodes ends their processes" bash -c "[ -z \"$(procs "$RA")$(procs "$RB")\" ]"
-same "adopt-4.7 ... and frees them" "$(khctl nodes --user alice)" ""
+check "adopt-4.8 a release of adopted nodes ends their processes" bash -c "[ -z \"$(procs "$RA")$(procs "$RB")\" ]"
+same "adopt-4.9 ... and frees them" "$(khctl nodes --user alice)" ""
+o=$(khd -d "$D" --stop-nodes --keep-nodes 2>&1)
+same "adopt-4.10 --stop-nodes with --keep-nodes is refused: $o" "$? $(wc -l <<<"$o")" "2 1"
 
 # adopt-5: khd --stop-nodes stops khd and its nodes, and one with no khd
 # running stops what a dead khd left.
@@ -158,4 +168,39 @@ same "adopt-5.6 khd --stop-nodes stops a running khd with its node ($P)" "$(proc
 check "adopt-5.7 ... and khd" flock -n "$D/khd.lock" true
 check "adopt-5.8 ... and lets go of the fabric" test ! -e "$D/run/fabric.net"
 check "adopt-5.9 ... and the console holder exits" bash -c "! grep -q ' $D/run/conhold.sock\$' /proc/net/unix"
+
+# adopt-6: a vm node likewise: QEMU runs on, the serial console reattaches.
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+KERNEL=${KH_VM_KERNEL:-$(ls -1 /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n1)}
+if ! command -v qemu-system-x86_64 >/dev/null || [ -z "$KERNEL" ]; then
+	ok "adopt-6 vm nodes # SKIP no qemu-system-x86_64 or no /boot/vmlinuz-*-cloud-amd64"
+	done_testing
+	exit
+fi
+KVER=${KERNEL##*/vmlinuz-}
+D=$(mktemp -d /tmp/kh-e2e-XXXXXX)
+T_DIRS+=("$D")
+export KH_SOCKET=$D/khd.sock KH_CRED=pw KH_USER=alice
+printf 'type vm1 backend=vm cpus=1 mem=256M count=1\n' >"$D/khd.conf"
+restart_khd
+khappliance -q --kmod "$KVER" -r "$TOP/appliances/shell" -o "$D/shell.cpio.gz" || exit 1
+mkimage -q -A x86_64 -O linux -T kernel -C none -a 0 -e 0 -n "$KVER" -d "$KERNEL" "$D/uImage" >/dev/null
+nodes=$(khget -c pw alice 1)
+CON=$(head -n1 <<<"$nodes" | cut -d@ -f1)
+khdo loadkernel "$D/uImage" <<<"$nodes" >/dev/null 2>&1
+khdo loadramdisk "$D/shell.cpio.gz" <<<"$nodes" >/dev/null 2>&1
+vmcon() { khcon -c pw alice --timeout "$1" --until "$2" "$CON" | tr -d '\r'; }
+o=$(echo 'run kboot' | vmcon 120 'appliance up')
+check "adopt-6.1 a vm node boots" grep -q 'appliance up' <<<"$o"
+o=$(echo 'echo vm-kept >/tmp/keep; echo W$((40+2))' | vmcon 20 W42)
+Q=$(pgrep -f "qemu-system-x86_64 -name kh$(khctl info | head -n1 | awk '{print $4}')-n0( |\$)")
+kill9_khd
+sleep 1
+restart_khd
+same "adopt-6.2 after kill -9 and a restart the vm node runs" "$(khctl nodes --user alice | awk '{print $2}')" "running"
+same "adopt-6.3 ... the same QEMU ($Q)" "$(pgrep -f "qemu-system-x86_64 -name kh$(khctl info | head -n1 | awk '{print $4}')-n0( |\$)")" "$Q"
+o=$(echo 'cat /tmp/keep; echo R$((40+2))' | vmcon 20 R42)
+check "adopt-6.4 ... its serial console answers, and the guest's file is there" grep -q '^vm-kept' <<<"$o"
+khd -d "$D" --stop-nodes
+check "adopt-6.5 khd --stop-nodes ends its QEMU" bash -c "! kill -0 $Q 2>/dev/null || grep -q '^Z' <(ps -o stat= -p $Q)"
 done_testing

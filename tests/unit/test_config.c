@@ -49,6 +49,21 @@ config_1_2(void **state)
 	assert_int_equal(c.types[1].count, 16);
 }
 
+/* config-1.3: on_stop says what SIGTERM does with running nodes; stop
+ * unless it says keep. */
+static void
+config_1_3(void **state)
+{
+	struct config c;
+	char err[200];
+	assert_int_equal(config_parse("host a\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_stop_keep, 0);
+	assert_int_equal(config_parse("on_stop keep\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_stop_keep, 1);
+	assert_int_equal(config_parse("on_stop keep\non_stop stop\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_stop_keep, 0);
+}
+
 /* config-2.1: every mistake names its line. */
 static void
 config_2_1(void **state)
@@ -69,6 +84,9 @@ config_2_1(void **state)
 	    {"type a nokey\n", "key=value"},
 	    {"type a\ntype a\n", "line 2: type a defined twice"},
 	    {"host a b\n", "host takes one name"},
+	    {"on_stop\n", "line 1: on_stop takes keep or stop"},
+	    {"host a\non_stop later\n", "line 2: on_stop takes keep or stop"},
+	    {"on_stop keep stop\n", "line 1: on_stop takes keep or stop"},
 	};
 	struct config c;
 	char err[200];
@@ -82,8 +100,8 @@ config_2_1(void **state)
 int
 main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(config_1_1),
-					   cmocka_unit_test(config_1_2),
-					   cmocka_unit_test(config_2_1)};
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(config_1_1), cmocka_unit_test(config_1_2),
+	    cmocka_unit_test(config_1_3), cmocka_unit_test(config_2_1)};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
