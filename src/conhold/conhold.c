@@ -27,7 +27,7 @@
 #define CH_ENV	   "KH_CONHOLD"
 #define CH_FD	   3 /* the listening socket, in the holder */
 #define CH_SOCK	   "conhold.sock"
-#define CH_WAIT_MS 3000 /* most khd waits for the holder's answer */
+#define CH_WAIT_MS 10000 /* most khd waits for the holder's answer */
 
 enum { CH_HOLD = 1, CH_DROP, CH_HELD, CH_END };
 

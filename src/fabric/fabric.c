@@ -181,13 +181,20 @@ new_netns(struct fabric *fb, char *err, size_t errlen)
 static int
 new_netns_id(struct fabric *fb, int *nsid, char *err, size_t errlen)
 {
-	int fd = new_netns(fb, err, errlen);
+	int fd = new_netns(fb, err, errlen), rc;
 	if (fd < 0)
 		return -1;
-	if (++fb->nsidseq <= 0)
-		fb->nsidseq = 1;
-	*nsid = fb->nsidseq;
-	if (nl_nsid_set(&fb->fab, fd, *nsid, err, errlen) < 0) {
+	/* In a fabric taken over from a dead khd, namespaces of its that the
+	 * kernel has not torn down yet may still hold ids past ours. */
+	for (int tries = 0;; tries++) {
+		if (++fb->nsidseq <= 0)
+			fb->nsidseq = 1;
+		*nsid = fb->nsidseq;
+		rc = nl_nsid_set(&fb->fab, fd, *nsid, err, errlen);
+		if (rc != -EEXIST || !fb->adopted || tries == 4096)
+			break;
+	}
+	if (rc < 0) {
 		close(fd);
 		return -1;
 	}

@@ -19,6 +19,7 @@ out=$(khget -c pw alice 2)
 CON=$(head -n1 <<<"$out" | cut -d@ -f1)
 read -r RA RB <<<"$(awk '/^nodes:/ {print $2, $3}' <<<"$out")"
 IPB=$(awk -v r="$RB" '$1 == "nodeinfo:" && $2 == r {print $4}' <<<"$out")
+NET=$(awk '/^network / {print $2; exit}' <<<"$out")
 { printf 'mrw $ramfsaddr %d\n' "$(stat -c %s "$APP")"; cat "$APP"; echo 'run kboot'; } |
 	khcon -c pw alice --timeout 20 --until "appliance up on" --count 2 "$CON" >/dev/null
 states() { khctl nodes --user alice | awk '{print $2}' | sort -u | tr '\n' ' '; }
@@ -46,7 +47,7 @@ billed() { # billed RES: alice's total of RES
 within() { awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= b * p / 100) }'; }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 # ticks: the counter lines node RB prints in the next 3 s
-ticks() { khcon -c pw alice --prefix -n "$RB" --timeout 3 "$CON" 2>/dev/null | tr -d '\r' | sed -n "s/^\[$RB\] adopt-tick-//p"; }
+ticks() { khcon -c pw alice --prefix -n "$RB" --timeout 10 --until adopt-tick- --count 3 "$CON" 2>/dev/null | tr -d '\r' | sed -n "s/^\[$RB\] adopt-tick-//p"; }
 
 o=$(node_run pw alice "$CON" "$RA" 'echo kept-in-tmpfs >/tmp/keep; cat /tmp/keep')
 check "adopt-1.2 a file in node $RA's tmpfs" grep -q '^kept-in-tmpfs' <<<"$o"
@@ -83,7 +84,6 @@ check "adopt-2.10 the domain still carries a ping" grep -q '^PING-OK' <<<"$o"
 lost=$(metric kh_console_lost_bytes_total)
 check "adopt-2.11 the console output lost while no khd ran is counted (kh_console_lost_bytes_total $lost)" test "${lost:-0}" -gt 0
 check "adopt-2.12 ... and logged" grep -qE "node $RB: adopted .* [1-9][0-9]* bytes of console output were lost" "$D/khd.log"
-
 # adopt-3: metering across the kill: the CPU charged equals the cgroups'
 # counters (nothing lost, nothing twice), node-time has no gap.
 for _ in $(seq 60); do
@@ -107,6 +107,16 @@ b2=$(billed cpu)
 cg2=$(($(cgcpu "$RA") + $(cgcpu "$RB")))
 check "adopt-3.5 the bill goes on increasing ($b1 -> $b2 us) and stays with the cgroups ($cg2 us)" \
 	bash -c "[ $b2 -gt $b1 ] && [ $b2 -le $((cg2 + cg2 / 100)) ]"
+
+# A node allocated after the restart joins the adopted nodes' domain.
+out2=$(khget -c pw alice -n "$NET" 1)
+CON2=$(head -n1 <<<"$out2" | cut -d@ -f1)
+RC=$(awk '/^nodes:/ {print $2}' <<<"$out2")
+{ printf 'mrw $ramfsaddr %d\n' "$(stat -c %s "$APP")"; cat "$APP"; echo 'run kboot'; } |
+	khcon -c pw alice --timeout 20 --until "appliance up on" "$CON2" >/dev/null
+o=$(node_run pw alice "$CON2" "$RC" "ping -c 1 -W 2 $IPB >/dev/null && echo PING-OK")
+check "adopt-2.13 a node booted after the restart (node $RC, domain $NET) pings adopted node $RB" grep -q '^PING-OK' <<<"$o"
+khctl release -c pw alice "$CON2"
 
 # adopt-4: a stop for an upgrade leaves the nodes running; the next khd
 # takes them over again.
