@@ -418,6 +418,12 @@ conhold_drop(struct conhold *ch, int rank)
 		(void)ch_send(ch->sock, &m, -1);
 }
 
+int
+conhold_fd(const struct conhold *ch)
+{
+	return ch ? ch->sock : -1;
+}
+
 void
 conhold_close(struct conhold *ch)
 {

@@ -34,6 +34,9 @@ struct conhold *conhold_open(const char *rundir, struct conhold_held **held, int
 int conhold_hold(struct conhold *ch, int rank, int fd);
 /* The node ended: the holder closes its copy. */
 void conhold_drop(struct conhold *ch, int rank);
+/* The socket to the holder, for khd's loop: it turns readable only when
+ * the holder is gone (it says nothing after conhold_open). */
+int conhold_fd(const struct conhold *ch);
 /* Disconnect.  A holder that holds nothing then exits; one that holds
  * consoles keeps them, reading and counting, for the next khd. */
 void conhold_close(struct conhold *ch);

@@ -959,6 +959,47 @@ machines_settle(struct khd *k)
 	rdma_watch(k);
 }
 
+static void hold_watch(struct khd *k);
+
+/* The console holder went away (killed?): without one, the nodes would
+ * not outlive khd.  A new holder gets every running node's console. */
+static void
+hold_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct khd *k = arg;
+	struct conhold_held *held = NULL;
+	char path[PATH_MAX + 16], why[256];
+	int nheld = 0, n = 0;
+
+	(void)events;
+	ev_unwatch(ev, fd);
+	conhold_close(k->hold);
+	snprintf(path, sizeof(path), "%s/run", k->dir);
+	if ((k->hold = conhold_open(path, &held, &nheld, why, sizeof(why))) == NULL) {
+		log_warnx("the console holder is gone, and %s: nodes will stop if khd dies", why);
+		return;
+	}
+	for (int i = 0; i < nheld; i++)
+		close(held[i].fd);
+	free(held);
+	for (int r = 0; r < KH_MAX_NODES; r++) {
+		struct machine *m = machine_of(k, r);
+		if (m && m->running && m->h.console >= 0 &&
+		    conhold_hold(k->hold, r, m->h.console) == 0)
+			n++;
+	}
+	log_warnx("the console holder was gone: a new one holds the consoles of %d running nodes",
+		  n);
+	hold_watch(k);
+}
+
+static void
+hold_watch(struct khd *k)
+{
+	if (k->hold && ev_watch(k->ev, conhold_fd(k->hold), EV_READ, hold_event, k) < 0)
+		log_warnx("cannot watch the console holder");
+}
+
 /* A node an earlier khd left running, found again. */
 struct adoptee {
 	int ok;
@@ -1183,6 +1224,7 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		}
 	}
 	free(ad);
+	hold_watch(k);
 	imgcache_gc(k->images, why, sizeof(why));
 	k->hooks = (struct alloc_hooks){.arg = k,
 					.allocated = h_allocated,
@@ -1223,6 +1265,8 @@ machines_close(struct khd *k)
 	else
 		fabric_free(k->fab);
 	k->fab = NULL;
+	if (k->hold)
+		ev_unwatch(k->ev, conhold_fd(k->hold));
 	conhold_close(k->hold);
 	k->hold = NULL;
 	if (k->keep_nodes)

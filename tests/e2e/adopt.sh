@@ -84,6 +84,16 @@ check "adopt-2.10 the domain still carries a ping" grep -q '^PING-OK' <<<"$o"
 lost=$(metric kh_console_lost_bytes_total)
 check "adopt-2.11 the console output lost while no khd ran is counted (kh_console_lost_bytes_total $lost)" test "${lost:-0}" -gt 0
 check "adopt-2.12 ... and logged" grep -qE "node $RB: adopted .* [1-9][0-9]* bytes of console output were lost" "$D/khd.log"
+
+# A console holder killed while khd runs is replaced, and holds every
+# running node's console again (adopt-4 adopts them with it).
+hpid() { ss -xlpn 2>/dev/null | grep -F " $D/run/conhold.sock " | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -n1; }
+h1=$(hpid)
+kill -9 "$h1"
+for _ in $(seq 50); do h2=$(hpid); [ -n "$h2" ] && [ "$h2" != "$h1" ] && break; sleep 0.1; done
+check "adopt-2.14 a killed console holder ($h1) is replaced ($h2)" test -n "$h2" -a "$h2" != "$h1"
+check "adopt-2.15 ... which holds both nodes' consoles again" grep -q "a new one holds the consoles of 2 running nodes" "$D/khd.log"
+
 # adopt-3: metering across the kill: the CPU charged equals the cgroups'
 # counters (nothing lost, nothing twice), node-time has no gap.
 for _ in $(seq 60); do
