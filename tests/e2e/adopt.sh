@@ -118,6 +118,14 @@ cg2=$(($(cgcpu "$RA") + $(cgcpu "$RB")))
 check "adopt-3.5 the bill goes on increasing ($b1 -> $b2 us) and stays with the cgroups ($cg2 us)" \
 	bash -c "[ $b2 -gt $b1 ] && [ $b2 -le $((cg2 + cg2 / 100)) ]"
 
+# eth0 of both nodes, as the kernel counts in their namespaces: sent bytes
+# against what alice is billed for her domain.
+txof() { nsenter -t "$1" -n cat /proc/net/dev | sed 's/:/ /' | awk '$1 == "eth0" {print $10}'; }
+sleep 1.2
+tx=$(($(txof "${PA%% *}") + $(txof "${PB%% *}")))
+bt=$(billed "net-tx:$NET")
+check "adopt-3.6 the domain's traffic is billed once across the kill ($bt B, the interfaces sent $tx B)" within "$bt" "$tx" 1
+
 # A node allocated after the restart joins the adopted nodes' domain.
 out2=$(khget -c pw alice -n "$NET" 1)
 CON2=$(head -n1 <<<"$out2" | cut -d@ -f1)
@@ -181,6 +189,15 @@ kill -9 "${P%% *}"
 wait $!
 check "adopt-5.4 an adopted node whose init is killed ends: its console says so" grep -q "everything in the node exited (status unknown" "$D/end.out"
 same "adopt-5.5 ... and it is back in the monitor" "$(states)" "monitor "
+# A node that ended while no khd ran is back in the monitor.
+boot1
+P=$(procs "$R")
+kill9_khd
+kill -9 "${P%% *}"
+sleep 0.5
+restart_khd
+same "adopt-5.10 a node whose init died while no khd ran is in the monitor after the restart" "$(states)" "monitor "
+check "adopt-5.11 ... with nothing of it left" test -z "$(procs "$R")"
 boot1
 P=$(procs "$R")
 khd -d "$D" --stop-nodes
