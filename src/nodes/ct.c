@@ -449,11 +449,15 @@ node_adopt(struct node_host *host, const char *facility, int rank, const char *d
 	h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (h->pidfd < 0 && errno != ENOSYS)
 		return seterr(err, errlen, "process %d is gone", (int)pid);
-	if (node_pid_start(pid) != start || !in_cgroup(pid, h->cg)) {
+	uint64_t now = node_pid_start(pid);
+	if (now != start || !in_cgroup(pid, h->cg)) {
 		if (h->pidfd >= 0)
 			close(h->pidfd);
 		h->pidfd = -1;
-		return seterr(err, errlen, "process %d is another process now", (int)pid);
+		return seterr(err, errlen, "process %d %s", (int)pid,
+			      now == 0	     ? "is gone"
+			      : now != start ? "is another process now (its number was reused)"
+					     : "is not in the node's cgroup (it ended)");
 	}
 	if (dir != NULL && (h->dir = strdup(dir)) == NULL) {
 		if (h->pidfd >= 0)
