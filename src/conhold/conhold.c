@@ -153,39 +153,8 @@ static void __attribute__((noreturn)) holder_main(int lfd)
 				h[i].hung = 0; /* a node may have reopened its console */
 		if (r <= 0)
 			continue;
-		if (pfd[0].revents & POLLIN) {
-			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			struct ucred cr;
-			socklen_t cl = sizeof(cr);
-			if (c >= 0 && (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-				       cr.uid != getuid())) {
-				close(c);
-				c = -1;
-			}
-			if (c >= 0) {
-				/* Only one khd runs per facility (its lock): a new
-				 * one means the last is gone. */
-				if (conn >= 0)
-					close(conn);
-				conn = c;
-				struct timeval tv = {CH_WAIT_MS / 1000, 0};
-				setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-				int ok = 1;
-				for (int i = 0; i < nh && ok; i++) {
-					struct ch_msg m = {
-					    .type = CH_HELD, .rank = h[i].rank, .lost = h[i].lost};
-					ok = ch_send(conn, &m, h[i].fd) == 0;
-					if (ok)
-						h[i].lost = 0;
-				}
-				struct ch_msg end = {.type = CH_END};
-				if (!ok || ch_send(conn, &end, -1) < 0) {
-					close(conn);
-					conn = -1;
-				}
-			}
-			continue; /* the poll set changed */
-		}
+		/* What the client said before it went comes first: a new
+		 * connection replaces it. */
 		if (conn >= 0 && pfd[1].revents) {
 			struct ch_msg m;
 			int fd;
@@ -223,6 +192,42 @@ static void __attribute__((noreturn)) holder_main(int lfd)
 				h[at] = h[--nh];
 			}
 			continue;
+		}
+		if (pfd[0].revents & POLLIN) {
+			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			struct ucred cr;
+			socklen_t cl = sizeof(cr);
+			if (c >= 0 && (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+				       cr.uid != getuid())) {
+				close(c);
+				c = -1;
+			}
+			if (c >= 0) {
+				/* Only one khd runs per facility (its lock): a new
+				 * one means the last is gone. */
+				if (conn >= 0)
+					close(conn);
+				conn = c;
+				struct timeval tv = {CH_WAIT_MS / 1000, 0};
+				setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+				int ok = 1;
+				for (int i = 0; i < nh && ok; i++) {
+					struct ch_msg m = {
+					    .type = CH_HELD, .rank = h[i].rank, .lost = h[i].lost};
+					ok = ch_send(conn, &m, h[i].fd) == 0;
+					if (ok)
+						h[i].lost = 0;
+				}
+				struct ch_msg end = {.type = CH_END};
+				if (!ok || ch_send(conn, &end, -1) < 0) {
+					close(conn);
+					conn = -1;
+					if (nh == 0)
+						_exit(
+						    0); /* nothing to hold, nobody to hold it for */
+				}
+			}
+			continue; /* the poll set changed */
 		}
 		for (int p = 1; p < np; p++) {
 			if (pfd[p].revents == 0)
@@ -302,7 +307,8 @@ start_holder(const struct sockaddr_un *sa, char *err, size_t errlen)
 		setsid();
 		if (fork() != 0)
 			_exit(0);
-		if (dup2(lfd, CH_FD) < 0)
+		/* dup2 onto itself would keep close-on-exec */
+		if (lfd == CH_FD ? fcntl(lfd, F_SETFD, 0) < 0 : dup2(lfd, CH_FD) < 0)
 			_exit(1);
 		if (syscall(SYS_close_range, CH_FD + 1U, ~0U, 0U) < 0)
 			for (int fd = CH_FD + 1; fd < 65536; fd++)
