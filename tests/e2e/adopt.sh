@@ -92,6 +92,7 @@ h1=$(hpid)
 kill -9 "$h1"
 for _ in $(seq 50); do h2=$(hpid); [ -n "$h2" ] && [ "$h2" != "$h1" ] && break; sleep 0.1; done
 check "adopt-2.14 a killed console holder ($h1) is replaced ($h2)" test -n "$h2" -a "$h2" != "$h1"
+for _ in $(seq 50); do grep -q "a new one holds the consoles" "$D/khd.log" && break; sleep 0.1; done
 check "adopt-2.15 ... which holds both nodes' consoles again" grep -q "a new one holds the consoles of 2 running nodes" "$D/khd.log"
 
 # adopt-3: metering across the kill: the CPU charged equals the cgroups'
