@@ -43,6 +43,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -104,6 +106,7 @@ struct fabric {
 	int nx;
 	struct fb_spare *ppool; /* empty namespaces given back by take_spare */
 	int np;
+	int adopted;	 /* its namespace is a dead khd's: segments may be there already */
 	int graves;	 /* nodes with interfaces in their graveyard group */
 	uint32_t macseq; /* throwaway MACs handed out */
 	int devdir;	 /* a tmpfs of our own (detached mount) for device nodes, or -1 */
@@ -178,13 +181,20 @@ new_netns(struct fabric *fb, char *err, size_t errlen)
 static int
 new_netns_id(struct fabric *fb, int *nsid, char *err, size_t errlen)
 {
-	int fd = new_netns(fb, err, errlen);
+	int fd = new_netns(fb, err, errlen), rc;
 	if (fd < 0)
 		return -1;
-	if (++fb->nsidseq <= 0)
-		fb->nsidseq = 1;
-	*nsid = fb->nsidseq;
-	if (nl_nsid_set(&fb->fab, fd, *nsid, err, errlen) < 0) {
+	/* In a fabric taken over from a dead khd, namespaces of its that the
+	 * kernel has not torn down yet may still hold ids past ours. */
+	for (int tries = 0;; tries++) {
+		if (++fb->nsidseq <= 0)
+			fb->nsidseq = 1;
+		*nsid = fb->nsidseq;
+		rc = nl_nsid_set(&fb->fab, fd, *nsid, err, errlen);
+		if (rc != -EEXIST || !fb->adopted || tries == 4096)
+			break;
+	}
+	if (rc < 0) {
 		close(fd);
 		return -1;
 	}
@@ -224,6 +234,13 @@ seg_get(struct fabric *fb, int netid, char *err, size_t errlen)
 	snprintf(name, sizeof(name), "d%d", netid);
 	snprintf(sink, sizeof(sink), "d%dx", netid);
 	addr_mac(netid, 0xfffe, mac);
+	/* A dead khd's segment, still carrying its running nodes. */
+	if (fb->adopted && nl_link_index(&fb->fab, name) == seg_index(netid)) {
+		fb->seg = fac_grow(fb->seg, &fb->capseg, fb->nseg + 1, sizeof(*fb->seg));
+		b = &fb->seg[fb->nseg++];
+		*b = (struct fb_seg){.netid = netid};
+		return b;
+	}
 	/* Both ends up: a macvlan has carrier only while its lower has. */
 	struct nl_link l = {.index = seg_index(netid),
 			    .name = name,
@@ -1043,13 +1060,13 @@ fabric_service_listen(struct fabric *fb, int netid, int port, char *err, size_t 
 			return -1;
 		if ((idx = nl_link_index(&fb->fab, name)) < 0)
 			return seterr(err, errlen, "%s: %s", name, strerror(-idx));
-		b->ports++;
 		addr_gateway4(netid, a4, sizeof(a4));
 		struct nl_link up = {.index = idx, .master = -1, .up = 1, .peer_netns = -1};
 		if (nl_link(&fb->fab, &up, err, errlen) < 0 ||
 		    nl_addr(&fb->fab, AF_INET, idx, a4, ADDR_PREFIX4, err, errlen) < 0)
 			return -1;
 	}
+	b->ports++; /* made now, or by a dead khd whose fabric we took */
 	addr_gateway4(netid, a4, sizeof(a4));
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	inet_pton(AF_INET, a4, &sa.sin_addr);
@@ -1070,8 +1087,8 @@ fabric_service_listen(struct fabric *fb, int netid, int port, char *err, size_t 
 	return fd;
 }
 
-struct fabric *
-fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen)
+static struct fabric *
+make(const char *facid, int nat, const char *pin, int adopt, char *err, size_t errlen)
 {
 	struct fabric *fb = calloc(1, sizeof(*fb));
 	char why[256];
@@ -1093,6 +1110,26 @@ fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen
 	}
 	if (nl_open(&fb->host, err, errlen) < 0)
 		goto fail;
+	/* A dead khd's namespace, pinned: its segments carry the nodes we
+	 * adopt. */
+	if (adopt && pin && pin[0]) {
+		struct statfs sf;
+		int fd = open(pin, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type == NSFS_MAGIC &&
+		    setns(fd, CLONE_NEWNET) == 0) {
+			fb->fabns = fd;
+			fb->adopted = 1;
+			int rc = nl_open(&fb->fab, err, errlen);
+			leave(fb);
+			if (rc < 0)
+				goto fail;
+			snprintf(fb->pin, sizeof(fb->pin), "%s", pin);
+			goto made;
+		}
+		if (fd >= 0)
+			close(fd);
+		log_warnx("fabric: no namespace pinned at %s to take over; a new one", pin);
+	}
 	/* The fabric's namespace: no addresses, no forwarding, no IPv6 of its
 	 * own (the segments' lower devices would otherwise speak into every
 	 * domain). */
@@ -1124,6 +1161,7 @@ fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen
 		}
 		snprintf(fb->pin, sizeof(fb->pin), "%s", pin);
 	}
+made:
 	if (uplink(fb, why, sizeof(why)) < 0) {
 		/* The domains work; only the host's way into the external one
 		 * is missing. */
@@ -1141,8 +1179,76 @@ fail:
 	return NULL;
 }
 
-void
-fabric_free(struct fabric *fb)
+struct fabric *
+fabric_new(const char *facid, int nat, const char *pin, char *err, size_t errlen)
+{
+	return make(facid, nat, pin, 0, err, errlen);
+}
+
+struct fabric *
+fabric_adopt(const char *facid, int nat, const char *pin, char *err, size_t errlen)
+{
+	return make(facid, nat, pin, 1, err, errlen);
+}
+
+static void
+exists_cb(void *arg, const struct nl_stats *st)
+{
+	(void)arg;
+	(void)st;
+}
+
+int
+fabric_node_adopt(struct fabric *fb, int rank, int netns, const int *netids, int n, char *err,
+		  size_t errlen)
+{
+	struct fb_node *nd;
+	int nsid;
+
+	if (fb == NULL || rank < 0 || rank >= KH_MAX_NODES)
+		return seterr(err, errlen, "fabric: no node %d", rank);
+	nd = &fb->nodes[rank];
+	if (nd->netns >= 0)
+		return seterr(err, errlen, "fabric: node %d has a namespace already", rank);
+	if ((nd->netns = fcntl(netns, F_DUPFD_CLOEXEC, 0)) < 0)
+		return seterr(err, errlen, "fabric: %s", strerror(errno));
+	/* Its id in the fabric's namespace, as the dead khd gave it (ours
+	 * count on from past it), or a new one. */
+	nsid = nl_nsid_get(&fb->fab, nd->netns);
+	if (nsid <= 0) {
+		if (++fb->nsidseq <= 0)
+			fb->nsidseq = 1;
+		nsid = fb->nsidseq;
+		if (nl_nsid_set(&fb->fab, nd->netns, nsid, err, errlen) < 0) {
+			close(nd->netns);
+			nd->netns = -1;
+			return -1;
+		}
+	} else if (nsid > fb->nsidseq) {
+		fb->nsidseq = nsid;
+	}
+	nd->nsid = nsid;
+	nd->used = nd->running = 1;
+	fb->nprepared++;
+	/* The interfaces that are still there are the node's (its root may
+	 * have deleted one: wiring makes it again). */
+	for (int i = 0; i < n && i < KH_MAX_IFS; i++) {
+		struct fb_seg *b;
+		if (netids[i] <= 0 ||
+		    nl_link_stats_of(&fb->fab, nsid, FB_NODE_IF0 + i, exists_cb, NULL) < 0 ||
+		    (b = seg_get(fb, netids[i], err, errlen)) == NULL)
+			continue;
+		b->ports++;
+		fb->nports++;
+		nd->made |= 1u << i;
+		nd->nets[i] = netids[i];
+		addr_mac(netids[i], rank, nd->mac[i]);
+	}
+	return 0;
+}
+
+static void
+release(struct fabric *fb, int keep)
 {
 	char why[256];
 	int idx;
@@ -1161,7 +1267,7 @@ fabric_free(struct fabric *fb)
 		close(fb->xpool[i].netns);
 	for (int i = 0; i < fb->np; i++)
 		close(fb->ppool[i].netns);
-	if (fb->host.s && strcmp(fb->uplink, "none") != 0) {
+	if (fb->host.s && strcmp(fb->uplink, "none") != 0 && !keep) {
 		if (fb->nat)
 			nat_off(fb);
 		/* The uplink now, so its name and address are free when we
@@ -1171,7 +1277,8 @@ fabric_free(struct fabric *fb)
 	}
 	nl_close(&fb->fab);
 	nl_close(&fb->host);
-	fabric_unpin(fb->pin);
+	if (!keep)
+		fabric_unpin(fb->pin);
 	if (fb->fabns >= 0)
 		close(fb->fabns);
 	if (fb->hostns >= 0)
@@ -1181,4 +1288,16 @@ fabric_free(struct fabric *fb)
 	free(fb->ppool);
 	free(fb->nodes);
 	free(fb);
+}
+
+void
+fabric_free(struct fabric *fb)
+{
+	release(fb, 0);
+}
+
+void
+fabric_leave(struct fabric *fb)
+{
+	release(fb, 1);
 }

@@ -28,6 +28,21 @@ struct fabric *fabric_new(const char *facid, int nat, const char *pin, char *err
 void fabric_unpin(const char *pin);
 /* Tear everything down: nodes' namespaces, segments, uplink, NAT. */
 void fabric_free(struct fabric *fb);
+/* khd stops and leaves its nodes running: let go of the fabric but keep
+ * it (the pin, segments, uplink and NAT stay for the next khd's
+ * fabric_adopt). */
+void fabric_leave(struct fabric *fb);
+/* As fabric_new, but take the namespace pinned at pin (a khd's that died
+ * or left, fabric_leave) as the fabric's, with its segments and the
+ * interfaces of the nodes still running there (fabric_node_adopt).  When
+ * nothing is pinned there, a new one, as fabric_new. */
+struct fabric *fabric_adopt(const char *facid, int nat, const char *pin, char *err, size_t errlen);
+/* Node rank runs already (adopted from an earlier khd) in the network
+ * namespace netns (dup'd; the caller keeps its fd): its interfaces eth<i>
+ * on netids[i] that still exist become the fabric's, configured (the node
+ * is running).  Call before the node is first wired.  Returns 0 or -1. */
+int fabric_node_adopt(struct fabric *fb, int rank, int netns, const int *netids, int n, char *err,
+		      size_t errlen);
 
 /* Give node rank its network namespace ahead of need.  Idempotent. */
 int fabric_node_prepare(struct fabric *fb, int rank, char *err, size_t errlen);

@@ -176,6 +176,38 @@ nl_nsid_set(struct nl *nl, int fd, int nsid, char *err, size_t errlen)
 	return rc;
 }
 
+static int
+nsid_attr(const struct nlattr *a, void *data)
+{
+	if (mnl_attr_get_type(a) == NETNSA_NSID && mnl_attr_get_payload_len(a) >= 4)
+		*(int32_t *)data = (int32_t)mnl_attr_get_u32(a);
+	return MNL_CB_OK;
+}
+
+static int
+nsid_cb(const struct nlmsghdr *h, void *arg)
+{
+	if (h->nlmsg_type == RTM_NEWNSID)
+		mnl_attr_parse(h, sizeof(struct rtgenmsg), nsid_attr, arg);
+	return MNL_CB_OK;
+}
+
+int
+nl_nsid_get(struct nl *nl, int fd)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *h = start(buf, nl, RTM_GETNSID, 0);
+	struct rtgenmsg *g = mnl_nlmsg_put_extra_header(h, sizeof(*g));
+	int32_t id = -1;
+	int rc;
+
+	g->rtgen_family = AF_UNSPEC;
+	mnl_attr_put_u32(h, NETNSA_FD, (uint32_t)fd);
+	if ((rc = talk(nl, h, nsid_cb, &id)) < 0)
+		return rc;
+	return id > 0 ? id : 0;
+}
+
 struct stats_arg {
 	void (*fn)(void *, const struct nl_stats *);
 	void *arg;

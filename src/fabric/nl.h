@@ -60,6 +60,9 @@ int nl_link_del_in(struct nl *nl, int nsid, int index, int group, char *err, siz
 /* Give the namespace of fd the id nsid (> 0) as seen from this socket's
  * namespace, so later requests can aim at it without entering it. */
 int nl_nsid_set(struct nl *nl, int fd, int nsid, char *err, size_t errlen);
+/* The id the namespace of fd has as seen from this socket's namespace:
+ * > 0, 0 when it has none, or -errno. */
+int nl_nsid_get(struct nl *nl, int fd);
 
 struct nl_stats {
 	int index;

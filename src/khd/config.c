@@ -160,6 +160,13 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 					 "state takes sqlite or postgresql:CONNINFO");
 			else if (config_state_check(v, why, sizeof(why)) == 0)
 				snprintf(c->state, sizeof(c->state), "%s", v);
+		} else if (strcmp(word, "on_stop") == 0) {
+			char *v = strtok_r(NULL, " \t\r", &save);
+			if (v == NULL || strtok_r(NULL, " \t\r", &save) != NULL ||
+			    (strcmp(v, "keep") != 0 && strcmp(v, "stop") != 0))
+				snprintf(why, sizeof(why), "on_stop takes keep or stop");
+			else
+				c->on_stop_keep = strcmp(v, "keep") == 0;
 		} else if (strcmp(word, "type") == 0) {
 			if (c->ntypes == KH_MAX_TYPES) {
 				snprintf(why, sizeof(why), "at most %d types", KH_MAX_TYPES);

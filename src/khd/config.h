@@ -1,6 +1,7 @@
 /* config: the facility's configuration file, DIR/khd.conf:
  *	host NAME
  *	state sqlite | postgresql:CONNINFO | postgresql://URI
+ *	on_stop keep|stop    (what SIGTERM does with running nodes; default stop)
  *	type NAME [backend=ct] [cpus=1] [mem=256M] [pids=512] [ifs=8] [count=64]
  *	policy MODULE...		(src/policy, docs/policy.md)
  *	MODULE settings...		(e.g. limits * max_nodes=64)
@@ -17,6 +18,7 @@ struct policy;
 struct config {
 	char host[256];
 	char state[1024]; /* the state backend's spec (state.h); empty: sqlite */
+	int on_stop_keep; /* on_stop keep: SIGTERM leaves running nodes running */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 	struct policy *policy; /* the policy chain; config_free frees it */

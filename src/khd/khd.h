@@ -67,6 +67,11 @@ struct khd {
 	int rdma_watched;	  /* the engine's descriptor khd's loop watches, or -1 */
 	int vm_quiet_s;		  /* a booted vm node silent this long is said to be */
 	struct policy *policy;	  /* the modules consulted on allocation (src/policy) */
+	struct conhold *hold;	  /* the console holder (nodes outlive khd); NULL: none */
+	int on_stop_keep;	  /* khd.conf on_stop: SIGTERM leaves the nodes running */
+	int keep_nodes;		  /* stopping now leaves running nodes running */
+	int adopted;		  /* nodes taken over from an earlier khd at start */
+	uint64_t console_lost;	  /* bytes adopted nodes printed while no khd ran */
 };
 
 /* server.c */

@@ -9,6 +9,7 @@
 #include "allocator/alloc.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "conhold/conhold.h"
 #include "console/console.h"
 #include "fabric/fabric.h"
 #include "firmware/fw.h"
@@ -21,6 +22,7 @@
 #include "nodes/cgroup.h"
 #include "nodes/vm.h"
 #include "rdma/rdma.h"
+#include "state/state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,19 +122,59 @@ settle_later(struct khd *k)
 		k->settle_timer = ev_after(k->ev, 0, settle_tick, k);
 }
 
-/* The node is booting: watch its console and its end. */
+/* What the next khd needs to find a running node again (state meta
+ * "run.n<rank>"): its first process and when that started, and the
+ * ramdisk content it runs ("-" when none); "-" alone once it ended. */
+static void
+record_run(struct machine *m, int running)
+{
+	char key[32], val[128];
+	int n;
+
+	snprintf(key, sizeof(key), "run.n%d", m->rank);
+	if (!running) {
+		snprintf(val, sizeof(val), "-");
+	} else {
+		n = snprintf(val, sizeof(val), "%d %llu ", (int)m->h.pid,
+			     (unsigned long long)m->start);
+		for (int i = 0; i < 32 && m->holds_image; i++)
+			n += snprintf(val + n, sizeof(val) - (size_t)n, "%02x", m->image[i]);
+		if (!m->holds_image)
+			snprintf(val + n, sizeof(val) - (size_t)n, "-");
+	}
+	if (state_put_meta(m->k->fac.st, key, val) < 0)
+		log_warnx("node %d: cannot store its process (a restart of khd would stop it)",
+			  m->rank);
+}
+
+/* Watch a running node's console and its end. */
+static void
+m_watch(struct machine *m)
+{
+	struct khd *k = m->k;
+
+	m->running = 1;
+	ev_watch(k->ev, m->h.console, EV_READ, console_event, m);
+	if (m->h.pidfd >= 0 && ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m) == 0)
+		m->watched_pidfd = m->h.pidfd;
+}
+
+/* The node is booting: watch it, and let its console outlive khd. */
 static void
 m_started(struct machine *m)
 {
 	struct khd *k = m->k;
 
-	m->running = 1;
 	m->heard = 0;
 	m->boot_ns = now_ns();
-	ev_watch(k->ev, m->h.console, EV_READ, console_event, m);
-	if (m->h.pidfd >= 0 && ev_watch(k->ev, m->h.pidfd, EV_READ, exit_event, m) == 0)
-		m->watched_pidfd = m->h.pidfd;
+	m->start = node_pid_start(m->h.pid);
+	m_watch(m);
 	alloc_set_state(&k->fac, fac_node(&k->fac, m->rank), NODE_RUNNING);
+	if (k->hold && conhold_hold(k->hold, m->rank, m->h.console) < 0)
+		log_warn("node %d: the console holder did not take its console (the node stops "
+			 "if khd dies)",
+			 m->rank);
+	record_run(m, 1);
 }
 
 /* A ct node: the ramdisk becomes its root file system; a kernel image is
@@ -531,6 +573,8 @@ node_ended(struct machine *m, int status, int quiet)
 		close(m->h.console);
 		m->h.console = -1;
 	}
+	conhold_drop(k->hold, m->rank);
+	record_run(m, 0);
 	/* By number: reap and kill close the pidfd and forget it, and a
 	 * handler left behind would meet the next file with that number
 	 * (the node's next console) and keep it from being watched. */
@@ -560,6 +604,12 @@ node_ended(struct machine *m, int status, int quiet)
 	m->quiet_timer = 0;
 	if (!quiet && m->be == &node_vm) {
 		vm_ended_msg(k, m->rank, status, msg, sizeof(msg));
+		console_output(k, m->rank, msg, strlen(msg));
+	} else if (!quiet && m->h.adopted) {
+		snprintf(msg, sizeof(msg),
+			 "\n## node %d: everything in the node exited (status unknown: it was "
+			 "started by an earlier khd); back in the monitor\n",
+			 m->rank);
 		console_output(k, m->rank, msg, strlen(msg));
 	} else if (!quiet) {
 		if (WIFSIGNALED(status))
@@ -683,9 +733,37 @@ machine_new(struct khd *k, struct node *n)
 	return m;
 }
 
+/* khd stops and leaves the node running: let go of its handle (the
+ * console holder keeps the console, the state says where it is). */
+static void
+machine_leave(struct machine *m)
+{
+	struct khd *k = m->k;
+
+	if (m->h.console >= 0) {
+		ev_unwatch(k->ev, m->h.console);
+		close(m->h.console);
+		m->h.console = -1;
+	}
+	if (m->watched_pidfd >= 0)
+		ev_unwatch(k->ev, m->watched_pidfd);
+	m->watched_pidfd = -1;
+	if (m->h.pidfd >= 0)
+		close(m->h.pidfd);
+	m->h.pidfd = -1;
+	free(m->h.dir);
+	m->h.dir = NULL;
+	if (m->quiet_timer)
+		ev_cancel(k->ev, m->quiet_timer);
+	m->quiet_timer = 0;
+	m->running = 0;
+}
+
 static void
 machine_free(struct khd *k, struct machine *m)
 {
+	if (m->running && k->keep_nodes && !m->releasing)
+		machine_leave(m);
 	machine_stop(m, 1000);
 	if (m->running) { /* still dying after 1 s: leave it to the cgroup kill */
 		log_warnx("node %d did not die within 1 s of SIGKILL", m->rank);
@@ -881,6 +959,185 @@ machines_settle(struct khd *k)
 	rdma_watch(k);
 }
 
+static void hold_watch(struct khd *k);
+
+/* The console holder went away (killed?): without one, the nodes would
+ * not outlive khd.  A new holder gets every running node's console. */
+static void
+hold_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct khd *k = arg;
+	struct conhold_held *held = NULL;
+	char path[PATH_MAX + 16], why[256];
+	int nheld = 0, n = 0;
+
+	(void)events;
+	ev_unwatch(ev, fd);
+	conhold_close(k->hold);
+	snprintf(path, sizeof(path), "%s/run", k->dir);
+	if ((k->hold = conhold_open(path, &held, &nheld, why, sizeof(why))) == NULL) {
+		log_warnx("the console holder is gone, and %s: nodes will stop if khd dies", why);
+		return;
+	}
+	for (int i = 0; i < nheld; i++)
+		close(held[i].fd);
+	free(held);
+	for (int r = 0; r < KH_MAX_NODES; r++) {
+		struct machine *m = machine_of(k, r);
+		if (m && m->running && m->h.console >= 0 &&
+		    conhold_hold(k->hold, r, m->h.console) == 0)
+			n++;
+	}
+	log_warnx("the console holder was gone: a new one holds the consoles of %d running nodes",
+		  n);
+	hold_watch(k);
+}
+
+static void
+hold_watch(struct khd *k)
+{
+	if (k->hold && ev_watch(k->ev, conhold_fd(k->hold), EV_READ, hold_event, k) < 0)
+		log_warnx("cannot watch the console holder");
+}
+
+/* A node an earlier khd left running, found again. */
+struct adoptee {
+	int ok;
+	struct node_handle h;	 /* console from the holder */
+	unsigned char image[32]; /* ct: the ramdisk content it runs */
+	int has_image;
+	uint64_t start, lost;
+	int con;       /* the console the holder gave back, or -1 */
+	char why[160]; /* why it was not adopted */
+};
+
+static int
+adoptee_kept(void *arg, int rank)
+{
+	const struct adoptee *ad = arg;
+	return rank >= 0 && rank < KH_MAX_NODES && ad[rank].ok;
+}
+
+static int
+unhex(const char *s, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Which running nodes of the state are still there: their first process
+ * (state "run.n<rank>") is the one that started then, in the node's
+ * cgroup, and the console holder has their console.  The consoles of the
+ * others are let go. */
+static void
+find_adoptees(struct khd *k, const char *facid, struct adoptee *ad)
+{
+	struct conhold_held *held = NULL;
+	int nheld = 0;
+	char path[PATH_MAX + 16], why[256];
+
+	snprintf(path, sizeof(path), "%s/run", k->dir);
+	if ((k->hold = conhold_open(path, &held, &nheld, why, sizeof(why))) == NULL)
+		log_warnx("%s: nodes will stop if khd dies", why);
+	for (int i = 0; i < KH_MAX_NODES; i++)
+		ad[i].con = -1;
+	for (int i = 0; i < nheld; i++)
+		if (held[i].rank >= 0 && held[i].rank < KH_MAX_NODES && ad[held[i].rank].con < 0) {
+			ad[held[i].rank].con = held[i].fd;
+			ad[held[i].rank].lost = held[i].lost;
+			held[i].fd = -1;
+		}
+	for (int i = 0; i < k->fac.nnodes; i++) {
+		struct node *n = &k->fac.nodes[i];
+		struct adoptee *a = &ad[n->rank];
+		char key[32], val[160], img[80] = "";
+		int pid = 0, console = a->con;
+		unsigned long long start = 0;
+		const struct node_type *t = &k->fac.types[n->type];
+		const struct node_backend *be = node_backend(t->backend);
+
+		a->con = -1;
+		if (n->state != NODE_RUNNING) {
+			if (console >= 0)
+				close(console);
+			continue;
+		}
+		snprintf(key, sizeof(key), "run.n%d", n->rank);
+		if (state_get_meta(k->fac.st, key, val, sizeof(val)) != 1 ||
+		    sscanf(val, "%d %llu %79s", &pid, &start, img) < 2) {
+			snprintf(a->why, sizeof(a->why), "where it ran is not known");
+		} else if (console < 0) {
+			snprintf(a->why, sizeof(a->why), "its console was not held");
+		} else if (!k->host_ok) {
+			snprintf(a->why, sizeof(a->why), "no cgroups");
+		} else {
+			char dir[PATH_MAX];
+			snprintf(dir, sizeof(dir), "%s/run/n%d", k->dir, n->rank);
+			if (node_adopt(&k->host, facid, n->rank, be == &node_vm ? dir : NULL,
+				       (pid_t)pid, (uint64_t)start, &a->h, why, sizeof(why)) < 0) {
+				snprintf(a->why, sizeof(a->why), "%s", why);
+			} else {
+				a->ok = 1;
+				a->start = start;
+				a->h.console = console;
+				console = -1;
+				a->has_image = strlen(img) == 64 && unhex(img, a->image, 32) == 0;
+				k->adopted++;
+			}
+		}
+		if (console >= 0)
+			close(console);
+	}
+	/* Consoles of nodes that are gone, or free, or unknown. */
+	for (int i = 0; i < nheld; i++) {
+		if (held[i].fd >= 0)
+			close(held[i].fd);
+		if (held[i].rank >= 0 && (held[i].rank >= KH_MAX_NODES || !ad[held[i].rank].ok))
+			conhold_drop(k->hold, held[i].rank);
+	}
+	free(held);
+}
+
+/* Take over the running node of a (found by find_adoptees): its
+ * processes, console, network and root file system go on as they were. */
+static void
+adopt(struct machine *m, struct adoptee *a)
+{
+	struct khd *k = m->k;
+	struct node *n = fac_node(&k->fac, m->rank);
+	char why[256], path[PATH_MAX + 16];
+
+	m->h = a->h;
+	m->start = a->start;
+	m->boot_ns = now_ns();
+	m->heard = 1;
+	if (k->fab) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)m->h.pid);
+		int ns = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns < 0 ||
+		    fabric_node_adopt(k->fab, m->rank, ns, n->ifs, n->nifs, why, sizeof(why)) < 0)
+			log_warnx("node %d: its interfaces were not taken over: %s", m->rank,
+				  ns < 0 ? strerror(errno) : why);
+		if (ns >= 0)
+			close(ns);
+	}
+	/* The tree under its root stays while it runs (imgcache_gc spares it). */
+	if (a->has_image && imgcache_hold(k->images, a->image, path, sizeof(path)) == 0) {
+		memcpy(m->image, a->image, sizeof(m->image));
+		m->holds_image = 1;
+	}
+	m_watch(m);
+	k->console_lost += a->lost;
+	log_info("node %d: adopted from an earlier khd (pid %d, %s); %llu bytes of console "
+		 "output were lost while no khd ran",
+		 m->rank, (int)m->h.pid, m->be->name, (unsigned long long)a->lost);
+}
+
 int
 machines_init(struct khd *k, char *err, size_t errlen)
 {
@@ -923,17 +1180,26 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		log_warnx("no RDMA device in nodes: %s", why);
 	rdma_watch(k);
 	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
-	/* Nodes left running by a khd that died: their consoles died with it,
-	 * so they are stopped and their nodes are back in the monitor.  What
-	 * they used since the last sample is charged first. */
+	/* What nodes left running by an earlier khd used since its last
+	 * sample is charged first (and their counters become the baselines
+	 * of the adopted ones). */
 	meter_recover(k);
+	struct adoptee *ad = calloc(KH_MAX_NODES, sizeof(*ad));
+	if (ad == NULL)
+		fatal("machines");
+	find_adoptees(k, facid, ad);
+	/* The rest of what they left is cleared: their processes, and the
+	 * files QEMUs had loaded. */
 	if (k->host_ok)
-		cgroup_facility_clear(&k->host.cg, facid);
+		cgroup_facility_clear_but(&k->host.cg, facid, adoptee_kept, ad);
 	snprintf(path, sizeof(path), "%s/run", k->dir);
-	node_vm_clear(path); /* what those nodes' QEMUs had loaded */
+	node_vm_clear(path, adoptee_kept, ad);
 	snprintf(path, sizeof(path), "%s/run/fabric.net", k->dir);
-	fabric_unpin(path); /* a dead khd's: its nodes were read and stopped above */
-	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, path, why, sizeof(why))) == NULL)
+	if (k->adopted == 0)
+		fabric_unpin(path); /* a dead khd's: its nodes were read and stopped above */
+	if (!k->no_fabric &&
+	    (k->fab = k->adopted ? fabric_adopt(facid, 1, path, why, sizeof(why))
+				 : fabric_new(facid, 1, path, why, sizeof(why))) == NULL)
 		log_warnx("no communication domains on this host (nodes get loopback only): %s",
 			  why);
 	/* A vm node's interfaces are macvtaps, for its QEMU. */
@@ -946,14 +1212,19 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		struct node *n = &k->fac.nodes[i];
 		if (n->state == NODE_FREE)
 			continue;
-		machine_new(k, n);
+		struct machine *m = machine_new(k, n);
+		if (ad[n->rank].ok)
+			adopt(m, &ad[n->rank]);
 		wire(k, n);
-		if (n->state == NODE_RUNNING) {
+		if (n->state == NODE_RUNNING && !m->running) {
 			alloc_set_state(&k->fac, n, NODE_MONITOR);
-			log_info("node %d was running when khd stopped: reset to the monitor",
-				 n->rank);
+			record_run(m, 0);
+			log_info("node %d was running when khd stopped: reset to the monitor (%s)",
+				 n->rank, ad[n->rank].why[0] ? ad[n->rank].why : "not adopted");
 		}
 	}
+	free(ad);
+	hold_watch(k);
 	imgcache_gc(k->images, why, sizeof(why));
 	k->hooks = (struct alloc_hooks){.arg = k,
 					.allocated = h_allocated,
@@ -969,6 +1240,14 @@ machines_init(struct khd *k, char *err, size_t errlen)
 void
 machines_close(struct khd *k)
 {
+	int left = 0;
+	for (int i = 0; k->keep_nodes && k->mach && i < KH_MAX_NODES; i++)
+		left += k->mach[i] && k->mach[i]->running;
+	/* Without the holder their consoles would hang up with us, and the
+	 * next khd could not adopt them: they stop. */
+	if (left > 0 && k->hold == NULL)
+		log_warnx("no console holder: the %d running nodes stop with khd", left);
+	k->keep_nodes = left > 0 && k->hold != NULL;
 	if (k->mach) {
 		for (int i = 0; i < KH_MAX_NODES; i++)
 			if (k->mach[i])
@@ -979,8 +1258,21 @@ machines_close(struct khd *k)
 		ev_cancel(k->ev, k->prep_timer);
 	if (k->settle_timer)
 		ev_cancel(k->ev, k->settle_timer);
-	fabric_free(k->fab);
+	/* Nodes left running keep their domains (and the next khd its
+	 * fabric), and their root file systems their image trees. */
+	if (k->keep_nodes)
+		fabric_leave(k->fab);
+	else
+		fabric_free(k->fab);
 	k->fab = NULL;
+	if (k->hold)
+		ev_unwatch(k->ev, conhold_fd(k->hold));
+	conhold_close(k->hold);
+	k->hold = NULL;
+	if (k->keep_nodes)
+		log_info("khd stops and leaves %d nodes running (their consoles with the console "
+			 "holder)",
+			 left);
 	if (k->rdma_watched >= 0)
 		ev_unwatch(k->ev, k->rdma_watched);
 	k->rdma_watched = -1;
@@ -994,5 +1286,6 @@ machines_close(struct khd *k)
 		node_host_close(&k->host);
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/images", k->dir);
-	umount2(path, MNT_DETACH);
+	if (!k->keep_nodes)
+		umount2(path, MNT_DETACH);
 }

@@ -37,7 +37,8 @@ struct machine {
 	struct sbuf outline;  /* partial output line, for rank-prefixed readers */
 	int heard;	      /* the booted node has printed something */
 	uint64_t quiet_timer; /* vm: says so when a booted node stays silent */
-	uint64_t boot_ns;     /* when it booted */
+	uint64_t boot_ns;     /* when it booted (or was adopted) */
+	uint64_t start;	      /* when its first process started (node_pid_start) */
 };
 
 /* khd start and stop: blob store, image cache, node host (ct spawner). */

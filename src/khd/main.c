@@ -41,6 +41,8 @@ struct opts {
 	struct metrics_conf metrics; /* --metrics-port, --metrics-listen */
 	int no_fabric;
 	int no_rdma;
+	int stop_nodes; /* --stop-nodes: stop khd (running or not) and every node */
+	int keep_nodes; /* --keep-nodes: stop the running khd, leaving the nodes running */
 };
 
 static void
@@ -51,7 +53,8 @@ usage(void)
 		"           [--state sqlite|postgresql:CONNINFO]\n"
 		"           [--ssh-port PORT [--ssh-listen ADDR]]\n"
 		"           [--metrics-port PORT [--metrics-listen ADDR]]\n"
-		"           [--load-timeout MS] [--no-fabric] [--no-rdma]\n");
+		"           [--load-timeout MS] [--no-fabric] [--no-rdma]\n"
+		"       khd [-d DIR] --stop-nodes | --keep-nodes\n");
 	exit(2);
 }
 
@@ -73,6 +76,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 						 {"no-fabric", no_argument, NULL, 'X'},
 						 {"no-rdma", no_argument, NULL, 1005},
 						 {"state", required_argument, NULL, 1006},
+						 {"stop-nodes", no_argument, NULL, 1007},
+						 {"keep-nodes", no_argument, NULL, 1008},
 						 {NULL, 0, NULL, 0}};
 	uint64_t v;
 	int ch;
@@ -141,6 +146,12 @@ parse_opts(int argc, char **argv, struct opts *o)
 			}
 			o->state = optarg;
 			break;
+		case 1007:
+			o->stop_nodes = 1;
+			break;
+		case 1008:
+			o->keep_nodes = 1;
+			break;
 		case 'F':
 			o->foreground = 1;
 			break;
@@ -155,6 +166,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		usage();
 	if (o->ssh.listen && o->ssh.port <= 0) {
 		fprintf(stderr, "khd: --ssh-listen needs --ssh-port\n");
+		exit(2);
+	}
+	if (o->stop_nodes && o->keep_nodes) {
+		fprintf(stderr, "khd: --stop-nodes and --keep-nodes exclude each other\n");
 		exit(2);
 	}
 	if (o->metrics.listen && o->metrics.port <= 0) {
@@ -183,6 +198,45 @@ lock_dir(const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+/* --stop-nodes, --keep-nodes: signal the khd serving dir and wait until it
+ * has stopped.  Returns 1 when it stopped, 0 when none runs, -1 with err. */
+static int
+signal_khd(const char *dir, int sig, char *err, size_t errlen)
+{
+	char path[PATH_MAX], pid[32] = "";
+	snprintf(path, sizeof(path), "%s/khd.lock", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd);
+		return 0;
+	}
+	ssize_t n = read(fd, pid, sizeof(pid) - 1);
+	pid[n > 0 ? n : 0] = '\0';
+	if (atoi(pid) <= 0 || kill(atoi(pid), sig) < 0) {
+		snprintf(err, errlen, "cannot signal the khd of %s (pid '%s'): %s", dir, pid,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Stopping nodes takes up to a second or so each when they resist. */
+	for (int i = 0; i < 6000; i++) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+			close(fd);
+			return 1;
+		}
+		usleep(20000);
+	}
+	close(fd);
+	snprintf(err, errlen, "the khd of %s (pid %s) did not stop within 120 s", dir, pid);
+	return -1;
 }
 
 static void
@@ -256,6 +310,7 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", res.msg);
 		return -1;
 	}
+	k->on_stop_keep = cfg.on_stop_keep;
 	if (o->host)
 		snprintf(f->host, sizeof(f->host), "%s", o->host);
 	else if (cfg.host[0])
@@ -272,11 +327,18 @@ static void
 signal_event(struct ev *ev, int fd, int events, void *arg)
 {
 	struct signalfd_siginfo si;
+	struct khd *k = arg;
 	(void)events;
-	(void)arg;
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			log_info("signal %u: stopping", si.ssi_signo);
+		/* SIGTERM and SIGINT as khd.conf says (on_stop); SIGUSR1 leaves
+		 * the nodes running (an upgrade), SIGUSR2 stops them too. */
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGUSR1 ||
+		    si.ssi_signo == SIGUSR2) {
+			k->keep_nodes =
+			    si.ssi_signo == SIGUSR1 || (si.ssi_signo != SIGUSR2 && k->on_stop_keep);
+			log_info("signal %u: stopping%s", si.ssi_signo,
+				 k->keep_nodes ? " (running nodes keep running)"
+					       : " with the nodes");
 			ev_stop(ev);
 		}
 	}
@@ -332,6 +394,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	/* A khd serving the directory is told to stop (with or without its
+	 * nodes); when none is, --stop-nodes takes over the nodes left
+	 * running and stops them, as a start and an immediate stop would. */
+	if (o.stop_nodes || o.keep_nodes) {
+		int rc = signal_khd(k->dir, o.stop_nodes ? SIGUSR2 : SIGUSR1, err, sizeof(err));
+		if (rc != 0 || o.keep_nodes) {
+			if (rc < 0)
+				fprintf(stderr, "khd: %s\n", err);
+			free(k);
+			return rc < 0 ? 1 : 0;
+		}
+		o.foreground = 1;
+	}
+
 	/* Daemon: the parent waits until the child is serving (or failed) so
 	 * that "khd -d DIR && khget ..." never races. */
 	if (!o.foreground) {
@@ -369,6 +445,8 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	k->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
@@ -418,7 +496,10 @@ main(int argc, char **argv)
 		}
 	}
 
-	ev_run(k->ev);
+	if (o.stop_nodes)
+		log_info("khd --stop-nodes: stopping %d nodes left running", k->adopted);
+	else
+		ev_run(k->ev);
 
 	srviface_free(k->srv);
 	k->srv = NULL;
@@ -439,6 +520,7 @@ main(int argc, char **argv)
 	free(k);
 	return 0;
 fail:
+	k->keep_nodes = 1; /* nodes adopted here run on for the next khd */
 	sshd_stop(k);
 	adm_worker_stop(&k->adm);
 	metrics_stop(k);

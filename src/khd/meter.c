@@ -1068,6 +1068,40 @@ meter_recover(struct khd *k)
 	free(rows.v);
 }
 
+/* Nodes adopted from an earlier khd go on with the cgroup and interfaces
+ * meter_recover charged up to now: their counters as it read them (the
+ * rows it stored) are their baselines, so nothing is charged twice. */
+static void
+seed_adopted(struct meter *mt)
+{
+	struct khd *k = mt->k;
+	struct rows rows = {0};
+
+	if (k->adopted == 0 || state_get_meter_nodes(k->fac.st, row_cb, &rows) < 0) {
+		free(rows.v);
+		return;
+	}
+	for (int j = 0; j < rows.n; j++) {
+		const struct state_meter_node *row = &rows.v[j];
+		struct machine *mc = machine_of(k, row->rank);
+		struct mnode *m = metered(k, row->rank);
+		if (m == NULL || mc == NULL || !mc->running || !mc->h.adopted ||
+		    strcmp(k->fac.principals[m->owner].name, row->principal) != 0)
+			continue;
+		m->cg = 1;
+		m->cpu = row->cpu_ns;
+		m->peak = row->peak;
+		m->mem = m->ipeak = row->mem;
+		for (int s = 0; s < KH_MAX_IFS; s++) {
+			const struct state_meter_port *p = &row->port[s];
+			m->port[s] = (struct mport){
+			    .netid = p->netid,
+			    .c = {p->rx_bytes, p->tx_bytes, p->rx_packets, p->tx_packets}};
+		}
+	}
+	free(rows.v);
+}
+
 void
 meter_start(struct khd *k)
 {
@@ -1082,6 +1116,7 @@ meter_start(struct khd *k)
 		if (n->state != NODE_FREE && n->owner >= 0)
 			node_new(mt, n, now);
 	}
+	seed_adopted(mt);
 	if (k->fab)
 		fabric_set_remove_hook(k->fab, if_removed, k);
 	mt->last_tick_ms = now;

@@ -122,6 +122,16 @@ metrics_render(struct khd *k, struct sbuf *out)
 		    "kh_clients_reaped_total %llu\n",
 		    k->nconns, k->conn_max, (unsigned long long)k->conns_reaped);
 	sbuf_printf(out,
+		    "# TYPE kh_nodes_adopted gauge\n"
+		    "# HELP kh_nodes_adopted Running nodes this khd took over from an earlier one "
+		    "at start.\n"
+		    "kh_nodes_adopted %d\n"
+		    "# TYPE kh_console_lost_bytes counter\n"
+		    "# HELP kh_console_lost_bytes Console output of adopted nodes printed while no "
+		    "khd ran (read and dropped by the console holder).\n"
+		    "kh_console_lost_bytes_total %llu\n",
+		    k->adopted, (unsigned long long)k->console_lost);
+	sbuf_printf(out,
 		    "# TYPE kh_principals gauge\n"
 		    "# HELP kh_principals Principals known to the facility.\n"
 		    "kh_principals %d\n",

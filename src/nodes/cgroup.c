@@ -666,6 +666,13 @@ cgroup_node_remove(const struct cgroup_host *h, const char *rel, char *err, size
 int
 cgroup_facility_clear(const struct cgroup_host *h, const char *facility)
 {
+	return cgroup_facility_clear_but(h, facility, NULL, NULL);
+}
+
+int
+cgroup_facility_clear_but(const struct cgroup_host *h, const char *facility,
+			  int (*keep)(void *arg, int rank), void *arg)
+{
 	char dir[PATH_MAX + CG_RELMAX], rel[CG_RELMAX];
 	struct dirent *e;
 	DIR *d;
@@ -679,6 +686,9 @@ cgroup_facility_clear(const struct cgroup_host *h, const char *facility)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] != 'n' || e->d_type != DT_DIR ||
 		    snprintf(rel, sizeof(rel), "kh-%s/%s", facility, e->d_name) >= (int)sizeof(rel))
+			continue;
+		if (keep && strspn(e->d_name + 1, "0123456789") == strlen(e->d_name + 1) &&
+		    e->d_name[1] && keep(arg, atoi(e->d_name + 1)))
 			continue;
 		/* Without cgroup.kill a process may fork while we read the
 		 * list: its children show up in the next round. */

@@ -86,6 +86,10 @@ int cgroup_node_remove(const struct cgroup_host *h, const char *rel, char *err, 
 /* Kill and remove every node cgroup of a facility ("kh-<facility>/n*").
  * Returns 0, or -1 when some remain. */
 int cgroup_facility_clear(const struct cgroup_host *h, const char *facility);
+/* The same, but for the nodes keep(arg, rank) says to keep (running nodes
+ * khd adopts). */
+int cgroup_facility_clear_but(const struct cgroup_host *h, const char *facility,
+			      int (*keep)(void *arg, int rank), void *arg);
 
 /* Usage counters of the node cgroup.  Returns 0 or -1. */
 int cgroup_node_stats(const struct cgroup_host *h, const char *rel, struct cgroup_stats *st);

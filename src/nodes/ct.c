@@ -385,6 +385,104 @@ fail_rq:
 	return -1;
 }
 
+uint64_t
+node_pid_start(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (pid <= 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold anything: fields start after its ')'.
+	 * starttime is field 22, the 20th after it. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return 0;
+	p++;
+	for (int i = 0; i < 19; i++) {
+		p += strspn(p, " ");
+		p += strcspn(p, " ");
+	}
+	return sscanf(p, " %llu", &t) == 1 ? (uint64_t)t : 0;
+}
+
+/* Is pid in the cgroup whose path ends in /rel (in some hierarchy)? */
+static int
+in_cgroup(pid_t pid, const char *rel)
+{
+	char path[64], line[PATH_MAX + 64];
+	size_t rl = strlen(rel);
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		size_t l = strcspn(line, "\n");
+		line[l] = '\0';
+		found = l > rl && line[l - rl - 1] == '/' && strcmp(line + l - rl, rel) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+int
+node_adopt(struct node_host *host, const char *facility, int rank, const char *dir, pid_t pid,
+	   uint64_t start, struct node_handle *h, char *err, size_t errlen)
+{
+	(void)host;
+	memset(h, 0, sizeof(*h));
+	h->pidfd = h->console = -1;
+	snprintf(h->cg, sizeof(h->cg), "kh-%s/n%d", facility, rank);
+	if (pid <= 0 || start == 0)
+		return seterr(err, errlen, "nothing was running");
+	/* The pidfd first: the checks after it are about the very process
+	 * it refers to, not one that took its number since. */
+	h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (h->pidfd < 0 && errno != ENOSYS)
+		return seterr(err, errlen, "process %d is gone", (int)pid);
+	uint64_t now = node_pid_start(pid);
+	if (now != start || !in_cgroup(pid, h->cg)) {
+		if (h->pidfd >= 0)
+			close(h->pidfd);
+		h->pidfd = -1;
+		return seterr(err, errlen, "process %d %s", (int)pid,
+			      now == 0	     ? "is gone"
+			      : now != start ? "is another process now (its number was reused)"
+					     : "is not in the node's cgroup (it ended)");
+	}
+	if (dir != NULL && (h->dir = strdup(dir)) == NULL) {
+		if (h->pidfd >= 0)
+			close(h->pidfd);
+		h->pidfd = -1;
+		return seterr(err, errlen, "out of memory");
+	}
+	h->pid = pid;
+	h->adopted = 1;
+	return 0;
+}
+
+/* An adopted node's first process is someone else's child: its end is
+ * seen on its pidfd (or by its number, without pidfds), its status is not
+ * ours to collect.  Returns 1 when it has ended. */
+static int
+adopted_ended(const struct node_handle *h)
+{
+	if (h->pidfd >= 0) {
+		struct pollfd p = {h->pidfd, POLLIN, 0};
+		return poll(&p, 1, 0) == 1;
+	}
+	return kill(h->pid, 0) < 0 && errno == ESRCH;
+}
+
 int
 ct_reap(struct node_host *host, struct node_handle *h, int *status)
 {
@@ -397,8 +495,11 @@ ct_reap(struct node_host *host, struct node_handle *h, int *status)
 			*status = h->status;
 		return 1;
 	}
-	while ((r = waitpid(h->pid, &st, WNOHANG)) < 0 && errno == EINTR)
-		;
+	if (h->adopted)
+		r = adopted_ended(h) ? h->pid : 0;
+	else
+		while ((r = waitpid(h->pid, &st, WNOHANG)) < 0 && errno == EINTR)
+			;
 	if (r == 0)
 		return 0;
 	if (r < 0) {

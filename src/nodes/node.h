@@ -48,8 +48,9 @@ void node_host_close(struct node_host *host);
  * why.  $KH_VM_ACCEL=tcg skips the probe. */
 void node_vm_init(struct node_host *host);
 /* Forget the kernel and ramdisk files a khd that died left under rundir
- * (its nodes were stopped). */
-void node_vm_clear(const char *rundir);
+ * (its nodes were stopped), but those of the nodes keep(arg, rank) says
+ * still run (adopted; keep NULL: none). */
+void node_vm_clear(const char *rundir, int (*keep)(void *arg, int rank), void *arg);
 
 /* One network interface of a vm node: a virtio-net NIC on an open macvtap
  * (fabric_node_tap). */
@@ -98,6 +99,8 @@ struct node_handle {
 	int status;	    /* wait status, once reaped */
 	char cg[CG_RELMAX]; /* the node's cgroup below the host's bases */
 	char *dir;	    /* vm: the node's directory (malloc'd; reap frees it) */
+	int adopted;	    /* started by an earlier khd (node_adopt): not our child, so
+			       its exit status is unknown (status 0 once reaped) */
 };
 
 struct node_stats {
@@ -145,6 +148,20 @@ struct node_backend {
 	int (*exec)(struct node_host *host, const struct node_handle *h, char *const argv[],
 		    char *const envp[], struct node_proc *p, char *err, size_t errlen);
 };
+
+/* When process pid started, in clock ticks since boot (/proc/PID/stat), or
+ * 0 when there is no such process. */
+uint64_t node_pid_start(pid_t pid);
+/* Take over a running node that an earlier khd booted (khd was killed or
+ * stopped for an upgrade): its first process pid (the ct node's init, a vm
+ * node's QEMU) must still be the process that started at start and be in
+ * the node's cgroup kh-<facility>/n<rank>.  dir: the vm node's directory
+ * (NULL for ct).  Fills h but for its console (the caller's, from the
+ * console holder); the node's end is learnt by its pidfd, and reap and
+ * kill work as for a node booted here, but its exit status is unknown.
+ * Returns 0, or -1 with err when that node is gone. */
+int node_adopt(struct node_host *host, const char *facility, int rank, const char *dir, pid_t pid,
+	       uint64_t start, struct node_handle *h, char *err, size_t errlen);
 
 extern const struct node_backend node_ct;
 extern const struct node_backend node_vm;

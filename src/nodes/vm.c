@@ -182,7 +182,7 @@ forget_files(struct node_handle *h)
 }
 
 void
-node_vm_clear(const char *rundir)
+node_vm_clear(const char *rundir, int (*keep)(void *arg, int rank), void *arg)
 {
 	char path[PATH_MAX];
 	struct dirent *e;
@@ -193,7 +193,8 @@ node_vm_clear(const char *rundir)
 	/* the nodes' links first, then the copies nobody links to */
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] != 'n' ||
-		    strspn(e->d_name + 1, "0123456789") != strlen(e->d_name + 1))
+		    strspn(e->d_name + 1, "0123456789") != strlen(e->d_name + 1) ||
+		    (keep && e->d_name[1] && keep(arg, atoi(e->d_name + 1))))
 			continue;
 		snprintf(path, sizeof(path), "%s/%.32s/kernel", rundir, e->d_name);
 		unlink(path);

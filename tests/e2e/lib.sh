@@ -77,6 +77,9 @@ kill9_khd() {
 cleanup() {
 	for d in "${T_DIRS[@]}"; do
 		stop_khd "$d" >/dev/null 2>&1
+		# nodes a killed khd left running, with their console holder
+		grep -q " $d/run/conhold.sock\$" /proc/net/unix 2>/dev/null &&
+			khd -d "$d" --stop-nodes >/dev/null 2>&1
 		[ -n "${KH_KEEP:-}" ] && echo "# kept $d" >&3 || rm -rf "$d"
 	done
 }

@@ -75,6 +75,24 @@ config_1_3(void **state)
 	config_free(&c);
 }
 
+/* config-1.4: on_stop says what SIGTERM does with running nodes; stop
+ * unless it says keep. */
+static void
+config_1_4(void **state)
+{
+	struct config c;
+	char err[200];
+	assert_int_equal(config_parse("host a\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_stop_keep, 0);
+	config_free(&c);
+	assert_int_equal(config_parse("on_stop keep\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_stop_keep, 1);
+	config_free(&c);
+	assert_int_equal(config_parse("on_stop keep\non_stop stop\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_stop_keep, 0);
+	config_free(&c);
+}
+
 /* config-2.1: every mistake names its line. */
 static void
 config_2_1(void **state)
@@ -98,6 +116,9 @@ config_2_1(void **state)
 	    {"state\n", "line 1: state takes sqlite or postgresql:CONNINFO"},
 	    {"state mysql:host=x\n", "state must be sqlite or postgresql"},
 	    {"state sqlite3\n", "state must be sqlite or postgresql"},
+	    {"on_stop\n", "line 1: on_stop takes keep or stop"},
+	    {"host a\non_stop later\n", "line 2: on_stop takes keep or stop"},
+	    {"on_stop keep stop\n", "line 1: on_stop takes keep or stop"},
 	};
 	struct config c;
 	char err[200];
@@ -113,6 +134,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(config_1_1), cmocka_unit_test(config_1_2),
-	    cmocka_unit_test(config_1_3), cmocka_unit_test(config_2_1)};
+	    cmocka_unit_test(config_1_3), cmocka_unit_test(config_1_4),
+	    cmocka_unit_test(config_2_1)};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
