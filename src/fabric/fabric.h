@@ -28,6 +28,11 @@ struct fabric *fabric_new(const char *facid, int nat, const char *pin, char *err
 void fabric_unpin(const char *pin);
 /* Tear everything down: nodes' namespaces, segments, uplink, NAT. */
 void fabric_free(struct fabric *fb);
+/* Nodes' network namespaces made by make(arg) (one owned by a node's user
+ * namespace, say) instead of by khd itself; each is given to drop(arg, fd)
+ * before the fabric closes it. */
+void fabric_set_netns_maker(struct fabric *fb, int (*make)(void *, char *, size_t),
+			    void (*drop)(void *, int), void *arg);
 
 /* Give node rank its network namespace ahead of need.  Idempotent. */
 int fabric_node_prepare(struct fabric *fb, int rank, char *err, size_t errlen);

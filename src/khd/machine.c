@@ -936,6 +936,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	if (!k->no_fabric && (k->fab = fabric_new(facid, 1, path, why, sizeof(why))) == NULL)
 		log_warnx("no communication domains on this host (nodes get loopback only): %s",
 			  why);
+	/* Each node's network namespace is owned by its user namespace. */
+	if (k->fab && k->host_ok && k->host.uns.on)
+		fabric_set_netns_maker(k->fab, userns_fabric_make, userns_fabric_drop, &k->host);
 	/* A vm node's interfaces are macvtaps, for its QEMU. */
 	for (int i = 0; k->fab && i < k->fac.nnodes; i++) {
 		const struct node *n = &k->fac.nodes[i];
