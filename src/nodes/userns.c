@@ -186,16 +186,30 @@ userns_fabric_drop(void *arg, int netns)
 		}
 }
 
-int
-userns_node(struct node_host *host, const struct node_spec *s, struct ct_req *rq, int *netns,
-	    int *own, char *err, size_t errlen)
+uint32_t
+userns_base_of(struct node_host *host, int rank, int netns)
 {
 	struct userns_pool *u = &host->uns;
 	uint32_t ino;
 
+	if (!u->on)
+		return 0;
+	if (netns < 0)
+		return rank >= 0 && rank < USERNS_RANKS ? range_base(u, (uint32_t)rank) : 0;
+	if ((ino = owner_ino(netns)) != 0)
+		for (int i = 0; i < USERNS_SLOTS; i++)
+			if (u->ino[i] == ino)
+				return range_base(u, USERNS_RANKS + (uint32_t)i);
+	return 0;
+}
+
+int
+userns_node(struct node_host *host, const struct node_spec *s, struct ct_req *rq, int *netns,
+	    int *own, char *err, size_t errlen)
+{
 	*own = -1;
 	rq->idbase = 0;
-	if (!u->on)
+	if (!host->uns.on)
 		return 0;
 	if (*netns < 0) {
 		if (s->rank >= USERNS_RANKS)
@@ -203,19 +217,17 @@ userns_node(struct node_host *host, const struct node_spec *s, struct ct_req *rq
 		if ((*own = make(host, (uint32_t)s->rank, err, errlen)) < 0)
 			return -1;
 		*netns = *own;
-		rq->idbase = range_base(u, (uint32_t)s->rank);
-		return 0;
 	}
-	if ((ino = owner_ino(*netns)) != 0)
-		for (int i = 0; i < USERNS_SLOTS; i++)
-			if (u->ino[i] == ino) {
-				rq->idbase = range_base(u, USERNS_RANKS + (uint32_t)i);
-				return 0;
-			}
-	/* Host root's namespace: node root could not configure it. */
-	return seterr(err, errlen,
-		      "userns: the node's network namespace has no user namespace "
-		      "of its own");
+	if ((rq->idbase = userns_base_of(host, s->rank, *own >= 0 ? -1 : *netns)) == 0) {
+		if (*own >= 0)
+			close(*own);
+		*own = *netns = -1;
+		/* Host root's namespace: node root could not configure it. */
+		return seterr(err, errlen,
+			      "userns: the node's network namespace has no user namespace of "
+			      "its own");
+	}
+	return 0;
 }
 
 /* ---- in the spawner and the node's first process ---- */

@@ -42,6 +42,11 @@ void userns_fabric_drop(void *arg, int netns);
 int userns_node(struct node_host *host, const struct node_spec *s, struct ct_req *rq, int *netns,
 		int *own, char *err, size_t errlen);
 
+/* The host uid of node root for a node of rank in netns (-1: none, the
+ * rank's range); 0 when user namespaces are off or netns is not one the
+ * fabric made for a user namespace.  A vm node's QEMU runs as this uid. */
+uint32_t userns_base_of(struct node_host *host, int rank, int netns);
+
 /* In the spawner: a user namespace mapping 0-65535 to idbase and up, and a
  * network namespace it owns.  Returns the pid of the (reaped) process that
  * made them and the netns's descriptor in *netns, or -1 with errno. */
