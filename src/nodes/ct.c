@@ -234,27 +234,13 @@ ask_spawner_fds(int sock, const struct ct_req *rq, const int *fds, int nfds, str
 	return rep->pid;
 }
 
+/* Ask, and when the spawner has died start a new one and ask again. */
 pid_t
 ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds,
        struct ct_rep *rep, int *rfds, int *nr)
 {
-	return ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
-}
-
-static pid_t
-ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
-{
-	struct ct_rep rep;
-
-	return ask_spawner_fds(sock, rq, fds, nfds, &rep, NULL, NULL);
-}
-
-/* Ask, and when the spawner has died start a new one and ask again. */
-static pid_t
-spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds)
-{
 	char err[256];
-	pid_t pid = ask_spawner(host->spawner_sock, rq, fds, nfds);
+	pid_t pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
 
 	if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT))
 		return pid;
@@ -274,7 +260,15 @@ spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int 
 		errno = EPIPE;
 		return -1;
 	}
-	return ask_spawner(host->spawner_sock, rq, fds, nfds);
+	return ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
+}
+
+static pid_t
+spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds)
+{
+	struct ct_rep rep;
+
+	return ct_ask(host, rq, fds, nfds, &rep, NULL, NULL);
 }
 
 static void

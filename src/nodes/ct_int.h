@@ -96,8 +96,9 @@ struct node_host;
  * or -1 with err. */
 pid_t ct_spawn_in(struct node_host *host, struct ct_req *rq, int *fds, int nfixed, const char *cg,
 		  char *err, size_t errlen);
-/* Ask the spawner rq with fds; the answer in rep, its descriptors in rfds
- * (room for CT_REQ_MAXFDS; *nr of them).  Returns rep->pid or -1 with
+/* Ask the spawner rq with fds (a spawner gone or wedged is replaced and
+ * asked again); the answer in rep, its descriptors in rfds (room for
+ * CT_REQ_MAXFDS, or NULL; *nr of them).  Returns rep->pid or -1 with
  * errno. */
 struct ct_rep;
 pid_t ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds,

@@ -174,7 +174,8 @@ child_dev(const struct ct_plan *p)
 	CHILD_TRY(p, mkdir("dev/shm", 01777), "mkdir /dev/shm");
 	CHILD_TRY(p, lchown("dev/shm", id, id), "/dev/shm");
 	/* The console is node root's terminal. */
-	CHILD_TRY(p, fchown(p->slave, id, id), "console owner");
+	if (id != 0)
+		CHILD_TRY(p, fchown(p->slave, id, id), "console owner");
 	CHILD_TRY(p,
 		  mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 			"newinstance,ptmxmode=0666,mode=0620"),
