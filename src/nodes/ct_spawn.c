@@ -395,7 +395,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 		/* The shared tree, owned by host root, shows as owned by node
 		 * root (host uid k as k inside); its root's owner is the top's. */
 		struct stat st;
-		CHILD_TRY(p, fd = userns_idmapped(rq->lower, us), "idmapped root");
+		CHILD_TRY(p, fd = userns_idmapped(rq->lower, us), "open root");
 		CHILD_TRY(p, fstat(fd, &st), "stat root");
 		CHILD_TRY(p, chown("upper", st.st_uid, st.st_gid), "chown upper");
 	} else {
