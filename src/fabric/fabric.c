@@ -113,6 +113,9 @@ struct fabric {
 	int nsidseq;	 /* namespace ids handed out */
 	void (*on_remove)(void *, int, const struct fabric_ifstats *);
 	void *remove_arg;
+	int (*ns_make)(void *, char *, size_t); /* nodes' namespaces; NULL: unshare */
+	void (*ns_drop)(void *, int);
+	void *ns_arg;
 };
 
 static int
@@ -161,11 +164,31 @@ enter(struct fabric *fb, int fd, char *err, size_t errlen)
 	return 0;
 }
 
+/* A node's network namespace goes. */
+static void
+close_netns(struct fabric *fb, int fd)
+{
+	if (fb->ns_drop != NULL)
+		fb->ns_drop(fb->ns_arg, fd);
+	close(fd);
+}
+
+void
+fabric_set_netns_maker(struct fabric *fb, int (*make)(void *, char *, size_t),
+		       void (*drop)(void *, int), void *arg)
+{
+	fb->ns_make = make;
+	fb->ns_drop = drop;
+	fb->ns_arg = arg;
+}
+
 /* A new network namespace, held by the returned fd. */
 static int
 new_netns(struct fabric *fb, char *err, size_t errlen)
 {
 	int fd;
+	if (fb->ns_make != NULL)
+		return fb->ns_make(fb->ns_arg, err, errlen);
 	if (unshare(CLONE_NEWNET) < 0)
 		return seterr(err, errlen, "new network namespace: %s", strerror(errno));
 	fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -195,7 +218,7 @@ new_netns_id(struct fabric *fb, int *nsid, char *err, size_t errlen)
 			break;
 	}
 	if (rc < 0) {
-		close(fd);
+		close_netns(fb, fd);
 		return -1;
 	}
 	return fd;
@@ -530,7 +553,7 @@ fabric_pool_fill(struct fabric *fb, int target, int budget, char *err, size_t er
 		if ((sp.netns = new_netns_id(fb, &sp.nsid, err, errlen)) < 0)
 			return -1;
 		if (make_if_in(fb, sp.netns, 0, NETID_EXTERNAL, 0, mac, err, errlen) < 0) {
-			close(sp.netns);
+			close_netns(fb, sp.netns);
 			return -1;
 		}
 		fb->xpool[fb->nx++] = sp;
@@ -767,7 +790,7 @@ fabric_node_release(struct fabric *fb, int rank)
 		fb->graves--;
 	}
 	if (nd->netns >= 0) {
-		close(nd->netns);
+		close_netns(fb, nd->netns);
 		fb->nprepared--;
 	}
 	if (nd->sysfs >= 0)
@@ -1257,16 +1280,16 @@ release(struct fabric *fb, int keep)
 		return;
 	for (int i = 0; i < KH_MAX_NODES; i++) {
 		if (fb->nodes[i].netns >= 0)
-			close(fb->nodes[i].netns);
+			close_netns(fb, fb->nodes[i].netns);
 		if (fb->nodes[i].sysfs >= 0)
 			close(fb->nodes[i].sysfs);
 	}
 	if (fb->devdir >= 0)
 		close(fb->devdir);
 	for (int i = 0; i < fb->nx; i++)
-		close(fb->xpool[i].netns);
+		close_netns(fb, fb->xpool[i].netns);
 	for (int i = 0; i < fb->np; i++)
-		close(fb->ppool[i].netns);
+		close_netns(fb, fb->ppool[i].netns);
 	if (fb->host.s && strcmp(fb->uplink, "none") != 0 && !keep) {
 		if (fb->nat)
 			nat_off(fb);

@@ -43,6 +43,11 @@ struct fabric *fabric_adopt(const char *facid, int nat, const char *pin, char *e
  * is running).  Call before the node is first wired.  Returns 0 or -1. */
 int fabric_node_adopt(struct fabric *fb, int rank, int netns, const int *netids, int n, char *err,
 		      size_t errlen);
+/* Nodes' network namespaces made by make(arg) (one owned by a node's user
+ * namespace, say) instead of by khd itself; each is given to drop(arg, fd)
+ * before the fabric closes it. */
+void fabric_set_netns_maker(struct fabric *fb, int (*make)(void *, char *, size_t),
+			    void (*drop)(void *, int), void *arg);
 
 /* Give node rank its network namespace ahead of need.  Idempotent. */
 int fabric_node_prepare(struct fabric *fb, int rank, char *err, size_t errlen);

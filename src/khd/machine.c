@@ -20,6 +20,7 @@
 #include "khd/meter.h"
 #include "memory/mem.h"
 #include "nodes/cgroup.h"
+#include "nodes/userns.h"
 #include "nodes/vm.h"
 #include "rdma/rdma.h"
 #include "state/state.h"
@@ -1119,6 +1120,9 @@ adopt(struct machine *m, struct adoptee *a)
 	if (k->fab) {
 		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)m->h.pid);
 		int ns = open(path, O_RDONLY | O_CLOEXEC);
+		/* Its uid range stays its own: no new node may get it. */
+		if (ns >= 0 && k->host.uns.on && userns_adopt(&k->host, ns, (int)m->h.pid) < 0)
+			log_warnx("node %d: its uid range is not one of this facility's", m->rank);
 		if (ns < 0 ||
 		    fabric_node_adopt(k->fab, m->rank, ns, n->ifs, n->nifs, why, sizeof(why)) < 0)
 			log_warnx("node %d: its interfaces were not taken over: %s", m->rank,
@@ -1202,6 +1206,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 				 : fabric_new(facid, 1, path, why, sizeof(why))) == NULL)
 		log_warnx("no communication domains on this host (nodes get loopback only): %s",
 			  why);
+	/* Each node's network namespace is owned by its user namespace. */
+	if (k->fab && k->host_ok && k->host.uns.on)
+		fabric_set_netns_maker(k->fab, userns_fabric_make, userns_fabric_drop, &k->host);
 	/* A vm node's interfaces are macvtaps, for its QEMU. */
 	for (int i = 0; k->fab && i < k->fac.nnodes; i++) {
 		const struct node *n = &k->fac.nodes[i];

@@ -638,8 +638,11 @@ cgroup_node_kill(const struct cgroup_host *h, const char *rel)
 	return kill_listed(dir, rel) > 0;
 }
 
-int
-cgroup_node_remove(const struct cgroup_host *h, const char *rel, char *err, size_t errlen)
+/* Remove rel's directories, waiting up to ms for each to empty: a killed
+ * process may have left cgroup.procs while its memory is still torn down,
+ * and rmdir says EBUSY until it is gone. */
+static int
+node_remove(const struct cgroup_host *h, const char *rel, int ms, char *err, size_t errlen)
 {
 	char dir[PATH_MAX + CG_RELMAX];
 	int r = 0;
@@ -648,19 +651,25 @@ cgroup_node_remove(const struct cgroup_host *h, const char *rel, char *err, size
 		if (node_dir(h, i, rel, dir, sizeof(dir)) < 0)
 			return -1;
 		for (int tries = 0; rmdir(dir) < 0 && errno != ENOENT; tries++) {
-			struct timespec ms = {0, 1000000};
-			if (errno != EBUSY || tries == 20) {
+			struct timespec one = {0, 1000000};
+			if (errno != EBUSY || tries == ms) {
 				seterr(err, errlen, "cgroup: rmdir %s: %s", dir, strerror(errno));
 				r = -1;
 				break;
 			}
-			nanosleep(&ms, NULL);
+			nanosleep(&one, NULL);
 		}
 		/* The facility directory goes with its last node. */
 		*strrchr(dir, '/') = '\0';
 		rmdir(dir);
 	}
 	return r;
+}
+
+int
+cgroup_node_remove(const struct cgroup_host *h, const char *rel, char *err, size_t errlen)
+{
+	return node_remove(h, rel, 20, err, errlen);
 }
 
 int
@@ -696,7 +705,9 @@ cgroup_facility_clear_but(const struct cgroup_host *h, const char *facility,
 			struct timespec ms = {0, 1000000};
 			nanosleep(&ms, NULL);
 		}
-		if (cgroup_node_remove(h, rel, NULL, 0) < 0)
+		/* At start, before serving: a large node (a vm's QEMU) may
+		 * take a while to die. */
+		if (node_remove(h, rel, 2000, NULL, 0) < 0)
 			r = -1;
 	}
 	closedir(d);

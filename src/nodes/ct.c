@@ -44,7 +44,8 @@ node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_pa
 {
 	host->spawner = 0;
 	host->spawner_sock = -1;
-	if (cgroup_host_init(&host->cg, cgroup_version, cgroup_parent, err, errlen) < 0)
+	if (cgroup_host_init(&host->cg, cgroup_version, cgroup_parent, err, errlen) < 0 ||
+	    userns_init(&host->uns, err, errlen) < 0)
 		return -1;
 	/* Now, while khd is small: the spawner is a fresh image anyway,
 	 * but the fork that starts it copies khd's page tables. */
@@ -233,20 +234,13 @@ ask_spawner_fds(int sock, const struct ct_req *rq, const int *fds, int nfds, str
 	return rep->pid;
 }
 
-static pid_t
-ask_spawner(int sock, const struct ct_req *rq, const int *fds, int nfds)
-{
-	struct ct_rep rep;
-
-	return ask_spawner_fds(sock, rq, fds, nfds, &rep, NULL, NULL);
-}
-
 /* Ask, and when the spawner has died start a new one and ask again. */
-static pid_t
-spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds)
+pid_t
+ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds,
+       struct ct_rep *rep, int *rfds, int *nr)
 {
 	char err[256];
-	pid_t pid = ask_spawner(host->spawner_sock, rq, fds, nfds);
+	pid_t pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
 
 	if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT))
 		return pid;
@@ -266,7 +260,15 @@ spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int 
 		errno = EPIPE;
 		return -1;
 	}
-	return ask_spawner(host->spawner_sock, rq, fds, nfds);
+	return ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
+}
+
+static pid_t
+spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds)
+{
+	struct ct_rep rep;
+
+	return ct_ask(host, rq, fds, nfds, &rep, NULL, NULL);
 }
 
 static void
@@ -325,7 +327,7 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 {
 	struct cgroup_limits lim;
 	struct ct_req *rq;
-	int fds[CT_REQ_MAXFDS], nfds = 0, master = -1, slave = -1;
+	int fds[CT_REQ_MAXFDS], nfds = 0, master = -1, slave = -1, netns = s->netns_fd, own = -1;
 	pid_t pid;
 
 	memset(h, 0, sizeof(*h));
@@ -359,11 +361,17 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 		goto fail_cg;
 	}
 	fds[nfds++] = slave;
-	if (s->netns_fd >= 0) {
+	if (userns_node(host, s, rq, &netns, &own, err, errlen) < 0)
+		goto fail_pty;
+	if (netns >= 0) {
 		rq->has_netns = 1;
-		fds[nfds++] = s->netns_fd;
+		rq->clone_flags &= ~(uint64_t)CLONE_NEWNET;
+		fds[nfds++] = netns;
 	}
-	if ((pid = ct_spawn_in(host, rq, fds, nfds, h->cg, err, errlen)) < 0)
+	pid = ct_spawn_in(host, rq, fds, nfds, h->cg, err, errlen);
+	if (own >= 0)
+		close(own);
+	if (pid < 0)
 		goto fail_pty;
 	close(slave);
 	free(rq);

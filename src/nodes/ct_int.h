@@ -11,9 +11,10 @@
 
 /* What a request starts. */
 enum {
-	CT_REQ_NODE, /* a container node: namespaces, root file system, /init */
-	CT_REQ_EXEC, /* a program (argv) in the node's cgroup and network namespace */
-	CT_REQ_ENTER /* a program (argv, env) inside a running node, as its init's child */
+	CT_REQ_NODE,  /* a container node: namespaces, root file system, /init */
+	CT_REQ_EXEC,  /* a program (argv) in the node's cgroup and network namespace */
+	CT_REQ_ENTER, /* a program (argv, env) inside a running node, as its init's child */
+	CT_REQ_USERNS /* a user namespace (idbase) and a network namespace it owns */
 };
 
 /* Longest argv (CT_REQ_ENTER: argv and environment) of a request, its
@@ -27,7 +28,8 @@ enum {
  * (CT_REQ_EXEC), netns (has_netns), nkeep descriptors for the program
  * (CT_REQ_EXEC), v2 cgroup dir (has_cgfd), then nprocs cgroup.procs files
  * (v1, or v2 on kernels without CLONE_INTO_CGROUP).  CT_REQ_ENTER: the
- * node's init pidfd, then nprocs cgroup.procs files. */
+ * node's init pidfd, then nprocs cgroup.procs files.  CT_REQ_USERNS: none
+ * (the answer carries the network namespace). */
 struct ct_req {
 	int kind;	      /* CT_REQ_NODE, CT_REQ_EXEC or CT_REQ_ENTER */
 	uint64_t clone_flags; /* namespaces to make */
@@ -40,6 +42,10 @@ struct ct_req {
 	char lower[PATH_MAX];
 	char scratch[PATH_MAX];
 	char device[PATH_MAX]; /* the RDMA device's socket, bound at /dev/khrdma; "": none */
+	/* CT_REQ_NODE: host uid (and gid) of node root, whose user namespace
+	 * owns netns; 0: none (the node runs as host root).  CT_REQ_USERNS:
+	 * the range of the namespace to make. */
+	uint32_t idbase;
 	/* CT_REQ_EXEC: argc strings, each NUL-terminated, one after the other
 	 * (argv[0] is the program's path); the console is its standard input
 	 * and output, the kept descriptors are 3, 4, ... in their order.
@@ -90,6 +96,13 @@ struct node_host;
  * or -1 with err. */
 pid_t ct_spawn_in(struct node_host *host, struct ct_req *rq, int *fds, int nfixed, const char *cg,
 		  char *err, size_t errlen);
+/* Ask the spawner rq with fds (a spawner gone or wedged is replaced and
+ * asked again); the answer in rep, its descriptors in rfds (room for
+ * CT_REQ_MAXFDS, or NULL; *nr of them).  Returns rep->pid or -1 with
+ * errno. */
+struct ct_rep;
+pid_t ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds,
+	     struct ct_rep *rep, int *rfds, int *nr);
 /* The end of a node whose first process is h->pid, the same for every
  * backend: SIGKILL (pidfd, cgroup), reap, cgroup counters. */
 struct node_handle;

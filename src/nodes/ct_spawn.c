@@ -5,9 +5,11 @@
  * first steps (vm_spawn.c). */
 #include "nodes/ct_int.h"
 #include "nodes/node.h"
+#include "nodes/userns.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -135,6 +137,9 @@ mkdir_ok(const char *path, mode_t mode)
 static void
 child_dev(const struct ct_plan *p)
 {
+	const uid_t id = p->rq->idbase;
+	char opts[96];
+
 	static const struct {
 		const char *path;
 		unsigned maj, min;
@@ -148,17 +153,29 @@ child_dev(const struct ct_plan *p)
 		     {"dev/stderr", "/proc/self/fd/2"},
 		     {"dev/ptmx", "pts/ptmx"}};
 
+	/* In a user namespace, /dev and what is in it belong to node root
+	 * (id), as they did when node root was host root.  The device nodes
+	 * are made here, by host root, on a tmpfs host root mounts: they work
+	 * in the node although node root could not make them. */
+	snprintf(opts, sizeof(opts), "%s,uid=%u,gid=%u", p->tmpfs_opts, (unsigned)id, (unsigned)id);
 	CHILD_TRY(p, mkdir_ok("dev", 0755), "mkdir /dev");
-	CHILD_TRY(p, mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, p->tmpfs_opts),
-		  "mount /dev");
-	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+	CHILD_TRY(p, mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, opts), "mount /dev");
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
 		CHILD_TRY(p,
 			  mknod(nodes[i].path, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)),
 			  nodes[i].path);
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		CHILD_TRY(p, lchown(nodes[i].path, id, id), nodes[i].path);
+	}
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		CHILD_TRY(p, symlink(links[i].target, links[i].path), links[i].path);
+		CHILD_TRY(p, lchown(links[i].path, id, id), links[i].path);
+	}
 	CHILD_TRY(p, mkdir("dev/pts", 0755), "mkdir /dev/pts");
 	CHILD_TRY(p, mkdir("dev/shm", 01777), "mkdir /dev/shm");
+	CHILD_TRY(p, lchown("dev/shm", id, id), "/dev/shm");
+	/* The console is node root's terminal. */
+	if (id != 0)
+		CHILD_TRY(p, fchown(p->slave, id, id), "console owner");
 	CHILD_TRY(p,
 		  mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 			"newinstance,ptmxmode=0666,mode=0620"),
@@ -345,7 +362,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	struct sigaction dfl;
 	char opts[96];
 	sigset_t none;
-	int fd;
+	int fd, us = -1;
 
 	/* Join the node's cgroup before anything is charged, then make it
 	 * the root of the node's view (on v2 clone3 put us there already). */
@@ -354,6 +371,9 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	CHILD_TRY(p, unshare(CLONE_NEWCGROUP), "cgroup namespace");
 	if (p->netns >= 0)
 		CHILD_TRY(p, setns(p->netns, CLONE_NEWNET), "enter network namespace");
+	/* The node's user namespace: the one that owns its network. */
+	if (rq->idbase != 0)
+		CHILD_TRY(p, us = userns_of(p->netns), "the node's user namespace");
 	/* The global OOM killer should pick a node before khd. */
 	if ((fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) >= 0) {
 		if (write(fd, "500", 3) < 0)
@@ -371,7 +391,16 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	CHILD_TRY(p, mkdir("root", 0755), "mkdir root");
 	/* Layers by descriptor and relative path: the node's mount table then
 	 * names no host directory. */
-	CHILD_TRY(p, fd = open(rq->lower, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
+	if (us >= 0) {
+		/* The shared tree, owned by host root, shows as owned by node
+		 * root (host uid k as k inside); its root's owner is the top's. */
+		struct stat st;
+		CHILD_TRY(p, fd = userns_idmapped(rq->lower, us), "open root");
+		CHILD_TRY(p, fstat(fd, &st), "stat root");
+		CHILD_TRY(p, chown("upper", st.st_uid, st.st_gid), "chown upper");
+	} else {
+		CHILD_TRY(p, fd = open(rq->lower, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
+	}
 	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=upper,workdir=work", fd);
 	/* nodev: device nodes in the image are inert; only our /dev works. */
 	CHILD_TRY(p, mount("overlay", "root", "overlay", MS_NODEV, opts), "mount overlay");
@@ -386,6 +415,11 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	CHILD_TRY(p, umount2(".", MNT_DETACH), "detach old root");
 	CHILD_TRY(p, chdir("/"), "chdir /");
 	CHILD_TRY(p, sethostname(rq->name, strlen(rq->name)), "sethostname");
+	/* Everything is set up: from here on, root is node root. */
+	if (us >= 0) {
+		CHILD_TRY(p, userns_enter(us), "enter the node's user namespace");
+		close(us);
+	}
 
 	CHILD_TRY(p, child_seccomp(), "seccomp");
 	CHILD_TRY(p, child_caps(), "drop capabilities");
@@ -543,6 +577,17 @@ static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, i
 		 setns(nodefd,
 		       CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
 		 "enter the node's namespaces");
+	/* Its user namespace last (as host root, the others are open to us;
+	 * as node root, they would not be).  EINVAL: the node's is ours (a
+	 * node started with user namespaces off). */
+	if (setns(nodefd, CLONE_NEWUSER) == 0)
+		EXEC_TRY(st,
+			 setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0
+			     ? -1
+			     : 0,
+			 "become the node's root");
+	else if (errno != EINVAL)
+		exec_fail(st, "enter the node's user namespace");
 	EXEC_TRY(st, chdir("/"), "chdir /");
 	EXEC_TRY(st, child_seccomp(), "seccomp");
 	EXEC_TRY(st, child_caps(), "drop capabilities");
@@ -773,6 +818,20 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 			spawner_exec(sock, selfpid, rq, fds, nfds);
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
+			continue;
+		}
+		if (n == (ssize_t)sizeof(*rq) && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+		    rq->kind == CT_REQ_USERNS) {
+			int ns = -1;
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			if (rq->idbase == 0 || (pid = userns_make(rq->idbase, &ns)) < 0)
+				exec_reply(sock, 0, rq->idbase ? errno : EINVAL, "user namespace",
+					   NULL, 0);
+			else
+				exec_reply(sock, pid, 0, "", &ns, 1);
+			if (ns >= 0)
+				close(ns);
 			continue;
 		}
 		if (n != (ssize_t)sizeof(*rq) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||

@@ -6,6 +6,7 @@
 #define KH_NODE_H
 
 #include "nodes/cgroup.h"
+#include "nodes/userns.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,8 +19,9 @@
 /* What the backends share on one host: made once by khd at start. */
 struct node_host {
 	struct cgroup_host cg;
-	pid_t spawner;	  /* the process that clones nodes (a child of khd) */
-	int spawner_sock; /* khd's end of its socket */
+	pid_t spawner;		/* the process that clones nodes (a child of khd) */
+	int spawner_sock;	/* khd's end of its socket */
+	struct userns_pool uns; /* ct: the nodes' uid ranges */
 	/* vm: what node_vm_init found */
 	int vm_ok;	       /* QEMU is there: vm nodes can boot */
 	int kvm;	       /* 1: KVM runs guests here; 0: QEMU's TCG emulates */

@@ -130,6 +130,10 @@ place(const char *shared, const char *id, const void *p, size_t len, const char 
 			return seterr(err, errlen, "vm: rename %s: %s", path, strerror(errno));
 		}
 	}
+	/* Readable by QEMU's uid (docs/nodes.md), which gets it by descriptor:
+	 * the directories above stay host root's alone (0700). */
+	if (chmod(path, 0644) < 0)
+		return seterr(err, errlen, "vm: chmod %s: %s", path, strerror(errno));
 	unlink(link_);
 	if (link(path, link_) < 0)
 		return seterr(err, errlen, "vm: link %s: %s", link_, strerror(errno));
@@ -266,6 +270,8 @@ vm_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 		goto fail_rq;
 	rq->kind = CT_REQ_EXEC;
 	rq->argc = argc;
+	/* QEMU runs as the node's range's first uid, not as host root. */
+	rq->idbase = userns_base_of(host, s->rank, s->netns_fd);
 	snprintf(rq->name, sizeof(rq->name), "%s", s->name);
 
 	snprintf(h->cg, sizeof(h->cg), "kh-%s/n%d", s->facility, s->rank);

@@ -10,11 +10,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,7 +52,8 @@ vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const
 {
 	char *argv[CT_EXEC_ARGMAX / 2 + 1];
 	char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", NULL};
-	int moved[CT_EXEC_MAXKEEP], con, err, fd, argc = 0;
+	int moved[CT_EXEC_MAXKEEP], con, err, fd, argc = 0, files[2], filearg[2], nfiles = 0;
+	char fdpath[2][32];
 	const char *s = rq->argv, *end = rq->argv + sizeof(rq->argv);
 	struct sigaction dfl;
 	sigset_t none;
@@ -78,10 +81,19 @@ vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const
 	if (argc != rq->argc || argc >= (int)(sizeof(argv) / sizeof(argv[0])))
 		fail(rq, console, "bad argument list", NODE_EXIT_SETUP);
 	argv[argc] = NULL;
+	/* Unprivileged: the files QEMU reads from host root's directories
+	 * are opened here and named by descriptor. */
+	if (rq->idbase != 0)
+		for (int i = 1; i + 1 < argc && nfiles < 2; i++)
+			if (strcmp(argv[i], "-kernel") == 0 || strcmp(argv[i], "-initrd") == 0) {
+				if ((files[nfiles] = open(argv[i + 1], O_RDONLY)) < 0)
+					fail(rq, console, argv[i + 1], NODE_EXIT_SETUP);
+				filearg[nfiles++] = i + 1;
+			}
 
 	/* Descriptors: console on 0 and 1, errfd on 2, keep[i] on 3+i.  First
 	 * all of them above the highest target, then into place. */
-	int floor = 3 + nkeep + 1;
+	int floor = 3 + nkeep + nfiles + 1;
 	if ((con = lift(console, floor)) < 0 || (err = lift(errfd, floor)) < 0)
 		fail(rq, console, "descriptors", NODE_EXIT_SETUP);
 	for (int i = 0; i < nkeep; i++)
@@ -89,12 +101,33 @@ vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const
 			fail(rq, console, "descriptors", NODE_EXIT_SETUP);
 	if (dup2(con, 0) < 0 || dup2(con, 1) < 0 || dup2(err, 2) < 0)
 		fail(rq, console, "console on 0 and 1", NODE_EXIT_SETUP);
+	for (int i = 0; i < nfiles; i++)
+		if ((files[i] = lift(files[i], floor)) < 0)
+			fail(rq, console, "descriptors", NODE_EXIT_SETUP);
 	for (int i = 0; i < nkeep; i++)
 		if (dup2(moved[i], 3 + i) < 0)
 			fail(rq, con, "descriptors", NODE_EXIT_SETUP);
-	if (syscall(SYS_close_range, 3U + (unsigned)nkeep, ~0U, 0U) < 0)
-		for (fd = 3 + nkeep; fd < 65536; fd++)
+	for (int i = 0; i < nfiles; i++) {
+		if (dup2(files[i], 3 + nkeep + i) < 0)
+			fail(rq, con, "descriptors", NODE_EXIT_SETUP);
+		snprintf(fdpath[i], sizeof(fdpath[i]), "/proc/self/fd/%d", 3 + nkeep + i);
+		argv[filearg[i]] = fdpath[i];
+	}
+	if (syscall(SYS_close_range, 3U + (unsigned)(nkeep + nfiles), ~0U, 0U) < 0)
+		for (fd = 3 + nkeep + nfiles; fd < 65536; fd++)
 			close(fd);
+	/* Then host root no more: the node's uid, with the group that may
+	 * open /dev/kvm, and no way back (every uid changes: no capability
+	 * is left). */
+	if (rq->idbase != 0) {
+		struct stat kvm;
+		gid_t g = (gid_t)rq->idbase;
+		int ng = stat("/dev/kvm", &kvm) == 0 && kvm.st_gid != 0;
+		if (setgroups((size_t)ng, ng ? &kvm.st_gid : NULL) < 0 || setresgid(g, g, g) < 0 ||
+		    setresuid(rq->idbase, rq->idbase, rq->idbase) < 0 ||
+		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			fail(rq, con, "drop privileges", NODE_EXIT_SETUP);
+	}
 	/* Nothing of the spawner's: no ignored signal, no blocked mask. */
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;

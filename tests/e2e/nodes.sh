@@ -92,6 +92,48 @@ for want in "unshare-user refused EPERM" "clone3 refused ENOSYS" "bpf refused EP
 	check "nodes-2.10 in a node: $want" grep -qx "$want" <<<"$o"
 done
 
+# nodes-2.11: node root is an unprivileged host uid, a range of its own per
+# node (user namespaces, docs/nodes.md).  initpid RANK: the host pid of the
+# node's /init (PID 1 in its namespace).
+initpid() {
+	local p
+	for p in $(cat /sys/fs/cgroup/pids/kh-"$FAC"/n"$1"/cgroup.procs /sys/fs/cgroup/kh-"$FAC"/n"$1"/cgroup.procs 2>/dev/null); do
+		awk '/^NSpid:/ {exit !($NF == 1)}' "/proc/$p/status" 2>/dev/null && { echo "$p"; return; }
+	done
+}
+i0=$(initpid 0)
+i1=$(initpid 1)
+u0=$(awk '/^Uid:/ {print $2}' "/proc/$i0/status" 2>/dev/null)
+u1=$(awk '/^Uid:/ {print $2}' "/proc/$i1/status" 2>/dev/null)
+check "nodes-2.11 from the host, node 0's /init runs as a non-zero uid" test -n "$u0" -a "${u0:-0}" -gt 0
+same "nodes-2.12 ... all its uids (ps -o uid, /proc/PID/status Uid)" \
+	"$(ps -o uid= -p "$i0" | tr -d ' ') $(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$i0/status")" "$u0 $u0 $u0 $u0 $u0"
+same "nodes-2.13 ... the mapped uid is root inside" "$(echo 'echo "m""e=$(id -u):$(id -g)"' | con 5 "me=" -n 0 | sed -n 's/^\[0\] me=//p')" "0:0"
+m0=$(cat "/proc/$i0/uid_map" 2>/dev/null | awk '{print $1, $2, $3}')
+m1=$(cat "/proc/$i1/uid_map" 2>/dev/null | awk '{print $1, $2, $3}')
+same "nodes-2.14 node 0's uids: 65536 from its root's" "$m0" "0 $u0 65536"
+check "nodes-2.15 two nodes get different, disjoint uid ranges" \
+	test -n "$u1" -a "$m1" = "0 $u1 65536" -a $(( u0 > u1 ? u0 - u1 : u1 - u0 )) -ge 65536
+same "nodes-2.16 a process exec'd in the node joins its user namespace" \
+	"$(khctl exec -c pw alice -n 0 cat /proc/self/uid_map | awk '{print $1, $2, $3}')" "$m0"
+# Root in the node has no power over host root's files: a file of host root,
+# mode 0600, put into the node's tree from the host, can be neither read
+# nor changed nor taken over inside (as host root, node root could: it has
+# CAP_DAC_OVERRIDE and CAP_CHOWN).
+echo host-secret >"/proc/$i0/root/tmp/hostfile"
+chown 0:0 "/proc/$i0/root/tmp/hostfile"
+chmod 600 "/proc/$i0/root/tmp/hostfile"
+o=$(echo 'cat /tmp/hostfile; echo rd=$?; echo x >>/tmp/hostfile; echo wr=$?; chown 0 /tmp/hostfile; echo ch=$?; chmod 666 /tmp/hostfile; echo mo=$?; echo HF-$((1+1))' | con 10 "HF-2" -n 0)
+check "nodes-2.17 root in the node cannot read a host root's file (mode 0600)" grep -q '^\[0\] rd=1' <<<"$o"
+check "nodes-2.18 ... nor write, chown or chmod it" \
+	bash -c 'grep -q "^\[0\] wr=1" <<<"$1" && grep -q "^\[0\] ch=1" <<<"$1" && grep -q "^\[0\] mo=1" <<<"$1"' _ "$o"
+same "nodes-2.19 ... which is unchanged" "$(stat -c '%u %a' "/proc/$i0/root/tmp/hostfile") $(cat "/proc/$i0/root/tmp/hostfile")" "0 600 host-secret"
+check "nodes-2.20 ... and does not show up in the node as root's" \
+	bash -c '! grep -q "host-secret" <<<"$1"' _ "$o"
+echo 'echo mine >/tmp/nodefile; echo NF-$((1+1))' | con 10 "NF-2" -n 0 >/dev/null
+same "nodes-2.21 a file node root makes is the node's uid on the host" "$(stat -c %u "/proc/$i0/root/tmp/nodefile" 2>/dev/null)" "$u0"
+same "nodes-2.22 the image's files look root's in the node" "$(echo 'stat -c "o""wn=%u:%g" /bin/busybox /' | con 5 "own=" 2 -n 0 | sed -n 's/^\[0\] own=//p' | sort -u)" "0:0"
+
 # nodes-3: memory limit: the node's cgroup stops it, not the host.
 o=$(echo 'dd if=/dev/zero of=/dev/null bs=400M count=1; echo "oom-rc=$?"' | con 30 "oom-rc=1" -n 0)
 check "nodes-3.1 a node past its memory limit is stopped by its cgroup" grep -qE '^\[0\] oom-rc=137' <<<"$o"

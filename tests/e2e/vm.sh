@@ -122,6 +122,16 @@ check "vm-2.5 a read-only attachment sends nothing to the guests" test "$(grep -
 pid0=$(qemu_of 0)
 cg=$(grep -E ':(memory|0):' "/proc/$pid0/cgroup" 2>/dev/null | head -n1)
 check "vm-2.6 QEMU runs in the node's cgroup" grep -q "/kh-$FAC/n0$" <<<"$cg"
+# Unprivileged (docs/nodes.md): not host root, a uid of its node's own,
+# no capability, and only the descriptors it needs (console, log, taps,
+# kernel and ramdisk).
+q0=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$pid0/status")
+q1=$(awk '/^Uid:/ {print $2}' "/proc/$(qemu_of 1)/status")
+check "vm-2.6b QEMU runs as a non-zero uid, all four" bash -c 'set -- $1; [ "$1" -gt 0 ] && [ "$1" = "$2" ] && [ "$1" = "$3" ] && [ "$1" = "$4" ]' _ "$q0"
+check "vm-2.6c ... another for each node" test -n "$q1" -a "$q1" != "${q0%% *}"
+same "vm-2.6d ... with no capability" "$(awk '/^CapEff:|^CapPrm:/ {print $2}' "/proc/$pid0/status" | sort -u)" "0000000000000000"
+same "vm-2.6e ... and none of khd's files open (socket, state, ledger, log)" \
+	"$(ls -l "/proc/$pid0/fd" | grep -cE ' -> .*(khd\.sock|state\.db|ledger|khd\.log)')" "0"
 if [ -d /sys/fs/cgroup/memory ]; then
 	lim=$(find /sys/fs/cgroup/memory -path "*kh-$FAC/n0/memory.limit_in_bytes" -exec cat {} \; | head -n1)
 else

@@ -715,7 +715,9 @@ ct_2_2_setup_failure(void **state)
 	close(h.console);
 }
 
-/* ct-2.3: a pre-made network namespace is entered, not a new one made. */
+/* ct-2.3: a pre-made network namespace is entered, not a new one made.
+ * With user namespaces (the default) it must be owned by one made for a
+ * node (userns_fabric_make): one of host root's is refused, nothing made. */
 static void
 ct_2_3_netns(void **state)
 {
@@ -726,15 +728,30 @@ ct_2_3_netns(void **state)
 	struct stat want;
 	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
 
-	/* What khd's fabric does: one namespace per node, made ahead. */
+	/* What khd's fabric did before user namespaces: one namespace per
+	 * node, made ahead, in host root's user namespace. */
 	assert_true(self >= 0);
 	assert_int_equal(unshare(CLONE_NEWNET), 0);
 	fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	assert_int_equal(setns(self, CLONE_NEWNET), 0);
-	assert_int_equal(fstat(fd, &want), 0);
 	spec_for(x, &s, 9, name, scratch);
+	if (x->host.uns.on) {
+		char rel[64];
+		s.netns_fd = fd;
+		assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "no user namespace of its own"));
+		snprintf(rel, sizeof(rel), "kh-%s/n9", x->fac);
+		assert_false(cg_exists(x, CG_MEMORY, rel));
+		close(fd);
+		/* What it does now. */
+		fd = userns_fabric_make(&x->host, err, sizeof(err));
+		assert_true(fd >= 0);
+	}
+	assert_int_equal(fstat(fd, &want), 0);
 	s.netns_fd = fd;
 	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	if (x->host.uns.on)
+		userns_fabric_drop(&x->host, fd);
 	close(fd);
 	type_line(&h, "echo UP$((1+1)); exec sleep 1000");
 	assert_true(expect(&h, "UP2", buf, sizeof(buf), 10000));
