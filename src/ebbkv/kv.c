@@ -556,7 +556,7 @@ kv_run(const struct kv_conf *c, char *err, size_t errlen)
 	memset(&K, 0, sizeof(K));
 	K.c = c;
 	K.lfd = -1;
-	struct ebb_conf ec = {.cores = c->cores, .node = c->node, .listen = c->msg};
+	struct ebb_conf ec = {.cores = c->cores, .node = c->node, .listen = c->msg, .pin = c->pin};
 	if (ebb_init(&ec, err, errlen) < 0)
 		return -1;
 	if (ht_register() < 0 || counter_register() < 0) {
