@@ -71,8 +71,9 @@ rt_loop(int core)
 /* Core i's loop to the i-th CPU of the process's affinity, round robin
  * (the messenger's loop is not pinned: it moves to where there is room).
  * A loop that stays on its CPU keeps its cache and is never put on the
- * same CPU as another loop while one is idle: under memcaslap on this
- * 2-CPU host that is 1.3-1.6x the requests per second. */
+ * same CPU as another loop while one is idle (ebbkv under memcaslap on a
+ * 2-CPU host: up to 1.3x the requests per second); but it cannot move
+ * away from another program's load on its CPU either. */
 static void
 pin_loops(unsigned cores)
 {
