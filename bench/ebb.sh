@@ -62,15 +62,20 @@ one() { # NAME: one server under the load; its TPS, misses, failed verifications
 	pids+=($!)
 	wait_port "$p"
 	[ "$name" = mcpin ] && pin_workers "${pids[-1]}"
-	local o
+	local o c0 c1
+	c0=$(awk '{print $14 + $15}' "/proc/${pids[-1]}/stat")
 	o=$(load "$p")
+	c1=$(awk '{print $14 + $15}' "/proc/${pids[-1]}/stat")
 	kill "${pids[-1]}"
 	wait "${pids[-1]}" 2>/dev/null || true
 	tps <<<"$o" >>"$W/$name.tps"
 	awk '/^get_misses/ {m = $2} /^verify_failed/ {v = $2} END {print m + 0, v + 0}' <<<"$o" >>"$W/$name.bad"
+	# the server's CPU (user + system) per request, in us: less noisy
+	# than requests per second when other programs share the CPUs
+	awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '/^Run time/ {for (i = 1; i <= NF; i++) if ($i == "Ops:") print c * 1e6 / hz / $(i + 1)}' <<<"$o" >>"$W/$name.cpu"
 	tps <<<"$o"
 }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+median() { sort -g | awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print (m >= 100) ? int(m) : sprintf("%.2f", m)}'; }
 for r in $(seq "$R"); do
 	printf '  round %d: memcached 1.6 -t 2: %s   memcached, workers pinned: %s   ebbkv -t 2: %s   ebbkv --no-pin: %s ops/s\n' \
 		"$r" "$(one mc)" "$(one mcpin)" "$(one kv)" "$(one kvnopin)"
@@ -81,6 +86,8 @@ kv=$(median <"$W/kv.tps")
 kvn=$(median <"$W/kvnopin.tps")
 printf '  medians: memcached %s, memcached pinned %s, ebbkv %s, ebbkv --no-pin %s ops/s\n' "$mc" "$mcp" "$kv" "$kvn"
 awk -v a="$kv" -v b="$mc" -v c="$mcp" -v d="$kvn" 'BEGIN {printf "  ratios: ebbkv/memcached %.2fx, ebbkv/memcached pinned %.2fx, ebbkv --no-pin/memcached %.2fx\n", a / b, a / c, d / b}'
+printf '  server CPU per request (us, medians): memcached %s, memcached pinned %s, ebbkv %s, ebbkv --no-pin %s\n' \
+	"$(median <"$W/mc.cpu")" "$(median <"$W/mcpin.cpu")" "$(median <"$W/kv.cpu")" "$(median <"$W/kvnopin.cpu")"
 for n in mc mcpin kv kvnopin; do
 	awk -v n="$n" '{m += $1; v += $2} END {printf "  %s: get_misses %d, verify_failed %d (all rounds)\n", n, m, v}' "$W/$n.bad"
 done
