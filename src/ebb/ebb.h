@@ -49,6 +49,9 @@ struct ebb_conf {
 	unsigned cores;	    /* 1..EBB_MAX_CORES-2 loops; 0: one per CPU (at most 8) */
 	uint16_t node;	    /* this node's index */
 	const char *listen; /* "ADDR:PORT" for the messenger (port 0: any); NULL: none */
+	int pin;	    /* 1: core i's loop stays on the i-th CPU the process may
+			     * use (modulo their count), as a per-core runtime's
+			     * loops do; 0: the kernel moves them at will */
 };
 
 /* Start the runtime: the loops' threads and the messenger.  Returns 0, or

@@ -15,6 +15,8 @@ int loop_start(struct loop *l);
 /* Ask the loop to stop, wait for its thread, run nothing more. */
 void loop_stop(struct loop *l);
 void loop_free(struct loop *l);
+/* Keep the loop's thread on one CPU.  Returns 0 or -1. */
+int loop_pin(struct loop *l, int cpu);
 /* The loop the calling thread runs, or NULL. */
 struct loop *loop_self(void);
 

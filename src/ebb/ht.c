@@ -190,8 +190,10 @@ st_find(struct store *s, uint64_t h, const void *k, size_t kl, struct entry ***w
 	return NULL;
 }
 
+/* Store k with the value a then b (b may be empty); h is hash(k). */
 static int
-st_put(struct store *s, const void *k, size_t kl, const void *v, size_t vl)
+st_put(struct store *s, uint64_t h, const void *k, size_t kl, const void *a, size_t al,
+       const void *b2, size_t bl)
 {
 	if (s->n + 1 > s->nb) {
 		size_t nb = s->nb ? s->nb * 2 : 1024;
@@ -209,16 +211,17 @@ st_put(struct store *s, const void *k, size_t kl, const void *v, size_t vl)
 		s->b = b;
 		s->nb = nb;
 	}
-	uint64_t h = hash(k, kl);
-	struct entry *e = malloc(sizeof(*e) + kl + vl);
+	struct entry *e = malloc(sizeof(*e) + kl + al + bl);
 	if (e == NULL)
 		return -1;
 	e->h = h;
 	e->klen = (uint32_t)kl;
-	e->vlen = (uint32_t)vl;
+	e->vlen = (uint32_t)(al + bl);
 	memcpy(e->kv, k, kl);
-	if (vl > 0)
-		memcpy(e->kv + kl, v, vl);
+	if (al > 0)
+		memcpy(e->kv + kl, a, al);
+	if (bl > 0)
+		memcpy(e->kv + kl + al, b2, bl);
 	struct entry **where;
 	struct entry *o = st_find(s, h, k, kl, &where);
 	if (o != NULL) {
@@ -234,10 +237,10 @@ st_put(struct store *s, const void *k, size_t kl, const void *v, size_t vl)
 }
 
 static int
-st_del(struct store *s, const void *k, size_t kl)
+st_del(struct store *s, uint64_t h, const void *k, size_t kl)
 {
 	struct entry **where;
-	struct entry *o = st_find(s, hash(k, kl), k, kl, &where);
+	struct entry *o = st_find(s, h, k, kl, &where);
 	if (o == NULL)
 		return ST_NOTFOUND;
 	*where = o->next;
@@ -325,7 +328,7 @@ cfg_ring(struct cfg *c)
 static uint16_t
 cfg_owner(const struct cfg *c, uint64_t h)
 {
-	if (c->mode != HT_PARTITIONED || c->npts == 0)
+	if (c->mode != HT_PARTITIONED || c->npts == 0 || c->n == 1)
 		return c->members[0];
 	size_t lo = 0, hi = c->npts;
 	while (lo < hi) {
@@ -453,12 +456,28 @@ hroot_free(void *p)
 	free(h);
 }
 
-/* Apply an operation as its owner.  G: the value into out; stale: the
- * configuration into out.  Called with h->mu held. */
+/* An operation's key (with its hash), its value in two parts (a then b:
+ * a caller's header and data need not be copied together first), and, for
+ * a get, where the value goes: fn is called with it (under h->mu when the
+ * entry is here, so fn only copies), or else it is appended to out. */
+struct opd {
+	uint8_t op;
+	uint32_t epoch;
+	uint64_t h;
+	const uint8_t *k;
+	size_t kl;
+	const void *a, *b;
+	size_t al, bl;
+	ht_sink fn;
+	void *arg;
+};
+
+/* Apply an operation as its owner.  G: the value to d->fn or into out;
+ * stale: the configuration into out.  Called with h->mu held. */
 static int
-own_op(struct hroot *h, uint8_t op, uint32_t epoch, const uint8_t *k, size_t kl, const uint8_t *v,
-       size_t vl, struct buf *out)
+own_op(struct hroot *h, const struct opd *d, struct buf *out)
 {
+	uint32_t epoch = d->epoch;
 	if (h->frozen)
 		return ST_BUSY;
 	if (epoch != h->cfg->epoch || h->cfg->n == 0) {
@@ -467,18 +486,23 @@ own_op(struct hroot *h, uint8_t op, uint32_t epoch, const uint8_t *k, size_t kl,
 		cfg_put(out, h->cfg);
 		return ST_STALE;
 	}
-	switch (op) {
+	switch (d->op) {
 	case 'G': {
-		struct entry *e = st_find(&h->st, hash(k, kl), k, kl, NULL);
+		struct entry *e = st_find(&h->st, d->h, d->k, d->kl, NULL);
 		if (e == NULL)
 			return ST_NOTFOUND;
+		if (d->fn != NULL) {
+			d->fn(d->arg, e->kv + e->klen, e->vlen);
+			return ST_OK;
+		}
 		bput(out, e->kv + e->klen, e->vlen);
 		return out->oom ? ST_BAD : ST_OK;
 	}
 	case 'S':
-		return st_put(&h->st, k, kl, v, vl) == 0 ? ST_OK : ST_BAD;
+		return st_put(&h->st, d->h, d->k, d->kl, d->a, d->al, d->b, d->bl) == 0 ? ST_OK
+											: ST_BAD;
 	case 'D':
-		return st_del(&h->st, k, kl);
+		return st_del(&h->st, d->h, d->k, d->kl);
 	}
 	return ST_BAD;
 }
@@ -512,15 +536,15 @@ fwd_done(struct ebb_future *f, void *arg)
  * count (calls made), with mu held by the caller: the forwards leave in
  * the order the writes were applied. */
 static size_t
-forward(struct hroot *h, uint8_t op, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-	struct ebb_future **fs)
+forward(struct hroot *h, const struct opd *d, struct ebb_future **fs)
 {
 	struct buf b = {0};
-	bu8(&b, op == 'S' ? 'R' : 'X');
+	bu8(&b, d->op == 'S' ? 'R' : 'X');
 	bu32(&b, h->cfg->epoch);
-	bu32(&b, (uint32_t)kl);
-	bput(&b, k, kl);
-	bput(&b, v, vl);
+	bu32(&b, (uint32_t)d->kl);
+	bput(&b, d->k, d->kl);
+	bput(&b, d->a, d->al);
+	bput(&b, d->b, d->bl);
 	size_t n = 0;
 	for (size_t i = 1; i < h->cfg->n && !b.oom; i++)
 		fs[n++] = ebb_call(h->cfg->members[i], h->id, b.p, b.n);
@@ -532,9 +556,9 @@ static void
 fwd_apply(struct hroot *h, uint8_t op, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
 	if (op == 'R')
-		st_put(&h->st, k, kl, v, vl);
+		st_put(&h->st, hash(k, kl), k, kl, v, vl, NULL, 0);
 	else
-		st_del(&h->st, k, kl);
+		st_del(&h->st, hash(k, kl), k, kl);
 }
 
 /* The install of epoch is in (h->mu held): apply the forwards that waited
@@ -649,10 +673,12 @@ hmsg(ebb_id id, void *root, struct ebb_msg *m)
 			ebb_msg_reply(m, ST_OK, NULL, 0);
 			return;
 		}
-		int st = own_op(h, op, epoch, k, kl, v, vl, &out);
+		struct opd d = {
+		    .op = op, .epoch = epoch, .h = hash(k, kl), .k = k, .kl = kl, .a = v, .al = vl};
+		int st = own_op(h, &d, &out);
 		if (st == ST_OK && op != 'G' && h->cfg->mode == HT_REPLICATED && h->cfg->n > 1) {
 			struct ebb_future *fs[MAXM];
-			size_t n = forward(h, op, k, kl, v, vl, fs);
+			size_t n = forward(h, &d, fs);
 			pthread_mutex_unlock(&h->mu);
 			struct pend *p = calloc(1, sizeof(*p));
 			if (p == NULL) {
@@ -711,7 +737,8 @@ hmsg(ebb_id id, void *root, struct ebb_msg *m)
 			size_t kl = ru32(&r), vl = ru32(&r);
 			const uint8_t *k = rtake(&r, kl), *val = rtake(&r, vl);
 			if (k == NULL || val == NULL || kl == 0 || kl > HT_KEY_MAX ||
-			    vl > HT_VAL_MAX || st_put(&st, k, kl, val, vl) < 0)
+			    vl > HT_VAL_MAX ||
+			    st_put(&st, hash(k, kl), k, kl, val, vl, NULL, 0) < 0)
 				ok = 0;
 		}
 		if (!ok) {
@@ -823,43 +850,43 @@ view_refresh(struct hroot *h)
 	ebb_future_free(f);
 }
 
+/* Route d to its owner and apply it there, retrying while a switch moves
+ * its entry.  The hit path (the entry on this node, no switch) is one lock
+ * and a bucket; the clock is read only once a retry starts. */
 static int
-op(ebb_id id, uint8_t opc, const void *key, size_t kl, const void *val, size_t vl, void **outv,
-   size_t *outl)
+op(ebb_id id, struct opd *d)
 {
-	if (key == NULL || kl == 0 || kl > HT_KEY_MAX || vl > HT_VAL_MAX)
+	if (d->k == NULL || d->kl == 0 || d->kl > HT_KEY_MAX || d->al + d->bl > HT_VAL_MAX)
 		return -1;
 	struct hroot *h = ebb_rep(id, &ht_type);
 	if (h == NULL)
 		return -1;
-	uint64_t hk = hash(key, kl);
-	uint64_t deadline = now_ns() + DEADLINE_NS;
+	const uint8_t opc = d->op;
+	d->h = hash(d->k, d->kl);
+	uint64_t deadline = 0;
 	unsigned backoff = 50;
 	struct buf q = {0};
 	for (;;) {
-		if (now_ns() > deadline) {
-			free(q.p);
-			return -1;
-		}
 		pthread_mutex_lock(&h->mu);
 		uint32_t epoch = h->view->epoch;
 		uint8_t mode = h->view->mode;
-		uint16_t to = cfg_owner(h->view, hk);
+		uint16_t to = cfg_owner(h->view, d->h);
 		uint16_t me = ebb_node();
 		if (opc == 'G' && mode == HT_REPLICATED && cfg_member(h->view, me) &&
 		    h->cfg->epoch == epoch)
 			to = me;
+		d->epoch = epoch;
 		int st;
 		struct buf out = {0};
 		if (to == me && !(opc != 'G' && mode == HT_REPLICATED && h->cfg->n > 1)) {
-			st = own_op(h, opc, epoch, key, kl, val, vl, &out);
+			st = own_op(h, d, &out);
 			pthread_mutex_unlock(&h->mu);
 		} else if (to == me) {
 			/* a replicated write at the primary: apply, forward in
 			 * order, wait for the replicas */
-			st = own_op(h, opc, epoch, key, kl, val, vl, &out);
+			st = own_op(h, d, &out);
 			struct ebb_future *fs[MAXM];
-			size_t n = st == ST_OK ? forward(h, opc, key, kl, val, vl, fs) : 0;
+			size_t n = st == ST_OK ? forward(h, d, fs) : 0;
 			pthread_mutex_unlock(&h->mu);
 			for (size_t i = 0; i < n; i++) {
 				if (ebb_future_wait(fs[i], 30000) != 0 && st == ST_OK)
@@ -873,9 +900,10 @@ op(ebb_id id, uint8_t opc, const void *key, size_t kl, const void *val, size_t v
 			q.n = 0;
 			bu8(&q, opc);
 			bu32(&q, epoch);
-			bu32(&q, (uint32_t)kl);
-			bput(&q, key, kl);
-			bput(&q, val, vl);
+			bu32(&q, (uint32_t)d->kl);
+			bput(&q, d->k, d->kl);
+			bput(&q, d->a, d->al);
+			bput(&q, d->b, d->bl);
 			if (q.oom) {
 				free(q.p);
 				return -1;
@@ -887,15 +915,27 @@ op(ebb_id id, uint8_t opc, const void *key, size_t kl, const void *val, size_t v
 			}
 			st = ebb_future_wait(f, 30000);
 			size_t n = 0;
-			const void *d = ebb_future_data(f, &n);
-			if (st == ST_OK || st == ST_STALE)
-				bput(&out, d, n);
+			const void *rd = ebb_future_data(f, &n);
+			if (st == ST_OK && opc == 'G' && d->fn != NULL)
+				d->fn(d->arg, rd, n);
+			else if (st == ST_OK || st == ST_STALE)
+				bput(&out, rd, n);
 			ebb_future_free(f);
 			if (st != ST_OK && st != ST_NOTFOUND && st != ST_BUSY && st != ST_STALE &&
 			    st != ST_BAD) {
 				/* the messenger's own failure: where is it now? */
 				view_refresh(h);
 				st = ST_BUSY;
+			}
+		}
+		if (st == ST_STALE || st == ST_BUSY) {
+			uint64_t t = now_ns();
+			if (deadline == 0)
+				deadline = t + DEADLINE_NS;
+			if (t > deadline) {
+				free(out.p);
+				free(q.p);
+				return -1;
 			}
 		}
 		if (st == ST_STALE) {
@@ -914,32 +954,74 @@ op(ebb_id id, uint8_t opc, const void *key, size_t kl, const void *val, size_t v
 			continue;
 		}
 		free(q.p);
-		if (st == ST_OK && opc == 'G') {
-			*outl = out.n;
-			*outv = out.p ? out.p : malloc(1);
-			return *outv != NULL ? 0 : -1;
-		}
 		free(out.p);
+		if (st == ST_OK && opc == 'G' && out.oom)
+			return -1;
 		return st == ST_OK ? 0 : st == ST_NOTFOUND ? 1 : -1;
 	}
+}
+
+struct copy {
+	void *p;
+	size_t n;
+	int oom;
+};
+
+static void
+copy_val(void *arg, const void *v, size_t n)
+{
+	struct copy *c = arg;
+	c->p = malloc(n ? n : 1);
+	c->n = n;
+	c->oom = c->p == NULL;
+	if (c->p != NULL && n > 0)
+		memcpy(c->p, v, n);
 }
 
 int
 ht_set(ebb_id id, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	return op(id, 'S', key, klen, val, vlen, NULL, NULL);
+	struct opd d = {.op = 'S', .k = key, .kl = klen, .a = val, .al = vlen};
+	return op(id, &d);
+}
+
+int
+ht_set2(ebb_id id, const void *key, size_t klen, const void *a, size_t alen, const void *b,
+	size_t blen)
+{
+	struct opd d = {.op = 'S', .k = key, .kl = klen, .a = a, .al = alen, .b = b, .bl = blen};
+	return op(id, &d);
 }
 
 int
 ht_get(ebb_id id, const void *key, size_t klen, void **val, size_t *vlen)
 {
-	return op(id, 'G', key, klen, NULL, 0, val, vlen);
+	struct copy c = {0};
+	struct opd d = {.op = 'G', .k = key, .kl = klen, .fn = copy_val, .arg = &c};
+	int rc = op(id, &d);
+	if (rc == 0 && c.oom)
+		rc = -1;
+	if (rc != 0) {
+		free(c.p);
+		return rc;
+	}
+	*val = c.p;
+	*vlen = c.n;
+	return 0;
+}
+
+int
+ht_get_to(ebb_id id, const void *key, size_t klen, ht_sink fn, void *arg)
+{
+	struct opd d = {.op = 'G', .k = key, .kl = klen, .fn = fn, .arg = arg};
+	return op(id, &d);
 }
 
 int
 ht_del(ebb_id id, const void *key, size_t klen)
 {
-	return op(id, 'D', key, klen, NULL, 0, NULL, NULL);
+	struct opd d = {.op = 'D', .k = key, .kl = klen};
+	return op(id, &d);
 }
 
 /* Call every node in nodes with the same bytes; 0 when all answered 0.
@@ -1020,7 +1102,7 @@ ht_switch(ebb_id id, enum ht_mode mode, const uint16_t *members, size_t n)
 			const uint8_t *k = rtake(&r, kl), *v = rtake(&r, vl);
 			if (k == NULL || v == NULL)
 				break;
-			st_put(&all, k, kl, v, vl);
+			st_put(&all, hash(k, kl), k, kl, v, vl, NULL, 0);
 		}
 		/* one copy of the entries at a time is enough: a node's memory
 		 * is what the table is made of */

@@ -27,6 +27,16 @@ ebb_id ht_new(enum ht_mode mode);
 int ht_set(ebb_id id, const void *key, size_t klen, const void *val, size_t vlen);
 int ht_get(ebb_id id, const void *key, size_t klen, void **val, size_t *vlen);
 int ht_del(ebb_id id, const void *key, size_t klen);
+/* A set whose value is a then b (a header and data kept apart by the
+ * caller: no copy to put them together). */
+int ht_set2(ebb_id id, const void *key, size_t klen, const void *a, size_t alen, const void *b,
+	    size_t blen);
+/* A get that hands the value to fn instead of a malloc'd copy: fn(arg,
+ * val, vlen) is called once if the key is there, before ht_get_to
+ * returns; it may run under the table's lock, so it only copies the bytes
+ * (it must not call the table).  Returns as ht_get. */
+typedef void (*ht_sink)(void *arg, const void *val, size_t vlen);
+int ht_get_to(ebb_id id, const void *key, size_t klen, ht_sink fn, void *arg);
 /* On the home only: move every entry to a new placement and set of member
  * nodes (the home need not stay one).  Returns 0, or -1 (then nothing
  * changed, or, if a member failed halfway, the entries the others held). */

@@ -208,6 +208,15 @@ loop_start(struct loop *l)
 	return 0;
 }
 
+int
+loop_pin(struct loop *l, int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return l->started && pthread_setaffinity_np(l->th, sizeof(set), &set) == 0 ? 0 : -1;
+}
+
 void
 loop_stop(struct loop *l)
 {

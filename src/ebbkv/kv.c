@@ -26,10 +26,14 @@
 #define INMAX	 (2u << 20)
 #define TICK_MS	 250
 
+/* A client's connection: what it sent, from start to inlen (a command
+ * that is not all there yet stays at start; need is what it needs then),
+ * and what it is answered, sent once per read. */
 struct kconn {
 	int fd, core;
+	int oom;
 	char *in;
-	size_t inlen, incap;
+	size_t start, inlen, incap, need;
 	char *out;
 	size_t outlen, outcap;
 };
@@ -46,20 +50,33 @@ static struct kv {
 	volatile int stop;
 } K;
 
-static void
-outadd(struct kconn *k, const void *p, size_t n)
+/* Room for n more bytes of answer; NULL (and the connection is closed
+ * after this read) when memory ran out. */
+static char *
+outroom(struct kconn *k, size_t n)
 {
 	if (k->outlen + n > k->outcap) {
 		size_t cap = k->outcap ? k->outcap : 4096;
 		while (cap < k->outlen + n)
 			cap *= 2;
 		char *o = realloc(k->out, cap);
-		if (o == NULL)
-			return;
+		if (o == NULL) {
+			k->oom = 1;
+			return NULL;
+		}
 		k->out = o;
 		k->outcap = cap;
 	}
-	memcpy(k->out + k->outlen, p, n);
+	return k->out + k->outlen;
+}
+
+static void
+outadd(struct kconn *k, const void *p, size_t n)
+{
+	char *o = outroom(k, n);
+	if (o == NULL)
+		return;
+	memcpy(o, p, n);
 	k->outlen += n;
 }
 
@@ -67,6 +84,21 @@ static void
 outs(struct kconn *k, const char *s)
 {
 	outadd(k, s, strlen(s));
+}
+
+/* v in decimal at o; returns the digits' count. */
+static size_t
+utoa(char *o, uint64_t v)
+{
+	char t[20];
+	size_t n = 0;
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		o[i] = t[n - 1 - i];
+	return n;
 }
 
 /* Flush what is queued; a client that does not read for 5 s is dropped. */
@@ -101,89 +133,163 @@ kconn_close(struct kconn *k)
 	free(k);
 }
 
+/* A token of a command line, in place (the line is not changed: a set
+ * whose data is not all there yet is parsed again later). */
+struct tok {
+	const char *p;
+	size_t n;
+};
+
 static int
-tokens(char *line, char **tok, int max)
+tokens(const char *line, size_t len, struct tok *tok, int max)
 {
 	int n = 0;
-	char *save = NULL;
-	for (char *s = strtok_r(line, " ", &save); s && n < max; s = strtok_r(NULL, " ", &save))
-		tok[n++] = s;
+	size_t i = 0;
+	while (i < len && n < max) {
+		while (i < len && line[i] == ' ')
+			i++;
+		if (i == len)
+			break;
+		size_t b = i;
+		while (i < len && line[i] != ' ')
+			i++;
+		tok[n++] = (struct tok){line + b, i - b};
+	}
 	return n;
 }
 
-/* One command at the start of k->in.  Returns the bytes it used, 0 when
- * more are needed, -1 to close. */
+static int
+tok_is(const struct tok *t, const char *s)
+{
+	size_t n = strlen(s);
+	return t->n == n && memcmp(t->p, s, n) == 0;
+}
+
+/* A decimal number of at most 20 digits, at most max. */
+static int
+tok_uint(const struct tok *t, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (t->n == 0 || t->n > 20)
+		return -1;
+	for (size_t i = 0; i < t->n; i++) {
+		unsigned d = (unsigned)(t->p[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A get's value, straight from the table into the answer (under the
+ * table's lock: it only copies): "VALUE key flags bytes [cas]\r\n", the
+ * bytes, "\r\n".  The stored value is the flags (4 bytes) then the data. */
+struct getans {
+	struct kconn *k;
+	const struct tok *key;
+	int cas;
+};
+
+static void
+get_sink(void *arg, const void *v, size_t vl)
+{
+	struct getans *g = arg;
+	if (vl < 4)
+		return;
+	uint32_t flags;
+	memcpy(&flags, v, 4);
+	char *o = outroom(g->k, g->key->n + vl + 64);
+	if (o == NULL)
+		return;
+	char *p = o;
+	memcpy(p, "VALUE ", 6);
+	p += 6;
+	memcpy(p, g->key->p, g->key->n);
+	p += g->key->n;
+	*p++ = ' ';
+	p += utoa(p, flags);
+	*p++ = ' ';
+	p += utoa(p, vl - 4);
+	if (g->cas) {
+		memcpy(p, " 0", 2);
+		p += 2;
+	}
+	memcpy(p, "\r\n", 2);
+	p += 2;
+	memcpy(p, (const char *)v + 4, vl - 4);
+	p += vl - 4;
+	memcpy(p, "\r\n", 2);
+	p += 2;
+	g->k->outlen += (size_t)(p - o);
+}
+
+static void
+found_sink(void *arg, const void *v, size_t vl)
+{
+}
+
+/* One command at k->in + k->start.  Returns the bytes it used, 0 when
+ * more are needed (k->need: how many, from start), -1 to close. */
 static long
 command(struct kconn *k)
 {
-	char *nl = memchr(k->in, '\n', k->inlen);
+	const char *in = k->in + k->start;
+	size_t avail = k->inlen - k->start;
+	const char *nl = memchr(in, '\n', avail);
 	if (nl == NULL)
-		return k->inlen > 2048 ? -1 : 0;
-	size_t ll = (size_t)(nl - k->in) + 1;
-	char line[2048];
+		return avail > 2048 ? -1 : 0;
+	size_t ll = (size_t)(nl - in) + 1;
 	size_t cl = ll - 1;
-	if (cl > 0 && k->in[cl - 1] == '\r')
+	if (cl > 0 && in[cl - 1] == '\r')
 		cl--;
-	if (cl >= sizeof(line)) {
+	if (cl >= 2048) {
 		outs(k, "CLIENT_ERROR line too long\r\n");
 		return (long)ll;
 	}
-	memcpy(line, k->in, cl);
-	line[cl] = '\0';
-	char *tok[32];
-	int nt = tokens(line, tok, 32);
+	struct tok tok[32];
+	int nt = tokens(in, cl, tok, 32);
 	if (nt == 0) {
 		outs(k, "ERROR\r\n");
 		return (long)ll;
 	}
 	counter_inc(K.reqs);
-	const char *cmd = tok[0];
-	if (strcmp(cmd, "get") == 0 || strcmp(cmd, "gets") == 0) {
+	const struct tok *cmd = &tok[0];
+	int gets = tok_is(cmd, "gets");
+	if (gets || tok_is(cmd, "get")) {
 		for (int i = 1; i < nt; i++) {
-			size_t kl = strlen(tok[i]);
-			if (kl > HT_KEY_MAX) {
+			if (tok[i].n > HT_KEY_MAX) {
 				outs(k, "CLIENT_ERROR bad command line format\r\n");
 				return (long)ll;
 			}
-			void *v = NULL;
-			size_t vl = 0;
-			int rc = ht_get(K.table, tok[i], kl, &v, &vl);
-			if (rc < 0) {
+			struct getans g = {k, &tok[i], gets};
+			if (ht_get_to(K.table, tok[i].p, tok[i].n, get_sink, &g) < 0) {
 				counter_inc(K.fails);
 				outs(k, "SERVER_ERROR the store did not answer\r\n");
 				return (long)ll;
 			}
-			if (rc == 0 && vl >= 4) {
-				uint32_t flags;
-				memcpy(&flags, v, 4);
-				char h[400];
-				int hl = cmd[3] == 's'
-					     ? snprintf(h, sizeof(h), "VALUE %s %u %zu 0\r\n",
-							tok[i], flags, vl - 4)
-					     : snprintf(h, sizeof(h), "VALUE %s %u %zu\r\n", tok[i],
-							flags, vl - 4);
-				outadd(k, h, (size_t)hl);
-				outadd(k, (char *)v + 4, vl - 4);
-				outs(k, "\r\n");
-			}
-			free(v);
 		}
 		outs(k, "END\r\n");
 		return (long)ll;
 	}
-	if (strcmp(cmd, "set") == 0 || strcmp(cmd, "add") == 0 || strcmp(cmd, "replace") == 0) {
+	int set = tok_is(cmd, "set"), add = tok_is(cmd, "add");
+	if (set || add || tok_is(cmd, "replace")) {
 		uint64_t flags, exptime, bytes;
-		int noreply = nt == 6 && strcmp(tok[5], "noreply") == 0;
-		if ((nt != 5 && !noreply) || strlen(tok[1]) > HT_KEY_MAX ||
-		    parse_uint(tok[2], 0, UINT32_MAX, &flags) < 0 ||
-		    parse_uint(tok[3], 0, UINT32_MAX, &exptime) < 0 ||
-		    parse_uint(tok[4], 0, INMAX, &bytes) < 0) {
+		int noreply = nt == 6 && tok_is(&tok[5], "noreply");
+		if ((nt != 5 && !noreply) || tok[1].n > HT_KEY_MAX ||
+		    tok_uint(&tok[2], UINT32_MAX, &flags) < 0 ||
+		    tok_uint(&tok[3], UINT32_MAX, &exptime) < 0 ||
+		    tok_uint(&tok[4], INMAX, &bytes) < 0) {
 			outs(k, "CLIENT_ERROR bad command line format\r\n");
 			return (long)ll;
 		}
-		if (k->inlen < ll + bytes + 2)
-			return k->inlen > INMAX + 4096 ? -1 : 0;
-		const char *data = k->in + ll;
+		if (avail < ll + bytes + 2) {
+			k->need = ll + bytes + 2;
+			return avail > INMAX + 4096 ? -1 : 0;
+		}
+		const char *data = in + ll;
 		if (data[bytes] != '\r' || data[bytes + 1] != '\n') {
 			outs(k, "CLIENT_ERROR bad data chunk\r\n");
 			return (long)(ll + bytes + 2);
@@ -193,27 +299,16 @@ command(struct kconn *k)
 			return (long)(ll + bytes + 2);
 		}
 		int store = 1;
-		if (cmd[0] != 's') {
+		if (!set) {
 			/* add and replace look first; two clients racing on one
 			 * key may both store (no compare-and-swap in the table) */
-			void *v = NULL;
-			size_t vl;
-			int rc = ht_get(K.table, tok[1], strlen(tok[1]), &v, &vl);
-			free(v);
-			store = rc >= 0 && ((cmd[0] == 'a') == (rc == 1));
+			int rc = ht_get_to(K.table, tok[1].p, tok[1].n, found_sink, NULL);
+			store = rc >= 0 && (add == (rc == 1));
 		}
 		int rc = 0;
 		if (store) {
-			char *b = malloc(bytes + 4);
 			uint32_t f = (uint32_t)flags;
-			if (b == NULL) {
-				rc = -1;
-			} else {
-				memcpy(b, &f, 4);
-				memcpy(b + 4, data, bytes);
-				rc = ht_set(K.table, tok[1], strlen(tok[1]), b, bytes + 4);
-				free(b);
-			}
+			rc = ht_set2(K.table, tok[1].p, tok[1].n, &f, 4, data, bytes);
 		}
 		if (rc < 0)
 			counter_inc(K.fails);
@@ -223,8 +318,8 @@ command(struct kconn *k)
 					: "NOT_STORED\r\n");
 		return (long)(ll + bytes + 2);
 	}
-	if (strcmp(cmd, "delete") == 0 && (nt == 2 || nt == 3)) {
-		int rc = ht_del(K.table, tok[1], strlen(tok[1]));
+	if (tok_is(cmd, "delete") && (nt == 2 || nt == 3)) {
+		int rc = ht_del(K.table, tok[1].p, tok[1].n);
 		if (rc < 0)
 			counter_inc(K.fails);
 		if (nt == 2)
@@ -233,11 +328,11 @@ command(struct kconn *k)
 					  : "NOT_FOUND\r\n");
 		return (long)ll;
 	}
-	if (strcmp(cmd, "version") == 0) {
+	if (tok_is(cmd, "version")) {
 		outs(k, "VERSION 1.6.0-ebbkv\r\n");
 		return (long)ll;
 	}
-	if (strcmp(cmd, "stats") == 0) {
+	if (tok_is(cmd, "stats")) {
 		char b[256];
 		snprintf(b, sizeof(b),
 			 "STAT nodes %zu\r\nSTAT requests %lld\r\nSTAT failed %lld\r\nEND\r\n",
@@ -246,19 +341,31 @@ command(struct kconn *k)
 		outs(k, b);
 		return (long)ll;
 	}
-	if (strcmp(cmd, "quit") == 0)
+	if (tok_is(cmd, "quit"))
 		return -1;
 	outs(k, "ERROR\r\n");
 	return (long)ll;
 }
 
+/* Readable: read once, answer every whole command, send the answers in
+ * one write.  A read that filled the buffer is followed by another; one
+ * that did not has emptied the socket, so the loop waits again (epoll is
+ * level-triggered) instead of paying a read that finds nothing. */
 static void
 kconn_event(void *arg, uint32_t events)
 {
 	struct kconn *k = arg;
 	for (;;) {
-		if (k->incap - k->inlen < 65536) {
-			size_t cap = k->incap ? k->incap * 2 : 131072;
+		if (k->start > 0) {
+			memmove(k->in, k->in + k->start, k->inlen - k->start);
+			k->inlen -= k->start;
+			k->start = 0;
+		}
+		size_t want = k->inlen + 4096 > k->need ? k->inlen + 4096 : k->need;
+		if (want > k->incap) {
+			size_t cap = k->incap ? k->incap : 16384;
+			while (cap < want)
+				cap *= 2;
 			char *in = realloc(k->in, cap);
 			if (in == NULL) {
 				kconn_close(k);
@@ -267,36 +374,32 @@ kconn_event(void *arg, uint32_t events)
 			k->in = in;
 			k->incap = cap;
 		}
-		ssize_t r = recv(k->fd, k->in + k->inlen, k->incap - k->inlen, 0);
+		size_t room = k->incap - k->inlen;
+		ssize_t r = recv(k->fd, k->in + k->inlen, room, 0);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 			kconn_close(k);
 			return;
 		}
 		if (r < 0)
-			break;
+			return;
 		k->inlen += (size_t)r;
-		size_t off = 0;
-		for (;;) {
-			/* command() looks at k->in from its start */
-			if (off > 0) {
-				memmove(k->in, k->in + off, k->inlen - off);
-				k->inlen -= off;
-				off = 0;
-			}
-			long n = command(k);
-			if (n < 0) {
-				flush(k);
-				kconn_close(k);
-				return;
-			}
-			if (n == 0)
-				break;
-			off = (size_t)n;
+		k->need = 0;
+		long n = 0;
+		while (k->start < k->inlen && (n = command(k)) > 0)
+			k->start += (size_t)n;
+		if (k->start == k->inlen)
+			k->start = k->inlen = 0;
+		if (n < 0 || k->oom) {
+			flush(k);
+			kconn_close(k);
+			return;
 		}
 		if (flush(k) < 0) {
 			kconn_close(k);
 			return;
 		}
+		if ((size_t)r < room)
+			return;
 	}
 }
 
@@ -453,7 +556,7 @@ kv_run(const struct kv_conf *c, char *err, size_t errlen)
 	memset(&K, 0, sizeof(K));
 	K.c = c;
 	K.lfd = -1;
-	struct ebb_conf ec = {.cores = c->cores, .node = c->node, .listen = c->msg};
+	struct ebb_conf ec = {.cores = c->cores, .node = c->node, .listen = c->msg, .pin = c->pin};
 	if (ebb_init(&ec, err, errlen) < 0)
 		return -1;
 	if (ht_register() < 0 || counter_register() < 0) {

@@ -25,6 +25,7 @@ struct kv_conf {
 	double shrink_rps;
 	int max_nodes;
 	int grow_step; /* nodes added by one decision to grow (0: 1) */
+	int pin;       /* each core's loop on its own CPU (libebb's ebb_conf.pin) */
 	struct nodealloc_conf alloc;
 };
 

@@ -13,11 +13,12 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-		"usage: ebbkv [-p PORT] [-l ADDR] [-t CORES] [--msg IP:PORT]\n"
+		"usage: ebbkv [-p PORT] [-l ADDR] [-t CORES] [--msg IP:PORT] [--no-pin]\n"
 		"             [--grow RPS --shrink RPS [--max-nodes N] [--grow-step K]\n"
 		"              [--alloc local|kh]\n"
 		"              [--user USER --appliance FILE --netid N]]   (the door, node 0)\n"
-		"       ebbkv --node N --msg IP:PORT --home IP:PORT [-t CORES]   (another node)\n");
+		"       ebbkv --node N --msg IP:PORT --home IP:PORT [-t CORES] [--no-pin]\n"
+		"                                                            (another node)\n");
 }
 
 int
@@ -34,9 +35,11 @@ main(int argc, char **argv)
 					     {"user", required_argument, NULL, 'U'},
 					     {"appliance", required_argument, NULL, 'P'},
 					     {"netid", required_argument, NULL, 'I'},
+					     {"no-pin", no_argument, NULL, 'n'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct kv_conf c = {.port = 11211, .cores = 2, .msg = "127.0.0.1:0", .max_nodes = 8};
+	struct kv_conf c = {
+	    .port = 11211, .cores = 2, .msg = "127.0.0.1:0", .max_nodes = 8, .pin = 1};
 	c.alloc.backend = "local";
 	uint64_t v;
 	int o;
@@ -83,6 +86,9 @@ main(int argc, char **argv)
 				goto bad;
 			c.grow_step = (int)v;
 			break;
+		case 'n':
+			c.pin = 0;
+			break;
 		case 'A':
 			c.alloc.backend = optarg;
 			break;
@@ -105,12 +111,13 @@ main(int argc, char **argv)
 	if (optind != argc)
 		goto bad;
 	/* local nodes: this very program, one core each, told the door's
-	 * messenger; kh nodes: the appliance's ebbkv, typed on their console */
+	 * messenger, not pinned (they share this host's CPUs with the door);
+	 * kh nodes: the appliance's ebbkv, typed on their console */
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[sl > 0 ? sl : 0] = '\0';
 	char home[64];
-	char *largv[] = {self,	   "--node", "%n", "--msg", "127.0.0.1:%p",
-			 "--home", home,     "-t", "1",	    NULL};
+	char *largv[] = {self, "--node", "%n",	     "--msg", "127.0.0.1:%p", "--home", home,
+			 "-t", "1",	 "--no-pin", NULL};
 	char cmd[256];
 	c.alloc.argv = largv;
 	c.alloc.cred = getenv("KH_CRED");

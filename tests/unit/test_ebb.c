@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ static int
 up(void **state)
 {
 	char err[200];
-	struct ebb_conf c = {.cores = 2, .node = 0, .listen = "127.0.0.1:0"};
+	struct ebb_conf c = {.cores = 2, .node = 0, .listen = "127.0.0.1:0", .pin = 1};
 	if (ebb_init(&c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -324,6 +325,43 @@ ebb_3_2(void **state)
 	assert_int_equal(ebb_timer_cancel(0, a), -1); /* fired */
 }
 
+static cpu_set_t on_core[2];
+static int cores_seen;
+static void
+where(void *arg)
+{
+	intptr_t i = (intptr_t)arg;
+	sched_getaffinity(0, sizeof(on_core[i]), &on_core[i]);
+	if (__atomic_add_fetch(&cores_seen, 1, __ATOMIC_SEQ_CST) == 2)
+		ebb_future_set(O.done, 0, NULL, 0);
+}
+
+/* ebb-3.4: with pin, core i's loop may run on one CPU only, the i-th the
+ * process may use (round robin); the program's own threads are left
+ * alone. */
+static void
+ebb_3_4(void **state)
+{
+	cpu_set_t mine;
+	int cpus[CPU_SETSIZE], n = 0;
+	assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &mine))
+			cpus[n++] = c;
+	O.done = ebb_future_new();
+	assert_int_equal(ebb_spawn(0, where, (void *)0), 0);
+	assert_int_equal(ebb_spawn(1, where, (void *)1), 0);
+	assert_int_equal(ebb_future_wait(O.done, 5000), 0);
+	ebb_future_free(O.done);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(CPU_COUNT(&on_core[i]), 1);
+		assert_true(CPU_ISSET(cpus[i % n], &on_core[i]));
+	}
+	cpu_set_t now;
+	sched_getaffinity(0, sizeof(now), &now);
+	assert_true(CPU_EQUAL(&now, &mine));
+}
+
 static void *
 setter(void *arg)
 {
@@ -607,8 +645,8 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(ebb_1_1), cmocka_unit_test(ebb_1_2), cmocka_unit_test(ebb_2_1),
 	    cmocka_unit_test(ebb_2_2), cmocka_unit_test(ebb_3_1), cmocka_unit_test(ebb_3_2),
-	    cmocka_unit_test(ebb_3_3), cmocka_unit_test(ebb_4_1), cmocka_unit_test(ebb_4_2),
-	    cmocka_unit_test(ebb_5_1),
+	    cmocka_unit_test(ebb_3_3), cmocka_unit_test(ebb_3_4), cmocka_unit_test(ebb_4_1),
+	    cmocka_unit_test(ebb_4_2), cmocka_unit_test(ebb_5_1),
 	};
 	return cmocka_run_group_tests(tests, up, down);
 }
