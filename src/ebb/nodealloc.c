@@ -65,8 +65,21 @@ nodealloc_new(const struct nodealloc_conf *c, char *err, size_t errlen)
 		 * (unless the user chose otherwise). */
 		char cmd[512];
 		setenv("KH_SSH_MUX", "86400", 0);
-		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khctl info >/dev/null 2>&1", c->cred);
-		run(cmd, NULL, NULL, 0);
+		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khctl info >/dev/null 2>&1 </dev/null",
+			 c->cred);
+		/* In the background (a grandchild, reaped by init): the
+		 * application serves at once, the connection comes meanwhile. */
+		pid_t p = fork();
+		if (p == 0) {
+			if (fork() == 0) {
+				execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+				_exit(127);
+			}
+			_exit(0);
+		}
+		if (p > 0)
+			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+				;
 	}
 	return a;
 }
