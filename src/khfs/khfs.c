@@ -1128,42 +1128,6 @@ boot_tick(struct fs *fs, struct sess *s)
 	}
 }
 
-/* Split a ctl line into words in place: blanks separate, '...' and "..."
- * quote (no expansion), as a user types it to a shell.  Returns the count,
- * or -1 for an unterminated quote or too many words. */
-static int
-split_words(char *s, char **w, int max)
-{
-	int n = 0;
-	char *o = s;
-
-	while (*s) {
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (*s == '\0')
-			break;
-		if (n == max)
-			return -1;
-		w[n++] = o;
-		while (*s && *s != ' ' && *s != '\t') {
-			if (*s == '\'' || *s == '"') {
-				char q = *s++;
-				while (*s && *s != q)
-					*o++ = *s++;
-				if (*s != q)
-					return -1;
-				s++;
-				continue;
-			}
-			*o++ = *s++;
-		}
-		if (*s)
-			s++;
-		*o++ = '\0';
-	}
-	return n;
-}
-
 /* ---- the facility: listings from khd ---- */
 
 /* khd's nodes listing (the principal's nodes, or all for the operator, or
@@ -1801,7 +1765,7 @@ static int
 nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char *out, size_t ol)
 {
 	char *w[8], code[32], msg[256];
-	int nw = split_words(line, w, 7);
+	int nw = kq_split_words(line, w, 7);
 	struct sbuf req, body;
 	uint64_t v;
 
@@ -1859,7 +1823,7 @@ static int
 ctl_line(struct fs *fs, struct sess *s, char *line, fuse_req_t req, size_t wsize)
 {
 	char *w[64];
-	int nw = split_words(line, w, 63);
+	int nw = kq_split_words(line, w, 63);
 
 	if (nw < 0) {
 		set_status(s, "error: unterminated quote or too many words");

@@ -175,3 +175,39 @@ kq_targets(const int *ranks, int n, struct sbuf *out)
 		i = j + 1;
 	}
 }
+
+/* Split a ctl line into words in place: blanks separate, '...' and "..."
+ * quote (no expansion), as a user types it to a shell.  Returns the count,
+ * or -1 for an unterminated quote or too many words. */
+int
+kq_split_words(char *s, char **w, int max)
+{
+	int n = 0;
+	char *o = s;
+
+	while (*s) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0')
+			break;
+		if (n == max)
+			return -1;
+		w[n++] = o;
+		while (*s && *s != ' ' && *s != '\t') {
+			if (*s == '\'' || *s == '"') {
+				char q = *s++;
+				while (*s && *s != q)
+					*o++ = *s++;
+				if (*s != q)
+					return -1;
+				s++;
+				continue;
+			}
+			*o++ = *s++;
+		}
+		if (*s)
+			s++;
+		*o++ = '\0';
+	}
+	return n;
+}

@@ -53,6 +53,10 @@ int kq_match(const struct kq *q, const struct kq_node *n, const char *host);
  * -1 when out of memory. */
 int kq_parse_nodes(const char *body, size_t len, struct kq_list *l);
 void kq_list_free(struct kq_list *l);
+/* Split a ctl line into words in place: blanks separate, '...' and "..."
+ * quote (no expansion), as a user types it to a shell.  Returns the count,
+ * or -1 for an unterminated quote or more than max words. */
+int kq_split_words(char *s, char **w, int max);
 /* The ranks as khd's targets list, consecutive ones as ranges A-B. */
 struct sbuf;
 void kq_targets(const int *ranks, int n, struct sbuf *out);

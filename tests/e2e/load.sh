@@ -62,7 +62,10 @@ check "load-2.2 ... and allocations were made (${n:-0})" test "${n:-0}" -gt 200
 # others wait (bench/RESULTS.md, "Soak"); here: answered, none over 5 s.
 PROBE_MAX_MS=5000 probe_ok "load-2.3 ... while another principal was answered" "$D/p2"
 same "load-2.4 ... every node free again" "$(khctl nodes | grep -c " free ")" "64"
-same "load-2.5 ... khd's descriptors as before ($fd0)" "$(fds)" "$fd0"
+# (the fabric's pools of spare namespaces may hold a few more or fewer
+# than before; a leak would grow with the hundreds of allocations)
+fd1=$(fds)
+check "load-2.5 ... khd's descriptors as before ($fd0 -> $fd1)" test "$fd1" -le $((fd0 + 8))
 rss1=$(rss_kb)
 case "$BIN" in
 *san*)
