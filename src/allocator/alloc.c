@@ -48,8 +48,8 @@ store_failed(struct facility *f, struct alloc_result *res)
 			(f)->hooks->name((f)->hooks->arg, (n));                                    \
 	} while (0)
 
-struct node *
-fac_node(struct facility *f, int rank)
+const struct node *
+fac_node_const(const struct facility *f, int rank)
 {
 	int lo = 0, hi = f->nnodes - 1;
 	while (lo <= hi) {
@@ -62,6 +62,12 @@ fac_node(struct facility *f, int rank)
 			hi = mid - 1;
 	}
 	return NULL;
+}
+
+struct node *
+fac_node(struct facility *f, int rank)
+{
+	return (struct node *)fac_node_const(f, rank);
 }
 
 static int

@@ -77,6 +77,7 @@ int alloc_chan_ranks(struct facility *f, int pidx, int chan, int **ranks, int *n
 /* isAllowed(a, b): the two nodes share a domain. */
 int alloc_allowed(const struct facility *f, const struct node *a, const struct node *b);
 struct node *fac_node(struct facility *f, int rank);
+const struct node *fac_node_const(const struct facility *f, int rank);
 /* The control block of channel chan, as khget prints it (or as JSON). */
 void alloc_block(struct facility *f, int chan, struct sbuf *out, int json);
 /* The address a principal uses to reach n (nodeinfo field 3), or "-". */

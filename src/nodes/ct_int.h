@@ -111,4 +111,8 @@ int ct_kill(struct node_host *host, struct node_handle *h, int wait_ms);
 int ct_reap(struct node_host *host, struct node_handle *h, int *status);
 int ct_stats(struct node_host *host, const struct node_handle *h, struct node_stats *st);
 
+/* In a child of the spawner, just before exec: every signal back to its
+ * default action, none blocked. */
+void ct_signals_default(void);
+
 #endif

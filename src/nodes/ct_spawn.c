@@ -243,6 +243,23 @@ child_proc_sys(const struct ct_plan *p)
  * mounts and namespaces, the kernel log.  The 32-bit and x32 ABIs are
  * refused whole (ENOSYS): nodes run 64-bit programs, and a second table
  * of numbers is a second chance to get a rule wrong. */
+/* What a program started by the spawner must not inherit: ignored
+ * signals and a blocked mask (exec keeps both). */
+void
+ct_signals_default(void)
+{
+	struct sigaction dfl;
+	sigset_t none;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static int
 child_seccomp(void)
 {
@@ -359,9 +376,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	char *const argv[] = {"/init", NULL};
 	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux",
 			      (char *)(rq->env[0] ? rq->env : NULL), NULL};
-	struct sigaction dfl;
 	char opts[96];
-	sigset_t none;
 	int fd, us = -1;
 
 	/* Join the node's cgroup before anything is charged, then make it
@@ -433,13 +448,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
 		for (fd = 3; fd < 65536; fd++)
 			close(fd);
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	ct_signals_default();
 	umask(022);
 	execve(argv[0], argv, envp);
 	{
@@ -562,8 +571,6 @@ static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, i
 						 const int io[3], int st, char **argv, char **envp)
 {
 	extern char **environ;
-	struct sigaction dfl;
-	sigset_t none;
 	int fd;
 
 	for (int i = 0; i < nprocs; i++)
@@ -603,13 +610,7 @@ static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, i
 	if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
 		for (fd = 4; fd < 65536; fd++)
 			close(fd);
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	ct_signals_default();
 	umask(022);
 	/* execvpe searches the PATH of environ: the node's, not ours. */
 	environ = envp;

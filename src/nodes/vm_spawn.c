@@ -55,8 +55,6 @@ vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const
 	int moved[CT_EXEC_MAXKEEP], con, err, fd, argc = 0, files[2], filearg[2], nfiles = 0;
 	char fdpath[2][32];
 	const char *s = rq->argv, *end = rq->argv + sizeof(rq->argv);
-	struct sigaction dfl;
-	sigset_t none;
 
 	/* Charged to the node from the start. */
 	for (int i = 0; i < nprocs; i++)
@@ -129,13 +127,7 @@ vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const
 			fail(rq, con, "drop privileges", NODE_EXIT_SETUP);
 	}
 	/* Nothing of the spawner's: no ignored signal, no blocked mask. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	ct_signals_default();
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 	execve(argv[0], argv, envp);
 	fail(rq, 1, argv[0], 127);

@@ -16,6 +16,7 @@
  * of that owner, and a trigger refuses moving a node from one allocation
  * to another without freeing it first.  A conflicting write fails, the
  * transaction rolls back, and the caller's change is all or nothing. */
+#include "allocator/alloc.h"
 #include "state/state.h"
 #include "state/state_int.h"
 #include "common/log.h"
@@ -648,30 +649,14 @@ pg_put_type(struct state *s, const struct node_type *t)
 	return run_cmd(s, P_PUTTYPE, &a, "put type");
 }
 
-/* The node as the facility held it before this change (the allocator
- * writes the state first and memory after the commit); NULL for a rank
- * the facility does not have yet. */
-static const struct node *
-node_before(const struct facility *f, int rank)
-{
-	int lo = 0, hi = f->nnodes - 1;
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2;
-		if (f->nodes[mid].rank == rank)
-			return &f->nodes[mid];
-		if (f->nodes[mid].rank < rank)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return NULL;
-}
-
 static int
 pg_put_node(struct state *s, const struct facility *f, const struct node *n)
 {
 	char ifs[KH_MAX_IFS * 12], why[96];
-	const struct node *old = node_before(f, n->rank);
+	/* The node as the facility held it before this change (the allocator
+	 * writes the state first and memory after the commit); NULL for a
+	 * rank the facility does not have yet. */
+	const struct node *old = fac_node_const(f, n->rank);
 	struct args a = {0};
 
 	state_ints_text(ifs, sizeof(ifs), n->ifs, n->nifs);
