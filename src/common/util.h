@@ -19,6 +19,8 @@ int seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format
 /* Write all n bytes of p to fd, going on after short writes and EINTR.
  * Returns 0, or -1 with errno set. */
 int write_all(int fd, const void *p, size_t n);
+/* The same on a socket, without SIGPIPE when the peer has gone (EPIPE). */
+int send_all(int fd, const void *p, size_t n);
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 /* A principal's name: 1-32 of [A-Za-z0-9_.-], not starting with '-' or '.'. */

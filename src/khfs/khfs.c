@@ -675,22 +675,6 @@ exec_readable(struct fs *fs, struct sess *s)
 	wake(fs);
 }
 
-static int
-send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* ---- ctl commands ---- */
 
 static int

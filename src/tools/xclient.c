@@ -70,22 +70,6 @@ out:
 	return rc;
 }
 
-static int
-send_all(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 struct xc {
 	int fd;
 	struct sbuf in; /* bytes from khd not yet used */
