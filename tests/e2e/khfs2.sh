@@ -198,6 +198,10 @@ wait "$cpid" 2>/dev/null
 same "khfs2-6.5 Ctrl-C ends a blocked console read at once" "$(ctrl_c "$M/nodes/$R/console")" "ended"
 echo kill >"$M/$E/ctl"
 exec 9<&-
+# E's end (its nodes released) follows the last close asynchronously: the
+# kernel sends FUSE's release after close returns.  khfs has released them
+# once a lookup finds E gone (one dispatch thread).
+for _ in $(seq 200); do test -e "$M/$E" || break; sleep 0.05; done
 
 # khfs2-7: domains/ and channels/.
 same "khfs2-7.1 domains/NETID/status: khd's line" "$(cat "$M/domains/$NET/status")" "$(khctl domains | awk -v n="$NET" '$1==n')"
