@@ -160,6 +160,13 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 					 "state takes sqlite or postgresql:CONNINFO");
 			else if (config_state_check(v, why, sizeof(why)) == 0)
 				snprintf(c->state, sizeof(c->state), "%s", v);
+		} else if (strcmp(word, "cluster_key") == 0) {
+			char *v = strtok_r(NULL, " \t\r", &save);
+			if (v == NULL || strtok_r(NULL, " \t\r", &save) != NULL ||
+			    strlen(v) >= sizeof(c->cluster_key))
+				snprintf(why, sizeof(why), "cluster_key takes one file name");
+			else
+				snprintf(c->cluster_key, sizeof(c->cluster_key), "%s", v);
 		} else if (strcmp(word, "on_stop") == 0) {
 			char *v = strtok_r(NULL, " \t\r", &save);
 			if (v == NULL || strtok_r(NULL, " \t\r", &save) != NULL ||

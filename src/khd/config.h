@@ -2,6 +2,7 @@
  *	host NAME
  *	state sqlite | postgresql:CONNINFO | postgresql://URI
  *	on_stop keep|stop    (what SIGTERM does with running nodes; default stop)
+ *	cluster_key FILE     (the key the hosts' agents hold; docs/hosts.md)
  *	type NAME [backend=ct] [cpus=1] [mem=256M] [pids=512] [ifs=8] [count=64]
  *	policy MODULE...		(src/policy, docs/policy.md)
  *	MODULE settings...		(e.g. limits * max_nodes=64)
@@ -19,6 +20,7 @@ struct config {
 	char host[256];
 	char state[1024]; /* the state backend's spec (state.h); empty: sqlite */
 	int on_stop_keep; /* on_stop keep: SIGTERM leaves running nodes running */
+	char cluster_key[1024]; /* cluster_key: its path (relative: to khd's directory) */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 	struct policy *policy; /* the policy chain; config_free frees it */

@@ -26,6 +26,7 @@ struct meter;
 struct metrics;
 struct rdma;
 struct policy;
+struct hosts;
 
 struct khd {
 	struct facility fac;
@@ -69,6 +70,8 @@ struct khd {
 	struct policy *policy;	  /* the modules consulted on allocation (src/policy) */
 	struct conhold *hold;	  /* the console holder (nodes outlive khd); NULL: none */
 	int on_stop_keep;	  /* khd.conf on_stop: SIGTERM leaves the nodes running */
+	struct hosts *hosts;	  /* the agents of the other hosts (hosts.c); NULL: one host */
+	char cluster_key[PATH_MAX]; /* khd.conf cluster_key: the agents' key file */
 	int keep_nodes;		  /* stopping now leaves running nodes running */
 	int adopted;		  /* nodes taken over from an earlier khd at start */
 	uint64_t console_lost;	  /* bytes adopted nodes printed while no khd ran */

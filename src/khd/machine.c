@@ -16,6 +16,7 @@
 #include "image/cache.h"
 #include "image/ramdisk.h"
 #include "image/uimage.h"
+#include "khd/hosts.h"
 #include "khd/khd.h"
 #include "khd/meter.h"
 #include "memory/mem.h"
@@ -178,15 +179,15 @@ m_started(struct machine *m)
 	record_run(m, 1);
 }
 
-/* A ct node: the ramdisk becomes its root file system; a kernel image is
- * refused (it runs the host's). */
-static int
-m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+/* The ramdisk a ct node boots (a kernel image is refused: it runs the
+ * host's), with a reference for the caller; or NULL with err. */
+static struct blob *
+ct_ramdisk(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 {
 	struct khd *k = m->k;
 	struct node *n = fac_node(&k->fac, m->rank);
 	const struct node_type *t = &k->fac.types[n->type];
-	char why[256], lower[PATH_MAX], scratch[PATH_MAX], facid[16], device[PATH_MAX + 32];
+	char why[256];
 	enum img_kind kind;
 	size_t off, len;
 	struct blob *b;
@@ -194,7 +195,7 @@ m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 	if (kaddr) {
 		if ((b = image_blob(m, kaddr, why, sizeof(why))) == NULL) {
 			snprintf(err, errlen, "%s", why);
-			return -1;
+			return NULL;
 		}
 		int rc =
 		    image_classify(blob_data(b), blob_len(b), &kind, &off, &len, why, sizeof(why));
@@ -204,21 +205,21 @@ m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 				 "kernel image at 0x%llx: %s nodes run the host kernel "
 				 "(boot a ramdisk alone: bootm - $ramfsaddr)",
 				 (unsigned long long)kaddr, t->backend);
-			return -1;
+			return NULL;
 		}
 		if (rc == 0 && kind != IMG_EMPTY) {
 			snprintf(err, errlen, "no kernel image at 0x%llx",
 				 (unsigned long long)kaddr);
-			return -1;
+			return NULL;
 		}
 	}
 	if (rdaddr == 0) {
 		snprintf(err, errlen, "no ramdisk to boot");
-		return -1;
+		return NULL;
 	}
 	if ((b = image_blob(m, rdaddr, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "%s", why);
-		return -1;
+		return NULL;
 	}
 	if (image_classify(blob_data(b), blob_len(b), &kind, &off, &len, why, sizeof(why)) < 0 ||
 	    kind != IMG_RAMDISK) {
@@ -227,8 +228,45 @@ m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 			 : why[0]	    ? why
 					    : "not a ramdisk (gzip'd or plain newc cpio)");
 		blob_unref(b);
-		return -1;
+		return NULL;
 	}
+	return b;
+}
+
+/* A node on an agent's host: the ramdisk goes there (once per content),
+ * and the node is running from now on as far as its channel is concerned;
+ * the agent says if the boot fails. */
+static int
+m_boot_remote(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+{
+	struct khd *k = m->k;
+	struct blob *b = ct_ramdisk(m, kaddr, rdaddr, err, errlen);
+	if (b == NULL)
+		return -1;
+	int rc = hosts_boot(m, b, err, errlen);
+	blob_unref(b);
+	if (rc < 0)
+		return -1;
+	m->heard = 0;
+	m->boot_ns = now_ns();
+	m->running = 1;
+	alloc_set_state(&k->fac, fac_node(&k->fac, m->rank), NODE_RUNNING);
+	return 0;
+}
+
+/* A ct node: the ramdisk becomes its root file system over the image
+ * cache. */
+static int
+m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
+{
+	struct khd *k = m->k;
+	struct node *n = fac_node(&k->fac, m->rank);
+	const struct node_type *t = &k->fac.types[n->type];
+	char why[256], lower[PATH_MAX], scratch[PATH_MAX], facid[16], device[PATH_MAX + 32];
+	struct blob *b;
+
+	if ((b = ct_ramdisk(m, kaddr, rdaddr, err, errlen)) == NULL)
+		return -1;
 	if (imgcache_rootfs(k->images, blob_hash(b), blob_data(b), blob_len(b), lower,
 			    sizeof(lower), why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s", why);
@@ -490,6 +528,8 @@ static int
 m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 {
 	struct machine *m = ctx;
+	if (hosts_remote(m->k, m->rank) >= 0)
+		return m_boot_remote(m, kaddr, rdaddr, err, errlen);
 	if (m->be == &node_vm)
 		return m_boot_vm(m, kaddr, rdaddr, err, errlen);
 	return m_boot_ct(m, kaddr, rdaddr, err, errlen);
@@ -498,6 +538,11 @@ m_boot(void *ctx, uint64_t kaddr, uint64_t rdaddr, char *err, size_t errlen)
 void
 machine_console_write(struct machine *m, const void *p, size_t n)
 {
+	if (m->running && hosts_remote(m->k, m->rank) >= 0) {
+		hosts_input(m, p, n);
+		meter_console(m->k, m->rank, (uint64_t)n, 0);
+		return;
+	}
 	if (!m->running || m->h.console < 0)
 		return;
 	/* A node that does not read its console loses input, like a serial
@@ -633,6 +678,12 @@ node_ended(struct machine *m, int status, int quiet)
 		fw_prompt(m->fw);
 }
 
+void
+machine_ended(struct machine *m, int status, int quiet)
+{
+	node_ended(m, status, quiet);
+}
+
 static void
 console_event(struct ev *ev, int fd, int events, void *arg)
 {
@@ -674,6 +725,11 @@ machine_stop(struct machine *m, int wait_ms)
 	if (!m->running)
 		return;
 	meter_node_sync(m->k, m->rank); /* usage stops here: the kill reaps the cgroup */
+	if (hosts_remote(m->k, m->rank) >= 0) {
+		hosts_stop(m); /* its end there is not waited for: a new boot is a new gen */
+		node_ended(m, 0, 1);
+		return;
+	}
 	int rc = m->be->kill(&m->k->host, &m->h, wait_ms);
 	if (rc == 1)
 		node_ended(m, m->h.status, 1);
@@ -785,7 +841,9 @@ static void
 wire(struct khd *k, struct node *n)
 {
 	char why[256];
-	if (k->fab && fabric_node_wire(k->fab, n->rank, n->ifs, n->nifs, why, sizeof(why)) < 0)
+	if (hosts_remote(k, n->rank) >= 0)
+		hosts_wire(k, n);
+	else if (k->fab && fabric_node_wire(k->fab, n->rank, n->ifs, n->nifs, why, sizeof(why)) < 0)
 		log_warnx("node %d: network: %s", n->rank, why);
 }
 
@@ -866,7 +924,9 @@ h_released(void *arg, struct node *n)
 		machine_free(k, m);
 	}
 	rdma_node_discard(k->rdma, n->rank); /* what it moved after the release is not billed */
-	if (k->fab) {
+	if (hosts_remote(k, n->rank) >= 0) {
+		hosts_released(k, n->rank);
+	} else if (k->fab) {
 		fabric_node_release(k->fab, n->rank);
 		prep_later(k);
 	}
@@ -1160,6 +1220,11 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* The front end of several hosts runs no nodes itself: no fabric here. */
+	if (k->fac.nhosts > 1 || (k->fac.nhosts == 1 && k->fac.hosts[0].state != HOST_LOCAL)) {
+		k->no_fabric = 1;
+		k->no_rdma = 1;
+	}
 	if (node_host_init(&k->host, 0, NULL, why, sizeof(why)) < 0)
 		log_warnx("container nodes cannot boot on this host: %s", why);
 	else
@@ -1223,7 +1288,8 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		if (ad[n->rank].ok)
 			adopt(m, &ad[n->rank]);
 		wire(k, n);
-		if (n->state == NODE_RUNNING && !m->running) {
+		/* its agent says whether it still runs (hosts.c) */
+		if (n->state == NODE_RUNNING && !m->running && hosts_remote(k, n->rank) < 0) {
 			alloc_set_state(&k->fac, n, NODE_MONITOR);
 			record_run(m, 0);
 			log_info("node %d was running when khd stopped: reset to the monitor (%s)",

@@ -39,6 +39,7 @@ struct machine {
 	uint64_t quiet_timer; /* vm: says so when a booted node stays silent */
 	uint64_t boot_ns;     /* when it booted (or was adopted) */
 	uint64_t start;	      /* when its first process started (node_pid_start) */
+	uint32_t gen;	      /* on an agent's host: this boot's number (hosts.c) */
 };
 
 /* khd start and stop: blob store, image cache, node host (ct spawner). */
@@ -49,6 +50,9 @@ void machines_close(struct khd *k);
 void machines_settle(struct khd *k);
 /* The machine of rank, or NULL when the node is free. */
 struct machine *machine_of(struct khd *k, int rank);
+/* The node ended (everything in it exited, or it was stopped): back in the
+ * monitor, which says so unless quiet. */
+void machine_ended(struct machine *m, int status, int quiet);
 /* Console input for a booted node (raw bytes to its pty). */
 void machine_console_write(struct machine *m, const void *p, size_t n);
 

@@ -1,5 +1,6 @@
 /* khd: the Kittyhawk service daemon.  One process, one event loop, one
  * facility under one directory:  khd -d DIR [--nodes N] [--host NAME]. */
+#include "khd/hosts.h"
 #include "khd/khd.h"
 #include "khd/config.h"
 #include "policy/policy.h"
@@ -311,6 +312,11 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 		return -1;
 	}
 	k->on_stop_keep = cfg.on_stop_keep;
+	if (cfg.cluster_key[0] == '/' || cfg.cluster_key[0] == '\0')
+		snprintf(k->cluster_key, sizeof(k->cluster_key), "%s", cfg.cluster_key);
+	else
+		snprintf(k->cluster_key, sizeof(k->cluster_key), "%.2000s/%.2000s", k->dir,
+			 cfg.cluster_key);
 	if (o->host)
 		snprintf(f->host, sizeof(f->host), "%s", o->host);
 	else if (cfg.host[0])
@@ -465,7 +471,8 @@ main(int argc, char **argv)
 	    metrics_start(k, &o.metrics, err, sizeof(err)) < 0 ||
 	    (o.ssh.port > 0 && sshd_start(k, &o.ssh, err, sizeof(err)) < 0) ||
 	    meter_init(k, err, sizeof(err)) < 0 ||
-	    (machines = 1, machines_init(k, err, sizeof(err)) < 0))
+	    (machines = 1, machines_init(k, err, sizeof(err)) < 0) ||
+	    hosts_init(k, err, sizeof(err)) < 0)
 		goto fail;
 	meter_start(k);
 	if (o.ssh.port > 0)
@@ -509,6 +516,7 @@ main(int argc, char **argv)
 	metrics_stop(k);
 	meter_close(k); /* a last sample while the nodes still run */
 	machines_close(k);
+	hosts_close(k);
 	state_close(k->fac.st);
 	fac_free(&k->fac);
 	policy_free(k->policy);
@@ -530,6 +538,7 @@ fail:
 	 * for our answer gets it. */
 	if (machines)
 		machines_close(k);
+	hosts_close(k);
 	if (lockfd >= 0)
 		close(lockfd);
 	if (report >= 0) {

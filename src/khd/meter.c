@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fabric/fabric.h"
+#include "khd/hosts.h"
 #include "khd/khd.h"
 #include "khd/machine.h"
 #include "meter/ledger.h"
@@ -272,8 +273,9 @@ read_cgroup(struct meter *mt, int rank, struct mnode *m, uint64_t now)
 	struct node_stats st;
 	uint64_t cur = 0;
 
-	if (mc && mc->h.cg[0] && k->host_ok) {
-		if (mc->be->stats(&k->host, &mc->h, &st) == 0) {
+	int remote = hosts_remote(k, rank) >= 0;
+	if (mc && ((mc->h.cg[0] && k->host_ok) || (remote && mc->running))) {
+		if (remote ? hosts_stats(k, rank, &st) == 0 : mc->be->stats(&k->host, &mc->h, &st) == 0) {
 			if (!m->cg) { /* a new cgroup: its counters start from zero */
 				m->cg = 1;
 				m->cpu = m->peak = 0;
@@ -328,6 +330,12 @@ charge(struct meter *mt, int rank, struct mnode *m, uint64_t now, struct usage *
 	struct fabric_ifstats ifs[KH_MAX_IFS];
 	int seen = 0;
 
+	/* A node whose host is lost is not charged while it is (hosts.c
+	 * charged it up to the loss). */
+	if (hosts_lost(k, rank)) {
+		m->t_ms = m->t_mem = now > m->t_ms ? now : m->t_ms;
+		return;
+	}
 	read_cgroup(mt, rank, m, now);
 	snprintf(res, sizeof(res), "node-time:%s", k->fac.types[m->type].name);
 	usage_add(u, res, now > m->t_ms ? now - m->t_ms : 0);
@@ -345,7 +353,9 @@ charge(struct meter *mt, int rank, struct mnode *m, uint64_t now, struct usage *
 	m->ipeak = m->mem;
 
 	/* A failed reading changes nothing: the next one charges it all. */
-	int nif = k->fab ? fabric_node_counters(k->fab, rank, ifs, KH_MAX_IFS) : 0;
+	int nif = hosts_remote(k, rank) >= 0 ? hosts_counters(k, rank, ifs, KH_MAX_IFS)
+		  : k->fab		      ? fabric_node_counters(k->fab, rank, ifs, KH_MAX_IFS)
+					      : 0;
 	if (nif < 0)
 		seen = -1;
 	for (int i = 0; i < nif; i++) {

@@ -1,6 +1,7 @@
 /* verbs: what khd does for each request of docs/protocol.md.  Each handler
  * checks its arguments and the principal, then calls the allocator, which
  * is all or nothing; the handler only formats the reply. */
+#include "khd/hosts.h"
 #include "khd/khd.h"
 #include "admission/admission.h"
 #include "admission/pubkey.h"
@@ -1229,6 +1230,14 @@ v_exec(struct khd *k, struct conn *conn, const struct proto_req *req, struct sbu
 		if (mc == NULL || !mc->running || mc->dying) {
 			snprintf(m, sizeof(m), "node %d is not booted (boot it first: run kboot)",
 				 ranks[i]);
+			reply_err(out, AE_BADARG, m);
+			goto out;
+		}
+		if (hosts_remote(k, ranks[i]) >= 0) {
+			snprintf(m, sizeof(m),
+				 "node %d runs on host %s: exec reaches the front end's own nodes "
+				 "only (use its console)",
+				 ranks[i], fac_host_of(&k->fac, ranks[i])->name);
 			reply_err(out, AE_BADARG, m);
 			goto out;
 		}
