@@ -165,6 +165,72 @@ put_counters(struct facility *f, int next_netid, int next_chan)
 	return state_put_meta(f->st, "next_chan", v);
 }
 
+/* A facility without hosts (loaded, its pool not yet made) is one host. */
+static int
+node_usable(const struct facility *f, const struct node *n)
+{
+	if (f->nhosts == 0)
+		return 1;
+	return n->host >= 0 && n->host < f->nhosts && fac_host_usable(&f->hosts[n->host]);
+}
+
+/* The nodes r gets, as indexes into f->nodes: the lowest free ranks of
+ * the type, as the original did; with a placement, per host.  Nodes on a
+ * host that is not up are not free to give. */
+static int
+pick_nodes(struct facility *f, const struct get_req *r, int *pick, int *npick,
+	   struct alloc_result *res)
+{
+	int need[KH_MAX_HOSTS], sum = 0;
+
+	*npick = 0;
+	if (r->per_host == NULL) {
+		for (int i = 0; i < f->nnodes && *npick < r->count; i++)
+			if (f->nodes[i].type == r->type && f->nodes[i].state == NODE_FREE &&
+			    node_usable(f, &f->nodes[i]))
+				pick[(*npick)++] = i;
+		if (*npick < r->count)
+			return fail(res, AE_NONODES, "not enough nodes available");
+		return 0;
+	}
+	if (r->nper_host != (f->nhosts ? f->nhosts : 1) || f->nhosts > KH_MAX_HOSTS)
+		return fail(res, AE_BADARG, "placement names %d hosts, the facility has %d",
+			    r->nper_host, f->nhosts);
+	if (f->nhosts == 0) /* one host: everything there */
+		return pick_nodes(f, &(struct get_req){.count = r->count, .type = r->type}, pick,
+				  npick, res);
+	for (int h = 0; h < f->nhosts; h++) {
+		if (r->per_host[h] < 0 || r->per_host[h] > r->count)
+			return fail(res, AE_BADARG, "placement puts %d nodes on host %s",
+				    r->per_host[h], f->hosts[h].name);
+		need[h] = r->per_host[h];
+		sum += need[h];
+	}
+	if (sum != r->count)
+		return fail(res, AE_BADARG, "placement places %d of %d nodes", sum, r->count);
+	for (int i = 0; i < f->nnodes && *npick < r->count; i++) {
+		const struct node *n = &f->nodes[i];
+		if (n->type == r->type && n->state == NODE_FREE && node_usable(f, n) &&
+		    need[n->host] > 0) {
+			need[n->host]--;
+			pick[(*npick)++] = i;
+		}
+	}
+	for (int h = 0; h < f->nhosts; h++)
+		if (need[h] > 0) {
+			if (f->nhosts == 1)
+				return fail(res, AE_NONODES, "not enough nodes available");
+			if (!fac_host_usable(&f->hosts[h]))
+				return fail(
+				    res, AE_NONODES, "not enough nodes available: host %s is %s",
+				    f->hosts[h].name, fac_host_state_name(f->hosts[h].state));
+			return fail(res, AE_NONODES,
+				    "not enough nodes available: host %s lacks %d free %s nodes",
+				    f->hosts[h].name, need[h], f->types[r->type].name);
+		}
+	return 0;
+}
+
 int
 alloc_get(struct facility *f, int pidx, const struct principal *newp, const struct get_req *r,
 	  int *chan, struct alloc_result *res)
@@ -218,16 +284,12 @@ alloc_get(struct facility *f, int pidx, const struct principal *newp, const stru
 		return fail(res, AE_BADARG, "%d domains asked, a %s node has at most %d interfaces",
 			    nnets, t->name, t->max_ifs);
 
-	/* Pick the lowest free ranks of the type, as the original did. */
 	int *pick = malloc(sizeof(int) * (size_t)r->count), npick = 0;
 	if (pick == NULL)
 		fatal("alloc");
-	for (int i = 0; i < f->nnodes && npick < r->count; i++)
-		if (f->nodes[i].type == r->type && f->nodes[i].state == NODE_FREE)
-			pick[npick++] = i;
-	if (npick < r->count) {
+	if (pick_nodes(f, r, pick, &npick, res) < 0) {
 		free(pick);
-		return fail(res, AE_NONODES, "not enough nodes available");
+		return -1;
 	}
 
 	struct channel c = {.id = f->next_chan, .type = r->type, .created = wallclock()};
@@ -742,13 +804,14 @@ alloc_block(struct facility *f, int chan, struct sbuf *out, int json)
 	sbuf_adds(out, "\n");
 }
 
-int
-alloc_pool(struct facility *f, const struct node_type *types, int ntypes, struct alloc_result *res)
+/* The stored types with the configured ones laid over them: types keep
+ * their index, new ones are appended. */
+static int
+merge_types(struct facility *f, const struct node_type *types, int ntypes, struct node_type *all,
+	    int *nall, struct alloc_result *res)
 {
-	int total = f->nnodes, maxrank = f->nnodes ? f->nodes[f->nnodes - 1].rank : -1;
 	int newtypes[KH_MAX_TYPES], nnew = 0;
 
-	/* Types keep their index: new ones are appended. */
 	for (int i = 0; i < ntypes; i++) {
 		int at = fac_type(f, types[i].name);
 		if (at < 0) {
@@ -757,18 +820,78 @@ alloc_pool(struct facility *f, const struct node_type *types, int ntypes, struct
 			newtypes[nnew++] = i;
 		}
 	}
-	struct node_type all[KH_MAX_TYPES];
-	int nall = f->ntypes;
-	memcpy(all, f->types, sizeof(all));
+	*nall = f->ntypes;
+	memcpy(all, f->types, sizeof(f->types));
 	for (int i = 0; i < nnew; i++)
-		all[nall++] = types[newtypes[i]];
+		all[(*nall)++] = types[newtypes[i]];
 	for (int i = 0; i < ntypes; i++) {
 		int at = -1;
-		for (int j = 0; j < nall; j++)
+		for (int j = 0; j < *nall; j++)
 			if (strcmp(all[j].name, types[i].name) == 0)
 				at = j;
 		all[at] = types[i];
 	}
+	return 0;
+}
+
+/* The hosts' states across a second call: kept for the same host. */
+static void
+set_hosts(struct facility *f, struct fac_host *hosts, int nhosts)
+{
+	for (int h = 0; h < nhosts; h++)
+		for (int o = 0; o < f->nhosts; o++)
+			if (strcmp(f->hosts[o].name, hosts[h].name) == 0 &&
+			    strcmp(f->hosts[o].addr, hosts[h].addr) == 0 &&
+			    (f->hosts[o].state == HOST_LOCAL) == (hosts[h].state == HOST_LOCAL)) {
+				hosts[h].state = f->hosts[o].state;
+				hosts[h].lost_ms = f->hosts[o].lost_ms;
+			}
+	free(f->hosts);
+	f->hosts = hosts;
+	f->nhosts = nhosts;
+}
+
+/* One host: khd itself, every node. */
+static void
+local_host(struct facility *f)
+{
+	struct fac_host *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		fatal("alloc");
+	snprintf(h->name, sizeof(h->name), "%s", f->host);
+	h->state = HOST_LOCAL;
+	if (f->nnodes > 0) {
+		h->first = f->nodes[0].rank;
+		h->count = f->nodes[f->nnodes - 1].rank - h->first + 1;
+	}
+	for (int i = 0; i < f->nnodes; i++)
+		f->nodes[i].host = 0;
+	set_hosts(f, h, 1);
+}
+
+int
+alloc_pool(struct facility *f, const struct node_type *types, int ntypes, struct alloc_result *res)
+{
+	return alloc_pool_hosts(f, types, ntypes, NULL, 0, res);
+}
+
+static int pool_hosts(struct facility *f, const struct node_type *types, int ntypes,
+		      const struct fac_host *hosts, int nhosts, struct alloc_result *res);
+
+int
+alloc_pool_hosts(struct facility *f, const struct node_type *types, int ntypes,
+		 const struct fac_host *hosts, int nhosts, struct alloc_result *res)
+{
+	int total = f->nnodes, maxrank = f->nnodes ? f->nodes[f->nnodes - 1].rank : -1;
+
+	if (nhosts < 0 || nhosts > KH_MAX_HOSTS)
+		return fail(res, AE_BADARG, "at most %d hosts", KH_MAX_HOSTS);
+	if (nhosts > 0)
+		return pool_hosts(f, types, ntypes, hosts, nhosts, res);
+	struct node_type all[KH_MAX_TYPES];
+	int nall;
+	if (merge_types(f, types, ntypes, all, &nall, res) < 0)
+		return -1;
 	/* Wanted minus present, per type. */
 	int delta[KH_MAX_TYPES] = {0}, grow = 0;
 	for (int t = 0; t < nall; t++) {
@@ -840,11 +963,107 @@ alloc_pool(struct facility *f, const struct node_type *types, int ntypes, struct
 	f->nnodes = n;
 	free(gone);
 	alloc_recount(f);
+	local_host(f);
 	return ok(res);
 store_types:
 	f->ntypes = oldntypes;
 store:
 	free(nodes);
 	free(gone);
+	return store_failed(f, res);
+}
+
+/* Several hosts: the layout is a function of the configuration (ranks
+ * host-major, types in index order within a host), so the front end and
+ * every agent compute the same one; the stored rows are brought to it in
+ * one transaction. */
+static int
+pool_hosts(struct facility *f, const struct node_type *types, int ntypes,
+	   const struct fac_host *hosts, int nhosts, struct alloc_result *res)
+{
+	struct node_type all[KH_MAX_TYPES];
+	int nall, per = 0;
+
+	if (merge_types(f, types, ntypes, all, &nall, res) < 0)
+		return -1;
+	for (int t = 0; t < nall; t++)
+		per += all[t].count;
+	if ((long)per * nhosts > KH_MAX_NODES)
+		return fail(res, AE_BADARG,
+			    "%d hosts of %d nodes each are %ld nodes, more than the %d a facility "
+			    "holds",
+			    nhosts, per, (long)per * nhosts, KH_MAX_NODES);
+	int total = per * nhosts;
+	struct node *nodes = calloc((size_t)total + 1, sizeof(*nodes));
+	struct fac_host *hs = calloc((size_t)nhosts, sizeof(*hs));
+	char *kept = calloc((size_t)total + 1, 1);
+	if (nodes == NULL || hs == NULL || kept == NULL)
+		fatal("alloc");
+	for (int h = 0, r = 0; h < nhosts; h++) {
+		hs[h] = hosts[h];
+		hs[h].state = HOST_DOWN;
+		hs[h].lost_ms = 0;
+		hs[h].first = r;
+		hs[h].count = per;
+		for (int t = 0; t < nall; t++)
+			for (int k = 0; k < all[t].count; k++, r++)
+				nodes[r] =
+				    (struct node){.rank = r, .type = t, .owner = -1, .host = h};
+	}
+	/* A stored node stays where the layout has its type; an allocated one
+	 * anywhere else stops the change. */
+	for (int i = 0; i < f->nnodes; i++) {
+		const struct node *o = &f->nodes[i];
+		if (o->rank >= 0 && o->rank < total && nodes[o->rank].type == o->type) {
+			int h = nodes[o->rank].host;
+			nodes[o->rank] = *o;
+			nodes[o->rank].host = h;
+			kept[o->rank] = 1;
+		} else if (o->state != NODE_FREE) {
+			const char *there =
+			    o->rank < total ? all[nodes[o->rank].type].name : "no node";
+			fail(res, AE_BUSY,
+			     "node %d (%s) is held by %s, and the hosts' layout has %s there: "
+			     "release it first, or keep the configuration",
+			     o->rank, f->types[o->type].name, f->principals[o->owner].name, there);
+			free(nodes);
+			free(hs);
+			free(kept);
+			return -1;
+		}
+	}
+	if (state_begin(f->st) < 0)
+		goto store;
+	for (int t = 0; t < nall; t++)
+		if (state_put_type(f->st, &all[t]) < 0)
+			goto store;
+	/* The state layer binds type names from f->types. */
+	struct node_type oldtypes[KH_MAX_TYPES];
+	int oldntypes = f->ntypes;
+	memcpy(oldtypes, f->types, sizeof(oldtypes));
+	memcpy(f->types, all, sizeof(all));
+	f->ntypes = nall;
+	for (int i = 0; i < f->nnodes; i++)
+		if (f->nodes[i].rank >= total && state_del_node(f->st, f->nodes[i].rank) < 0)
+			goto store_types;
+	for (int r = 0; r < total; r++)
+		if (!kept[r] && state_put_node(f->st, f, &nodes[r]) < 0)
+			goto store_types;
+	if (state_commit(f->st) < 0)
+		goto store_types;
+	free(f->nodes);
+	f->nodes = nodes;
+	f->nnodes = total;
+	free(kept);
+	set_hosts(f, hs, nhosts);
+	alloc_recount(f);
+	return ok(res);
+store_types:
+	memcpy(f->types, oldtypes, sizeof(oldtypes));
+	f->ntypes = oldntypes;
+store:
+	free(nodes);
+	free(hs);
+	free(kept);
 	return store_failed(f, res);
 }

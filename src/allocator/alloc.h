@@ -47,6 +47,11 @@ struct get_req {
 	int pub;     /* -i */
 	int ext;     /* -x */
 	int type;    /* index into facility.types */
+	/* Placement (policy_decide): per_host[h] nodes on f->hosts[h], each
+	 * host's lowest free ranks of the type; nper_host must be f->nhosts
+	 * and the sum count.  NULL: the lowest free ranks on usable hosts. */
+	const int *per_host;
+	int nper_host;
 };
 
 /* Allocate.  pidx is the principal, or -1 with newp the principal to
@@ -85,9 +90,20 @@ void alloc_node_addr(const struct node *n, char *buf, size_t len);
 void alloc_uni(const struct facility *f, const struct node *n, char *buf, size_t len);
 
 /* Make the pool match the configured types: add nodes, drop free ones from
- * the top.  Called at start, before any request. */
+ * the top.  Called at start, before any request.  The facility is one
+ * host, HOST_LOCAL, named f->host (set it first). */
 int alloc_pool(struct facility *f, const struct node_type *types, int ntypes,
 	       struct alloc_result *res);
+/* The same for a facility of nhosts hosts (khd.conf's host lines; 0: as
+ * alloc_pool).  Every host gets every type, each type's count per host;
+ * ranks go host-major (host 0's nodes, in type order, then host 1's...),
+ * so hosts[h] holds ranks h*P .. h*P+P-1 with P the nodes per host.  A
+ * stored node whose rank the layout gives another type, or no longer
+ * has, is dropped when free; when allocated the whole change is refused
+ * (AE_BUSY, nothing changed).  Hosts start HOST_DOWN (a host already
+ * known with the same name and address keeps its state). */
+int alloc_pool_hosts(struct facility *f, const struct node_type *types, int ntypes,
+		     const struct fac_host *hosts, int nhosts, struct alloc_result *res);
 /* Recompute the derived counts (domain members, channel nodes). */
 void alloc_recount(struct facility *f);
 /* Create the external and public domains if missing. */

@@ -1,5 +1,6 @@
 /* facility: look-ups over the in-memory model.  Domains and channels are
  * kept sorted by id (ids only grow), so look-ups are binary searches. */
+#include "allocator/alloc.h"
 #include "allocator/facility.h"
 #include "common/log.h"
 
@@ -59,6 +60,54 @@ fac_type(struct facility *f, const char *name)
 	return -1;
 }
 
+const struct fac_host *
+fac_host_of(const struct facility *f, int rank)
+{
+	const struct node *n = fac_node_const(f, rank);
+	if (n == NULL || n->host < 0 || n->host >= f->nhosts)
+		return NULL;
+	return &f->hosts[n->host];
+}
+
+int
+fac_host_find(const struct facility *f, const char *name)
+{
+	for (int i = 0; i < f->nhosts; i++)
+		if (strcmp(f->hosts[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+int
+fac_host_usable(const struct fac_host *h)
+{
+	return h->state == HOST_LOCAL || h->state == HOST_UP;
+}
+
+const char *
+fac_host_state_name(int state)
+{
+	static const char *const names[] = {
+	    [HOST_LOCAL] = "local", [HOST_DOWN] = "down", [HOST_UP] = "up", [HOST_LOST] = "lost"};
+	if (state < 0 || state > HOST_LOST)
+		return "?";
+	return names[state];
+}
+
+int
+fac_host_set_state(struct facility *f, int h, int state, int64_t now_ms)
+{
+	if (h < 0 || h >= f->nhosts || state < HOST_LOCAL || state > HOST_LOST)
+		return -1;
+	/* The local host is khd itself: it is never down or lost, and an
+	 * agent's host is never local. */
+	if ((f->hosts[h].state == HOST_LOCAL) != (state == HOST_LOCAL))
+		return -1;
+	f->hosts[h].state = state;
+	f->hosts[h].lost_ms = state == HOST_LOST ? now_ms : 0;
+	return 0;
+}
+
 void *
 fac_grow(void *arr, int *cap, int need, size_t sz)
 {
@@ -77,6 +126,7 @@ fac_grow(void *arr, int *cap, int need, size_t sz)
 void
 fac_free(struct facility *f)
 {
+	free(f->hosts);
 	free(f->nodes);
 	free(f->principals);
 	free(f->domains);

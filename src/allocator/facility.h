@@ -1,4 +1,4 @@
-/* facility: the in-memory model of one facility (node types, nodes,
+/* facility: the in-memory model of one facility (hosts, node types, nodes,
  * principals, domains, channels).  khd owns exactly one; the state layer
  * persists it and the allocator is the only code that changes it. */
 #ifndef KH_FACILITY_H
@@ -15,6 +15,7 @@ struct alloc_hooks;
 #define KH_NAME_MAX   32
 #define KH_HASH_MAX   128 /* crypto_pwhash_STRBYTES */
 #define KH_FIRST_CHAN 2	  /* as the original: con0 system, con1 unused */
+#define KH_MAX_HOSTS  64  /* host lines in khd.conf (placement's per_host) */
 
 enum { NETID_RESERVED = 0, NETID_EXTERNAL = 1, NETID_PUBLIC = 2, NETID_FIRST_PRIVATE = 3 };
 
@@ -34,6 +35,21 @@ struct node_type {
 	int count;	 /* nodes of this type */
 };
 
+/* A host of the facility (docs/policy.md "Placement across hosts").
+ * Without host lines in khd.conf the facility is one host, HOST_LOCAL:
+ * khd itself runs every node.  With them, each host is an agent at addr
+ * that runs its own nodes; the front end holds none.  Usable for
+ * allocation: HOST_LOCAL and HOST_UP (fac_host_usable). */
+enum host_state { HOST_LOCAL = 0, HOST_DOWN, HOST_UP, HOST_LOST };
+
+struct fac_host {
+	char name[KH_NAME_MAX + 1]; /* [A-Za-z0-9.-], unique */
+	char addr[128];		    /* the agent's "IP:PORT" from khd.conf; "" for the local host */
+	int state;	  /* enum host_state; not persisted: HOST_DOWN until the agent connects */
+	int first, count; /* its nodes are ranks first .. first+count-1 */
+	int64_t lost_ms;  /* when it was lost (wall clock ms), 0 */
+};
+
 struct node {
 	int rank;
 	int type;	     /* index into facility.types */
@@ -43,6 +59,7 @@ struct node {
 	int nifs;	     /* interfaces eth0..eth(nifs-1) */
 	int ifs[KH_MAX_IFS]; /* netid of eth<i>; 0 marks a removed interface */
 	uint64_t resets;
+	int host; /* index into facility.hosts; not persisted (derived from rank) */
 };
 
 struct principal {
@@ -90,7 +107,9 @@ struct sshkey {
 
 struct facility {
 	char host[256];
-	uint32_t id; /* random per facility, used in kernel object names */
+	uint32_t id;		/* random per facility, used in kernel object names */
+	struct fac_host *hosts; /* always >= 1 once the pool is made (alloc_pool) */
+	int nhosts;
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
 	struct node *nodes;
@@ -114,6 +133,18 @@ struct principal *fac_principal(struct facility *f, const char *name, int *idx);
 struct domain *fac_domain(struct facility *f, int netid);
 struct channel *fac_channel(struct facility *f, int id);
 int fac_type(struct facility *f, const char *name);
+/* The host that holds node rank; NULL when there is no such node. */
+const struct fac_host *fac_host_of(const struct facility *f, int rank);
+/* The index of the host called name, or -1. */
+int fac_host_find(const struct facility *f, const char *name);
+/* Whether the host's free nodes can be given: HOST_LOCAL or HOST_UP. */
+int fac_host_usable(const struct fac_host *h);
+/* "local", "down", "up", "lost" (khctl info); "?" for anything else. */
+const char *fac_host_state_name(int state);
+/* Change host h's state (the front end, as its agent comes and goes):
+ * lost_ms becomes now_ms for HOST_LOST, 0 otherwise.  Memory only: host
+ * states are not persisted.  -1 for a bad h or state. */
+int fac_host_set_state(struct facility *f, int h, int state, int64_t now_ms);
 /* Grow an array of elements of size sz: *cap doubles as needed. */
 void *fac_grow(void *arr, int *cap, int need, size_t sz);
 void fac_free(struct facility *f);

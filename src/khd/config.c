@@ -4,6 +4,8 @@
 #include "common/util.h"
 #include "policy/policy.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,103 @@ parse_type(char *rest, struct node_type *t, char *why, size_t wlen)
 	return 0;
 }
 
+/* "A.B.C.D:PORT": an IPv4 address and a port 1..65535. */
+int
+config_addr_check(const char *addr)
+{
+	const char *colon = strrchr(addr, ':');
+	char ip[INET_ADDRSTRLEN];
+	struct in_addr in;
+	uint64_t port;
+
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof(ip))
+		return -1;
+	memcpy(ip, addr, (size_t)(colon - addr));
+	ip[colon - addr] = '\0';
+	if (inet_pton(AF_INET, ip, &in) != 1 || parse_uint(colon + 1, 1, 65535, &port) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+valid_host_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > KH_NAME_MAX || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+			return 0;
+	return 1;
+}
+
+static int
+nodes_per_host(const struct config *c)
+{
+	int per = 0;
+	for (int t = 0; t < c->ntypes; t++)
+		per += c->types[t].count;
+	return per;
+}
+
+/* Whether the hosts and types so far fit a facility. */
+static int
+check_total(const struct config *c, char *why, size_t wlen)
+{
+	long total = (long)nodes_per_host(c) * c->nhosts;
+	if (c->nhosts > 0 && total > KH_MAX_NODES) {
+		snprintf(why, wlen,
+			 "%d hosts of %d nodes each are %ld nodes, more than the %d a facility "
+			 "holds",
+			 c->nhosts, nodes_per_host(c), total, KH_MAX_NODES);
+		return -1;
+	}
+	return 0;
+}
+
+/* host NAME ADDR: a host of the facility, its agent at ADDR. */
+static int
+parse_host(struct config *c, const char *name, const char *addr, int extra, char *why, size_t wlen)
+{
+	if (extra) {
+		snprintf(why, wlen, "host NAME ADDR takes nothing more");
+		return -1;
+	}
+	if (!valid_host_name(name)) {
+		snprintf(why, wlen, "a host's name is 1-%d of A-Z a-z 0-9 . - (not first: . -)",
+			 KH_NAME_MAX);
+		return -1;
+	}
+	if (strlen(addr) >= sizeof(c->hosts[0].addr) || config_addr_check(addr) < 0) {
+		snprintf(why, wlen,
+			 "host takes one name, or a name and its agent's address IPv4:PORT "
+			 "('%.64s' is not one)",
+			 addr);
+		return -1;
+	}
+	for (int i = 0; i < c->nhosts; i++) {
+		if (strcmp(c->hosts[i].name, name) == 0) {
+			snprintf(why, wlen, "host %s given twice", name);
+			return -1;
+		}
+		if (strcmp(c->hosts[i].addr, addr) == 0) {
+			snprintf(why, wlen, "hosts %s and %s have one address, %s",
+				 c->hosts[i].name, name, addr);
+			return -1;
+		}
+	}
+	if (c->nhosts == KH_MAX_HOSTS) {
+		snprintf(why, wlen, "at most %d hosts", KH_MAX_HOSTS);
+		return -1;
+	}
+	struct fac_host *h = &c->hosts[c->nhosts++];
+	memset(h, 0, sizeof(*h));
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	snprintf(h->addr, sizeof(h->addr), "%s", addr);
+	h->state = HOST_DOWN;
+	return check_total(c, why, wlen);
+}
+
 int
 config_state_check(const char *spec, char *why, size_t len)
 {
@@ -145,10 +244,18 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 			continue;
 		if (strcmp(word, "host") == 0) {
 			char *h = strtok_r(NULL, " \t\r", &save);
-			if (h == NULL || strtok_r(NULL, " \t\r", &save) != NULL || strlen(h) > 255)
-				snprintf(why, sizeof(why), "host takes one name");
-			else
+			char *addr = h ? strtok_r(NULL, " \t\r", &save) : NULL;
+			if (addr != NULL) {
+				parse_host(c, h, addr, strtok_r(NULL, " \t\r", &save) != NULL, why,
+					   sizeof(why));
+			} else if (h == NULL || strlen(h) > 255) {
+				snprintf(
+				    why, sizeof(why),
+				    "host takes a name (this host's), or a name and an agent's "
+				    "address IP:PORT");
+			} else {
 				snprintf(c->host, sizeof(c->host), "%s", h);
+			}
 		} else if (strcmp(word, "state") == 0) {
 			/* The rest of the line: libpq's conninfo has spaces. */
 			char *v = rest ? rest + strspn(rest, " \t") : (char *)"";
@@ -183,8 +290,10 @@ config_parse(const char *text, struct config *c, char *err, size_t errlen)
 					if (strcmp(c->types[i].name, c->types[c->ntypes].name) == 0)
 						snprintf(why, sizeof(why), "type %s defined twice",
 							 c->types[i].name);
-				if (why[0] == '\0')
+				if (why[0] == '\0') {
 					c->ntypes++;
+					check_total(c, why, sizeof(why));
+				}
 			}
 		} else if (policy_conf_line(c->policy, lineno, word, rest, why, sizeof(why)) == 0) {
 			/* policy MODULE..., and each module's own lines (src/policy) */

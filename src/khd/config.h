@@ -1,5 +1,6 @@
 /* config: the facility's configuration file, DIR/khd.conf:
- *	host NAME
+ *	host NAME		(this host's name, for control blocks)
+ *	host NAME IP:PORT	(a host of the facility, its agent there; docs/policy.md)
  *	state sqlite | postgresql:CONNINFO | postgresql://URI
  *	on_stop keep|stop    (what SIGTERM does with running nodes; default stop)
  *	cluster_key FILE     (the key the hosts' agents hold; docs/hosts.md)
@@ -23,6 +24,10 @@ struct config {
 	char cluster_key[1024]; /* cluster_key: its path (relative: to khd's directory) */
 	struct node_type types[KH_MAX_TYPES];
 	int ntypes;
+	/* host NAME ADDR lines, in order; none: the facility is this host.
+	 * Each type's count is per host. */
+	struct fac_host hosts[KH_MAX_HOSTS];
+	int nhosts;
 	struct policy *policy; /* the policy chain; config_free frees it */
 };
 
@@ -31,6 +36,8 @@ void config_default_type(struct node_type *t, int count);
 /* Is spec a state backend's spec (the form only: the server is tried
  * when khd opens it)?  0, or -1 with why. */
 int config_state_check(const char *spec, char *why, size_t len);
+/* Is addr an agent's address, IPv4:PORT?  0 or -1. */
+int config_addr_check(const char *addr);
 /* Parse text (a whole file).  Returns 0, or -1 with "line N: reason" (and
  * nothing to free). */
 int config_parse(const char *text, struct config *c, char *err, size_t errlen);

@@ -307,7 +307,15 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 		cfg.types[0].count = o->nodes;
 	k->policy = cfg.policy; /* khd's from now on */
 	cfg.policy = NULL;
-	if (alloc_pool(f, cfg.types, cfg.ntypes, &res) < 0 || alloc_init_domains(f, &res) < 0) {
+	/* The host name first: the one-host facility's host is named after it. */
+	if (o->host)
+		snprintf(f->host, sizeof(f->host), "%s", o->host);
+	else if (cfg.host[0])
+		snprintf(f->host, sizeof(f->host), "%s", cfg.host);
+	else if (gethostname(f->host, sizeof(f->host)) < 0)
+		snprintf(f->host, sizeof(f->host), "localhost");
+	if (alloc_pool_hosts(f, cfg.types, cfg.ntypes, cfg.hosts, cfg.nhosts, &res) < 0 ||
+	    alloc_init_domains(f, &res) < 0) {
 		snprintf(err, errlen, "%s", res.msg);
 		return -1;
 	}
@@ -317,12 +325,6 @@ start_facility(struct khd *k, const struct opts *o, char *err, size_t errlen)
 	else
 		snprintf(k->cluster_key, sizeof(k->cluster_key), "%.2000s/%.2000s", k->dir,
 			 cfg.cluster_key);
-	if (o->host)
-		snprintf(f->host, sizeof(f->host), "%s", o->host);
-	else if (cfg.host[0])
-		snprintf(f->host, sizeof(f->host), "%s", cfg.host);
-	else if (gethostname(f->host, sizeof(f->host)) < 0)
-		snprintf(f->host, sizeof(f->host), "localhost");
 	alloc_recount(f);
 	/* Limits hold across a restart: holdings are counted from the state. */
 	policy_start(k->policy, f, policy_now_ms());

@@ -260,6 +260,68 @@ v_ping(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+static const char *const state_names[] = {"free", "monitor", "running"};
+
+/* The node's state as shown: lost when its host is (derived, not stored). */
+static const char *
+node_state_name(const struct facility *f, const struct node *n)
+{
+	const struct fac_host *h = n->host >= 0 && n->host < f->nhosts ? &f->hosts[n->host] : NULL;
+	if (h && h->state == HOST_LOST)
+		return "lost";
+	return state_names[n->state];
+}
+
+/* Free, and on a host that is up: an allocation could get it now. */
+static int
+node_givable(const struct facility *f, const struct node *n)
+{
+	if (f->nhosts == 0)
+		return n->state == NODE_FREE;
+	return n->state == NODE_FREE && n->host >= 0 && n->host < f->nhosts &&
+	       fac_host_usable(&f->hosts[n->host]);
+}
+
+static const char *
+node_host_name(const struct facility *f, const struct node *n)
+{
+	return n->host >= 0 && n->host < f->nhosts ? f->hosts[n->host].name : "-";
+}
+
+/* info's hosts: "host NAME addr=ADDR state=STATE nodes=N free=F" lines,
+ * or JSON objects (addr "-" / null for the local host). */
+static void
+hosts_text(const struct facility *f, struct sbuf *b, int json)
+{
+	for (int h = 0; h < f->nhosts; h++) {
+		const struct fac_host *fh = &f->hosts[h];
+		int total = 0, nfree = 0;
+		for (int i = 0; i < f->nnodes; i++)
+			if (f->nodes[i].host == h) {
+				total++;
+				nfree += node_givable(f, &f->nodes[i]);
+			}
+		if (json) {
+			sbuf_adds(b, h ? ",{\"name\":" : "{\"name\":");
+			sbuf_json_str(b, fh->name);
+			sbuf_adds(b, ",\"addr\":");
+			if (fh->addr[0])
+				sbuf_json_str(b, fh->addr);
+			else
+				sbuf_adds(b, "null");
+			sbuf_printf(b, ",\"state\":\"%s\",\"nodes\":%d,\"free\":%d",
+				    fac_host_state_name(fh->state), total, nfree);
+			if (fh->state == HOST_LOST)
+				sbuf_printf(b, ",\"lost_ms\":%lld", (long long)fh->lost_ms);
+			sbuf_adds(b, "}");
+		} else {
+			sbuf_printf(b, "host %s addr=%s state=%s nodes=%d free=%d\n", fh->name,
+				    fh->addr[0] ? fh->addr : "-", fac_host_state_name(fh->state),
+				    total, nfree);
+		}
+	}
+}
+
 static uint64_t
 v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 {
@@ -283,7 +345,7 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		for (int i = 0; i < f->nnodes; i++)
 			if (f->nodes[i].type == t) {
 				total++;
-				nfree += f->nodes[i].state == NODE_FREE;
+				nfree += node_givable(f, &f->nodes[i]);
 			}
 		const struct node_type *ty = &f->types[t];
 		if (want_json(req))
@@ -331,6 +393,8 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		}
 		sbuf_adds(&b, ",\"policy\":[");
 		policy_names(k->policy, &b, ",", 1);
+		sbuf_adds(&b, "],\"hosts\":[");
+		hosts_text(f, &b, 1);
 		sbuf_adds(&b, "]}\n");
 	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
@@ -350,6 +414,8 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		sbuf_adds(&b, "policy ");
 		policy_names(k->policy, &b, " ", 0);
 		sbuf_adds(&b, "\n");
+		/* the hosts, after everything else (scripts grep the lines above) */
+		hosts_text(f, &b, 0);
 	}
 	reply_ok(out, &b);
 	sbuf_free(&b);
@@ -359,8 +425,9 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 static uint64_t
 v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 {
-	static const char *const args[] = {"user",   "cred",	 "count", "netids", "newnets",
-					   "public", "external", "type",  "format", NULL};
+	static const char *const args[] = {"user",    "cred",	"count",    "netids",
+					   "newnets", "public", "external", "type",
+					   "format",  "place",	NULL};
 	struct facility *f = &k->fac;
 	struct get_req r = {.count = 1, .newnets = -1};
 	const char *user = proto_get(req, "user"), *cred = proto_get(req, "cred"), *v;
@@ -404,6 +471,11 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	if ((v = proto_get(req, "type")) && (r.type = fac_type(f, v)) < 0) {
 		snprintf(m, sizeof(m), "unknown node type '%.32s'", v);
 		reply_err(out, AE_BADARG, m);
+		return 0;
+	}
+	const char *place = proto_get(req, "place");
+	if (place && !policy_hint_valid(place)) {
+		reply_err(out, AE_BADARG, "place must be pack or spread");
 		return 0;
 	}
 	if (user == NULL || !valid_name(user)) {
@@ -451,8 +523,12 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		adm_remember(&k->adm, &newp, cred);
 	}
 	/* The policy modules first: a refusal leaves everything as it was. */
-	struct policy_req pr = {
-	    .principal = user, .pidx = pidx, .count = r.count, .type = r.type, .opts = &r};
+	struct policy_req pr = {.principal = user,
+				.pidx = pidx,
+				.count = r.count,
+				.type = r.type,
+				.opts = &r,
+				.place = place};
 	int per_host[POLICY_MAX_HOSTS], pd;
 	char pwhy[256];
 	if ((pd = policy_decide(k->policy, f, &pr, policy_now_ms(), per_host, pwhy,
@@ -461,8 +537,9 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		reply_err(out, pd < 0 ? AE_INTERNAL : AE_POLICY, pwhy);
 		return 0;
 	}
-	/* One host: placement put every node here (policy_decide checked the
-	 * sum); with several hosts the allocator takes per_host (issue 17). */
+	/* The allocator takes per_host: each host's lowest free ranks. */
+	r.per_host = per_host;
+	r.nper_host = f->nhosts;
 	if (alloc_get(f, pidx, &newp, &r, &chan, &res) < 0) {
 		reply_err(out, res.code, res.msg);
 		return 0;
@@ -478,8 +555,6 @@ v_get(struct khd *k, const struct proto_req *req, struct sbuf *out)
 	sbuf_free(&b);
 	return 0;
 }
-
-static const char *const state_names[] = {"free", "monitor", "running"};
 
 static void
 netids_text(const struct node *n, struct sbuf *b, int json)
@@ -521,13 +596,13 @@ v_nodes(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		sbuf_adds(&b, "[");
 	for (int i = 0; i < f->nnodes; i++) {
 		struct node *n = &f->nodes[i];
-		if ((fr && fr[0] == '1' && n->state != NODE_FREE) || (user && n->owner != pidx))
+		if ((fr && fr[0] == '1' && !node_givable(f, n)) || (user && n->owner != pidx))
 			continue;
 		const char *owner = n->owner >= 0 ? f->principals[n->owner].name : NULL;
 		if (json) {
 			sbuf_printf(&b,
 				    "%s{\"rank\":%d,\"state\":\"%s\",\"owner\":", first ? "" : ",",
-				    n->rank, state_names[n->state]);
+				    n->rank, node_state_name(f, n));
 			if (owner)
 				sbuf_json_str(&b, owner);
 			else
@@ -538,16 +613,19 @@ v_nodes(struct khd *k, const struct proto_req *req, struct sbuf *out)
 				sbuf_adds(&b, ",\"channel\":null");
 			sbuf_adds(&b, ",\"netids\":[");
 			netids_text(n, &b, 1);
-			sbuf_printf(&b, "],\"type\":\"%s\"}", f->types[n->type].name);
+			sbuf_printf(&b, "],\"type\":\"%s\",\"host\":", f->types[n->type].name);
+			sbuf_json_str(&b, node_host_name(f, n));
+			sbuf_adds(&b, "}");
 		} else {
-			sbuf_printf(&b, "%d %s %s ", n->rank, state_names[n->state],
+			sbuf_printf(&b, "%d %s %s ", n->rank, node_state_name(f, n),
 				    owner ? owner : "-");
 			if (n->chan)
 				sbuf_printf(&b, "con%d ", n->chan);
 			else
 				sbuf_adds(&b, "- ");
 			netids_text(n, &b, 0);
-			sbuf_printf(&b, " %s\n", f->types[n->type].name);
+			/* The host last: scripts take the columns before it by position. */
+			sbuf_printf(&b, " %s %s\n", f->types[n->type].name, node_host_name(f, n));
 		}
 		first = 0;
 	}

@@ -33,7 +33,7 @@ kq_term_parse(const char *word, struct kq_term *t)
 	switch (t->key) {
 	case KQ_STATE:
 		return strcmp(val, "free") == 0 || strcmp(val, "monitor") == 0 ||
-			       strcmp(val, "running") == 0
+			       strcmp(val, "running") == 0 || strcmp(val, "lost") == 0
 			   ? 0
 			   : -1;
 	case KQ_DOMAIN:
@@ -87,6 +87,10 @@ term_match(const struct kq_term *t, const struct kq_node *n, const char *host)
 				return 1;
 		return 0;
 	case KQ_HOST:
+		/* The node's own host (the listing's last column); a khd that
+		 * does not list it is one host, the facility's. */
+		if (n->host[0])
+			return strcmp(t->val, n->host) == 0;
 		return host && strcmp(t->val, host) == 0;
 	}
 	return 0;
@@ -113,10 +117,12 @@ parse_line(const char *l, size_t len, struct kq_node *n)
 	memcpy(buf, l, len);
 	buf[len] = '\0';
 	memset(n, 0, sizeof(*n));
-	if (sscanf(buf, "%d %11s %39s %23s %159s %31s", &n->rank, n->state, n->owner, chan, nets,
-		   n->type) != 6 ||
-	    n->rank < 0)
+	int got = sscanf(buf, "%d %11s %39s %23s %159s %31s %32s", &n->rank, n->state, n->owner,
+			 chan, nets, n->type, n->host);
+	if (got < 6 || n->rank < 0)
 		return -1;
+	if (got < 7)
+		n->host[0] = '\0';
 	if (strncmp(chan, "con", 3) == 0 && parse_uint(chan + 3, 1, INT32_MAX, &v) == 0)
 		n->chan = (int)v;
 	if (strcmp(nets, "-") != 0)

@@ -22,13 +22,15 @@ struct kq {
 	int n;
 };
 
-/* One line of khd's nodes listing: RANK STATE OWNER CHANNEL NETIDS TYPE. */
+/* One line of khd's nodes listing: RANK STATE OWNER CHANNEL NETIDS TYPE
+ * HOST (a khd before hosts lists no HOST: host is ""). */
 struct kq_node {
 	int rank;
 	int chan; /* 0: none */
 	char state[12];
 	char owner[40];
 	char type[32];
+	char host[33];
 	int netids[KQ_MAXNET];
 	int nnet;
 	const char *line; /* the line in the listing, with its newline */
@@ -41,12 +43,13 @@ struct kq_list {
 };
 
 /* "KEY=VALUE" into t.  Returns 0, or -1 for an unknown key or a value the
- * key cannot take (state other than free/monitor/running, domain not a
+ * key cannot take (state other than free/monitor/running/lost, domain not a
  * number, con not N or conN, user not a principal's name or "-"). */
 int kq_term_parse(const char *word, struct kq_term *t);
 /* Append a term to q; -1 when q is full. */
 int kq_add(struct kq *q, const struct kq_term *t);
-/* Does node n match every term of q?  host is the facility's host name. */
+/* Does node n match every term of q?  host is the facility's host name,
+ * what host=H compares with when the listing names no host. */
 int kq_match(const struct kq *q, const struct kq_node *n, const char *host);
 /* Parse the body of khd's nodes reply (text).  The nodes point into body,
  * which must outlive l.  Lines that do not parse are skipped.  Returns 0,

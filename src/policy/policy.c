@@ -9,7 +9,8 @@
 #include <time.h>
 
 /* Every module there is.  A new module is one file and one line here. */
-static const struct policy_module *const modules[] = {&policy_limits, &policy_single};
+static const struct policy_module *const modules[] = {&policy_limits, &policy_single, &policy_pack,
+						      &policy_spread};
 #define NMODULES ((int)(sizeof(modules) / sizeof(modules[0])))
 
 struct inst {
@@ -22,6 +23,8 @@ struct policy {
 	int chain[POLICY_MAX_MODULES]; /* indices into modules[], in order */
 	int nchain;
 	int chain_line; /* the `policy` line; 0: none (the default chain) */
+	int nohints;	/* placement hints=no: principals' hints are ignored */
+	int hints_line; /* the `placement` line; 0: none */
 };
 
 int64_t
@@ -111,6 +114,31 @@ conf_chain(struct policy *p, int lineno, char *args, char *why, size_t wlen)
 	return 0;
 }
 
+/* placement hints=yes|no */
+static int
+conf_placement(struct policy *p, int lineno, char *args, char *why, size_t wlen)
+{
+	char *save = NULL, *w = strtok_r(args, " \t\r", &save);
+	if (p->hints_line) {
+		snprintf(why, wlen, "placement given twice (first on line %d)", p->hints_line);
+		return -1;
+	}
+	if (w == NULL || strtok_r(NULL, " \t\r", &save) != NULL ||
+	    (strcmp(w, "hints=yes") != 0 && strcmp(w, "hints=no") != 0)) {
+		snprintf(why, wlen, "placement takes hints=yes or hints=no");
+		return -1;
+	}
+	p->nohints = strcmp(w, "hints=no") == 0;
+	p->hints_line = lineno;
+	return 0;
+}
+
+int
+policy_hint_valid(const char *name)
+{
+	return name && (strcmp(name, "pack") == 0 || strcmp(name, "spread") == 0);
+}
+
 int
 policy_conf_line(struct policy *p, int lineno, const char *word, char *args, char *why, size_t wlen)
 {
@@ -118,6 +146,8 @@ policy_conf_line(struct policy *p, int lineno, const char *word, char *args, cha
 		args = (char *)"";
 	if (strcmp(word, "policy") == 0)
 		return conf_chain(p, lineno, args, why, wlen) < 0 ? -1 : 1;
+	if (strcmp(word, "placement") == 0)
+		return conf_placement(p, lineno, args, why, wlen) < 0 ? -1 : 1;
 	int i = find_module(word);
 	if (i < 0)
 		return 0;
@@ -171,25 +201,63 @@ policy_conf_end(struct policy *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* The view: today one host, the facility itself. */
+/* The view: the facility's hosts with their free nodes (only hosts that
+ * are up count them).  A facility without hosts (made before its pool) is
+ * one host, itself. */
 static void
 make_view(const struct facility *f, int64_t now_ms, struct policy_host *h, struct policy_view *v)
 {
-	memset(h, 0, sizeof(*h));
-	h->name = f->host;
-	for (int i = 0; i < f->nnodes; i++)
-		if (f->nodes[i].state == NODE_FREE && f->nodes[i].type >= 0 &&
-		    f->nodes[i].type < KH_MAX_TYPES)
-			h->free[f->nodes[i].type]++;
-	*v = (struct policy_view){.fac = f, .hosts = h, .nhosts = 1, .now_ms = now_ms};
+	int nh = f->nhosts > 0 ? f->nhosts : 1;
+	if (nh > POLICY_MAX_HOSTS)
+		nh = POLICY_MAX_HOSTS;
+	memset(h, 0, sizeof(*h) * (size_t)nh);
+	for (int i = 0; i < nh; i++) {
+		h[i].name = f->nhosts > 0 ? f->hosts[i].name : f->host;
+		h[i].state = f->nhosts > 0 ? f->hosts[i].state : HOST_LOCAL;
+		h[i].usable = h[i].state == HOST_LOCAL || h[i].state == HOST_UP;
+	}
+	for (int i = 0; i < f->nnodes; i++) {
+		const struct node *n = &f->nodes[i];
+		int at = f->nhosts > 0 ? n->host : 0;
+		if (n->state == NODE_FREE && n->type >= 0 && n->type < KH_MAX_TYPES && at >= 0 &&
+		    at < nh && h[at].usable)
+			h[at].free[n->type]++;
+	}
+	*v = (struct policy_view){.fac = f, .hosts = h, .nhosts = nh, .now_ms = now_ms};
+}
+
+/* A placement module's answer into per_host: 1 when it placed, 0 when it
+ * passed, -1 with why when the answer is nonsense. */
+static int
+try_place(struct policy *p, int i, const struct policy_view *v, const struct policy_req *r,
+	  int *per_host, char *why, size_t wlen)
+{
+	const struct policy_module *m = modules[i];
+	memset(per_host, 0, sizeof(int) * (size_t)v->nhosts);
+	if (m->place(inst_of(p, i), v, r, per_host) < 0)
+		return 0;
+	long sum = 0;
+	for (int h = 0; h < v->nhosts; h++) {
+		if (per_host[h] < 0) {
+			snprintf(why, wlen, "policy %s placed %d nodes on host %d", m->name,
+				 per_host[h], h);
+			return -1;
+		}
+		sum += per_host[h];
+	}
+	if (sum != r->count) {
+		snprintf(why, wlen, "policy %s placed %ld of %d nodes", m->name, sum, r->count);
+		return -1;
+	}
+	return 1;
 }
 
 void
 policy_start(struct policy *p, const struct facility *f, int64_t now_ms)
 {
-	struct policy_host h;
+	struct policy_host h[POLICY_MAX_HOSTS];
 	struct policy_view v;
-	make_view(f, now_ms, &h, &v);
+	make_view(f, now_ms, h, &v);
 	for (int j = 0; j < p->nchain; j++) {
 		const struct policy_module *m = modules[p->chain[j]];
 		if (m->start)
@@ -201,12 +269,12 @@ int
 policy_decide(struct policy *p, const struct facility *f, const struct policy_req *r,
 	      int64_t now_ms, int *per_host, char *why, size_t wlen)
 {
-	struct policy_host h;
+	struct policy_host h[POLICY_MAX_HOSTS];
 	struct policy_view v;
 	char reason[200];
 	int placed = 0;
 
-	make_view(f, now_ms, &h, &v);
+	make_view(f, now_ms, h, &v);
 	for (int j = 0; j < p->nchain; j++) {
 		const struct policy_module *m = modules[p->chain[j]];
 		if (m->decide == NULL)
@@ -218,31 +286,28 @@ policy_decide(struct policy *p, const struct facility *f, const struct policy_re
 			return POLICY_REFUSE;
 		}
 	}
-	for (int j = 0; j < p->nchain && !placed; j++) {
-		const struct policy_module *m = modules[p->chain[j]];
-		if (m->place == NULL)
-			continue;
-		memset(per_host, 0, sizeof(int) * (size_t)v.nhosts);
-		if (m->place(inst_of(p, p->chain[j]), &v, r, per_host) < 0)
-			continue;
-		long sum = 0;
-		for (int i = 0; i < v.nhosts; i++) {
-			if (per_host[i] < 0) {
-				snprintf(why, wlen, "policy %s placed %d nodes on host %d", m->name,
-					 per_host[i], i);
-				return -1;
-			}
-			sum += per_host[i];
-		}
-		if (sum != r->count) {
-			snprintf(why, wlen, "policy %s placed %ld of %d nodes", m->name, sum,
-				 r->count);
+	/* The principal's hint picks the placement when the operator chose
+	 * to place at all (a placement module in the chain) and allows hints. */
+	int places = 0;
+	for (int j = 0; j < p->nchain; j++)
+		places |= modules[p->chain[j]]->place != NULL;
+	if (r->place != NULL && places && !p->nohints) {
+		int i = find_module(r->place);
+		if (i < 0 || modules[i]->place == NULL || !policy_hint_valid(r->place)) {
+			snprintf(why, wlen, "no placement module '%.32s'", r->place);
 			return -1;
 		}
-		placed = 1;
+		if ((placed = try_place(p, i, &v, r, per_host, why, wlen)) < 0)
+			return -1;
+	}
+	for (int j = 0; j < p->nchain && !placed; j++) {
+		if (modules[p->chain[j]]->place == NULL)
+			continue;
+		if ((placed = try_place(p, p->chain[j], &v, r, per_host, why, wlen)) < 0)
+			return -1;
 	}
 	if (!placed) {
-		/* No placement module: everything on the one host there is. */
+		/* No placement module: everything on the first host. */
 		memset(per_host, 0, sizeof(int) * (size_t)v.nhosts);
 		per_host[0] = r->count;
 	}
@@ -253,9 +318,9 @@ void
 policy_allocated(struct policy *p, const struct facility *f, const struct policy_req *r, int chan,
 		 int64_t now_ms)
 {
-	struct policy_host h;
+	struct policy_host h[POLICY_MAX_HOSTS];
 	struct policy_view v;
-	make_view(f, now_ms, &h, &v);
+	make_view(f, now_ms, h, &v);
 	for (int j = 0; j < p->nchain; j++) {
 		const struct policy_module *m = modules[p->chain[j]];
 		if (m->allocated)
@@ -267,9 +332,9 @@ void
 policy_released(struct policy *p, const struct facility *f, const char *principal, int nodes,
 		int channels, int64_t now_ms)
 {
-	struct policy_host h;
+	struct policy_host h[POLICY_MAX_HOSTS];
 	struct policy_view v;
-	make_view(f, now_ms, &h, &v);
+	make_view(f, now_ms, h, &v);
 	for (int j = 0; j < p->nchain; j++) {
 		const struct policy_module *m = modules[p->chain[j]];
 		if (m->released)
@@ -293,9 +358,9 @@ policy_names(const struct policy *p, struct sbuf *out, const char *sep, int json
 void
 policy_show(struct policy *p, const struct facility *f, int64_t now_ms, struct sbuf *out, int json)
 {
-	struct policy_host h;
+	struct policy_host h[POLICY_MAX_HOSTS];
 	struct policy_view v;
-	make_view(f, now_ms, &h, &v);
+	make_view(f, now_ms, h, &v);
 	if (json) {
 		sbuf_adds(out, "{\"modules\":[");
 		for (int j = 0; j < p->nchain; j++) {
@@ -311,12 +376,14 @@ policy_show(struct policy *p, const struct facility *f, int64_t now_ms, struct s
 				sbuf_adds(out, "null");
 			sbuf_adds(out, "}");
 		}
-		sbuf_adds(out, "]}\n");
+		sbuf_adds(out, p->nohints ? "],\"hints\":false}\n" : "]}\n");
 		return;
 	}
 	sbuf_adds(out, "policy ");
 	policy_names(p, out, " ", 0);
 	sbuf_adds(out, "\n");
+	if (p->nohints)
+		sbuf_adds(out, "placement hints=no\n");
 	for (int j = 0; j < p->nchain; j++) {
 		const struct policy_module *m = modules[p->chain[j]];
 		if (m->show)

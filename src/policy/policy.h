@@ -14,13 +14,15 @@
 enum { POLICY_ALLOW = 0, POLICY_REFUSE = 1 };
 
 #define POLICY_MAX_MODULES 8
-#define POLICY_MAX_HOSTS   64 /* placement's answer: nodes per host */
+#define POLICY_MAX_HOSTS   KH_MAX_HOSTS /* placement's answer: nodes per host */
 
-/* One host of the facility as placement sees it.  Today the facility is
- * one host (issue 17 brings more). */
+/* One host of the facility as placement sees it (the facility's hosts, in
+ * order: per_host[i] is for hosts[i]). */
 struct policy_host {
 	const char *name;
-	int free[KH_MAX_TYPES]; /* free nodes of each type there */
+	int state;		/* enum host_state */
+	int usable;		/* HOST_LOCAL or HOST_UP: its free nodes can be given */
+	int free[KH_MAX_TYPES]; /* free nodes of each type there; 0 when not usable */
 };
 
 /* The facility's state as a module sees it: read only. */
@@ -38,6 +40,8 @@ struct policy_req {
 	int count;		    /* nodes asked */
 	int type;		    /* index in fac->types */
 	const struct get_req *opts; /* domains asked (-n, -p, -i, -x) */
+	const char *place;	    /* the principal's placement hint (khget --place): a
+				       placement module's name, NULL: none */
 };
 
 /* A module.  Every hook but name may be NULL.  m is what create made (the
@@ -73,15 +77,15 @@ struct policy_module {
 };
 
 /* The modules there are (policy.c lists them). */
-extern const struct policy_module policy_limits, policy_single;
+extern const struct policy_module policy_limits, policy_single, policy_pack, policy_spread;
 
 struct policy;
 
 /* An empty chain; without a `policy` line khd.conf gets `limits single`. */
 struct policy *policy_new(void);
 void policy_free(struct policy *p);
-/* A khd.conf line whose first word is word: `policy MODULE...` or a
- * module's own line.  1 when taken, 0 when word is not the policy's,
+/* A khd.conf line whose first word is word: `policy MODULE...`,
+ * `placement hints=yes|no`, or a module's own line.  1 when taken, 0 when word is not the policy's,
  * -1 with why when the line is wrong. */
 int policy_conf_line(struct policy *p, int lineno, const char *word, char *args, char *why,
 		     size_t wlen);
@@ -93,13 +97,18 @@ int policy_conf_end(struct policy *p, char *err, size_t errlen);
 void policy_start(struct policy *p, const struct facility *f, int64_t now_ms);
 /* Ask every module in order.  POLICY_ALLOW with per_host filled (nodes per
  * host, POLICY_MAX_HOSTS at most), POLICY_REFUSE with "refused by policy
- * MODULE: reason" in why, or -1 with why when a module answered nonsense. */
+ * MODULE: reason" in why, or -1 with why when a module answered nonsense.
+ * Placement: the principal's hint (r->place) when the chain has a
+ * placement module and hints are on (the default); else the chain's first
+ * placement module that answers; without one, everything on host 0. */
 int policy_decide(struct policy *p, const struct facility *f, const struct policy_req *r,
 		  int64_t now_ms, int *per_host, char *why, size_t wlen);
 void policy_allocated(struct policy *p, const struct facility *f, const struct policy_req *r,
 		      int chan, int64_t now_ms);
 void policy_released(struct policy *p, const struct facility *f, const char *principal, int nodes,
 		     int channels, int64_t now_ms);
+/* Is name a placement hint a principal may give (pack, spread)? */
+int policy_hint_valid(const char *name);
 /* The chain's names separated by sep ("limits single"). */
 void policy_names(const struct policy *p, struct sbuf *out, const char *sep, int json);
 /* `khctl policy`: the chain, then each module's lines (docs/policy.md). */

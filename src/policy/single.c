@@ -1,7 +1,7 @@
 /* single: the trivial placement (docs/policy.md): every node of an
- * allocation on one host, the first with enough free nodes of the type.
- * Today the facility is one host, so that is where everything goes; pack
- * and spread (issue 17) answer the same hook with several hosts. */
+ * allocation on one host, the first that is up with enough free nodes of
+ * the type; when none has, the first host, and the allocator answers
+ * nonodes.  pack and spread (pack.c) answer the same hook. */
 #include "policy/policy.h"
 
 #include <stdio.h>

@@ -17,14 +17,14 @@
 
 const char args_khget_usage[] =
     "usage: khget [-n netid[,netid...]] [-p num] [-i] [-x] [-c credential] [-t type]\n"
-    "             [--json] [--socket PATH] user [count]\n";
+    "             [--place pack|spread] [--json] [--socket PATH] user [count]\n";
 
 const char args_khctl_usage[] =
     "usage: khctl [--socket PATH] VERB ...\n"
     "  nodes [--free] [--user USER] [--json]   one line per node: rank state owner channel netids "
-    "type\n"
+    "type host\n"
     "  domains [--json]                        one line per domain: netid kind owner nodes subnet\n"
-    "  info [--json]                           the facility and its node types\n"
+    "  info [--json]                           the facility, its node types and hosts\n"
     "  policy [--json]                         policy modules, limits, what each principal holds\n"
     "  release -c CRED USER con<C>|RANK...     give nodes back to the free pool\n"
     "  reset -c CRED USER con<C>|RANK...       reset nodes to the boot monitor\n"
@@ -47,9 +47,9 @@ struct cmdline {
 	int nops;
 };
 
-enum { L_JSON, L_SOCKET, L_HELP, L_FREE, L_USER };
-static const char *const longnames[] = {"json", "socket", "help", "free", "user", NULL};
-static const int longhasarg[] = {0, 1, 0, 0, 1};
+enum { L_JSON, L_SOCKET, L_HELP, L_FREE, L_USER, L_PLACE };
+static const char *const longnames[] = {"json", "socket", "help", "free", "user", "place", NULL};
+static const int longhasarg[] = {0, 1, 0, 0, 1, 1};
 
 /* shorts: the short flags allowed, "c:" = takes a value.  longs: bitmask of
  * L_* allowed. */
@@ -179,8 +179,8 @@ args_khget(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 	if (cl == NULL)
 		return seterr(err, errlen, "out of memory");
 	memset(o, 0, sizeof(*o));
-	if (scan(argc, argv, "n:p:ixc:t:h", 1u << L_JSON | 1u << L_SOCKET | 1u << L_HELP, cl, err,
-		 errlen) < 0)
+	if (scan(argc, argv, "n:p:ixc:t:h",
+		 1u << L_JSON | 1u << L_SOCKET | 1u << L_HELP | 1u << L_PLACE, cl, err, errlen) < 0)
 		goto out;
 	common_opts(cl, o);
 	if (o->help) {
@@ -213,6 +213,11 @@ args_khget(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		       cl->val['p'], KH_MAX_IFS);
 		goto out;
 	}
+	const char *place = cl->longval[L_PLACE];
+	if (place && strcmp(place, "pack") != 0 && strcmp(place, "spread") != 0) {
+		seterr(err, errlen, "--place must be pack or spread");
+		goto out;
+	}
 	proto_begin(req, "get");
 	proto_arg(req, "user", user);
 	if (cred_of(cl))
@@ -229,6 +234,8 @@ args_khget(int argc, char *const argv[], struct sbuf *req, struct tool_opts *o, 
 		proto_arg(req, "external", "1");
 	if (cl->val['t'])
 		proto_arg(req, "type", cl->val['t']);
+	if (place)
+		proto_arg(req, "place", place);
 	if (cl->longval[L_JSON])
 		proto_arg(req, "format", "json");
 	proto_end(req);

@@ -140,7 +140,7 @@ want: $want"
 badconf "policy-8.1 a bad value" "limits * max_nodes=lots" \
 	"khd: $D/khd.conf: line 1: max_nodes must be 0..1000000 or none, once"
 badconf "policy-8.2 an unknown module" $'host h\npolicy limits placement' \
-	"khd: $D/khd.conf: line 2: unknown policy module 'placement' (there are: limits single)"
+	"khd: $D/khd.conf: line 2: unknown policy module 'placement' (there are: limits single pack spread)"
 badconf "policy-8.3 an unknown limit" "limits alice max_cpus=3" \
 	"khd: $D/khd.conf: line 1: unknown limit 'max_cpus' (max_nodes max_channels max_rate burst)"
 badconf "policy-8.4 settings for a module left out of the chain" $'limits * max_nodes=1\npolicy single' \

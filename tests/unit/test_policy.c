@@ -134,7 +134,7 @@ policy_1_2(void **state)
 	static const struct {
 		const char *text, *why;
 	} bad[] = {
-	    {"policy\n", "line 1: policy needs one or more modules (there are: limits single)"},
+	    {"policy\n", "line 1: policy needs one or more modules (there are: limits single pack spread)"},
 	    {"policy limits frob\n", "line 1: unknown policy module 'frob'"},
 	    {"policy limits limits\n", "policy module limits named twice"},
 	    {"policy limits\npolicy single\n", "line 2: policy given twice (first on line 1)"},
