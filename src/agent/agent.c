@@ -38,10 +38,11 @@
 #include <unistd.h>
 
 #define AG_STATS_MS 1000 /* usage reports */
-#define SPAN_TODO(f, n, p, c, w, l) ((void)(f), (void)(n), (void)(p), (void)(c), (void)(w), (void)(l), 0)
+#define SPAN_TODO(f, n, p, c, w, l)                                                                \
+	((void)(f), (void)(n), (void)(p), (void)(c), (void)(w), (void)(l), 0)
 #define UNDERLAY_TODO(f, i, p, w, l) ((void)(f), (void)(i), (void)(p), (void)(w), (void)(l), 0)
-#define AG_MAX_BLOBS 256
-#define AG_OUT_MAX   (64u << 20) /* queued for the front end; beyond: output dropped */
+#define AG_MAX_BLOBS		     256
+#define AG_OUT_MAX		     (64u << 20) /* queued for the front end; beyond: output dropped */
 
 struct anode {
 	int rank;
@@ -74,6 +75,7 @@ struct agent {
 	int cand_state; /* 0 none, 1 challenged */
 	int has_fac;
 	uint32_t facid;
+	int first, count; /* its ranks */
 	struct node_host host;
 	int host_ok;
 	struct fabric *fab;
@@ -182,10 +184,17 @@ stats_tick(struct ev *ev, void *arg)
 
 /* ---- nodes ---- */
 
+/* Is rank one of this host's nodes?  (The front end says which at hello.) */
+static int
+own(const struct agent *a, uint32_t rank)
+{
+	return rank < KH_MAX_NODES && (int)rank >= a->first && (int)rank < a->first + a->count;
+}
+
 static struct anode *
 node_get(struct agent *a, uint32_t rank)
 {
-	if (rank >= KH_MAX_NODES)
+	if (!own(a, rank))
 		return NULL;
 	if (a->nodes[rank] == NULL) {
 		struct anode *n = calloc(1, sizeof(*n));
@@ -469,7 +478,7 @@ wire(struct agent *a, uint32_t rank, struct lget *g)
 	int netids[KH_MAX_IFS] = {0};
 	char why[256];
 
-	if (get_u32(g, &n) < 0 || n > KH_MAX_IFS || rank >= KH_MAX_NODES) {
+	if (get_u32(g, &n) < 0 || n > KH_MAX_IFS || !own(a, rank)) {
 		a->cur.bad = 1;
 		return;
 	}
@@ -490,10 +499,14 @@ wire(struct agent *a, uint32_t rank, struct lget *g)
 static void
 release(struct agent *a, uint32_t rank)
 {
-	struct anode *n = rank < KH_MAX_NODES ? a->nodes[rank] : NULL;
+	if (!own(a, rank)) {
+		a->cur.bad = 1;
+		return;
+	}
+	struct anode *n = a->nodes[rank];
 	if (n)
 		node_kill(a, n);
-	if (a->fab && rank < KH_MAX_NODES) {
+	if (a->fab) {
 		fabric_node_release(a->fab, (int)rank);
 		fabric_flush(a->fab);
 	}
@@ -516,7 +529,7 @@ input(struct agent *a, struct lget *g)
 		return;
 	}
 	while (g->off < g->len) {
-		if (get_u32(g, &rank) < 0 || rank >= KH_MAX_NODES) {
+		if (get_u32(g, &rank) < 0 || !own(a, rank)) {
 			a->cur.bad = 1;
 			return;
 		}
@@ -558,12 +571,13 @@ span(struct agent *a, struct lget *g)
 
 /* ---- the facility: made on the first hello ---- */
 
+/* Other hosts' nodes may live on this machine too (examples/cluster.sh):
+ * only this host's ranks are its to clear. */
 static int
-keep_none(void *arg, int rank)
+keep_others(void *arg, int rank)
 {
-	(void)arg;
-	(void)rank;
-	return 0;
+	const struct agent *a = arg;
+	return rank < a->first || rank >= a->first + a->count;
 }
 
 static int
@@ -580,20 +594,26 @@ images_tmpfs(const char *path)
 }
 
 static int
-facility_start(struct agent *a, uint32_t facid, char *err, size_t errlen)
+facility_start(struct agent *a, uint32_t facid, uint32_t first, uint32_t count, char *err,
+	       size_t errlen)
 {
 	char fac[16], pin[PATH_MAX + 32];
 
+	if (a->has_fac && (facid != a->facid || (int)first != a->first || (int)count != a->count))
+		return seterr(err, errlen, "this host serves facility %08x (nodes %d-%d), not %08x",
+			      a->facid, a->first, a->first + a->count - 1, facid);
 	if (a->has_fac)
-		return facid == a->facid
-			   ? 0
-			   : seterr(err, errlen, "this host serves facility %08x, not %08x", a->facid,
-				    facid);
+		return 0;
+	if (first >= KH_MAX_NODES || count > KH_MAX_NODES - first)
+		return seterr(err, errlen, "nodes %u+%u: beyond the facility's %d", first, count,
+			      KH_MAX_NODES);
+	a->first = (int)first;
+	a->count = (int)count;
 	snprintf(fac, sizeof(fac), "%08x", facid);
 	/* Whatever an earlier agent of this facility left running here is
 	 * stopped: the front end boots it again (it is told the node ended). */
 	if (a->host_ok)
-		cgroup_facility_clear_but(&a->host.cg, fac, keep_none, NULL);
+		cgroup_facility_clear_but(&a->host.cg, fac, keep_others, a);
 	snprintf(pin, sizeof(pin), "%s/run/fabric.net", a->dir);
 	fabric_unpin(pin);
 	a->fab = fabric_new(fac, 1, pin, err, errlen);
@@ -648,12 +668,13 @@ handle(struct agent *a, int type, uint32_t rank, const unsigned char *p, size_t 
 		return;
 	}
 	switch (type) {
-	case L_HELLO:
-		if (get_u32(&g, &v) < 0) {
+	case L_HELLO: {
+		uint32_t first, count;
+		if (get_u32(&g, &v) < 0 || get_u32(&g, &first) < 0 || get_u32(&g, &count) < 0) {
 			a->cur.bad = 1;
 			return;
 		}
-		if (facility_start(a, v, why, sizeof(why)) < 0) {
+		if (facility_start(a, v, first, count, why, sizeof(why)) < 0) {
 			log_warnx("front end: %s", why);
 			size_t at = link_begin(&a->cur, L_ERROR, 0);
 			put_str(&a->cur, why);
@@ -664,6 +685,7 @@ handle(struct agent *a, int type, uint32_t rank, const unsigned char *p, size_t 
 		}
 		welcome(a);
 		break;
+	}
 	case L_PING:
 		link_end(&a->cur, link_begin(&a->cur, L_PONG, 0));
 		break;
@@ -679,7 +701,7 @@ handle(struct agent *a, int type, uint32_t rank, const unsigned char *p, size_t 
 		input(a, &g);
 		break;
 	case L_KILL:
-		if (get_u32(&g, &v) < 0 || rank >= KH_MAX_NODES) {
+		if (get_u32(&g, &v) < 0 || !own(a, rank)) {
 			a->cur.bad = 1;
 			return;
 		}
@@ -712,16 +734,21 @@ cur_event(struct ev *ev, int fd, int events, void *arg)
 	const unsigned char *p;
 	size_t len;
 	uint32_t rank;
-	int type, rc;
+	int type, rc = 0;
 	(void)fd;
 
 	if (events & EV_READ) {
 		ssize_t r = link_read(&a->cur);
-		while ((rc = link_next(&a->cur, &type, &rank, &p, &len)) == 1 && !a->cur.bad)
+		type = 0;
+		while (!a->cur.bad && (rc = link_next(&a->cur, &type, &rank, &p, &len)) == 1)
 			handle(a, type, rank, p, len);
 		if (r == 0 || r == -1 || rc < 0 || a->cur.bad) {
-			log_warnx("front end: %s", a->cur.bad || rc < 0 ? "bad frame: closed"
-								     : "went away");
+			if (a->cur.bad || rc < 0)
+				log_warnx(
+				    "front end: a bad frame (type %d, node %u, %zu bytes): closed",
+				    type, rank, len);
+			else
+				log_warnx("front end: went away");
 			ev_unwatch(ev, a->cur.fd);
 			link_free(&a->cur);
 			return;
@@ -750,7 +777,7 @@ cand_event(struct ev *ev, int fd, int events, void *arg)
 	const unsigned char *p;
 	size_t len;
 	uint32_t rank;
-	int type, rc;
+	int type, rc = 0;
 	unsigned char mac[32], theirs[LINK_NONCE];
 	(void)fd;
 	(void)events;
@@ -787,7 +814,7 @@ cand_event(struct ev *ev, int fd, int events, void *arg)
 	link_end(&a->cur, at);
 	log_info("front end connected");
 	/* frames that came with the proof */
-	while ((rc = link_next(&a->cur, &type, &rank, &p, &len)) == 1 && !a->cur.bad)
+	while (!a->cur.bad && (rc = link_next(&a->cur, &type, &rank, &p, &len)) == 1)
 		handle(a, type, rank, p, len);
 	cur_flush(a);
 }
@@ -1005,7 +1032,7 @@ agent_main(int argc, char **argv)
 		char fac[16];
 		snprintf(fac, sizeof(fac), "%08x", a->facid);
 		if (a->has_fac)
-			cgroup_facility_clear(&a->host.cg, fac);
+			cgroup_facility_clear_but(&a->host.cg, fac, keep_others, a);
 		node_host_close(&a->host);
 	}
 	imgcache_gc(a->images, err, sizeof(err));

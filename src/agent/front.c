@@ -23,11 +23,11 @@ struct fhost {
 	struct front *f;
 	int idx;
 	char addr[128], ip[64];
-	int port;
+	int port, first, count;
 	int st;
 	struct link lk;
 	unsigned char nonce[LINK_NONCE];
-	uint64_t last_rx, since; /* ms */
+	uint64_t last_rx, since;	     /* ms */
 	unsigned char have[FH_MAX_HAVE][32]; /* blobs it holds or was sent */
 	int nhave;
 	/* the last frame queued, if an L_INPUT whose ranks may grow */
@@ -285,6 +285,8 @@ handshake(struct fhost *h, int type, const unsigned char *p, size_t len)
 		}
 		size_t at = link_begin(&h->lk, L_HELLO, 0);
 		put_u32(&h->lk, h->f->facid);
+		put_u32(&h->lk, (uint32_t)h->first);
+		put_u32(&h->lk, (uint32_t)h->count);
 		link_end(&h->lk, at);
 		h->st = H_HELLO;
 		return 0;
@@ -403,7 +405,7 @@ front_free(struct front *f)
 }
 
 int
-front_host_add(struct front *f, const char *addr, char *err, size_t errlen)
+front_host_add(struct front *f, const char *addr, int first, int count, char *err, size_t errlen)
 {
 	const char *colon = strrchr(addr, ':');
 	struct in_addr ia;
@@ -432,6 +434,8 @@ front_host_add(struct front *f, const char *addr, char *err, size_t errlen)
 	snprintf(h->ip, sizeof(h->ip), "%s", ip);
 	snprintf(h->name, sizeof(h->name), "%s", addr);
 	h->port = (int)port;
+	h->first = first;
+	h->count = count;
 	return f->nh++;
 }
 
@@ -514,7 +518,7 @@ front_input(struct front *f, int host, int rank, const void *p, size_t n)
 	 * frame queued last, if nothing was queued after it. */
 	if (h->in_open && h->in_len == n && memcmp(h->lk.out.s + h->in_bytes_at, p, n) == 0 &&
 	    (h->lk.out.len - h->in_bytes_at - n) / 4 < LINK_MAX_RANKS &&
-	    h->lk.out.len - h->in_at + 4 <= LINK_HDR + LINK_MAX) {
+	    h->lk.out.len - h->in_at + 4 <= LINK_HDR + LINK_PAYLOAD_MAX) {
 		put_u32(&h->lk, (uint32_t)rank);
 		link_end(&h->lk, h->in_at);
 		return; /* sent when the loop comes round (flush below ran already) */

@@ -16,10 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRONT_PING_MS	 500
-#define FRONT_LEASE_MS	 3000 /* a host silent this long is lost */
-#define FRONT_REDIAL_MS	 1000
-#define FRONT_MAX_IFS	 16
+#define FRONT_PING_MS	500
+#define FRONT_LEASE_MS	3000 /* a host silent this long is lost */
+#define FRONT_REDIAL_MS 1000
+#define FRONT_MAX_IFS	16
 
 struct front;
 
@@ -52,8 +52,10 @@ struct front_ops {
 struct front *front_new(struct ev *ev, const unsigned char key[32], uint32_t facid,
 			const struct front_ops *ops, void *arg);
 void front_free(struct front *);
-/* A host's agent at "IP:PORT".  Returns its index (0, 1, ...) or -1 with err. */
-int front_host_add(struct front *, const char *addr, char *err, size_t errlen);
+/* A host's agent at "IP:PORT", running ranks first .. first+count-1.
+ * Returns its index (0, 1, ...) or -1 with err. */
+int front_host_add(struct front *, const char *addr, int first, int count, char *err,
+		   size_t errlen);
 /* Start connecting (after every host is added). */
 void front_start(struct front *);
 int front_host_up(const struct front *, int host);

@@ -78,7 +78,7 @@ link_next(struct link *l, int *type, uint32_t *rank, const unsigned char **p, si
 		return 0;
 	uint32_t n = le32(h);
 	uint32_t t = le32(h + 4);
-	if (n > LINK_MAX || t == 0 || t >= L_TYPES) {
+	if (n > LINK_PAYLOAD_MAX || t == 0 || t >= L_TYPES) {
 		l->bad = 1;
 		return -1;
 	}
@@ -230,8 +230,7 @@ get_str(struct lget *g, char *out, size_t max)
 	uint32_t n;
 	if (get_u32(g, &n) < 0)
 		return -1;
-	if (max == 0 || n >= max || n > g->len - g->off ||
-	    memchr(g->p + g->off, '\0', n) != NULL) {
+	if (max == 0 || n >= max || n > g->len - g->off || memchr(g->p + g->off, '\0', n) != NULL) {
 		g->bad = 1;
 		return -1;
 	}
@@ -266,10 +265,11 @@ link_key_load(const char *path, unsigned char key[LINK_KEYLEN], char *err, size_
 	n = strcspn(buf, "\n");
 	if (n != 2 * LINK_KEYLEN || (buf[n] == '\n' && buf[n + 1] != '\0') ||
 	    sodium_hex2bin(key, LINK_KEYLEN, buf, n, NULL, &got, NULL) != 0 || got != LINK_KEYLEN)
-		return seterr(err, errlen,
-			      "%s: a cluster key is 64 hex digits (head -c 32 /dev/urandom | od -An "
-			      "-tx1 | tr -d ' \\n')",
-			      path);
+		return seterr(
+		    err, errlen,
+		    "%s: a cluster key is 64 hex digits (head -c 32 /dev/urandom | od -An "
+		    "-tx1 | tr -d ' \\n')",
+		    path);
 	return 0;
 }
 

@@ -13,21 +13,22 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
-#define LINK_HDR       12
-#define LINK_MAX       (2u << 20) /* largest payload; blobs go in chunks */
-#define LINK_CHUNK     (1u << 20) /* a blob's bytes per frame */
-#define LINK_KEYLEN    32	  /* the cluster key */
-#define LINK_NONCE     32
-#define LINK_PORT      7405 /* an agent's default port */
-#define LINK_MAX_BLOB  (1ull << 30)
-#define LINK_MAX_RANKS 4096
+#define LINK_HDR	 12
+#define LINK_PAYLOAD_MAX (2u << 20) /* largest payload; blobs go in chunks */
+#define LINK_CHUNK	 (1u << 20) /* a blob's bytes per frame */
+#define LINK_KEYLEN	 32	    /* the cluster key */
+#define LINK_NONCE	 32
+#define LINK_PORT	 7405 /* an agent's default port */
+#define LINK_MAX_BLOB	 (1ull << 30)
+#define LINK_MAX_RANKS	 4096
 
 enum link_type {
 	L_CHALLENGE = 1, /* agent: nonce */
 	L_PROOF,	 /* front: hmac("front", agent's nonce), its own nonce */
 	L_PROVEN,	 /* agent: hmac("agent", front's nonce) */
-	L_HELLO,	 /* front: u32 facility id, str its name */
+	L_HELLO,	 /* front: u32 facility id, u32 first rank, u32 count (this host's) */
 	L_WELCOME,	 /* agent: str host name, u32 n, n x {u32 rank, u32 gen, hash}
 			    (the nodes it runs), u32 m, m x hash (blobs it holds) */
 	L_PING,		 /* either way; answered by L_PONG */

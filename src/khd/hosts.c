@@ -15,6 +15,7 @@
 #include "khd/meter.h"
 #include "memory/mem.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,8 @@ struct rnode { /* what the front end knows of a node on an agent's host */
 struct hosts {
 	struct front *fr;
 	uint32_t next_gen;
-	struct rnode *rn;      /* by rank */
-	uint64_t *span;	       /* by netid: the hosts last told they span it */
+	struct rnode *rn; /* by rank */
+	uint64_t *span;	  /* by netid: the hosts last told they span it */
 	int nspan;
 	uint64_t respan_timer;
 };
@@ -315,7 +316,8 @@ hosts_init(struct khd *k, char *err, size_t errlen)
 	hs->fr = front_new(k->ev, key, f->id, &ops, k);
 	sodium_memzero(key, sizeof(key));
 	for (int i = 0; i < f->nhosts; i++)
-		if (front_host_add(hs->fr, f->hosts[i].addr, err, errlen) != i) {
+		if (front_host_add(hs->fr, f->hosts[i].addr, f->hosts[i].first, f->hosts[i].count,
+				   err, errlen) != i) {
 			front_free(hs->fr);
 			free(hs->rn);
 			free(hs);

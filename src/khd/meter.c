@@ -275,7 +275,8 @@ read_cgroup(struct meter *mt, int rank, struct mnode *m, uint64_t now)
 
 	int remote = hosts_remote(k, rank) >= 0;
 	if (mc && ((mc->h.cg[0] && k->host_ok) || (remote && mc->running))) {
-		if (remote ? hosts_stats(k, rank, &st) == 0 : mc->be->stats(&k->host, &mc->h, &st) == 0) {
+		if (remote ? hosts_stats(k, rank, &st) == 0
+			   : mc->be->stats(&k->host, &mc->h, &st) == 0) {
 			if (!m->cg) { /* a new cgroup: its counters start from zero */
 				m->cg = 1;
 				m->cpu = m->peak = 0;
@@ -354,8 +355,8 @@ charge(struct meter *mt, int rank, struct mnode *m, uint64_t now, struct usage *
 
 	/* A failed reading changes nothing: the next one charges it all. */
 	int nif = hosts_remote(k, rank) >= 0 ? hosts_counters(k, rank, ifs, KH_MAX_IFS)
-		  : k->fab		      ? fabric_node_counters(k->fab, rank, ifs, KH_MAX_IFS)
-					      : 0;
+		  : k->fab		     ? fabric_node_counters(k->fab, rank, ifs, KH_MAX_IFS)
+					     : 0;
 	if (nif < 0)
 		seen = -1;
 	for (int i = 0; i < nif; i++) {
