@@ -55,7 +55,7 @@ int
 hosts_lost(const struct khd *k, int rank)
 {
 	const struct fac_host *h = k->fac.nhosts > 1 ? fac_host_of(&k->fac, rank) : NULL;
-	return h != NULL && h->state != HOST_LOCAL && h->state != HOST_UP;
+	return h != NULL && h->state == HOST_LOST;
 }
 
 static int64_t
@@ -189,6 +189,7 @@ on_up(void *arg, int host, const char *name, const struct front_running *run, in
 			m->running = 1;
 			m->gen = run[i].gen;
 			m->boot_ns = now_ns();
+			meter_node_adopted(k, r);
 			log_info("node %d: runs on host %s: adopted", r, fh->name);
 		}
 	}

@@ -1260,7 +1260,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	/* The rest of what they left is cleared: their processes, and the
 	 * files QEMUs had loaded. */
 	if (k->host_ok)
-		cgroup_facility_clear_but(&k->host.cg, facid, adoptee_kept, ad);
+		/* (a front end of agents' hosts runs no nodes: any here are theirs) */
+		if (k->fac.nhosts <= 1 && k->fac.hosts[0].state == HOST_LOCAL)
+			cgroup_facility_clear_but(&k->host.cg, facid, adoptee_kept, ad);
 	snprintf(path, sizeof(path), "%s/run", k->dir);
 	node_vm_clear(path, adoptee_kept, ad);
 	snprintf(path, sizeof(path), "%s/run/fabric.net", k->dir);

@@ -1022,7 +1022,15 @@ meter_recover(struct khd *k)
 		nx->since_ms = now;
 		struct cgroup_stats cs;
 		snprintf(rel, sizeof(rel), "kh-%08x/n%d", f->id, n->rank);
-		if (k->host_ok && cgroup_node_stats(&k->host.cg, rel, &cs) == 0) {
+		int remote = hosts_remote(k, n->rank) >= 0;
+		if (remote) {
+			/* On an agent's host: its counters come with the agent
+			 * (meter_node_adopted), from the last tick's baseline. */
+			nx->cpu_ns = row->cpu_ns;
+			nx->mem = row->mem;
+			nx->peak = row->peak;
+			memcpy(nx->port, row->port, sizeof(nx->port));
+		} else if (k->host_ok && cgroup_node_stats(&k->host.cg, rel, &cs) == 0) {
 			m.cpu_pend = cs.cpu_ns >= row->cpu_ns ? cs.cpu_ns - row->cpu_ns : cs.cpu_ns;
 			if (now > m.t_ms)
 				m.mem_pend = (row->mem + cs.mem) / 2 * (now - m.t_ms);
@@ -1039,7 +1047,7 @@ meter_recover(struct khd *k)
 		charge(mt, n->rank, &m, now, &s->u);
 		/* The interfaces live on while the node's processes do (the dead
 		 * khd pinned its fabric's namespace, which holds their segments). */
-		int64_t b = recover_net(k, n, rel, row, nx, &s->u);
+		int64_t b = remote ? -1 : recover_net(k, n, rel, row, nx, &s->u);
 		if (b >= 0) {
 			nread++;
 			netbytes += b;
@@ -1082,6 +1090,8 @@ meter_recover(struct khd *k)
 /* Nodes adopted from an earlier khd go on with the cgroup and interfaces
  * meter_recover charged up to now: their counters as it read them (the
  * rows it stored) are their baselines, so nothing is charged twice. */
+static void seed_row(struct khd *k, const struct state_meter_node *row);
+
 static void
 seed_adopted(struct meter *mt)
 {
@@ -1095,22 +1105,42 @@ seed_adopted(struct meter *mt)
 	for (int j = 0; j < rows.n; j++) {
 		const struct state_meter_node *row = &rows.v[j];
 		struct machine *mc = machine_of(k, row->rank);
-		struct mnode *m = metered(k, row->rank);
-		if (m == NULL || mc == NULL || !mc->running || !mc->h.adopted ||
-		    strcmp(k->fac.principals[m->owner].name, row->principal) != 0)
+		if (mc == NULL || !mc->running || !mc->h.adopted)
 			continue;
-		m->cg = 1;
-		m->cpu = row->cpu_ns;
-		m->peak = row->peak;
-		m->mem = m->ipeak = row->mem;
-		for (int s = 0; s < KH_MAX_IFS; s++) {
-			const struct state_meter_port *p = &row->port[s];
-			m->port[s] = (struct mport){
-			    .netid = p->netid,
-			    .c = {p->rx_bytes, p->tx_bytes, p->rx_packets, p->tx_packets}};
-		}
+		seed_row(k, row);
 	}
 	free(rows.v);
+}
+
+void
+meter_node_adopted(struct khd *k, int rank)
+{
+	struct rows rows = {0};
+	if (k->meter == NULL || state_get_meter_nodes(k->fac.st, row_cb, &rows) < 0) {
+		free(rows.v);
+		return;
+	}
+	for (int j = 0; j < rows.n; j++)
+		if (rows.v[j].rank == rank)
+			seed_row(k, &rows.v[j]);
+	free(rows.v);
+}
+
+static void
+seed_row(struct khd *k, const struct state_meter_node *row)
+{
+	struct mnode *m = metered(k, row->rank);
+	if (m == NULL || strcmp(k->fac.principals[m->owner].name, row->principal) != 0)
+		return;
+	m->cg = 1;
+	m->cpu = row->cpu_ns;
+	m->peak = row->peak;
+	m->mem = m->ipeak = row->mem;
+	for (int s = 0; s < KH_MAX_IFS; s++) {
+		const struct state_meter_port *p = &row->port[s];
+		m->port[s] = (struct mport){
+		    .netid = p->netid, .c = {p->rx_bytes, p->tx_bytes, p->rx_packets, p->tx_packets}};
+	}
 }
 
 void
