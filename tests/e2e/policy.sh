@@ -147,6 +147,10 @@ badconf "policy-8.4 settings for a module left out of the chain" $'limits * max_
 	"khd: $D/khd.conf: line 1: settings for policy module limits, which the policy line (line 2) leaves out"
 badconf "policy-8.5 a rate without its unit" "limits * max_rate=10" \
 	"khd: $D/khd.conf: line 1: max_rate must be N/s, N/m or N/h (N 1..1000000) or none, once"
+badconf "policy-8.7 a host line without a port" $'host h\nhost a 10.0.0.1' \
+	"khd: $D/khd.conf: line 2: host takes one name, or a name and its agent's address IPv4:PORT ('10.0.0.1' is not one)"
+badconf "policy-8.8 a placement line" $'placement hints=perhaps' \
+	"khd: $D/khd.conf: line 1: placement takes hints=yes or hints=no"
 mv "$D/khd.conf.good" "$D/khd.conf"
 restart_khd --nodes 40 --no-fabric --no-rdma
 same "policy-8.6 fixed, khd starts again with what it held" "$(khctl nodes --user alice | wc -l)" "6"
@@ -165,6 +169,54 @@ same "policy-9.3 without policy lines: the default chain, no limit" \
 	"$(khctl policy | head -n2)" "policy limits single
 limits * max_nodes=none max_channels=none max_rate=none"
 check "policy-9.4 ... alice gets 5 more" bash -c "khget -c pw alice 5 >/dev/null"
+
+# policy-10: hosts and placement (issue 17) on a facility of one host: the
+# host is named after the facility, local, every node; a principal's
+# placement hint is pack or spread, anything else is refused whole.
+same "policy-10.1 khctl nodes: the host is the last, seventh column" \
+	"$(khctl nodes | awk '{print NF, $NF}' | sort -u)" "7 pol.test"
+same "policy-10.2 khctl nodes --json: each node's host" \
+	"$(khctl nodes --json | jq -r '[.[].host] | unique | .[]')" "pol.test"
+nfree=$(khctl nodes --free | wc -l)
+same "policy-10.3 khctl info lists the host last" "$(khctl info | tail -n1)" \
+	"host pol.test addr=- state=local nodes=40 free=$nfree"
+same "policy-10.4 khctl info --json: hosts" \
+	"$(khctl info --json | jq -c '.hosts | map([.name, .addr, .state, .nodes, .free])')" \
+	"[[\"pol.test\",null,\"local\",40,$nfree]]"
+rejects "policy-10.5 khget --place takes pack or spread only" \
+	'^khget: --place must be pack or spread' khget -c pw alice --place nearby 1
+same "policy-10.6 khget --place spread: one host, every node there" \
+	"$(khget -c pw --place spread alice 1 | grep -c '^nodeinfo: ')" "1"
+same "policy-10.7 ... and --place pack" "$(khget -c pw alice 1 --place=pack | grep -c '^nodeinfo: ')" "1"
+same "policy-10.8 the free count follows" "$(khctl info | tail -n1)" \
+	"host pol.test addr=- state=local nodes=40 free=$((nfree - 2))"
+stop_khd
+
+# policy-11: a facility of three hosts (host NAME IP:PORT): the layout and
+# the hosts as the operator sees them.  No agent connects here (agents are
+# the front end's part of issue 17), so every host stays down and nothing
+# can be given.
+D=$(mktemp -d /tmp/kh-e2e-XXXXXX)
+T_DIRS+=("$D")
+export KH_SOCKET=$D/khd.sock
+cat >"$D/khd.conf" <<'EOF'
+host pol.test
+policy limits pack
+host a 127.0.0.1:7071
+host b 127.0.0.1:7072
+host c 127.0.0.1:7073
+type ct1 count=3
+EOF
+restart_khd --no-fabric --no-rdma
+same "policy-11.1 khctl info: three hosts, down until their agents connect" \
+	"$(khctl info | grep '^host ')" "host a addr=127.0.0.1:7071 state=down nodes=3 free=0
+host b addr=127.0.0.1:7072 state=down nodes=3 free=0
+host c addr=127.0.0.1:7073 state=down nodes=3 free=0"
+same "policy-11.2 khctl nodes: ranks host-major, each node's host last" \
+	"$(khctl nodes | awk '{print $1 ":" $NF}' | tr '\n' ' ')" "0:a 1:a 2:a 3:b 4:b 5:b 6:c 7:c 8:c "
+same "policy-11.3 no node is free on a host that is down" "$(khctl nodes --free | wc -l)" "0"
+rejects "policy-11.4 khget: not enough nodes, nothing allocated" \
+	'^khget: not enough nodes available' khget -c pw alice 1
 stop_khd
 
 done_testing

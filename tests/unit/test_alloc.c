@@ -3,7 +3,9 @@
  * what memory holds; every case on SQLite and on PostgreSQL (statefx.h).
  * alloc-6.1-6.3, 6.5-6.7: what only PostgreSQL's store is for: two front
  * ends with a facility each on one database never give a node twice; the
- * schema's own refusals; server restarts; notifications of changes. */
+ * schema's own refusals; server restarts; notifications of changes.
+ * alloc-7.*: a facility of several hosts: the rank layout, placement per
+ * host, hosts that are not up, layout changes all or nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -649,6 +651,252 @@ alloc_6_7(void **state)
 	PQfinish(c);
 }
 
+/* Three hosts a, b, c (agents at 10.0.0.1-3:7000) with 4 ct1 and 1 vm1
+ * node each, every host up. */
+static void
+three_hosts(struct facility *f, int ct1, int vm1, struct alloc_result *res)
+{
+	struct node_type t[2];
+	struct fac_host h[3];
+	config_default_type(&t[0], ct1);
+	t[0].max_ifs = 4;
+	config_default_type(&t[1], vm1);
+	snprintf(t[1].name, sizeof(t[1].name), "vm1");
+	snprintf(t[1].backend, sizeof(t[1].backend), "vm");
+	memset(h, 0, sizeof(h));
+	for (int i = 0; i < 3; i++) {
+		snprintf(h[i].name, sizeof(h[i].name), "%c", 'a' + i);
+		snprintf(h[i].addr, sizeof(h[i].addr), "10.0.0.%d:7000", i + 1);
+	}
+	assert_int_equal(alloc_pool_hosts(f, t, 2, h, 3, res), 0);
+}
+
+/* Nodes' types and hosts as "rank:type@host ...". */
+static const char *
+layout(const struct facility *f)
+{
+	static char out[512];
+	out[0] = '\0';
+	for (int i = 0; i < f->nnodes; i++) {
+		const struct fac_host *h = fac_host_of(f, f->nodes[i].rank);
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%d:%s@%s", i ? " " : "",
+			 f->nodes[i].rank, f->types[f->nodes[i].type].name, h ? h->name : "?");
+	}
+	return out;
+}
+
+/* alloc-7.1: without hosts the facility is one host, as before: named
+ * after the facility, local, every rank. */
+static void
+alloc_7_1(void **state)
+{
+	struct fx *x = *state;
+	struct facility *f = &x->f;
+	assert_int_equal(f->nhosts, 1);
+	assert_string_equal(f->hosts[0].name, "h");
+	assert_string_equal(f->hosts[0].addr, "");
+	assert_int_equal(f->hosts[0].state, HOST_LOCAL);
+	assert_int_equal(f->hosts[0].first, 0);
+	assert_int_equal(f->hosts[0].count, 10);
+	assert_ptr_equal(fac_host_of(f, 9), &f->hosts[0]);
+	assert_null(fac_host_of(f, 10));
+	assert_null(fac_host_of(f, -1));
+	assert_int_equal(fac_host_find(f, "h"), 0);
+	assert_int_equal(fac_host_find(f, "a"), -1);
+}
+
+/* alloc-7.2: with hosts, every host gets every type (counts per host),
+ * ranks host-major, types in order within a host; hosts start down; the
+ * store holds the same nodes, and the same configuration again changes
+ * nothing. */
+static void
+alloc_7_2(void **state)
+{
+	struct fx *x = *state;
+	struct facility *f = &x->f;
+	struct alloc_result res;
+	three_hosts(f, 4, 1, &res);
+	assert_int_equal(f->nnodes, 15);
+	assert_int_equal(f->nhosts, 3);
+	assert_string_equal(layout(f), "0:ct1@a 1:ct1@a 2:ct1@a 3:ct1@a 4:vm1@a "
+				       "5:ct1@b 6:ct1@b 7:ct1@b 8:ct1@b 9:vm1@b "
+				       "10:ct1@c 11:ct1@c 12:ct1@c 13:ct1@c 14:vm1@c");
+	for (int h = 0; h < 3; h++) {
+		assert_int_equal(f->hosts[h].state, HOST_DOWN);
+		assert_int_equal(f->hosts[h].first, 5 * h);
+		assert_int_equal(f->hosts[h].count, 5);
+		assert_int_equal(f->hosts[h].lost_ms, 0);
+	}
+	assert_string_equal(f->hosts[1].addr, "10.0.0.2:7000");
+	assert_store_matches(x);
+	/* the store's rows have the layout's types */
+	struct facility g;
+	memset(&g, 0, sizeof(g));
+	g.st = statefx_open();
+	assert_int_equal(state_load(g.st, &g), 0);
+	assert_int_equal(g.nnodes, 15);
+	for (int i = 0; i < 15; i++)
+		assert_string_equal(g.types[g.nodes[i].type].name, f->types[f->nodes[i].type].name);
+	state_close(g.st);
+	fac_free(&g);
+	/* again, with one allocation held: nothing changes, host states kept */
+	assert_int_equal(fac_host_set_state(f, 0, HOST_UP, 0), 0);
+	assert_int_equal(get(f, "alice", 2, "", &res), 2);
+	struct sbuf a, b;
+	sbuf_init(&a);
+	sbuf_init(&b);
+	dump(f, &a);
+	three_hosts(f, 4, 1, &res);
+	dump(f, &b);
+	assert_string_equal(a.s, b.s);
+	assert_int_equal(f->hosts[0].state, HOST_UP);
+	assert_int_equal(f->hosts[1].state, HOST_DOWN);
+	assert_store_matches(x);
+	sbuf_free(&a);
+	sbuf_free(&b);
+}
+
+/* alloc-7.3: a placement takes each host's lowest free ranks of the type;
+ * all or nothing: a host short of nodes, or not up, fails the whole
+ * request (nonodes) and nothing changes. */
+static void
+alloc_7_3(void **state)
+{
+	struct fx *x = *state;
+	struct facility *f = &x->f;
+	struct alloc_result res;
+	struct principal np = newp("alice");
+	int chan, per[3] = {2, 0, 2};
+	three_hosts(f, 4, 1, &res);
+	for (int h = 0; h < 3; h++)
+		assert_int_equal(fac_host_set_state(f, h, HOST_UP, 0), 0);
+	struct get_req r = {.count = 4, .newnets = -1, .per_host = per, .nper_host = 3};
+	assert_int_equal(alloc_get(f, -1, &np, &r, &chan, &res), 0);
+	assert_non_null(strstr(block(f, chan), "nodes: 0 1 10 11\n"));
+	assert_store_matches(x);
+
+	struct sbuf before, after;
+	sbuf_init(&before);
+	sbuf_init(&after);
+	dump(f, &before);
+	int next_chan = f->next_chan, next_netid = f->next_netid;
+	/* host a has 2 free ct1 left: 3 there fails all 4 */
+	int short_a[3] = {3, 1, 0};
+	r.per_host = short_a;
+	assert_int_equal(alloc_get(f, 0, NULL, &r, &chan, &res), -1);
+	assert_int_equal(res.code, AE_NONODES);
+	assert_string_equal(res.msg, "not enough nodes available: host a lacks 1 free ct1 nodes");
+	/* vm1: one per host */
+	int two_vm[3] = {0, 2, 0};
+	struct get_req v = {
+	    .count = 2, .newnets = -1, .type = 1, .per_host = two_vm, .nper_host = 3};
+	assert_int_equal(alloc_get(f, 0, NULL, &v, &chan, &res), -1);
+	assert_int_equal(res.code, AE_NONODES);
+	/* a host that is not up has no free nodes to give */
+	assert_int_equal(fac_host_set_state(f, 1, HOST_DOWN, 0), 0);
+	int on_b[3] = {0, 1, 0};
+	r.count = 1;
+	r.per_host = on_b;
+	assert_int_equal(alloc_get(f, 0, NULL, &r, &chan, &res), -1);
+	assert_string_equal(res.msg, "not enough nodes available: host b is down");
+	assert_int_equal(fac_host_set_state(f, 1, HOST_LOST, 99), 0);
+	assert_int_equal(alloc_get(f, 0, NULL, &r, &chan, &res), -1);
+	assert_string_equal(res.msg, "not enough nodes available: host b is lost");
+	/* nonsense placements are refused, never half taken */
+	int wrong_sum[3] = {1, 0, 1};
+	r.per_host = wrong_sum;
+	assert_int_equal(alloc_get(f, 0, NULL, &r, &chan, &res), -1);
+	assert_int_equal(res.code, AE_BADARG);
+	int negative[3] = {2, -1, 0};
+	r.per_host = negative;
+	assert_int_equal(alloc_get(f, 0, NULL, &r, &chan, &res), -1);
+	assert_int_equal(res.code, AE_BADARG);
+	r.nper_host = 2;
+	r.per_host = short_a;
+	assert_int_equal(alloc_get(f, 0, NULL, &r, &chan, &res), -1);
+	assert_int_equal(res.code, AE_BADARG);
+	dump(f, &after);
+	assert_string_equal(before.s, after.s);
+	assert_int_equal(f->next_chan, next_chan);
+	assert_int_equal(f->next_netid, next_netid);
+	assert_store_matches(x);
+
+	/* without a placement: the lowest free ranks on hosts that are up */
+	struct get_req d = {.count = 4, .newnets = -1};
+	assert_int_equal(alloc_get(f, 0, NULL, &d, &chan, &res), 0);
+	assert_non_null(strstr(block(f, chan), "nodes: 2 3 12 13\n"));
+	d.count = 1;
+	assert_int_equal(alloc_get(f, 0, NULL, &d, &chan, &res), -1);
+	assert_int_equal(res.code, AE_NONODES);
+	assert_store_matches(x);
+	sbuf_free(&before);
+	sbuf_free(&after);
+}
+
+/* alloc-7.4: a change of the hosts or counts that would move or drop a
+ * held node is refused whole (the layout is kept, the store unchanged);
+ * one that keeps every held node where it is goes through. */
+static void
+alloc_7_4(void **state)
+{
+	struct fx *x = *state;
+	struct facility *f = &x->f;
+	struct alloc_result res;
+	struct principal np = newp("alice");
+	int chan, per[3] = {0, 0, 1};
+	three_hosts(f, 4, 1, &res);
+	fac_host_set_state(f, 2, HOST_UP, 0);
+	struct get_req r = {.count = 1, .newnets = -1, .per_host = per, .nper_host = 3};
+	assert_int_equal(alloc_get(f, -1, &np, &r, &chan, &res), 0);
+	assert_non_null(strstr(block(f, chan), "nodes: 10\n"));
+	struct sbuf before, after;
+	sbuf_init(&before);
+	sbuf_init(&after);
+	dump(f, &before);
+	/* 2 ct1 per host: rank 10 would be beyond the 9 nodes */
+	struct node_type t[2];
+	config_default_type(&t[0], 2);
+	config_default_type(&t[1], 1);
+	snprintf(t[1].name, sizeof(t[1].name), "vm1");
+	assert_int_equal(alloc_pool_hosts(f, t, 2, f->hosts, 3, &res), -1);
+	assert_int_equal(res.code, AE_BUSY);
+	assert_string_equal(res.msg, "node 10 (ct1) is held by alice, and the hosts' layout has "
+				     "no node there: release it first, or keep the configuration");
+	/* 5 vm1 per host and no ct1: rank 10 would be host c's first vm1 */
+	t[0].count = 0;
+	t[1].count = 5;
+	assert_int_equal(alloc_pool_hosts(f, t, 2, f->hosts, 3, &res), -1);
+	assert_int_equal(res.code, AE_BUSY);
+	assert_non_null(strstr(res.msg, "has vm1 there"));
+	/* one host fewer: rank 10 would be beyond */
+	config_default_type(&t[0], 4);
+	t[1].count = 1;
+	assert_int_equal(alloc_pool_hosts(f, t, 2, f->hosts, 2, &res), -1);
+	assert_int_equal(res.code, AE_BUSY);
+	dump(f, &after);
+	assert_string_equal(before.s, after.s);
+	assert_int_equal(f->nhosts, 3);
+	assert_store_matches(x);
+	/* 4 hosts of the same: rank 10 stays c's ct1 */
+	struct fac_host h4[4];
+	memcpy(h4, f->hosts, 3 * sizeof(*h4));
+	h4[3] = h4[2];
+	snprintf(h4[3].name, sizeof(h4[3].name), "d");
+	snprintf(h4[3].addr, sizeof(h4[3].addr), "10.0.0.4:7000");
+	config_default_type(&t[0], 4);
+	t[1].count = 1;
+	assert_int_equal(alloc_pool_hosts(f, t, 2, h4, 4, &res), 0);
+	assert_int_equal(f->nnodes, 20);
+	assert_string_equal(fac_host_of(f, 10)->name, "c");
+	assert_string_equal(fac_host_of(f, 19)->name, "d");
+	assert_int_equal(f->hosts[2].state, HOST_UP); /* kept */
+	assert_int_equal(f->hosts[3].state, HOST_DOWN);
+	assert_int_equal(fac_node(f, 10)->chan, chan);
+	assert_store_matches(x);
+	sbuf_free(&before);
+	sbuf_free(&after);
+}
+
 int
 main(void)
 {
@@ -663,6 +911,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(alloc_4_1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_5_1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alloc_6_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_7_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_7_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_7_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alloc_7_4, setup, teardown),
 	};
 	const struct CMUnitTest pg_only[] = {
 	    cmocka_unit_test_setup_teardown(alloc_6_1, setup, teardown),

@@ -1,6 +1,6 @@
 /* khfsquery-*: khfs's query paths: the terms a path may hold, the node
  * lines of khd's listing they match, and the targets list a query's ctl
- * sends khd. */
+ * sends khd; a listing of several hosts (khfsquery-6). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,13 +152,55 @@ khfsquery_5(void **state)
 	assert_int_equal(kq_add(&q, &t), -1);
 }
 
+/* khfsquery-6: a listing of several hosts names each node's host last:
+ * host=H matches the node's own host, not the facility's; state=lost
+ * names the nodes of a lost host. */
+static void
+khfsquery_6(void **state)
+{
+	static const char hosts[] = "0 running alice con3 3 ct1 a\n"
+				    "1 free - - - ct1 a\n"
+				    "2 lost bob con4 4 ct1 b\n"
+				    "3 free - - - ct1 c\n";
+	struct kq_list l;
+	struct kq q;
+	struct kq_term t;
+	const char *paths[][2] = {{"host=a", "0 1 "},
+				  {"host=b/state=lost", "2 "},
+				  {"host=front", ""},
+				  {"state=lost", "2 "},
+				  {"state=free/host=c", "3 "}};
+	assert_int_equal(kq_parse_nodes(hosts, strlen(hosts), &l), 0);
+	assert_int_equal(l.n, 4);
+	assert_string_equal(l.v[2].host, "b");
+	assert_string_equal(l.v[2].type, "ct1");
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		char got[64] = "";
+		q.n = 0;
+		char buf[64];
+		snprintf(buf, sizeof(buf), "%s", paths[i][0]);
+		for (char *save = NULL, *w = strtok_r(buf, "/", &save); w;
+		     w = strtok_r(NULL, "/", &save)) {
+			assert_int_equal(kq_term_parse(w, &t), 0);
+			assert_int_equal(kq_add(&q, &t), 0);
+		}
+		for (int k = 0; k < l.n; k++)
+			if (kq_match(&q, &l.v[k], "front"))
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), "%d ",
+					 l.v[k].rank);
+		if (strcmp(got, paths[i][1]) != 0)
+			fail_msg("%s: got '%s', want '%s'", paths[i][0], got, paths[i][1]);
+	}
+	kq_list_free(&l);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(khfsquery_1), cmocka_unit_test(khfsquery_2),
 	    cmocka_unit_test(khfsquery_3), cmocka_unit_test(khfsquery_4),
-	    cmocka_unit_test(khfsquery_5),
+	    cmocka_unit_test(khfsquery_5), cmocka_unit_test(khfsquery_6),
 	};
 	return cmocka_run_group_tests_name("khfsquery", tests, NULL, NULL);
 }

@@ -134,7 +134,8 @@ policy_1_2(void **state)
 	static const struct {
 		const char *text, *why;
 	} bad[] = {
-	    {"policy\n", "line 1: policy needs one or more modules (there are: limits single pack spread)"},
+	    {"policy\n",
+	     "line 1: policy needs one or more modules (there are: limits single pack spread)"},
 	    {"policy limits frob\n", "line 1: unknown policy module 'frob'"},
 	    {"policy limits limits\n", "policy module limits named twice"},
 	    {"policy limits\npolicy single\n", "line 2: policy given twice (first on line 1)"},
@@ -401,6 +402,196 @@ policy_3_2(void **state)
 	fac_free(&f);
 }
 
+/* A facility of nh hosts (a, b, c, ...) with per free ct1 nodes each,
+ * host-major as alloc_pool_hosts lays them out, every host up. */
+static void
+fac_hosts(struct facility *f, int nh, int per)
+{
+	fac_make(f, nh * per);
+	f->hosts = calloc((size_t)nh, sizeof(*f->hosts));
+	f->nhosts = nh;
+	for (int h = 0; h < nh; h++) {
+		snprintf(f->hosts[h].name, sizeof(f->hosts[h].name), "%c", 'a' + h);
+		snprintf(f->hosts[h].addr, sizeof(f->hosts[h].addr), "10.0.0.%d:7000", h + 1);
+		f->hosts[h].state = HOST_UP;
+		f->hosts[h].first = h * per;
+		f->hosts[h].count = per;
+	}
+	for (int i = 0; i < f->nnodes; i++)
+		f->nodes[i].host = i / per;
+}
+
+/* The placement policy_decide answers, as "a+b+c"; "" when refused. */
+static const char *
+placed(struct policy *p, struct facility *f, int count, const char *hint)
+{
+	static char out[128];
+	struct get_req g = {.count = count};
+	struct policy_req r = {
+	    .principal = "al", .pidx = -1, .count = count, .opts = &g, .place = hint};
+	int per_host[POLICY_MAX_HOSTS];
+	char why[256];
+	out[0] = '\0';
+	if (policy_decide(p, f, &r, 0, per_host, why, sizeof(why)) != POLICY_ALLOW)
+		return out;
+	for (int h = 0; h < f->nhosts; h++)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%d", h ? "+" : "",
+			 per_host[h]);
+	return out;
+}
+
+/* policy-4.1: pack fills the host with the most free nodes first, then
+ * the next: as few hosts as hold the allocation. */
+static void
+policy_4_1(void **state)
+{
+	struct facility f;
+	fac_hosts(&f, 3, 4);
+	struct policy *p = pol_make("policy limits pack\n");
+	assert_string_equal(placed(p, &f, 6, NULL), "4+2+0");
+	assert_string_equal(placed(p, &f, 4, NULL), "4+0+0");
+	assert_string_equal(placed(p, &f, 12, NULL), "4+4+4");
+	/* the fullest first: a has 1 free, b 4, c 3 */
+	for (int i = 1; i < 4; i++)
+		f.nodes[i].state = NODE_MONITOR;
+	f.nodes[11].state = NODE_MONITOR;
+	assert_string_equal(placed(p, &f, 5, NULL), "0+4+1");
+	assert_string_equal(placed(p, &f, 8, NULL), "1+4+3");
+	/* more than is free: the rest on the first choice, for the allocator
+	 * to refuse (nonodes) */
+	assert_string_equal(placed(p, &f, 9, NULL), "1+5+3");
+	policy_free(p);
+	fac_free(&f);
+}
+
+/* policy-4.2: spread deals the nodes round-robin over the hosts, evenly;
+ * a host without free nodes of the type is passed over. */
+static void
+policy_4_2(void **state)
+{
+	struct facility f;
+	fac_hosts(&f, 3, 4);
+	struct policy *p = pol_make("policy limits spread\n");
+	assert_string_equal(placed(p, &f, 6, NULL), "2+2+2");
+	assert_string_equal(placed(p, &f, 7, NULL), "3+2+2");
+	assert_string_equal(placed(p, &f, 2, NULL), "1+1+0");
+	/* a has 1 free: it takes one, the others share the rest */
+	for (int i = 1; i < 4; i++)
+		f.nodes[i].state = NODE_MONITOR;
+	assert_string_equal(placed(p, &f, 6, NULL), "1+3+2");
+	assert_string_equal(placed(p, &f, 9, NULL), "1+4+4");
+	policy_free(p);
+	fac_free(&f);
+}
+
+/* policy-4.3: hosts that are not up are not used: their free nodes are
+ * not free for placement (pack, spread, single alike). */
+static void
+policy_4_3(void **state)
+{
+	struct facility f;
+	fac_hosts(&f, 3, 4);
+	struct policy *pk = pol_make("policy limits pack\n");
+	struct policy *sp = pol_make("policy limits spread\n");
+	struct policy *si = pol_make("host h\n");
+	assert_int_equal(fac_host_set_state(&f, 0, HOST_DOWN, 0), 0);
+	assert_string_equal(placed(pk, &f, 6, NULL), "0+4+2");
+	assert_string_equal(placed(sp, &f, 6, NULL), "0+3+3");
+	assert_string_equal(placed(si, &f, 3, NULL), "0+3+0");
+	assert_int_equal(fac_host_set_state(&f, 1, HOST_LOST, 1234), 0);
+	assert_int_equal(f.hosts[1].lost_ms, 1234);
+	assert_string_equal(placed(pk, &f, 3, NULL), "0+0+3");
+	assert_string_equal(placed(sp, &f, 4, NULL), "0+0+4");
+	/* single: all on one host, or the first and the allocator refuses */
+	assert_string_equal(placed(si, &f, 6, NULL), "6+0+0");
+	/* back up: used again, lost_ms cleared */
+	assert_int_equal(fac_host_set_state(&f, 1, HOST_UP, 0), 0);
+	assert_int_equal(f.hosts[1].lost_ms, 0);
+	assert_string_equal(placed(pk, &f, 6, NULL), "0+4+2");
+	/* an agent's host is never local, and there is no state 9 */
+	assert_int_equal(fac_host_set_state(&f, 1, HOST_LOCAL, 0), -1);
+	assert_int_equal(fac_host_set_state(&f, 1, 9, 0), -1);
+	assert_int_equal(fac_host_set_state(&f, 3, HOST_UP, 0), -1);
+	policy_free(pk);
+	policy_free(sp);
+	policy_free(si);
+	fac_free(&f);
+}
+
+/* policy-4.4: a principal's hint picks the placement when the chain has a
+ * placement module and the operator allows hints (the default); never
+ * without a placement module in the chain, nor with hints=no. */
+static void
+policy_4_4(void **state)
+{
+	struct facility f;
+	fac_hosts(&f, 3, 4);
+	struct policy *p = pol_make("host h\n"); /* limits single */
+	assert_string_equal(placed(p, &f, 3, NULL), "3+0+0");
+	assert_string_equal(placed(p, &f, 3, "spread"), "1+1+1");
+	assert_string_equal(placed(p, &f, 6, "pack"), "4+2+0");
+	policy_free(p);
+	p = pol_make("policy limits pack\n");
+	assert_string_equal(placed(p, &f, 6, "spread"), "2+2+2");
+	policy_free(p);
+	p = pol_make("policy limits spread\nplacement hints=no\n");
+	assert_string_equal(placed(p, &f, 6, "pack"), "2+2+2");
+	policy_free(p);
+	p = pol_make("policy limits\n"); /* no placement: everything on the first host */
+	assert_string_equal(placed(p, &f, 3, "spread"), "3+0+0");
+	policy_free(p);
+	/* a hint that is no placement module is nonsense, never guessed at */
+	p = pol_make("host h\n");
+	struct get_req g = {.count = 1};
+	struct policy_req r = {
+	    .principal = "al", .pidx = -1, .count = 1, .opts = &g, .place = "limits"};
+	int per_host[POLICY_MAX_HOSTS];
+	char why[256];
+	assert_int_equal(policy_decide(p, &f, &r, 0, per_host, why, sizeof(why)), -1);
+	assert_string_equal(why, "no placement module 'limits'");
+	assert_true(policy_hint_valid("pack") && policy_hint_valid("spread"));
+	assert_false(policy_hint_valid("single") || policy_hint_valid("") ||
+		     policy_hint_valid(NULL));
+	policy_free(p);
+	fac_free(&f);
+}
+
+/* policy-4.5: the placement lines of khd.conf and their mistakes. */
+static void
+policy_4_5(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"placement hints=maybe\n", "line 1: placement takes hints=yes or hints=no"},
+	    {"placement\n", "line 1: placement takes hints=yes or hints=no"},
+	    {"placement hints=no hints=yes\n", "line 1: placement takes hints=yes or hints=no"},
+	    {"placement hints=no\nplacement hints=yes\n",
+	     "line 2: placement given twice (first on line 1)"},
+	    {"pack x\n", "line 1: policy module pack has no settings"},
+	    {"policy pack spread pack\n", "line 1: policy module pack named twice"},
+	};
+	struct config c;
+	struct facility f;
+	char err[256], buf[512];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(config_parse(bad[i].text, &c, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].why) == NULL)
+			fail_msg("'%s': got '%s'", bad[i].text, err);
+	}
+	fac_hosts(&f, 2, 1);
+	struct policy *p = pol_make("policy limits pack\nplacement hints=no\n");
+	shown(p, &f, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "policy limits pack\nplacement hints=no\n"
+				 "limits * max_nodes=none max_channels=none max_rate=none\n"
+				 "pack host a\npack host b\n");
+	fac_host_set_state(&f, 1, HOST_DOWN, 0);
+	shown(p, &f, 0, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "pack host b (not up)\n"));
+	policy_free(p);
+	fac_free(&f);
+}
+
 int
 main(void)
 {
@@ -410,6 +601,9 @@ main(void)
 	    cmocka_unit_test(policy_2_3), cmocka_unit_test(policy_2_4),
 	    cmocka_unit_test(policy_2_5), cmocka_unit_test(policy_2_6),
 	    cmocka_unit_test(policy_3_1), cmocka_unit_test(policy_3_2),
+	    cmocka_unit_test(policy_4_1), cmocka_unit_test(policy_4_2),
+	    cmocka_unit_test(policy_4_3), cmocka_unit_test(policy_4_4),
+	    cmocka_unit_test(policy_4_5),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
