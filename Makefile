@@ -30,7 +30,8 @@ UNITSRC   = $(filter-out $(SKIPTESTS),$(wildcard tests/unit/test_*.c))
 SKIPTESTS ?=
 UNITS     = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/libkhrdma.a \
+all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/tests/fabhost \
+     $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
      $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress $(BUILD)/libebb.a \
      $(BUILD)/bench/ebbbench
@@ -96,6 +97,11 @@ $(BUILD)/libebb.a: $(EBBSRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# One host's fabric, driven line by line (tests/e2e/fabric_hosts.sh).
+$(BUILD)/tests/fabhost: $(BUILD)/obj/tests/tools/fabhost.o $(BUILD)/libkh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

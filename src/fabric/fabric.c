@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -65,6 +66,12 @@
 #define FB_SEG_BASE	(1 << 22) /* segment of netid n: lower ifindex BASE+n */
 #define FB_SINK_BASE	(1 << 21) /* and its other end SINK+n */
 #define FB_GRAVE	0x4b48	  /* link group of interfaces waiting for deletion */
+#define FB_VX_BASE	(FB_SEG_BASE + FB_SINK_BASE) /* a spanning domain's VXLAN device */
+#define FB_BR_BASE	(1 << 23)		     /* and the bridge joining it to the sink */
+#define FB_NETID_SPAN	FB_SINK_BASE		     /* netids below this can span */
+#define FB_VXLAN_PORT	4789			     /* IANA's */
+#define FB_VXLAN_OVER	50 /* outer Ethernet, IPv4, UDP and VXLAN headers */
+#define FB_MAX_PEERS	1024
 
 struct fb_node {
 	int netns;		    /* -1: not prepared */
@@ -82,6 +89,21 @@ struct fb_node {
 struct fb_seg {
 	int netid;
 	int ports;
+};
+
+/* A domain spanning other hosts: its VXLAN device's static forwarding
+ * entries, as made: the all-zeros MAC to every peer, and the plan's MAC of
+ * each remote node whose host is known to that host alone. */
+struct fb_remote {
+	int rank;
+	uint32_t host; /* IPv4, network order */
+};
+struct fb_span {
+	int netid;
+	uint32_t *peers;
+	int npeers;
+	struct fb_remote *rem;
+	int nrem;
 };
 
 /* A namespace made ahead with eth0 already on the external segment (down,
@@ -116,6 +138,14 @@ struct fabric {
 	int (*ns_make)(void *, char *, size_t); /* nodes' namespaces; NULL: unshare */
 	void (*ns_drop)(void *, int);
 	void *ns_arg;
+	/* across hosts: the underlay (IPv4 in the host's namespace, network
+	 * order; 0: none), the interface holding it and its MTU */
+	uint32_t ul_addr;
+	int ul_port, ul_mtu;
+	char ul_if[IF_NAMESIZE + 1];
+	struct fb_span *spans;
+	int nspan, capspan;
+	int guard; /* the VXLAN guard table is there */
 };
 
 static int
@@ -1110,6 +1140,478 @@ fabric_service_listen(struct fabric *fb, int netid, int port, char *err, size_t 
 	return fd;
 }
 
+/* ---- Domains across hosts ------------------------------------------
+ * A domain spanning hosts is one segment: each host's d<netid>x, where
+ * frames that leave the local segment end, is joined by a two-port bridge
+ * b<netid> (learning off, so it keeps no table a node could fill with
+ * forged source addresses and every frame crosses to the other port) to
+ * v<netid>, a VXLAN device with VNI netid.  v<netid> lives in the fabric's
+ * namespace but was made from the host's, so its UDP socket is in the
+ * host's, on the underlay.  Its forwarding entries are static (learning
+ * off, no multicast group): the all-zeros MAC to every peer (broadcast,
+ * multicast and unknown unicast, replicated by the sender), and a node's
+ * plan MAC to its host when the caller says where it is.  A frame coming
+ * in from a peer lands on d<netid> like a local node's: delivered to the
+ * macvlan holding its destination MAC (broadcast to all), never sent out
+ * again, so the full mesh of peers has no loop.
+ *
+ * Enforcement across hosts is the same topology: a node's frames reach the
+ * tunnel only from its own segments' sinks, and VNI netid reaches only
+ * segment netid.  What VXLAN adds is a UDP port on the host that takes
+ * frames for any VNI from anyone who can send to it: the guard table (an
+ * nftables table of the facility's own in the host's namespace) takes VXLAN
+ * only from the underlay's interface and the span's peers, and drops any
+ * the host would forward from the external domain's uplink (an external
+ * node's packet, masqueraded, would carry the host's own underlay
+ * address). */
+
+static struct fb_span *
+span_find(struct fabric *fb, int netid)
+{
+	for (int i = 0; i < fb->nspan; i++)
+		if (fb->spans[i].netid == netid)
+			return &fb->spans[i];
+	return NULL;
+}
+
+static int
+has_addr(const uint32_t *a, int n, uint32_t x)
+{
+	for (int i = 0; i < n; i++)
+		if (a[i] == x)
+			return 1;
+	return 0;
+}
+
+/* The guard table, written again from the spans (removed with none). */
+static int
+guard_update(struct fabric *fb, char *err, size_t errlen)
+{
+	char name[32], ip[INET_ADDRSTRLEN], *cmds;
+	size_t cap = 1024 + (size_t)fb->nspan * 16 * 64, len = 0;
+	uint32_t *all = NULL;
+	int nall = 0, capall = 0, rc;
+
+	snprintf(name, sizeof(name), "kh%svx", fb->facid);
+	if ((cmds = malloc(cap)) == NULL)
+		fatal("fabric");
+	len += (size_t)snprintf(cmds + len, cap - len, "add table ip %s\ndelete table ip %s\n",
+				name, name);
+	for (int i = 0; i < fb->nspan; i++)
+		for (int j = 0; j < fb->spans[i].npeers; j++)
+			if (!has_addr(all, nall, fb->spans[i].peers[j])) {
+				all = fac_grow(all, &capall, nall + 1, sizeof(*all));
+				all[nall++] = fb->spans[i].peers[j];
+			}
+	if (nall > 0) {
+		cap += (size_t)nall * 20;
+		if ((cmds = realloc(cmds, cap)) == NULL)
+			fatal("fabric");
+		len += (size_t)snprintf(cmds + len, cap - len,
+					"table ip %s {\n"
+					" set peers { type ipv4_addr; elements = { ",
+					name);
+		for (int i = 0; i < nall; i++)
+			len += (size_t)snprintf(cmds + len, cap - len, "%s%s", i ? ", " : "",
+						inet_ntop(AF_INET, &all[i], ip, sizeof(ip)));
+		len += (size_t)snprintf(cmds + len, cap - len,
+					" } }\n"
+					" chain guard_in {\n"
+					"  type filter hook input priority filter; policy accept;\n"
+					"  udp dport %d iifname != \"%s\" drop\n"
+					"  udp dport %d ip saddr != @peers drop\n"
+					" }\n",
+					fb->ul_port, fb->ul_if, fb->ul_port);
+		if (strcmp(fb->uplink, "none") != 0)
+			len += (size_t)snprintf(
+			    cmds + len, cap - len,
+			    " chain guard_fwd {\n"
+			    "  type filter hook forward priority filter; policy accept;\n"
+			    "  iifname \"%s\" udp dport %d drop\n"
+			    " }\n",
+			    fb->uplink, fb->ul_port);
+		snprintf(cmds + len, cap - len, "}\n");
+	}
+	rc = nft(cmds, err, errlen);
+	if (rc == 0)
+		fb->guard = nall > 0;
+	free(cmds);
+	free(all);
+	return rc;
+}
+
+/* Can the underlay (interface ifname, MTU mtu) carry domain netid's
+ * frames?  A VXLAN frame is 50 bytes more, and it must not fragment. */
+static int
+mtu_too_small(int netid, const char *ifname, int mtu, char *err, size_t errlen)
+{
+	if (mtu_of(netid) + FB_VXLAN_OVER <= mtu)
+		return 0;
+	seterr(err, errlen,
+	       "domain %d has MTU %d, which needs an underlay MTU of at least %d across hosts; "
+	       "the underlay %s has MTU %d",
+	       netid, mtu_of(netid), mtu_of(netid) + FB_VXLAN_OVER, ifname, mtu);
+	return 1;
+}
+
+int
+fabric_set_underlay(struct fabric *fb, const char *local_ip, int port, char *err, size_t errlen)
+{
+	struct ifaddrs *ifa, *p;
+	struct in_addr a;
+	char name[IF_NAMESIZE + 1] = "";
+	int mtu = 0;
+
+	if (fb == NULL)
+		return seterr(err, errlen, "fabric: none");
+	if (local_ip == NULL || inet_pton(AF_INET, local_ip, &a) != 1 || a.s_addr == 0)
+		return seterr(err, errlen, "underlay address '%s': not an IPv4 address",
+			      local_ip ? local_ip : "");
+	if (port == 0)
+		port = FB_VXLAN_PORT;
+	if (port < 1 || port > 65535)
+		return seterr(err, errlen, "underlay port %d: not a UDP port", port);
+	if (fb->nspan > 0 && (a.s_addr != fb->ul_addr || port != fb->ul_port))
+		return seterr(err, errlen,
+			      "domains span other hosts over the underlay: unspan them before "
+			      "changing it");
+	if (getifaddrs(&ifa) < 0)
+		return seterr(err, errlen, "interfaces: %s", strerror(errno));
+	for (p = ifa; p; p = p->ifa_next)
+		if (p->ifa_addr && p->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)(void *)p->ifa_addr)->sin_addr.s_addr == a.s_addr) {
+			snprintf(name, sizeof(name), "%s", p->ifa_name);
+			break;
+		}
+	freeifaddrs(ifa);
+	if (name[0] == 0)
+		return seterr(err, errlen,
+			      "underlay address %s is on none of the host's interfaces", local_ip);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (fd < 0 || ioctl(fd, SIOCGIFMTU, &ifr) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return seterr(err, errlen, "underlay %s: MTU: %s", name, strerror(e));
+	}
+	close(fd);
+	mtu = ifr.ifr_mtu;
+	for (int i = 0; i < fb->nspan; i++)
+		if (mtu_too_small(fb->spans[i].netid, name, mtu, err, errlen))
+			return -1;
+	fb->ul_addr = a.s_addr;
+	fb->ul_port = port;
+	fb->ul_mtu = mtu;
+	snprintf(fb->ul_if, sizeof(fb->ul_if), "%s", name);
+	return 0;
+}
+
+/* The span's devices go (the VXLAN device with its forwarding entries and
+ * its UDP socket, the bridge, which lets the sink go); so does the
+ * segment, when no local node is on it. */
+static void
+unspan(struct fabric *fb, struct fb_span *sp)
+{
+	char why[256];
+	int netid = sp->netid;
+	if (nl_link_del(&fb->fab, FB_VX_BASE + netid, 0, why, sizeof(why)) < 0)
+		log_warnx("fabric: domain %d: VXLAN: %s", netid, why);
+	if (nl_link_del(&fb->fab, FB_BR_BASE + netid, 0, why, sizeof(why)) < 0)
+		log_warnx("fabric: domain %d: bridge: %s", netid, why);
+	free(sp->peers);
+	free(sp->rem);
+	*sp = fb->spans[--fb->nspan];
+	seg_unref(fb, netid);
+}
+
+/* Make the span's devices: the segment (held), bridge, VXLAN device. */
+static struct fb_span *
+span_make(struct fabric *fb, int netid, char *err, size_t errlen)
+{
+	char br[24], vx[24], why[256];
+	struct fb_seg *b = seg_get(fb, netid, err, errlen);
+	if (b == NULL)
+		return NULL;
+	b->ports++;
+	snprintf(br, sizeof(br), "b%d", netid);
+	snprintf(vx, sizeof(vx), "v%d", netid);
+	struct nl_link lb = {.index = FB_BR_BASE + netid,
+			     .name = br,
+			     .kind = "bridge",
+			     .mtu = mtu_of(netid),
+			     .master = -1,
+			     .peer_netns = -1,
+			     .br_nosnoop = 1};
+	/* Made from the host's namespace, straight into the fabric's: the
+	 * device is the fabric's, its socket the host's. */
+	struct nl_link lv = {.index = FB_VX_BASE + netid,
+			     .name = vx,
+			     .kind = "vxlan",
+			     .mtu = mtu_of(netid),
+			     .master = -1,
+			     .peer_netns = -1,
+			     .vni = netid,
+			     .vx_local = fb->ul_addr,
+			     .vx_port = fb->ul_port,
+			     .in_netns = 1,
+			     .netns = fb->fabns};
+	struct nl_link sink = {
+	    .index = FB_SINK_BASE + netid, .master = FB_BR_BASE + netid, .peer_netns = -1};
+	struct nl_link port = {
+	    .index = FB_VX_BASE + netid, .master = FB_BR_BASE + netid, .up = 1, .peer_netns = -1};
+	struct nl_link up = {.index = FB_BR_BASE + netid, .master = -1, .up = 1, .peer_netns = -1};
+	int made = 0;
+	if (nl_link(&fb->fab, &lb, err, errlen) < 0)
+		goto fail;
+	made = 1;
+	if (nl_link(&fb->host, &lv, err, errlen) < 0)
+		goto fail;
+	made = 2;
+	if (nl_link(&fb->fab, &sink, err, errlen) < 0 ||
+	    nl_brport_learning(&fb->fab, FB_SINK_BASE + netid, 0, err, errlen) < 0 ||
+	    nl_link(&fb->fab, &port, err, errlen) < 0 ||
+	    nl_brport_learning(&fb->fab, FB_VX_BASE + netid, 0, err, errlen) < 0 ||
+	    nl_link(&fb->fab, &up, err, errlen) < 0)
+		goto fail;
+	fb->spans = fac_grow(fb->spans, &fb->capspan, fb->nspan + 1, sizeof(*fb->spans));
+	struct fb_span *sp = &fb->spans[fb->nspan++];
+	*sp = (struct fb_span){.netid = netid};
+	return sp;
+fail:
+	if (made == 2)
+		nl_link_del(&fb->fab, FB_VX_BASE + netid, 0, why, sizeof(why));
+	if (made >= 1)
+		nl_link_del(&fb->fab, FB_BR_BASE + netid, 0, why, sizeof(why));
+	seg_unref(fb, netid);
+	return NULL;
+}
+
+/* Parse peer addresses into out (n of them): IPv4, not ours, once each. */
+static int
+parse_peers(struct fabric *fb, const char *const *peers, int n, uint32_t *out, char *err,
+	    size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		struct in_addr a;
+		if (peers[i] == NULL || inet_pton(AF_INET, peers[i], &a) != 1 || a.s_addr == 0 ||
+		    a.s_addr == INADDR_BROADCAST)
+			return seterr(err, errlen, "peer '%s': not an IPv4 address",
+				      peers[i] ? peers[i] : "");
+		if (a.s_addr == fb->ul_addr)
+			return seterr(err, errlen, "peer %s is this host's own underlay address",
+				      peers[i]);
+		if (has_addr(out, i, a.s_addr))
+			return seterr(err, errlen, "peer %s named twice", peers[i]);
+		out[i] = a.s_addr;
+	}
+	return 0;
+}
+
+static const uint8_t zero_mac[6];
+
+int
+fabric_span(struct fabric *fb, int netid, const char *const *peers, int n, char *err, size_t errlen)
+{
+	struct fb_span *sp;
+	uint32_t *want;
+	int rc = 0;
+
+	if (fb == NULL)
+		return seterr(err, errlen, "fabric: none");
+	if (netid < 1 || netid >= FB_NETID_SPAN)
+		return seterr(err, errlen, "domain %d cannot span hosts (netids 1 to %d do)", netid,
+			      FB_NETID_SPAN - 1);
+	if (n < 0 || n > FB_MAX_PEERS)
+		return seterr(err, errlen, "domain %d: %d peers (at most %d)", netid, n,
+			      FB_MAX_PEERS);
+	sp = span_find(fb, netid);
+	if (n == 0) {
+		if (sp) {
+			unspan(fb, sp);
+			rc = guard_update(fb, err, errlen);
+		}
+		return rc;
+	}
+	if (fb->ul_addr == 0)
+		return seterr(err, errlen,
+			      "domain %d: no underlay to span hosts over "
+			      "(set the host's underlay address first)",
+			      netid);
+	if (mtu_too_small(netid, fb->ul_if, fb->ul_mtu, err, errlen))
+		return -1;
+	if ((want = calloc((size_t)n, sizeof(*want))) == NULL)
+		fatal("fabric");
+	if (parse_peers(fb, peers, n, want, err, errlen) < 0) {
+		free(want);
+		return -1;
+	}
+	if (sp == NULL && (sp = span_make(fb, netid, err, errlen)) == NULL) {
+		free(want);
+		return -1;
+	}
+	/* Peers that go: their entries first (a node's too), then new ones. */
+	for (int i = 0; i < sp->npeers;) {
+		uint32_t p = sp->peers[i];
+		if (has_addr(want, n, p)) {
+			i++;
+			continue;
+		}
+		for (int j = 0; j < sp->nrem;) {
+			if (sp->rem[j].host != p) {
+				j++;
+				continue;
+			}
+			uint8_t mac[6];
+			addr_mac(netid, sp->rem[j].rank, mac);
+			nl_fdb(&fb->fab, 0, FB_VX_BASE + netid, mac, p, 0, err, errlen);
+			sp->rem[j] = sp->rem[--sp->nrem];
+		}
+		if (nl_fdb(&fb->fab, 0, FB_VX_BASE + netid, zero_mac, p, 0, err, errlen) < 0)
+			rc = -1;
+		sp->peers[i] = sp->peers[--sp->npeers];
+	}
+	sp->peers = realloc(sp->peers, (size_t)(sp->npeers + n) * sizeof(*sp->peers));
+	if (sp->peers == NULL)
+		fatal("fabric");
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (has_addr(sp->peers, sp->npeers, want[i]))
+			continue;
+		if (nl_fdb(&fb->fab, 1, FB_VX_BASE + netid, zero_mac, want[i], 1, err, errlen) < 0)
+			rc = -1;
+		else
+			sp->peers[sp->npeers++] = want[i];
+	}
+	free(want);
+	/* Without its guard the tunnel's port would take frames for the
+	 * domain from anyone: no span then. */
+	char why[256];
+	if (guard_update(fb, why, sizeof(why)) < 0) {
+		unspan(fb, sp);
+		guard_update(fb, NULL, 0);
+		return seterr(err, errlen, "domain %d does not span hosts: guard: %s", netid, why);
+	}
+	return rc;
+}
+
+int
+fabric_span_nodes(struct fabric *fb, int netid, const int *ranks, const char *const *hosts, int n,
+		  char *err, size_t errlen)
+{
+	struct fb_span *sp;
+	struct fb_remote *want;
+	int rc = 0;
+
+	if (fb == NULL || (sp = span_find(fb, netid)) == NULL)
+		return seterr(err, errlen, "domain %d spans no other host", netid);
+	if (n < 0 || n > KH_MAX_NODES)
+		return seterr(err, errlen, "domain %d: %d remote nodes (at most %d)", netid, n,
+			      KH_MAX_NODES);
+	if ((want = calloc((size_t)n + 1, sizeof(*want))) == NULL)
+		fatal("fabric");
+	for (int i = 0; i < n; i++) {
+		struct in_addr a;
+		if (ranks[i] < 0 || ranks[i] >= KH_MAX_NODES) {
+			rc = seterr(err, errlen, "no node %d", ranks[i]);
+			break;
+		}
+		if (hosts[i] == NULL || inet_pton(AF_INET, hosts[i], &a) != 1 ||
+		    !has_addr(sp->peers, sp->npeers, a.s_addr)) {
+			rc = seterr(err, errlen, "node %d: '%s' is not a host domain %d spans",
+				    ranks[i], hosts[i] ? hosts[i] : "", netid);
+			break;
+		}
+		for (int j = 0; j < i; j++)
+			if (want[j].rank == ranks[i])
+				rc = seterr(err, errlen, "node %d named twice", ranks[i]);
+		if (rc < 0)
+			break;
+		want[i] = (struct fb_remote){ranks[i], a.s_addr};
+	}
+	if (rc < 0) {
+		free(want);
+		return -1;
+	}
+	/* Entries that go or move, then those that come or moved. */
+	for (int j = 0; j < sp->nrem;) {
+		int keep = 0;
+		for (int i = 0; i < n; i++)
+			if (want[i].rank == sp->rem[j].rank && want[i].host == sp->rem[j].host)
+				keep = 1;
+		if (keep) {
+			j++;
+			continue;
+		}
+		uint8_t mac[6];
+		addr_mac(netid, sp->rem[j].rank, mac);
+		if (nl_fdb(&fb->fab, 0, FB_VX_BASE + netid, mac, sp->rem[j].host, 0, err, errlen) <
+			0 &&
+		    !strstr(err, "No such"))
+			rc = -1;
+		sp->rem[j] = sp->rem[--sp->nrem];
+	}
+	sp->rem = realloc(sp->rem, (size_t)(sp->nrem + n + 1) * sizeof(*sp->rem));
+	if (sp->rem == NULL)
+		fatal("fabric");
+	for (int i = 0; i < n && rc == 0; i++) {
+		int have = 0;
+		for (int j = 0; j < sp->nrem; j++)
+			if (sp->rem[j].rank == want[i].rank)
+				have = 1;
+		if (have)
+			continue;
+		uint8_t mac[6];
+		addr_mac(netid, want[i].rank, mac);
+		if (nl_fdb(&fb->fab, 1, FB_VX_BASE + netid, mac, want[i].host, 0, err, errlen) < 0)
+			rc = -1;
+		else
+			sp->rem[sp->nrem++] = want[i];
+	}
+	free(want);
+	return rc;
+}
+
+int
+fabric_spans(const struct fabric *fb, int netid)
+{
+	const struct fb_span *sp = NULL;
+	for (int i = 0; fb && i < fb->nspan; i++)
+		if (fb->spans[i].netid == netid)
+			sp = &fb->spans[i];
+	return sp ? sp->npeers : 0;
+}
+
+/* A dead khd's spans, in a fabric taken over: their devices go (their
+ * forwarding entries are not known here); the caller spans its domains
+ * again once it knows the hosts. */
+static void
+span_sweep_cb(void *arg, const struct nl_stats *st)
+{
+	int *found = arg;
+	if (st->index >= FB_VX_BASE && st->index < FB_VX_BASE + FB_NETID_SPAN && found[0] < 4096)
+		found[1 + found[0]++] = st->index;
+	else if (st->index >= FB_BR_BASE && st->index < FB_BR_BASE + FB_NETID_SPAN &&
+		 found[0] < 4096)
+		found[1 + found[0]++] = st->index;
+}
+
+static void
+span_sweep(struct fabric *fb)
+{
+	char why[256];
+	int *found = calloc(4097, sizeof(int));
+	if (found == NULL)
+		fatal("fabric");
+	if (nl_link_stats(&fb->fab, 0, span_sweep_cb, found) == 0)
+		for (int i = 0; i < found[0]; i++)
+			if (nl_link_del(&fb->fab, found[1 + i], 0, why, sizeof(why)) < 0)
+				log_warnx("fabric: a dead khd's span: %s", why);
+	free(found);
+	if (guard_update(fb, why, sizeof(why)) < 0)
+		log_warnx("fabric: %s", why);
+}
+
 static struct fabric *
 make(const char *facid, int nat, const char *pin, int adopt, char *err, size_t errlen)
 {
@@ -1196,6 +1698,8 @@ made:
 		log_warnx("fabric: no NAT beyond the host: %s", why);
 		fb->nat = 0;
 	}
+	if (fb->adopted)
+		span_sweep(fb);
 	return fb;
 fail:
 	fabric_free(fb);
@@ -1290,6 +1794,18 @@ release(struct fabric *fb, int keep)
 		close_netns(fb, fb->xpool[i].netns);
 	for (int i = 0; i < fb->np; i++)
 		close_netns(fb, fb->ppool[i].netns);
+	/* The spans' VXLAN devices now, so their UDP port is free when we
+	 * return (the namespace goes in the kernel's own time); kept for the
+	 * next khd otherwise, which sweeps them (span_sweep). */
+	while (fb->fab.s && !keep && fb->nspan > 0)
+		unspan(fb, &fb->spans[fb->nspan - 1]);
+	if (fb->host.s && !keep && fb->guard && guard_update(fb, why, sizeof(why)) < 0)
+		log_warnx("fabric: %s", why);
+	for (int i = 0; i < fb->nspan; i++) {
+		free(fb->spans[i].peers);
+		free(fb->spans[i].rem);
+	}
+	free(fb->spans);
 	if (fb->host.s && strcmp(fb->uplink, "none") != 0 && !keep) {
 		if (fb->nat)
 			nat_off(fb);

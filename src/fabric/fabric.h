@@ -119,6 +119,38 @@ void fabric_set_remove_hook(struct fabric *fb,
  * own on the segment for it.  Returns the fd, or -1 with err. */
 int fabric_service_listen(struct fabric *fb, int netid, int port, char *err, size_t errlen);
 
+/* Domains across hosts (docs/fabric.md, "Across hosts").  A domain
+ * spanning hosts is one segment: each host's fabric joins its segment to
+ * the others' by kernel VXLAN, VNI = netid, over the underlay, with static
+ * forwarding entries only (no multicast, no learning).  The caller (the
+ * host's agent) says which hosts each domain spans, and may say where
+ * remote nodes are. */
+
+/* The host's underlay: local_ip (IPv4, an address of the namespace the
+ * fabric was made in) is where other hosts' fabrics reach this one, on UDP
+ * port (0: 4789).  Its interface's MTU bounds the domains that can span.
+ * Call before spanning; refused while domains span. */
+int fabric_set_underlay(struct fabric *fb, const char *local_ip, int port, char *err,
+			size_t errlen);
+/* Domain netid spans the hosts at peers[0..n) (their underlay addresses;
+ * n 0: it no longer spans).  Every frame leaving the local segment goes to
+ * every peer except unicast to a node placed by fabric_span_nodes; frames
+ * from a peer with VNI netid enter the segment.  Idempotent; a new set of
+ * peers adds and removes forwarding entries, the segment's local nodes
+ * notice nothing.  Refused, changing nothing, with one line in err: a bad
+ * or repeated address, this host's own, no underlay, or an underlay MTU
+ * below the domain's MTU + 50. */
+int fabric_span(struct fabric *fb, int netid, const char *const *peers, int n, char *err,
+		size_t errlen);
+/* Remote nodes of spanning domain netid: node ranks[i] is on the host
+ * hosts[i] (one of the domain's peers), so unicast to its plan MAC goes to
+ * that host alone.  Replaces the previous set (a node not named is reached
+ * by flooding to every peer, as before). */
+int fabric_span_nodes(struct fabric *fb, int netid, const int *ranks, const char *const *hosts,
+		      int n, char *err, size_t errlen);
+/* How many hosts domain netid spans to (0: local only). */
+int fabric_spans(const struct fabric *fb, int netid);
+
 /* The host's uplink name, and counters for khctl info. */
 const char *fabric_uplink(const struct fabric *fb);
 void fabric_counts(const struct fabric *fb, int *prepared, int *ports, int *segments);

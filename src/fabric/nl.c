@@ -10,6 +10,7 @@
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <linux/net_namespace.h>
+#include <linux/neighbour.h>
 #include <linux/veth.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -126,12 +127,62 @@ nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 			mnl_attr_put_u32(h, IFLA_MACVLAN_MODE, (uint32_t)l->macvlan_mode);
 		if (strcmp(l->kind, "bridge") == 0 && l->br_nosnoop)
 			mnl_attr_put_u8(h, IFLA_BR_MCAST_SNOOPING, 0);
+		if (strcmp(l->kind, "vxlan") == 0) {
+			mnl_attr_put_u32(h, IFLA_VXLAN_ID, (uint32_t)l->vni);
+			mnl_attr_put(h, IFLA_VXLAN_LOCAL, 4, &l->vx_local);
+			mnl_attr_put_u16(h, IFLA_VXLAN_PORT, htons((uint16_t)l->vx_port));
+			mnl_attr_put_u8(h, IFLA_VXLAN_LEARNING, 0);
+		}
 		mnl_attr_nest_end(h, data);
 		mnl_attr_nest_end(h, li);
 	}
 	if ((rc = talk(nl, h, NULL, NULL)) < 0)
 		seterr(err, errlen, "%s link %s: %s", l->kind ? "create" : "set",
 		       l->name ? l->name : "", strerror(-rc));
+	return rc;
+}
+
+int
+nl_brport_learning(struct nl *nl, int index, int learning, char *err, size_t errlen)
+{
+	char buf[NL_BUF];
+	struct nlmsghdr *h = start(buf, nl, RTM_SETLINK, 0);
+	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(h, sizeof(*ifm));
+	int rc;
+
+	/* AF_BRIDGE: the bridge's own setlink, which reads the port's
+	 * attributes from a nested IFLA_PROTINFO */
+	ifm->ifi_family = AF_BRIDGE;
+	ifm->ifi_index = index;
+	struct nlattr *pi = mnl_attr_nest_start(h, IFLA_PROTINFO);
+	mnl_attr_put_u8(h, IFLA_BRPORT_LEARNING, learning ? 1 : 0);
+	mnl_attr_nest_end(h, pi);
+	if ((rc = talk(nl, h, NULL, NULL)) < 0)
+		seterr(err, errlen, "bridge port %d: learning: %s", index, strerror(-rc));
+	return rc;
+}
+
+int
+nl_fdb(struct nl *nl, int add, int index, const uint8_t mac[6], uint32_t dst, int append, char *err,
+       size_t errlen)
+{
+	char buf[NL_BUF], a[INET_ADDRSTRLEN];
+	uint16_t flags = add ? NLM_F_CREATE | (append ? NLM_F_APPEND : NLM_F_REPLACE) : 0;
+	struct nlmsghdr *h = start(buf, nl, add ? RTM_NEWNEIGH : RTM_DELNEIGH, flags);
+	struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
+	int rc;
+
+	/* NTF_SELF: the VXLAN device's own table, not a bridge's */
+	nd->ndm_family = AF_BRIDGE;
+	nd->ndm_ifindex = index;
+	nd->ndm_state = NUD_PERMANENT | NUD_NOARP;
+	nd->ndm_flags = NTF_SELF;
+	mnl_attr_put(h, NDA_LLADDR, 6, mac);
+	mnl_attr_put(h, NDA_DST, 4, &dst);
+	if ((rc = talk(nl, h, NULL, NULL)) < 0)
+		seterr(err, errlen, "%s forwarding entry %02x:%02x:%02x:%02x:%02x:%02x -> %s: %s",
+		       add ? "add" : "delete", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+		       inet_ntop(AF_INET, &dst, a, sizeof(a)) ? a : "?", strerror(-rc));
 	return rc;
 }
 

@@ -43,6 +43,11 @@ struct nl_link {
 	/* macvlan: its lower device (ifindex here) and mode (MACVLAN_MODE_*) */
 	int link;
 	int macvlan_mode;
+	/* vxlan: VNI, local address (network order), UDP port; always
+	 * learning off, no multicast group, no link */
+	int vni;
+	uint32_t vx_local;
+	int vx_port;
 	/* where the link is or goes: nsid > 0, the namespace of that id (as
 	 * nl_nsid_set gave it) for a change; in_netns, a new link is made in
 	 * the namespace of fd netns */
@@ -52,6 +57,16 @@ struct nl_link {
 
 /* Create (kind set) or change a link.  Returns 0, or -errno with err. */
 int nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen);
+/* A bridge port's learning (0: off: it adds nothing to the bridge's
+ * forwarding table, so every frame floods to the other ports). */
+int nl_brport_learning(struct nl *nl, int index, int learning, char *err, size_t errlen);
+/* A static forwarding entry of a VXLAN device (index): frames for mac go
+ * to the remote address dst (IPv4, network order).  add 1: create or, with
+ * append, add dst to the entry's remotes (the all-zeros MAC: every frame
+ * with no entry of its own, head-end replicated); otherwise replace its
+ * remote.  add 0: remove dst from the entry.  Returns 0 or -errno. */
+int nl_fdb(struct nl *nl, int add, int index, const uint8_t mac[6], uint32_t dst, int append,
+	   char *err, size_t errlen);
 /* Delete a link by index, or every link of a group (index 0, group set). */
 int nl_link_del(struct nl *nl, int index, int group, char *err, size_t errlen);
 /* Delete a link (index) or a group of links (index 0) in the namespace of

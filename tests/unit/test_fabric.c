@@ -3,7 +3,11 @@
  * host": nodes get namespaces ahead of need, wiring puts the plan's
  * interfaces in a node, addnet/rmnet change a running node (with the last
  * counters of a removed interface handed to the meter), release leaves
- * nothing, and a second facility does not take the first one's uplink. */
+ * nothing, and a second facility does not take the first one's uplink.
+ * fabric-4: domains spanning hosts, as far as one host shows it: bad input
+ * refused with a reason and nothing made, the VXLAN socket on the host's
+ * underlay while a domain spans, and gone after unspan, free, or a
+ * takeover of a left fabric (tests/e2e/fabric_hosts.sh has three hosts). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "fabric/fabric.h"
+#include "fabric/nl.h"
 
 static int testns = -1; /* the namespace the test runs in ("the host") */
 
@@ -289,13 +294,178 @@ fabric_3_1(void **state)
 	fabric_free(fb);
 }
 
+/* Is a UDP socket bound to port in the test's namespace (the host's)? */
+static int
+udp_bound(int port)
+{
+	char line[512];
+	unsigned p;
+	int found = 0;
+	FILE *f = fopen("/proc/net/udp", "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " %*u: %*x:%x", &p) == 1 && (int)p == port)
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+/* An underlay in the test's namespace: a veth "ul0" (MTU mtu, up) with
+ * 192.0.2.1/24. */
+static void
+make_underlay(int mtu)
+{
+	char err[256];
+	struct nl nl;
+	assert_int_equal(nl_open(&nl, err, sizeof(err)), 0);
+	struct nl_link l = {.name = "ul0",
+			    .kind = "veth",
+			    .mtu = mtu,
+			    .master = -1,
+			    .up = 1,
+			    .peer_name = "ul0p",
+			    .peer_netns = -1,
+			    .peer_mtu = mtu};
+	assert_int_equal(nl_link(&nl, &l, err, sizeof(err)), 0);
+	int idx = nl_link_index(&nl, "ul0");
+	assert_true(idx > 0);
+	assert_int_equal(nl_addr(&nl, AF_INET, idx, "192.0.2.1", 24, err, sizeof(err)), 0);
+	nl_close(&nl);
+}
+
+/* fabric-4.1 spanning: refused without an underlay, with a bad one, with
+ * bad peers, and for a domain whose MTU the underlay cannot carry (naming
+ * both MTUs); nothing is made by a refusal. */
+static void
+fabric_4_1(void **state)
+{
+	char err[256] = "";
+	struct fabric *fb;
+	const char *peer[] = {"192.0.2.2"};
+	(void)state;
+	if (testns < 0)
+		skip();
+	make_underlay(1600);
+	fb = fabric_new("0000f005", 0, NULL, err, sizeof(err));
+	assert_non_null(fb);
+	int prepared, ports, segments;
+	fabric_counts(fb, &prepared, &ports, &segments);
+	assert_int_equal(fabric_span(fb, 1, peer, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no underlay"));
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.300", 0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not an IPv4 address"));
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.9", 0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "none of the host's interfaces"));
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 70000, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a UDP port"));
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 0, err, sizeof(err)), 0);
+
+	assert_int_equal(fabric_span(fb, 3, peer, 1, err, sizeof(err)), -1);
+	assert_string_equal(err, "domain 3 has MTU 9000, which needs an underlay MTU of at least "
+				 "9050 across hosts; the underlay ul0 has MTU 1600");
+	const char *self[] = {"192.0.2.1"}, *bad[] = {"192.0.2.2", "nohost"},
+		   *twice[] = {"192.0.2.2", "192.0.2.2"};
+	assert_int_equal(fabric_span(fb, 1, self, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "own underlay address"));
+	assert_int_equal(fabric_span(fb, 1, bad, 2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "'nohost': not an IPv4 address"));
+	assert_int_equal(fabric_span(fb, 1, twice, 2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "named twice"));
+	assert_int_equal(fabric_span(fb, 0, peer, 1, err, sizeof(err)), -1);
+	assert_int_equal(fabric_span(fb, 1 << 24, peer, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot span"));
+	int r[] = {5};
+	assert_int_equal(fabric_span_nodes(fb, 1, r, peer, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "spans no other host"));
+	int p2, po2, s2;
+	fabric_counts(fb, &p2, &po2, &s2);
+	assert_int_equal(s2, segments);
+	assert_int_equal(fabric_spans(fb, 1), 0);
+	assert_int_equal(fabric_spans(fb, 3), 0);
+	assert_false(udp_bound(4789));
+	fabric_free(fb);
+}
+
+/* fabric-4.2 the external domain (MTU 1500) spans over the 1600 underlay:
+ * the VXLAN socket is on the host's side; spanning again is idempotent,
+ * peers come and go, remote nodes are placed only on spanned hosts;
+ * unspan and free leave no socket. */
+static void
+fabric_4_2(void **state)
+{
+	char err[256] = "";
+	struct fabric *fb;
+	const char *one[] = {"192.0.2.2"}, *two[] = {"192.0.2.2", "192.0.2.3"};
+	(void)state;
+	if (testns < 0)
+		skip();
+	fb = fabric_new("0000f006", 0, NULL, err, sizeof(err));
+	assert_non_null(fb);
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 0, err, sizeof(err)), 0);
+	assert_int_equal(fabric_span(fb, 1, one, 1, err, sizeof(err)), 0);
+	assert_true(udp_bound(4789));
+	assert_int_equal(fabric_span(fb, 1, one, 1, err, sizeof(err)), 0);
+	assert_int_equal(fabric_spans(fb, 1), 1);
+	assert_int_equal(fabric_span(fb, 1, two, 2, err, sizeof(err)), 0);
+	assert_int_equal(fabric_spans(fb, 1), 2);
+	int r[] = {5, 6};
+	const char *on[] = {"192.0.2.3", "192.0.2.4"};
+	assert_int_equal(fabric_span_nodes(fb, 1, r, on, 2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a host domain 1 spans"));
+	assert_int_equal(fabric_span_nodes(fb, 1, r, two, 2, err, sizeof(err)), 0);
+	assert_int_equal(fabric_span(fb, 1, one, 1, err, sizeof(err)), 0);
+	assert_int_equal(fabric_spans(fb, 1), 1);
+	/* the underlay stays while domains span over it */
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 4790, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unspan"));
+	assert_int_equal(fabric_span(fb, 1, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(fabric_spans(fb, 1), 0);
+	assert_false(udp_bound(4789));
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 4790, err, sizeof(err)), 0);
+	assert_int_equal(fabric_span(fb, 1, one, 1, err, sizeof(err)), 0);
+	assert_true(udp_bound(4790));
+	fabric_free(fb);
+	assert_false(udp_bound(4790));
+}
+
+/* fabric-4.3 a fabric left to the next khd keeps its span (the socket
+ * stays); the next one takes the fabric over and sweeps the dead one's
+ * spans, to span again once it knows the hosts. */
+static void
+fabric_4_3(void **state)
+{
+	char err[256] = "", pin[64];
+	struct fabric *fb;
+	const char *one[] = {"192.0.2.2"};
+	(void)state;
+	if (testns < 0)
+		skip();
+	snprintf(pin, sizeof(pin), "/tmp/kh-test-fabric-pin.%d", (int)getpid());
+	fb = fabric_new("0000f007", 0, pin, err, sizeof(err));
+	assert_non_null(fb);
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 0, err, sizeof(err)), 0);
+	assert_int_equal(fabric_span(fb, 1, one, 1, err, sizeof(err)), 0);
+	fabric_leave(fb);
+	assert_true(udp_bound(4789));
+	fb = fabric_adopt("0000f007", 0, pin, err, sizeof(err));
+	assert_non_null(fb);
+	assert_false(udp_bound(4789));
+	assert_int_equal(fabric_spans(fb, 1), 0);
+	assert_int_equal(fabric_set_underlay(fb, "192.0.2.1", 0, err, sizeof(err)), 0);
+	assert_int_equal(fabric_span(fb, 1, one, 1, err, sizeof(err)), 0);
+	assert_true(udp_bound(4789));
+	fabric_free(fb);
+	assert_false(udp_bound(4789));
+	assert_int_equal(access(pin, F_OK), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(fabric_1_1),
-	    cmocka_unit_test(fabric_2_1),
-	    cmocka_unit_test(fabric_3_1),
+	    cmocka_unit_test(fabric_1_1), cmocka_unit_test(fabric_2_1),
+	    cmocka_unit_test(fabric_3_1), cmocka_unit_test(fabric_4_1),
+	    cmocka_unit_test(fabric_4_2), cmocka_unit_test(fabric_4_3),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
