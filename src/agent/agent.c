@@ -38,9 +38,7 @@
 #include <unistd.h>
 
 #define AG_STATS_MS 1000 /* usage reports */
-#define SPAN_TODO(f, n, p, c, w, l)                                                                \
 	((void)(f), (void)(n), (void)(p), (void)(c), (void)(w), (void)(l), 0)
-#define UNDERLAY_TODO(f, i, p, w, l) ((void)(f), (void)(i), (void)(p), (void)(w), (void)(l), 0)
 #define AG_MAX_BLOBS		     256
 #define AG_OUT_MAX		     (64u << 20) /* queued for the front end; beyond: output dropped */
 
@@ -564,7 +562,7 @@ span(struct agent *a, struct lget *g)
 	if (a->fab == NULL)
 		return;
 	char why[256];
-	if (SPAN_TODO(a->fab, (int)netid, pv, (int)n, why, sizeof(why)) < 0)
+	if (fabric_span(a->fab, (int)netid, pv, (int)n, why, sizeof(why)) < 0)
 		log_warnx("domain %u: spanning %u other host%s: %s", netid, n, n == 1 ? "" : "s",
 			  why);
 }
@@ -621,7 +619,7 @@ facility_start(struct agent *a, uint32_t facid, uint32_t first, uint32_t count, 
 		return -1;
 	if (a->host_ok && a->host.uns.on)
 		fabric_set_netns_maker(a->fab, userns_fabric_make, userns_fabric_drop, &a->host);
-	if (UNDERLAY_TODO(a->fab, a->ip, 0, err, errlen) < 0) {
+	if (fabric_set_underlay(a->fab, a->ip, 0, err, errlen) < 0) {
 		fabric_free(a->fab);
 		a->fab = NULL;
 		return -1;
