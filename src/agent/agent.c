@@ -37,10 +37,9 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#define AG_STATS_MS 1000 /* usage reports */
-	((void)(f), (void)(n), (void)(p), (void)(c), (void)(w), (void)(l), 0)
-#define AG_MAX_BLOBS		     256
-#define AG_OUT_MAX		     (64u << 20) /* queued for the front end; beyond: output dropped */
+#define AG_STATS_MS  1000 /* usage reports */
+#define AG_MAX_BLOBS 256
+#define AG_OUT_MAX   (64u << 20) /* queued for the front end; beyond: output dropped */
 
 struct anode {
 	int rank;
