@@ -389,6 +389,8 @@ same "fabric_hosts-6.1 a host's fabric freed: its guard table and VXLAN socket a
 teardown
 FIN=()
 trap cleanup EXIT
+o=$(grep -hE 'Sanitizer|runtime error' "$TMP"/log? | head -20)
+check "fabric_hosts-6.3 the hosts' fabrics ran without sanitizer reports" test -z "$o"
 o=$( (ip netns list; ip -o link show; cat /proc/mounts) | grep -- "$SFX")
 check "fabric_hosts-6.2 nothing of the test is left: no namespace, no link, no mount" test -z "$o"
 done_testing
