@@ -96,7 +96,7 @@ up() {
 		ip link set "$tag-v$i" netns "$tag-u"
 		ip -n "$tag-u" link set "$tag-v$i" master br0 mtu 9100 up
 		ip -n "$ns" addr add "$ip/24" dev u0
-		ip -n "$ns" link set u0 up
+		ip -n "$ns" link set u0 mtu 9100 up
 		ip -n "$ns" link set lo up
 		ip -n "$ns" route add default via "$net.1"
 		mkdir -p "$C/h$i"
@@ -114,7 +114,9 @@ up() {
 			sleep 0.05
 		done
 	done
-	"$BIN/khd" -d "$C/front" >/dev/null
+	# (khd's spawner, made before khd daemonizes, keeps the stderr it was
+	# started with: a file, so that a caller reading ours sees it end)
+	"$BIN/khd" -d "$C/front" >/dev/null 2>"$C/front/khd.err" || die "khd: $(cat "$C/front/khd.err")"
 	export KH_SOCKET=$C/front/khd.sock
 	# Ready when every agent has said hello.
 	for _ in $(seq 200); do

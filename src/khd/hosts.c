@@ -105,7 +105,7 @@ respan(struct ev *ev, void *arg)
 		if (n->state == NODE_FREE || h < 0 || h >= 64 || f->hosts[h].state != HOST_UP)
 			continue;
 		for (int j = 0; j < n->nifs; j++)
-			if (n->ifs[j] > NETID_EXTERNAL)
+			if (n->ifs[j] >= NETID_EXTERNAL)
 				want[n->ifs[j]] |= 1ull << h;
 	}
 	if (maxnet > hs->nspan) {
@@ -428,4 +428,10 @@ hosts_counters(struct khd *k, int rank, struct fabric_ifstats *out, int max)
 	int n = H(k)->rn[rank].s.nifs < max ? H(k)->rn[rank].s.nifs : max;
 	memcpy(out, H(k)->rn[rank].s.ifs, (size_t)n * sizeof(*out));
 	return n;
+}
+
+uint64_t
+hosts_sent(const struct khd *k, int host)
+{
+	return H(k) ? front_sent(H(k)->fr, host) : 0;
 }

@@ -36,5 +36,7 @@ void hosts_released(struct khd *k, int rank);
 /* The last usage figures its agent sent.  0, or -1 when none. */
 int hosts_stats(struct khd *k, int rank, struct node_stats *st);
 int hosts_counters(struct khd *k, int rank, struct fabric_ifstats *out, int max);
+/* Bytes sent to host's agent since khd started (a broadcast crosses once). */
+uint64_t hosts_sent(const struct khd *k, int host);
 
 #endif

@@ -1138,8 +1138,9 @@ seed_row(struct khd *k, const struct state_meter_node *row)
 	m->mem = m->ipeak = row->mem;
 	for (int s = 0; s < KH_MAX_IFS; s++) {
 		const struct state_meter_port *p = &row->port[s];
-		m->port[s] = (struct mport){
-		    .netid = p->netid, .c = {p->rx_bytes, p->tx_bytes, p->rx_packets, p->tx_packets}};
+		m->port[s] =
+		    (struct mport){.netid = p->netid,
+				   .c = {p->rx_bytes, p->tx_bytes, p->rx_packets, p->tx_packets}};
 	}
 }
 

@@ -291,7 +291,7 @@ node_host_name(const struct facility *f, const struct node *n)
 /* info's hosts: "host NAME addr=ADDR state=STATE nodes=N free=F" lines,
  * or JSON objects (addr "-" / null for the local host). */
 static void
-hosts_text(const struct facility *f, struct sbuf *b, int json)
+hosts_text(struct khd *k, const struct facility *f, struct sbuf *b, int json)
 {
 	for (int h = 0; h < f->nhosts; h++) {
 		const struct fac_host *fh = &f->hosts[h];
@@ -313,11 +313,18 @@ hosts_text(const struct facility *f, struct sbuf *b, int json)
 				    fac_host_state_name(fh->state), total, nfree);
 			if (fh->state == HOST_LOST)
 				sbuf_printf(b, ",\"lost_ms\":%lld", (long long)fh->lost_ms);
+			if (fh->state != HOST_LOCAL)
+				sbuf_printf(b, ",\"sent\":%llu",
+					    (unsigned long long)hosts_sent(k, h));
 			sbuf_adds(b, "}");
 		} else {
-			sbuf_printf(b, "host %s addr=%s state=%s nodes=%d free=%d\n", fh->name,
+			sbuf_printf(b, "host %s addr=%s state=%s nodes=%d free=%d", fh->name,
 				    fh->addr[0] ? fh->addr : "-", fac_host_state_name(fh->state),
 				    total, nfree);
+			/* bytes that crossed to its agent: a broadcast crosses once */
+			if (fh->state != HOST_LOCAL)
+				sbuf_printf(b, " sent=%llu", (unsigned long long)hosts_sent(k, h));
+			sbuf_adds(b, "\n");
 		}
 	}
 }
@@ -394,7 +401,7 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		sbuf_adds(&b, ",\"policy\":[");
 		policy_names(k->policy, &b, ",", 1);
 		sbuf_adds(&b, "],\"hosts\":[");
-		hosts_text(f, &b, 1);
+		hosts_text(k, f, &b, 1);
 		sbuf_adds(&b, "]}\n");
 	} else {
 		sbuf_printf(&b, "store blobs=%zu bytes=%zu\n", blobs, bytes);
@@ -415,7 +422,7 @@ v_info(struct khd *k, const struct proto_req *req, struct sbuf *out)
 		policy_names(k->policy, &b, " ", 0);
 		sbuf_adds(&b, "\n");
 		/* the hosts, after everything else (scripts grep the lines above) */
-		hosts_text(f, &b, 0);
+		hosts_text(k, f, &b, 0);
 	}
 	reply_ok(out, &b);
 	sbuf_free(&b);
