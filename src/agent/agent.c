@@ -89,6 +89,7 @@ struct agent {
 };
 
 static void cur_event(struct ev *ev, int fd, int events, void *arg);
+static void prep_tick(struct ev *ev, void *arg);
 
 static void
 hex(const unsigned char *h, char *out)
@@ -506,6 +507,7 @@ release(struct agent *a, uint32_t rank)
 	if (a->fab) {
 		fabric_node_release(a->fab, (int)rank);
 		fabric_flush(a->fab);
+		ev_after(a->ev, 1, prep_tick, a);
 	}
 }
 
@@ -564,6 +566,28 @@ span(struct agent *a, struct lget *g)
 	if (fabric_span(a->fab, (int)netid, pv, (int)n, why, sizeof(why)) < 0)
 		log_warnx("domain %u: spanning %u other host%s: %s", netid, n, n == 1 ? "" : "s",
 			  why);
+}
+
+/* Free nodes get their network namespace in idle time, a few per turn of
+ * the loop, as khd's own (machine.c prep_tick), so boots find them made. */
+static void
+prep_tick(struct ev *ev, void *arg)
+{
+	struct agent *a = arg;
+	char why[256];
+	int done = 0;
+
+	for (int r = a->first; a->fab && r < a->first + a->count && done < 16; r++) {
+		if (fabric_node_netns(a->fab, r) >= 0)
+			continue;
+		if (fabric_node_prepare(a->fab, r, why, sizeof(why)) < 0) {
+			log_warnx("node %d: network: %s", r, why);
+			return;
+		}
+		done++;
+	}
+	if (done == 16)
+		ev_after(ev, 1, prep_tick, a);
 }
 
 /* ---- the facility: made on the first hello ---- */
@@ -625,6 +649,7 @@ facility_start(struct agent *a, uint32_t facid, uint32_t first, uint32_t count, 
 	}
 	a->facid = facid;
 	a->has_fac = 1;
+	ev_after(a->ev, 1, prep_tick, a);
 	log_info("serving facility %s", fac);
 	return 0;
 }

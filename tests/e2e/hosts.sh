@@ -100,6 +100,25 @@ check "hosts-4.3 bob's node (his own domain) does not reach alice's across hosts
 o=$(node_run pw bob "$c2" "$bob0" "arping -c 2 -w 2 -I eth0 $ip2")
 check "hosts-4.4 ... not even by ARP" grep -vq "reply from" <<<"$o"
 
+# hosts-4b: a partition: h2's underlay link goes down.  Its lease
+# expires (FRONT_LEASE_MS 3 s, pings every 0.5 s): its nodes are lost
+# meanwhile; when the link is back the agent's nodes, which ran on, are
+# taken back as they were, none given twice.
+before=$(khctl nodes)
+H2=$(khctl nodes --user alice | awk '$7=="h2"{print $1}')
+ip -n "$TAG-u" link set "$TAG-v2" down
+t0=$(date +%s%N)
+for _ in $(seq 120); do khctl nodes | grep -q "^$H2 lost " && break; sleep 0.05; done
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "hosts-4b.1 partitioned host: its node lost within the lease bound ($ms ms <= 4000)" \
+	test "$(khctl nodes | awk -v r="$H2" '$1==r{print $2}')" = lost -a "$ms" -le 4000
+ip -n "$TAG-u" link set "$TAG-v2" up
+for _ in $(seq 100); do khctl info | grep -q "^host h2 .*state=up" && break; sleep 0.05; done
+check "hosts-4b.2 healed: host h2 up again" grep -q "^host h2 .*state=up" <<<"$(khctl info)"
+same "hosts-4b.3 ... every node where it was, none given twice" "$(khctl nodes)" "$before"
+out=$(echo 'echo healed-$((6*7))' | khcon -c pw alice --prefix -n "$H2" --timeout 5 --until healed-42 "$c1" | tr -d '\r')
+check "hosts-4b.4 ... the node ran on through the partition and answers" grep -q "healed-42" <<<"$out"
+
 # hosts-5: an agent dies: its nodes are lost, the others untouched.
 H3=$(khctl nodes --user alice | awk '$7=="h3"{print $1}')
 kill -9 "$(cat "$CL/h3/agent.pid")"
