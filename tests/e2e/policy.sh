@@ -199,8 +199,10 @@ stop_khd
 D=$(mktemp -d /tmp/kh-e2e-XXXXXX)
 T_DIRS+=("$D")
 export KH_SOCKET=$D/khd.sock
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$D/cluster.key"
 cat >"$D/khd.conf" <<'EOF'
 host pol.test
+cluster_key cluster.key
 policy limits pack
 host a 127.0.0.1:7071
 host b 127.0.0.1:7072
@@ -209,9 +211,9 @@ type ct1 count=3
 EOF
 restart_khd --no-fabric --no-rdma
 same "policy-11.1 khctl info: three hosts, down until their agents connect" \
-	"$(khctl info | grep '^host ')" "host a addr=127.0.0.1:7071 state=down nodes=3 free=0
-host b addr=127.0.0.1:7072 state=down nodes=3 free=0
-host c addr=127.0.0.1:7073 state=down nodes=3 free=0"
+	"$(khctl info | grep '^host ')" "host a addr=127.0.0.1:7071 state=down nodes=3 free=0 sent=0
+host b addr=127.0.0.1:7072 state=down nodes=3 free=0 sent=0
+host c addr=127.0.0.1:7073 state=down nodes=3 free=0 sent=0"
 same "policy-11.2 khctl nodes: ranks host-major, each node's host last" \
 	"$(khctl nodes | awk '{print $1 ":" $NF}' | tr '\n' ' ')" "0:a 1:a 2:a 3:b 4:b 5:b 6:c 7:c 8:c "
 same "policy-11.3 no node is free on a host that is down" "$(khctl nodes --free | wc -l)" "0"
