@@ -3,6 +3,7 @@
 # scratch directories made here are removed on exit.
 BIN=${KH_BIN:-build/bin}
 case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PATH=$BIN:$PATH
 T_N=0
 T_FAILED=0
@@ -37,12 +38,40 @@ done_testing() {
 
 # start_khd [khd options]: a fresh facility in a new directory; sets D and
 # KH_SOCKET.  Sanitizer reports go to $D/san.*.
+# KH_HOSTS=N: the facility is N hosts instead (examples/cluster.sh: a front
+# end khd with its agents, state in PostgreSQL); D is the front end's
+# directory; of the options only --nodes counts (spread over the hosts).
+T_CLUSTERS=()
 start_khd() {
+	if [ -n "${KH_HOSTS:-}" ]; then
+		start_cluster "$@"
+		return
+	fi
 	D=$(mktemp -d /tmp/kh-e2e-XXXXXX)
 	T_DIRS+=("$D")
 	export KH_SOCKET=$D/khd.sock
 	ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$D/san" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$D/san" \
 		khd -d "$D" "$@"
+}
+start_cluster() {
+	local n=64 cl
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--nodes) n=$2 && shift ;;
+		esac
+		shift
+	done
+	cl=$(mktemp -d /tmp/kh-e2e-cl-XXXXXX)
+	rmdir "$cl"
+	T_CLUSTERS+=("$cl")
+	KH_CLUSTER=$cl KH_BIN=$BIN "$T_ROOT/examples/cluster.sh" up "$KH_HOSTS" \
+		$(((n + KH_HOSTS - 1) / KH_HOSTS)) >/dev/null 2>"$cl.err" || {
+		nok "a facility of $KH_HOSTS hosts (examples/cluster.sh up)" "$(cat "$cl.err")"
+		return 1
+	}
+	rm -f "$cl.err"
+	D=$cl/front
+	export KH_SOCKET=$D/khd.sock
 }
 # restart_khd [options]: start khd again on the same $D.
 restart_khd() {
@@ -75,6 +104,9 @@ kill9_khd() {
 }
 # KH_KEEP=1: scratch directories (khd.log, ...) are kept for a post-mortem.
 cleanup() {
+	for c in "${T_CLUSTERS[@]}"; do
+		KH_CLUSTER=$c "$T_ROOT/examples/cluster.sh" down >/dev/null 2>&1
+	done
 	for d in "${T_DIRS[@]}"; do
 		stop_khd "$d" >/dev/null 2>&1
 		# nodes a killed khd left running, with their console holder
