@@ -190,6 +190,16 @@ sleep 2.5
 check "hosts-8.5 an agent with another key: host h2 is not up" grep -q "^host h2 .*state=lost" <<<"$(khctl info)"
 check "hosts-8.6 ... the agent refused the front end's proof" grep -q "wrong cluster key" "$CL/h2x/khagent.log"
 
+# A hostile agent (it holds the key): every kind of nonsense ends its link,
+# the front end stays up and serves, the host stays out of the facility.
+kill "$(cat "$CL/h2/agent.pid")"
+for _ in $(seq 100); do kill -0 "$(cat "$CL/h2/agent.pid")" 2>/dev/null || break; sleep 0.05; done
+o=$(nsenter --net="/run/netns/$TAG-h2" timeout 60 python3 tests/tools/fakeagent.py "$ip2h" "$CL/key" 2>&1)
+same "hosts-8.7 a hostile agent's 8 kinds of bad frames: the front end closes each link" \
+	"$(grep -c 'closed by the front end' <<<"$o")" "8"
+check "hosts-8.8 ... khd still runs and answers" khctl info
+check "hosts-8.9 ... and host h2 is not up" grep -q "^host h2 .*state=lost" <<<"$(khctl info)"
+
 # hosts-9: down leaves nothing behind.
 cluster down >/dev/null 2>&1
 check "hosts-9.1 cluster.sh down: no namespace of the cluster left" test -z "$(ip netns list | grep "^$TAG-")"
