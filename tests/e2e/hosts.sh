@@ -200,6 +200,20 @@ same "hosts-8.7 a hostile agent's 8 kinds of bad frames: the front end closes ea
 check "hosts-8.8 ... khd still runs and answers" khctl info
 check "hosts-8.9 ... and host h2 is not up" grep -q "^host h2 .*state=lost" <<<"$(khctl info)"
 
+# A hostile front end (it holds the key) against h1's agent: each kind of
+# nonsense ends its link; the agent keeps serving, its nodes run on, and the
+# real front end takes it back.
+FAC=$(khctl info | awk 'NR==1 {print $4}')
+ip1h=$(awk '/^host h1 /{print $3}' "$CL/front/khd.conf")
+H1=$(khctl nodes --user alice | awk '$7=="h1"{print $1}')
+o=$(timeout 60 python3 tests/tools/fakefront.py "$ip1h" "$CL/key" "$FAC" 0 4 2>&1)
+same "hosts-8.10 a hostile front end's 10 kinds of bad frames: the agent closes each link" \
+	"$(grep -c 'closed by the agent' <<<"$o")" "10"
+check "hosts-8.11 ... the agent still runs" kill -0 "$(cat "$CL/h1/agent.pid")"
+for _ in $(seq 100); do khctl info | grep -q "^host h1 .*state=up" && break; sleep 0.05; done
+out=$(echo 'echo survived-$((6*7))' | khcon -c pw alice --prefix -n "$H1" --timeout 5 --until survived-42 "$c1" | tr -d '\r')
+check "hosts-8.12 ... the real front end has it back, and its node answers" grep -q "survived-42" <<<"$out"
+
 # hosts-9: down leaves nothing behind.
 cluster down >/dev/null 2>&1
 check "hosts-9.1 cluster.sh down: no namespace of the cluster left" test -z "$(ip netns list | grep "^$TAG-")"
