@@ -12,7 +12,8 @@
 #   examples/cluster.sh status                  the hosts as khd sees them
 #
 # KH_CLUSTER (default /tmp/kh-cluster) is the cluster's directory; its
-# "env" file holds KH_SOCKET.  Root only (namespaces, cgroups).
+# "env" file holds KH_SOCKET.  KH_KHD_ARGS: more options for the front
+# end's khd (e.g. --ssh-port 2222).  Root only (namespaces, cgroups).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -116,7 +117,9 @@ up() {
 	done
 	# (khd's spawner, made before khd daemonizes, keeps the stderr it was
 	# started with: a file, so that a caller reading ours sees it end)
-	"$BIN/khd" -d "$C/front" >/dev/null 2>"$C/front/khd.err" || die "khd: $(cat "$C/front/khd.err")"
+	# shellcheck disable=SC2086 # KH_KHD_ARGS: more options for khd, split
+	"$BIN/khd" -d "$C/front" ${KH_KHD_ARGS:-} >/dev/null 2>"$C/front/khd.err" ||
+		die "khd: $(cat "$C/front/khd.err")"
 	export KH_SOCKET=$C/front/khd.sock
 	# Ready when every agent has said hello.
 	for _ in $(seq 200); do

@@ -40,7 +40,8 @@ done_testing() {
 # KH_SOCKET.  Sanitizer reports go to $D/san.*.
 # KH_HOSTS=N: the facility is N hosts instead (examples/cluster.sh: a front
 # end khd with its agents, state in PostgreSQL); D is the front end's
-# directory; of the options only --nodes counts (spread over the hosts).
+# directory; --nodes is spread over the hosts, the other options go to the
+# front end's khd.
 T_CLUSTERS=()
 start_khd() {
 	if [ -n "${KH_HOSTS:-}" ]; then
@@ -54,17 +55,19 @@ start_khd() {
 		khd -d "$D" "$@"
 }
 start_cluster() {
-	local n=64 cl
+	local n=64 cl args=()
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--nodes) n=$2 && shift ;;
+		--no-fabric | --no-rdma) ;; # the front end has neither
+		*) args+=("$1") ;;
 		esac
 		shift
 	done
 	cl=$(mktemp -d /tmp/kh-e2e-cl-XXXXXX)
 	rmdir "$cl"
 	T_CLUSTERS+=("$cl")
-	KH_CLUSTER=$cl KH_BIN=$BIN "$T_ROOT/examples/cluster.sh" up "$KH_HOSTS" \
+	KH_CLUSTER=$cl KH_BIN=$BIN KH_KHD_ARGS="${args[*]}" "$T_ROOT/examples/cluster.sh" up "$KH_HOSTS" \
 		$(((n + KH_HOSTS - 1) / KH_HOSTS)) >/dev/null 2>"$cl.err" || {
 		nok "a facility of $KH_HOSTS hosts (examples/cluster.sh up)" "$(cat "$cl.err")"
 		return 1

@@ -114,8 +114,12 @@ m1=$(cat "/proc/$i1/uid_map" 2>/dev/null | awk '{print $1, $2, $3}')
 same "nodes-2.14 node 0's uids: 65536 from its root's" "$m0" "0 $u0 65536"
 check "nodes-2.15 two nodes get different, disjoint uid ranges" \
 	test -n "$u1" -a "$m1" = "0 $u1 65536" -a $(( u0 > u1 ? u0 - u1 : u1 - u0 )) -ge 65536
-same "nodes-2.16 a process exec'd in the node joins its user namespace" \
-	"$(khctl exec -c pw alice -n 0 cat /proc/self/uid_map | awk '{print $1, $2, $3}')" "$m0"
+if [ -n "${KH_HOSTS:-}" ]; then
+	ok "nodes-2.16 a process exec'd in the node joins its user namespace # SKIP exec reaches the front end's own nodes only (docs/hosts.md)"
+else
+	same "nodes-2.16 a process exec'd in the node joins its user namespace" \
+		"$(khctl exec -c pw alice -n 0 cat /proc/self/uid_map | awk '{print $1, $2, $3}')" "$m0"
+fi
 # Root in the node has no power over host root's files: a file of host root,
 # mode 0600, put into the node's tree from the host, can be neither read
 # nor changed nor taken over inside (as host root, node root could: it has
