@@ -185,11 +185,11 @@ on_up(void *arg, int host, const char *name, const struct front_running *run, in
 			continue;
 		}
 		runs[r - first] = 1;
-		if (!m->running) { /* a front end that restarted takes it over */
+		if (!m->running) { /* a front end that restarted takes it over (its
+				      meter baseline was seeded at start) */
 			m->running = 1;
 			m->gen = run[i].gen;
 			m->boot_ns = now_ns();
-			meter_node_adopted(k, r);
 			log_info("node %d: runs on host %s: adopted", r, fh->name);
 		}
 	}

@@ -1025,7 +1025,7 @@ meter_recover(struct khd *k)
 		int remote = hosts_remote(k, n->rank) >= 0;
 		if (remote) {
 			/* On an agent's host: its counters come with the agent
-			 * (meter_node_adopted), from the last tick's baseline. */
+			 * (seeded at meter_start), from the last tick's baseline. */
 			nx->cpu_ns = row->cpu_ns;
 			nx->mem = row->mem;
 			nx->peak = row->peak;
@@ -1098,31 +1098,25 @@ seed_adopted(struct meter *mt)
 	struct khd *k = mt->k;
 	struct rows rows = {0};
 
-	if (k->adopted == 0 || state_get_meter_nodes(k->fac.st, row_cb, &rows) < 0) {
+	int remote = 0;
+	for (int i = 0; i < k->fac.nnodes; i++)
+		remote |= hosts_remote(k, k->fac.nodes[i].rank) >= 0;
+	if ((k->adopted == 0 && !remote) || state_get_meter_nodes(k->fac.st, row_cb, &rows) < 0) {
 		free(rows.v);
 		return;
 	}
 	for (int j = 0; j < rows.n; j++) {
 		const struct state_meter_node *row = &rows.v[j];
 		struct machine *mc = machine_of(k, row->rank);
-		if (mc == NULL || !mc->running || !mc->h.adopted)
+		const struct node *n = fac_node(&k->fac, row->rank);
+		/* adopted here, or (on an agent's host) running there by the
+		 * state: its counters go on from this baseline, which the ticks
+		 * before its agent connects keep */
+		int there = hosts_remote(k, row->rank) >= 0 && n && n->state == NODE_RUNNING;
+		if (mc == NULL || (!there && (!mc->running || !mc->h.adopted)))
 			continue;
 		seed_row(k, row);
 	}
-	free(rows.v);
-}
-
-void
-meter_node_adopted(struct khd *k, int rank)
-{
-	struct rows rows = {0};
-	if (k->meter == NULL || state_get_meter_nodes(k->fac.st, row_cb, &rows) < 0) {
-		free(rows.v);
-		return;
-	}
-	for (int j = 0; j < rows.n; j++)
-		if (rows.v[j].rank == rank)
-			seed_row(k, &rows.v[j]);
 	free(rows.v);
 }
 

@@ -51,9 +51,6 @@ void meter_node_released(struct khd *k, const struct node *n);
 void meter_node_sync(struct khd *k, int rank);
 /* The node's cgroup is gone (its usage so far is kept for the next tick). */
 void meter_node_ended(struct khd *k, int rank);
-/* A node on an agent's host that ran on while no khd did: its counters
- * continue from the baseline stored at the last tick. */
-void meter_node_adopted(struct khd *k, int rank);
 void meter_console(struct khd *k, int rank, uint64_t in, uint64_t out);
 
 /* Reads for the verbs (docs/protocol.md "Metering").  Times are unix ms;

@@ -148,8 +148,30 @@ same "hosts-6.2 ... its node, stopped with it, is back in the monitor" \
 out=$(echo 'run kboot' | khcon -c pw alice -n "$H3" --timeout 20 --until init-running "$c1" | tr -d '\r')
 check "hosts-6.3 ... and boots again there" grep -q "init-running" <<<"$out"
 
-# hosts-7: the front end is killed with -9 and started again.
+# hosts-7: the front end is killed with -9 and started again (in the
+# middle of a CPU burn in alice's node on h1, which has run since hosts-3).
 before=$(khctl nodes)
+FAC=$(khctl info | awk 'NR==1 {print $4}')
+H1=$(khctl nodes --user alice | awk '$7=="h1"{print $1}')
+h1cg() { # its CPU by its cgroup, us
+	local f
+	for f in /sys/fs/cgroup/cpuacct/kh-$FAC/n$H1/cpuacct.usage \
+		/sys/fs/cgroup/cpu,cpuacct/kh-$FAC/n$H1/cpuacct.usage /sys/fs/cgroup/kh-$FAC/n$H1/cpu.stat; do
+		[ -f "$f" ] || continue
+		case $f in
+		*cpu.stat) awk '/^usage_usec/ {print $2}' "$f" ;;
+		*) echo $(($(cat "$f") / 1000)) ;;
+		esac
+		return
+	done
+	echo 0
+}
+bill() { khbill usage -c pw alice --json | jq -r '[.usage[] | select(.resource == "cpu") | .base] | add // 0'; }
+sleep 1.2 # a tick: the bill has caught up
+cg0=$(h1cg)
+b0=$(bill)
+node_bg pw alice "$c1" "$H1" 'e=$(($(date +%s) + 2)); while [ $(date +%s) -lt $e ]; do :; done'
+sleep 1
 kill -9 "$(head -n1 "$CL/front/khd.lock")"
 sleep 0.3
 restart() { khd -d "$CL/front" 2>>"$CL/front/khd.err"; }
@@ -159,6 +181,11 @@ same "hosts-7.2 ... every host up again" "$(khctl info | grep -c '^host .*state=
 same "hosts-7.3 ... khctl nodes as before: nothing lost, the running nodes adopted" "$(khctl nodes)" "$before"
 out=$(echo 'echo again-$((6*7))' | khcon -c pw alice --prefix --timeout 10 --until again-42 --count 3 "$c1" | tr -d '\r')
 same "hosts-7.4 ... their consoles answer through the new front end" "$(grep -c 'again-42' <<<"$out")" "3"
+sleep 2.5 # the burn is over; two ticks of the meter
+dcg=$(($(h1cg) - cg0))
+db=$(($(bill) - b0))
+check "hosts-7.5 ... alice's bill grew by her node's CPU across the kill, none counted twice ($db us, its cgroup $dcg us)" \
+	test "$dcg" -ge 500000 -a "$db" -ge $((dcg * 90 / 100)) -a "$db" -le $((dcg * 110 / 100 + 100000))
 
 # hosts-8: bad configuration.
 E=$(mktemp -d /tmp/kh-e2e-XXXXXX)
