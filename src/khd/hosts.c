@@ -423,8 +423,10 @@ hosts_stats(struct khd *k, int rank, struct node_stats *st)
 int
 hosts_counters(struct khd *k, int rank, struct fabric_ifstats *out, int max)
 {
+	/* No report yet: a failed reading (the meter keeps its baselines), not
+	 * a node without interfaces. */
 	if (H(k) == NULL || rank < 0 || rank >= KH_MAX_NODES || !H(k)->rn[rank].have_stats)
-		return 0;
+		return -1;
 	int n = H(k)->rn[rank].s.nifs < max ? H(k)->rn[rank].s.nifs : max;
 	memcpy(out, H(k)->rn[rank].s.ifs, (size_t)n * sizeof(*out));
 	return n;

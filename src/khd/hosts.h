@@ -33,7 +33,8 @@ void hosts_input(struct machine *m, const void *p, size_t n);
 void hosts_stop(struct machine *m);
 void hosts_wire(struct khd *k, const struct node *n);
 void hosts_released(struct khd *k, int rank);
-/* The last usage figures its agent sent.  0, or -1 when none. */
+/* The last usage figures its agent sent: 0 (hosts_counters: how many
+ * interfaces), or -1 when it has sent none since the boot or restart. */
 int hosts_stats(struct khd *k, int rank, struct node_stats *st);
 int hosts_counters(struct khd *k, int rank, struct fabric_ifstats *out, int max);
 /* Bytes sent to host's agent since khd started (a broadcast crosses once). */
