@@ -901,13 +901,16 @@ h_netchanged(void *arg, struct node *n)
 	wire(k, n);
 }
 
-/* Unpacked ramdisks live in RAM, as the ramdisks they are: a tmpfs over
- * DIR/images (made once; one left by a khd that died is reused).  On a disk
- * file system, unpacking a busybox appliance's hundreds of links costs more
- * than booting a hundred nodes from it.  Without the right to mount, the
+/* A tmpfs over path (made once; one left by a khd that died is reused).
+ * Unpacked ramdisks live in RAM, as the ramdisks they are (DIR/images): on
+ * a disk file system, unpacking a busybox appliance's hundreds of links
+ * costs more than booting a hundred nodes from it.  DIR/run holds each
+ * booted node's directory and sockets (its RDMA device, the console
+ * holder's): made on ext4, their inodes cost more of khd's time than the
+ * rest of a node's boot in khd.  Without the right to mount, the
  * directory is used as it is. */
 static int
-images_tmpfs(const char *path, char *err, size_t errlen)
+dir_tmpfs(const char *path, const char *name, char *err, size_t errlen)
 {
 	struct statfs sf;
 
@@ -917,9 +920,27 @@ images_tmpfs(const char *path, char *err, size_t errlen)
 	}
 	if (statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
 		return 0;
-	if (mount("kh-images", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
-		log_warn("%s: cannot mount a tmpfs; unpacking onto the disk", path);
+	if (mount(name, path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		log_warn("%s: cannot mount a tmpfs; using the disk", path);
 	return 0;
+}
+
+/* DIR/run as a tmpfs, unless a console holder of an earlier khd that kept
+ * it on the disk listens there (its nodes run on: the tmpfs would hide
+ * them from us). */
+static int
+run_tmpfs(const char *path, char *err, size_t errlen)
+{
+	char sock[PATH_MAX + 32];
+	struct statfs sf;
+	struct stat st;
+
+	snprintf(sock, sizeof(sock), "%s/conhold.sock", path);
+	if (statfs(path, &sf) == 0 && sf.f_type != TMPFS_MAGIC && lstat(sock, &st) == 0) {
+		log_info("%s: an earlier khd's console holder is there: kept on the disk", path);
+		return 0;
+	}
+	return dir_tmpfs(path, "kh-run", err, errlen);
 }
 
 static void rdma_watch(struct khd *k);
@@ -1152,14 +1173,12 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	if (k->mach == NULL || k->blobs == NULL)
 		fatal("machines");
 	snprintf(path, sizeof(path), "%s/images", k->dir);
-	if (images_tmpfs(path, err, errlen) < 0 ||
+	if (dir_tmpfs(path, "kh-images", err, errlen) < 0 ||
 	    (k->images = imgcache_new(path, err, errlen)) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/run", k->dir);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (run_tmpfs(path, err, errlen) < 0)
 		return -1;
-	}
 	if (node_host_init(&k->host, 0, NULL, why, sizeof(why)) < 0)
 		log_warnx("container nodes cannot boot on this host: %s", why);
 	else
@@ -1292,7 +1311,12 @@ machines_close(struct khd *k)
 	if (k->host_ok)
 		node_host_close(&k->host);
 	char path[PATH_MAX + 16];
+	/* With no node left running, nothing of ours stays mounted (a state
+	 * directory removed after us leaves no mount behind). */
 	snprintf(path, sizeof(path), "%s/images", k->dir);
+	if (!k->keep_nodes)
+		umount2(path, MNT_DETACH);
+	snprintf(path, sizeof(path), "%s/run", k->dir);
 	if (!k->keep_nodes)
 		umount2(path, MNT_DETACH);
 }
