@@ -76,6 +76,7 @@ m_reset(void *ctx)
 }
 
 static void console_event(struct ev *ev, int fd, int events, void *arg);
+static void prep_later(struct khd *k);
 static void exit_event(struct ev *ev, int fd, int events, void *arg);
 
 /* The blob holding the image at addr: the mapped blob when the image is
@@ -591,6 +592,7 @@ node_ended(struct machine *m, int status, int quiet)
 	 * machines_settle has run: at the latest when the loop comes round). */
 	rdma_node_end(k->rdma, m->rank);
 	settle_later(k);
+	prep_later(k); /* its next cgroup */
 	meter_node_ended(k, m->rank);
 	if (k->fab)
 		fabric_node_down(k->fab, m->rank);
@@ -789,18 +791,43 @@ wire(struct khd *k, struct node *n)
 		log_warnx("node %d: network: %s", n->rank, why);
 }
 
-/* Free nodes get their network namespace in khd's idle time, a few per
- * turn of the event loop, so allocations find them ready; then as many
- * namespaces with eth0 already in the external domain, for `khget -x`. */
+/* Nodes that do not run get ready for their next boot in khd's idle time,
+ * a few per turn of the event loop: a ct node's cgroup with its limits
+ * (node_ct_prepare), and a free node's network namespace, so allocations
+ * find it ready; then as many namespaces with eth0 already in the
+ * external domain, for `khget -x`. */
 static void
 prep_tick(struct ev *ev, void *arg)
 {
 	struct khd *k = arg;
-	char why[256];
+	char why[256], facid[16];
 	int done = 0, left = 0, nfree = 0;
 
 	k->prep_timer = 0;
-	for (int i = 0; i < k->fac.nnodes; i++) {
+	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+	for (int i = 0; k->host_ok && !k->prep_cg_off && i < k->fac.nnodes; i++) {
+		struct node *n = &k->fac.nodes[i];
+		const struct node_type *t = &k->fac.types[n->type];
+		struct machine *m = machine_of(k, n->rank);
+		if ((m && m->running) || node_ct_prepared(&k->host, n->rank) ||
+		    strcmp(t->backend, "ct") != 0)
+			continue;
+		if (done == 16) {
+			left = 1;
+			break;
+		}
+		struct cgroup_limits lim = {
+		    .cpu_milli = t->cpu_milli, .mem = t->mem, .pids = t->pids};
+		if (node_ct_prepare(&k->host, facid, n->rank, &lim, why, sizeof(why)) < 0) {
+			/* Boots make their own and say what is wrong. */
+			log_warnx("node %d: %s (cgroups are no longer made ahead)", n->rank, why);
+			k->prep_cg_off = 1;
+			break;
+		}
+		done++;
+	}
+	done = 0;
+	for (int i = 0; k->fab && i < k->fac.nnodes; i++) {
 		struct node *n = &k->fac.nodes[i];
 		if (n->state != NODE_FREE)
 			continue;
@@ -817,7 +844,7 @@ prep_tick(struct ev *ev, void *arg)
 		}
 		done++;
 	}
-	if (!left && done < 16) {
+	if (k->fab && !left && done < 16) {
 		int rc = fabric_pool_fill(k->fab, nfree, 16 - done, why, sizeof(why));
 		if (rc < 0) {
 			log_warnx("network: %s", why);
@@ -832,7 +859,7 @@ prep_tick(struct ev *ev, void *arg)
 static void
 prep_later(struct khd *k)
 {
-	if (k->fab && k->prep_timer == 0)
+	if ((k->fab || k->host_ok) && k->prep_timer == 0)
 		k->prep_timer = ev_after(k->ev, 1, prep_tick, k);
 }
 
@@ -1308,8 +1335,13 @@ machines_close(struct khd *k)
 		imgcache_free(k->images);
 	if (k->blobs)
 		blobstore_free(k->blobs);
-	if (k->host_ok)
+	if (k->host_ok) {
+		char facid[16];
+		snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+		for (int r = 0; r < NODE_PREP_RANKS; r++)
+			node_ct_unprepare(&k->host, facid, r);
 		node_host_close(&k->host);
+	}
 	char path[PATH_MAX + 16];
 	/* With no node left running, nothing of ours stays mounted (a state
 	 * directory removed after us leaves no mount behind). */

@@ -354,7 +354,10 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	lim.cpu_milli = s->cpu_milli;
 	lim.mem = s->mem;
 	lim.pids = s->pids;
-	if (cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
+	/* Made ahead (and empty since), or now. */
+	if (s->rank < NODE_PREP_RANKS && host->cg_ready[s->rank])
+		host->cg_ready[s->rank] = 0;
+	else if (cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
 		goto fail_rq;
 	if (ct_open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
 		seterr(err, errlen, "ct: console pty: %s", strerror(errno));
@@ -391,6 +394,44 @@ fail_rq:
 	free(rq);
 	h->cg[0] = '\0';
 	return -1;
+}
+
+int
+node_ct_prepare(struct node_host *host, const char *facility, int rank,
+		const struct cgroup_limits *lim, char *err, size_t errlen)
+{
+	char rel[CG_RELMAX];
+
+	if (rank < 0 || rank >= NODE_PREP_RANKS || !valid_facility(facility)) {
+		seterr(err, errlen, "ct: bad facility or rank %d", rank);
+		return -1;
+	}
+	if (host->cg_ready[rank])
+		return 0;
+	snprintf(rel, sizeof(rel), "kh-%s/n%d", facility, rank);
+	if (cgroup_node_create(&host->cg, rel, lim, err, errlen) < 0)
+		return -1;
+	host->cg_ready[rank] = 1;
+	return 0;
+}
+
+int
+node_ct_prepared(const struct node_host *host, int rank)
+{
+	return rank >= 0 && rank < NODE_PREP_RANKS && host->cg_ready[rank];
+}
+
+void
+node_ct_unprepare(struct node_host *host, const char *facility, int rank)
+{
+	char rel[CG_RELMAX], err[256];
+
+	if (!node_ct_prepared(host, rank))
+		return;
+	host->cg_ready[rank] = 0;
+	snprintf(rel, sizeof(rel), "kh-%s/n%d", facility, rank);
+	if (cgroup_node_remove(&host->cg, rel, err, sizeof(err)) < 0)
+		log_warnx("ct: %s", err);
 }
 
 uint64_t
