@@ -42,22 +42,41 @@ int
 node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,
 	       size_t errlen)
 {
-	host->spawner = 0;
-	host->spawner_sock = -1;
+	char why[256];
+
+	host->spawner = host->spawner2 = 0;
+	host->spawner_sock = host->spawner2_sock = -1;
 	if (cgroup_host_init(&host->cg, cgroup_version, cgroup_parent, err, errlen) < 0 ||
 	    userns_init(&host->uns, err, errlen) < 0)
 		return -1;
 	/* Now, while khd is small: the spawner is a fresh image anyway,
 	 * but the fork that starts it copies khd's page tables. */
-	return ct_spawner_start(&host->spawner, &host->spawner_sock, err, errlen);
+	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, errlen) < 0)
+		return -1;
+	if (ct_spawner_start(&host->spawner2, &host->spawner2_sock, why, sizeof(why)) < 0) {
+		log_warnx("%s (one spawner does)", why);
+		host->spawner2 = 0;
+		host->spawner2_sock = -1;
+	}
+	return 0;
+}
+
+/* Stop the first spawner (a second one goes on). */
+static void
+spawner_close(struct node_host *host)
+{
+	ct_spawner_stop(host->spawner, host->spawner_sock);
+	host->spawner = 0;
+	host->spawner_sock = -1;
 }
 
 void
 node_host_close(struct node_host *host)
 {
-	ct_spawner_stop(host->spawner, host->spawner_sock);
-	host->spawner = 0;
-	host->spawner_sock = -1;
+	spawner_close(host);
+	ct_spawner_stop(host->spawner2, host->spawner2_sock);
+	host->spawner2 = 0;
+	host->spawner2_sock = -1;
 }
 
 static int
@@ -254,7 +273,7 @@ ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds
 	} else {
 		log_warnx("ct: the spawner is gone; starting another");
 	}
-	node_host_close(host);
+	spawner_close(host);
 	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		errno = EPIPE;
@@ -268,6 +287,20 @@ spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int 
 {
 	struct ct_rep rep;
 
+	/* ct nodes go to the two spawners in turn.  A second one that is gone
+	 * or wedged is not replaced: the first does all. */
+	if (rq->kind == CT_REQ_NODE && host->spawner2_sock >= 0 && (host->turn ^= 1)) {
+		pid_t pid = ask_spawner_fds(host->spawner2_sock, rq, fds, nfds, &rep, NULL, NULL);
+		if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT))
+			return pid;
+		log_warnx("ct: the second spawner is %s; the first one does its work",
+			  errno == ETIMEDOUT ? "wedged" : "gone");
+		if (errno == ETIMEDOUT && host->spawner2 > 0)
+			kill(host->spawner2, SIGKILL);
+		ct_spawner_stop(host->spawner2, host->spawner2_sock);
+		host->spawner2 = 0;
+		host->spawner2_sock = -1;
+	}
 	return ct_ask(host, rq, fds, nfds, &rep, NULL, NULL);
 }
 
@@ -682,14 +715,14 @@ ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[],
 			  CT_SPAWN_REPLY_MS);
 		if (host->spawner > 0)
 			kill(host->spawner, SIGKILL);
-		node_host_close(host);
+		spawner_close(host);
 		if (ct_spawner_start(&host->spawner, &host->spawner_sock, why, sizeof(why)) < 0)
 			log_warnx("%s", why);
 		errno = ETIMEDOUT;
 	} else if (pid < 0 && rep.pid <= 0 && (errno == EPIPE || errno == ECONNRESET)) {
 		char why[256];
 		log_warnx("ct: the spawner is gone; starting another");
-		node_host_close(host);
+		spawner_close(host);
 		if (ct_spawner_start(&host->spawner, &host->spawner_sock, why, sizeof(why)) < 0)
 			log_warnx("%s", why);
 		else

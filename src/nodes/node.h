@@ -25,8 +25,14 @@ struct node_host {
 	/* ct: the node's cgroup is made (with its limits) and has never
 	 * held a process: its next boot takes it as it is. */
 	unsigned char cg_ready[NODE_PREP_RANKS];
-	pid_t spawner;		/* the process that clones nodes (a child of khd) */
-	int spawner_sock;	/* khd's end of its socket */
+	pid_t spawner;	  /* the process that clones nodes (a child of khd) */
+	int spawner_sock; /* khd's end of its socket */
+	/* A second spawner for ct nodes, asked in turn with the first: a
+	 * spawner sleeps while the node it cloned sets itself up (ct_spawn.c),
+	 * so two set up at once.  0 and -1 when there is none. */
+	pid_t spawner2;
+	int spawner2_sock;
+	int turn;
 	struct userns_pool uns; /* ct: the nodes' uid ranges */
 	/* vm: what node_vm_init found */
 	int vm_ok;	       /* QEMU is there: vm nodes can boot */
