@@ -793,7 +793,7 @@ wire(struct khd *k, struct node *n)
 
 /* Nodes that do not run get ready for their next boot in khd's idle time,
  * a few per turn of the event loop: a ct node's cgroup with its limits
- * (node_ct_prepare), and a free node's network namespace, so allocations
+ * (node_ct_prepare, cgroup v1), and a free node's network namespace, so allocations
  * find it ready; then as many namespaces with eth0 already in the
  * external domain, for `khget -x`. */
 static void
@@ -805,7 +805,8 @@ prep_tick(struct ev *ev, void *arg)
 
 	k->prep_timer = 0;
 	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
-	for (int i = 0; k->host_ok && !k->prep_cg_off && i < k->fac.nnodes; i++) {
+	for (int i = 0;
+	     k->host_ok && k->host.cg.version == 1 && !k->prep_cg_off && i < k->fac.nnodes; i++) {
 		struct node *n = &k->fac.nodes[i];
 		const struct node_type *t = &k->fac.types[n->type];
 		struct machine *m = machine_of(k, n->rank);

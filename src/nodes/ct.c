@@ -354,6 +354,8 @@ fail_clone:
 	return -1;
 }
 
+static int take_prepared(struct node_host *host, const char *facility, int rank, const char *rel);
+
 static int
 ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h, char *err,
 	size_t errlen)
@@ -388,9 +390,8 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	lim.mem = s->mem;
 	lim.pids = s->pids;
 	/* Made ahead (and empty since), or now. */
-	if (s->rank < NODE_PREP_RANKS && host->cg_ready[s->rank])
-		host->cg_ready[s->rank] = 0;
-	else if (cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
+	if (!take_prepared(host, s->facility, s->rank, h->cg) &&
+	    cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
 		goto fail_rq;
 	if (ct_open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
 		seterr(err, errlen, "ct: console pty: %s", strerror(errno));
@@ -429,6 +430,15 @@ fail_rq:
 	return -1;
 }
 
+/* A cgroup made ahead is named p<rank> until a boot takes it: n<rank>
+ * names a node's cgroup only while the node runs.  v1 only (v2 cannot
+ * rename a cgroup; there clone3 puts a node straight into its own). */
+static void
+prep_rel(char *rel, size_t len, const char *facility, int rank)
+{
+	snprintf(rel, len, "kh-%s/p%d", facility, rank);
+}
+
 int
 node_ct_prepare(struct node_host *host, const char *facility, int rank,
 		const struct cgroup_limits *lim, char *err, size_t errlen)
@@ -439,12 +449,37 @@ node_ct_prepare(struct node_host *host, const char *facility, int rank,
 		seterr(err, errlen, "ct: bad facility or rank %d", rank);
 		return -1;
 	}
+	if (host->cg.version != 1) {
+		seterr(err, errlen, "ct: cgroups are made ahead on cgroup v1 only");
+		return -1;
+	}
 	if (host->cg_ready[rank])
 		return 0;
-	snprintf(rel, sizeof(rel), "kh-%s/n%d", facility, rank);
+	prep_rel(rel, sizeof(rel), facility, rank);
 	if (cgroup_node_create(&host->cg, rel, lim, err, errlen) < 0)
 		return -1;
 	host->cg_ready[rank] = 1;
+	return 0;
+}
+
+/* The boot of rank takes its cgroup made ahead, renamed to rel.  Returns
+ * 1 when it did, 0 when there is none (or it could not be renamed: it is
+ * removed). */
+static int
+take_prepared(struct node_host *host, const char *facility, int rank, const char *rel)
+{
+	char from[CG_RELMAX], err[256];
+
+	if (!node_ct_prepared(host, rank))
+		return 0;
+	host->cg_ready[rank] = 0;
+	prep_rel(from, sizeof(from), facility, rank);
+	if (cgroup_node_rename(&host->cg, from, rel) == 0)
+		return 1;
+	/* EEXIST: a stale n<rank> of a khd that died; the usual way
+	 * replaces it. */
+	if (cgroup_node_remove(&host->cg, from, err, sizeof(err)) < 0)
+		log_warnx("ct: %s", err);
 	return 0;
 }
 
@@ -462,7 +497,7 @@ node_ct_unprepare(struct node_host *host, const char *facility, int rank)
 	if (!node_ct_prepared(host, rank))
 		return;
 	host->cg_ready[rank] = 0;
-	snprintf(rel, sizeof(rel), "kh-%s/n%d", facility, rank);
+	prep_rel(rel, sizeof(rel), facility, rank);
 	if (cgroup_node_remove(&host->cg, rel, err, sizeof(err)) < 0)
 		log_warnx("ct: %s", err);
 }

@@ -164,10 +164,11 @@ struct node_backend {
 };
 
 /* A ct node's cgroup, made ahead of its boot (in khd's idle time, while
- * the node is free or in the monitor): kh-<facility>/n<rank> with lim.
- * Its next boot takes it instead of making one; nothing has ever run in
- * it, so it carries nothing of anyone.  Returns 0 (also when it is made
- * already) or -1 with err. */
+ * the node is free or in the monitor): kh-<facility>/p<rank> with lim.
+ * Its next boot renames it n<rank> instead of making one; nothing has
+ * ever run in it, so it carries nothing of anyone.  cgroup v1 only (v2
+ * cannot rename).  Returns 0 (also when it is made already) or -1 with
+ * err. */
 int node_ct_prepare(struct node_host *host, const char *facility, int rank,
 		    const struct cgroup_limits *lim, char *err, size_t errlen);
 /* Is it made ahead? */
