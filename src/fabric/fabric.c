@@ -212,6 +212,17 @@ fabric_set_netns_maker(struct fabric *fb, int (*make)(void *, char *, size_t),
 	fb->ns_arg = arg;
 }
 
+static void
+write_proc(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t w = write(fd, val, strlen(val));
+	(void)w;
+	close(fd);
+}
+
 /* A new network namespace, held by the returned fd. */
 static int
 new_netns(struct fabric *fb, char *err, size_t errlen)
@@ -251,18 +262,17 @@ new_netns_id(struct fabric *fb, int *nsid, char *err, size_t errlen)
 		close_netns(fb, fd);
 		return -1;
 	}
+	/* Quiet at link up (config_slot): the interfaces made in it later
+	 * take the namespace's defaults, set now, ahead of need.  By path,
+	 * the kernel finds a namespace's sysctl among those of every other
+	 * namespace of the host (one hash chain per name): a thousand nodes
+	 * made that walk at boot cost more than the rest of their wiring. */
+	if (enter(fb, fd, err, errlen) == 0) {
+		write_proc("/proc/sys/net/ipv6/conf/default/dad_transmits", "0");
+		write_proc("/proc/sys/net/ipv6/conf/default/router_solicitations", "0");
+		leave(fb);
+	}
 	return fd;
-}
-
-static void
-write_proc(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t w = write(fd, val, strlen(val));
-	(void)w;
-	close(fd);
 }
 
 static struct fb_seg *
@@ -634,14 +644,14 @@ config_slot(struct nl *nl, struct fb_node *nd, int rank, int slot, int netid, ch
 
 	/* Quiet at link up: no duplicate detection for the link-local
 	 * address and no router solicitations, multicast frames a thousand
-	 * nodes coming up at once would send to each other.  A macvtap
-	 * speaks only for its guest: no IPv6 of the namespace's own. */
-	char path[96];
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/%s", slot,
-		 nd->tap ? "disable_ipv6" : "dad_transmits");
-	write_proc(path, nd->tap ? "1" : "0");
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/router_solicitations", slot);
-	write_proc(path, "0");
+	 * nodes coming up at once would send to each other (the namespace's
+	 * defaults, new_netns_id).  A macvtap speaks only for its guest: no
+	 * IPv6 of the namespace's own. */
+	if (nd->tap) {
+		char path[96];
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/disable_ipv6", slot);
+		write_proc(path, "1");
+	}
 	addr_mac(netid, rank, mac);
 	struct nl_link l = {.index = idx, .mac = mac, .master = -1, .up = 1, .peer_netns = -1};
 	if (nl_link(nl, &l, err, errlen) < 0) {

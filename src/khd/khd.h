@@ -59,7 +59,8 @@ struct khd {
 	char srv_env[96];	  /* what a public node is told: KH_SOCKET=ssh://kh@ADDR */
 	struct fabric *fab;	  /* communication domains; NULL: nodes get loopback only */
 	int no_fabric;		  /* khd --no-fabric */
-	uint64_t prep_timer;	  /* preparing free nodes' networks in idle time */
+	uint64_t prep_timer;	  /* getting nodes ready for their next boot in idle time */
+	int prep_cg_off;	  /* making cgroups ahead failed once: boots make them */
 	uint64_t settle_timer;	  /* finishing the fabric's batched work */
 	struct meter *meter;	  /* usage sampling and the ledger (meter.c); NULL: off */
 	struct metrics *metrics;  /* the OpenMetrics endpoint (metrics.c); NULL: none */

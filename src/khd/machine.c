@@ -77,6 +77,7 @@ m_reset(void *ctx)
 }
 
 static void console_event(struct ev *ev, int fd, int events, void *arg);
+static void prep_later(struct khd *k);
 static void exit_event(struct ev *ev, int fd, int events, void *arg);
 
 /* The blob holding the image at addr: the mapped blob when the image is
@@ -636,6 +637,7 @@ node_ended(struct machine *m, int status, int quiet)
 	 * machines_settle has run: at the latest when the loop comes round). */
 	rdma_node_end(k->rdma, m->rank);
 	settle_later(k);
+	prep_later(k); /* its next cgroup */
 	meter_node_ended(k, m->rank);
 	if (k->fab)
 		fabric_node_down(k->fab, m->rank);
@@ -847,18 +849,44 @@ wire(struct khd *k, struct node *n)
 		log_warnx("node %d: network: %s", n->rank, why);
 }
 
-/* Free nodes get their network namespace in khd's idle time, a few per
- * turn of the event loop, so allocations find them ready; then as many
- * namespaces with eth0 already in the external domain, for `khget -x`. */
+/* Nodes that do not run get ready for their next boot in khd's idle time,
+ * a few per turn of the event loop: a ct node's cgroup with its limits
+ * (node_ct_prepare, cgroup v1), and a free node's network namespace, so allocations
+ * find it ready; then as many namespaces with eth0 already in the
+ * external domain, for `khget -x`. */
 static void
 prep_tick(struct ev *ev, void *arg)
 {
 	struct khd *k = arg;
-	char why[256];
+	char why[256], facid[16];
 	int done = 0, left = 0, nfree = 0;
 
 	k->prep_timer = 0;
-	for (int i = 0; i < k->fac.nnodes; i++) {
+	snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+	for (int i = 0;
+	     k->host_ok && k->host.cg.version == 1 && !k->prep_cg_off && i < k->fac.nnodes; i++) {
+		struct node *n = &k->fac.nodes[i];
+		const struct node_type *t = &k->fac.types[n->type];
+		struct machine *m = machine_of(k, n->rank);
+		if ((m && m->running) || node_ct_prepared(&k->host, n->rank) ||
+		    strcmp(t->backend, "ct") != 0 || hosts_remote(k, n->rank) >= 0)
+			continue;
+		if (done == 16) {
+			left = 1;
+			break;
+		}
+		struct cgroup_limits lim = {
+		    .cpu_milli = t->cpu_milli, .mem = t->mem, .pids = t->pids};
+		if (node_ct_prepare(&k->host, facid, n->rank, &lim, why, sizeof(why)) < 0) {
+			/* Boots make their own and say what is wrong. */
+			log_warnx("node %d: %s (cgroups are no longer made ahead)", n->rank, why);
+			k->prep_cg_off = 1;
+			break;
+		}
+		done++;
+	}
+	done = 0;
+	for (int i = 0; k->fab && i < k->fac.nnodes; i++) {
 		struct node *n = &k->fac.nodes[i];
 		if (n->state != NODE_FREE)
 			continue;
@@ -875,7 +903,7 @@ prep_tick(struct ev *ev, void *arg)
 		}
 		done++;
 	}
-	if (!left && done < 16) {
+	if (k->fab && !left && done < 16) {
 		int rc = fabric_pool_fill(k->fab, nfree, 16 - done, why, sizeof(why));
 		if (rc < 0) {
 			log_warnx("network: %s", why);
@@ -890,7 +918,7 @@ prep_tick(struct ev *ev, void *arg)
 static void
 prep_later(struct khd *k)
 {
-	if (k->fab && k->prep_timer == 0)
+	if ((k->fab || k->host_ok) && k->prep_timer == 0)
 		k->prep_timer = ev_after(k->ev, 1, prep_tick, k);
 }
 
@@ -961,13 +989,16 @@ h_netchanged(void *arg, struct node *n)
 	wire(k, n);
 }
 
-/* Unpacked ramdisks live in RAM, as the ramdisks they are: a tmpfs over
- * DIR/images (made once; one left by a khd that died is reused).  On a disk
- * file system, unpacking a busybox appliance's hundreds of links costs more
- * than booting a hundred nodes from it.  Without the right to mount, the
+/* A tmpfs over path (made once; one left by a khd that died is reused).
+ * Unpacked ramdisks live in RAM, as the ramdisks they are (DIR/images): on
+ * a disk file system, unpacking a busybox appliance's hundreds of links
+ * costs more than booting a hundred nodes from it.  DIR/run holds each
+ * booted node's directory and sockets (its RDMA device, the console
+ * holder's): made on ext4, their inodes cost more of khd's time than the
+ * rest of a node's boot in khd.  Without the right to mount, the
  * directory is used as it is. */
 static int
-images_tmpfs(const char *path, char *err, size_t errlen)
+dir_tmpfs(const char *path, const char *name, char *err, size_t errlen)
 {
 	struct statfs sf;
 
@@ -977,9 +1008,27 @@ images_tmpfs(const char *path, char *err, size_t errlen)
 	}
 	if (statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
 		return 0;
-	if (mount("kh-images", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
-		log_warn("%s: cannot mount a tmpfs; unpacking onto the disk", path);
+	if (mount(name, path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		log_warn("%s: cannot mount a tmpfs; using the disk", path);
 	return 0;
+}
+
+/* DIR/run as a tmpfs, unless a console holder of an earlier khd that kept
+ * it on the disk listens there (its nodes run on: the tmpfs would hide
+ * them from us). */
+static int
+run_tmpfs(const char *path, char *err, size_t errlen)
+{
+	char sock[PATH_MAX + 32];
+	struct statfs sf;
+	struct stat st;
+
+	snprintf(sock, sizeof(sock), "%s/conhold.sock", path);
+	if (statfs(path, &sf) == 0 && sf.f_type != TMPFS_MAGIC && lstat(sock, &st) == 0) {
+		log_info("%s: an earlier khd's console holder is there: kept on the disk", path);
+		return 0;
+	}
+	return dir_tmpfs(path, "kh-run", err, errlen);
 }
 
 static void rdma_watch(struct khd *k);
@@ -1212,14 +1261,12 @@ machines_init(struct khd *k, char *err, size_t errlen)
 	if (k->mach == NULL || k->blobs == NULL)
 		fatal("machines");
 	snprintf(path, sizeof(path), "%s/images", k->dir);
-	if (images_tmpfs(path, err, errlen) < 0 ||
+	if (dir_tmpfs(path, "kh-images", err, errlen) < 0 ||
 	    (k->images = imgcache_new(path, err, errlen)) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/run", k->dir);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (run_tmpfs(path, err, errlen) < 0)
 		return -1;
-	}
 	/* The front end of several hosts runs no nodes itself: no fabric here. */
 	if (k->fac.nhosts > 1 || (k->fac.nhosts == 1 && k->fac.hosts[0].state != HOST_LOCAL)) {
 		k->no_fabric = 1;
@@ -1357,10 +1404,20 @@ machines_close(struct khd *k)
 		imgcache_free(k->images);
 	if (k->blobs)
 		blobstore_free(k->blobs);
-	if (k->host_ok)
+	if (k->host_ok) {
+		char facid[16];
+		snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+		for (int r = 0; r < NODE_PREP_RANKS; r++)
+			node_ct_unprepare(&k->host, facid, r);
 		node_host_close(&k->host);
+	}
 	char path[PATH_MAX + 16];
+	/* With no node left running, nothing of ours stays mounted (a state
+	 * directory removed after us leaves no mount behind). */
 	snprintf(path, sizeof(path), "%s/images", k->dir);
+	if (!k->keep_nodes)
+		umount2(path, MNT_DETACH);
+	snprintf(path, sizeof(path), "%s/run", k->dir);
 	if (!k->keep_nodes)
 		umount2(path, MNT_DETACH);
 }

@@ -541,6 +541,31 @@ fail:
 }
 
 int
+cgroup_node_rename(const struct cgroup_host *h, const char *from, const char *to)
+{
+	char a[PATH_MAX + CG_RELMAX], b[PATH_MAX + CG_RELMAX];
+	int i, e;
+
+	if (h->version != 1 || !valid_rel(from) || !valid_rel(to)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < h->ndirs; i++)
+		if (node_dir(h, i, from, a, sizeof(a)) < 0 ||
+		    node_dir(h, i, to, b, sizeof(b)) < 0 || rename(a, b) < 0)
+			goto fail;
+	return 0;
+fail:
+	e = errno;
+	while (--i >= 0)
+		if (node_dir(h, i, from, a, sizeof(a)) == 0 &&
+		    node_dir(h, i, to, b, sizeof(b)) == 0)
+			rename(b, a);
+	errno = e;
+	return -1;
+}
+
+int
 cgroup_node_procs(const struct cgroup_host *h, const char *rel, int *fds)
 {
 	char dir[PATH_MAX + CG_RELMAX + 16];
@@ -693,11 +718,13 @@ cgroup_facility_clear_but(const struct cgroup_host *h, const char *facility,
 	if ((d = opendir(dir)) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] != 'n' || e->d_type != DT_DIR ||
+		/* n<rank>: a node's; p<rank>: one made ahead (node_ct_prepare) */
+		if ((e->d_name[0] != 'n' && e->d_name[0] != 'p') || e->d_type != DT_DIR ||
 		    snprintf(rel, sizeof(rel), "kh-%s/%s", facility, e->d_name) >= (int)sizeof(rel))
 			continue;
-		if (keep && strspn(e->d_name + 1, "0123456789") == strlen(e->d_name + 1) &&
-		    e->d_name[1] && keep(arg, atoi(e->d_name + 1)))
+		if (keep && e->d_name[0] == 'n' &&
+		    strspn(e->d_name + 1, "0123456789") == strlen(e->d_name + 1) && e->d_name[1] &&
+		    keep(arg, atoi(e->d_name + 1)))
 			continue;
 		/* Without cgroup.kill a process may fork while we read the
 		 * list: its children show up in the next round. */

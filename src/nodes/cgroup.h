@@ -63,6 +63,11 @@ int cgroup_host_init(struct cgroup_host *h, int version, const char *parent, cha
 int cgroup_node_create(const struct cgroup_host *h, const char *rel,
 		       const struct cgroup_limits *lim, char *err, size_t errlen);
 
+/* v1: rename the node cgroup from to to (both "kh-<facility>/<name>") in
+ * every hierarchy, all or nothing (v2 cannot rename: EINVAL).  Returns 0
+ * or -1 with errno (EEXIST: to is there already). */
+int cgroup_node_rename(const struct cgroup_host *h, const char *from, const char *to);
+
 /* Open the node's cgroup.procs files for writing (close-on-exec), one per
  * hierarchy: a process writing "0" to each joins the node.  Returns how
  * many were opened into fds (up to CG_MAXDIRS), or -1. */

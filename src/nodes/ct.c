@@ -42,22 +42,41 @@ int
 node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,
 	       size_t errlen)
 {
-	host->spawner = 0;
-	host->spawner_sock = -1;
+	char why[256];
+
+	host->spawner = host->spawner2 = 0;
+	host->spawner_sock = host->spawner2_sock = -1;
 	if (cgroup_host_init(&host->cg, cgroup_version, cgroup_parent, err, errlen) < 0 ||
 	    userns_init(&host->uns, err, errlen) < 0)
 		return -1;
 	/* Now, while khd is small: the spawner is a fresh image anyway,
 	 * but the fork that starts it copies khd's page tables. */
-	return ct_spawner_start(&host->spawner, &host->spawner_sock, err, errlen);
+	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, errlen) < 0)
+		return -1;
+	if (ct_spawner_start(&host->spawner2, &host->spawner2_sock, why, sizeof(why)) < 0) {
+		log_warnx("%s (one spawner does)", why);
+		host->spawner2 = 0;
+		host->spawner2_sock = -1;
+	}
+	return 0;
+}
+
+/* Stop the first spawner (a second one goes on). */
+static void
+spawner_close(struct node_host *host)
+{
+	ct_spawner_stop(host->spawner, host->spawner_sock);
+	host->spawner = 0;
+	host->spawner_sock = -1;
 }
 
 void
 node_host_close(struct node_host *host)
 {
-	ct_spawner_stop(host->spawner, host->spawner_sock);
-	host->spawner = 0;
-	host->spawner_sock = -1;
+	spawner_close(host);
+	ct_spawner_stop(host->spawner2, host->spawner2_sock);
+	host->spawner2 = 0;
+	host->spawner2_sock = -1;
 }
 
 static int
@@ -254,7 +273,7 @@ ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds
 	} else {
 		log_warnx("ct: the spawner is gone; starting another");
 	}
-	node_host_close(host);
+	spawner_close(host);
 	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		errno = EPIPE;
@@ -268,6 +287,20 @@ spawn_node(struct node_host *host, const struct ct_req *rq, const int *fds, int 
 {
 	struct ct_rep rep;
 
+	/* ct nodes go to the two spawners in turn.  A second one that is gone
+	 * or wedged is not replaced: the first does all. */
+	if (rq->kind == CT_REQ_NODE && host->spawner2_sock >= 0 && (host->turn ^= 1)) {
+		pid_t pid = ask_spawner_fds(host->spawner2_sock, rq, fds, nfds, &rep, NULL, NULL);
+		if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT))
+			return pid;
+		log_warnx("ct: the second spawner is %s; the first one does its work",
+			  errno == ETIMEDOUT ? "wedged" : "gone");
+		if (errno == ETIMEDOUT && host->spawner2 > 0)
+			kill(host->spawner2, SIGKILL);
+		ct_spawner_stop(host->spawner2, host->spawner2_sock);
+		host->spawner2 = 0;
+		host->spawner2_sock = -1;
+	}
 	return ct_ask(host, rq, fds, nfds, &rep, NULL, NULL);
 }
 
@@ -321,6 +354,8 @@ fail_clone:
 	return -1;
 }
 
+static int take_prepared(struct node_host *host, const char *facility, int rank, const char *rel);
+
 static int
 ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h, char *err,
 	size_t errlen)
@@ -354,7 +389,9 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	lim.cpu_milli = s->cpu_milli;
 	lim.mem = s->mem;
 	lim.pids = s->pids;
-	if (cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
+	/* Made ahead (and empty since), or now. */
+	if (!take_prepared(host, s->facility, s->rank, h->cg) &&
+	    cgroup_node_create(&host->cg, h->cg, &lim, err, errlen) < 0)
 		goto fail_rq;
 	if (ct_open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
 		seterr(err, errlen, "ct: console pty: %s", strerror(errno));
@@ -391,6 +428,78 @@ fail_rq:
 	free(rq);
 	h->cg[0] = '\0';
 	return -1;
+}
+
+/* A cgroup made ahead is named p<rank> until a boot takes it: n<rank>
+ * names a node's cgroup only while the node runs.  v1 only (v2 cannot
+ * rename a cgroup; there clone3 puts a node straight into its own). */
+static void
+prep_rel(char *rel, size_t len, const char *facility, int rank)
+{
+	snprintf(rel, len, "kh-%s/p%d", facility, rank);
+}
+
+int
+node_ct_prepare(struct node_host *host, const char *facility, int rank,
+		const struct cgroup_limits *lim, char *err, size_t errlen)
+{
+	char rel[CG_RELMAX];
+
+	if (rank < 0 || rank >= NODE_PREP_RANKS || !valid_facility(facility)) {
+		seterr(err, errlen, "ct: bad facility or rank %d", rank);
+		return -1;
+	}
+	if (host->cg.version != 1) {
+		seterr(err, errlen, "ct: cgroups are made ahead on cgroup v1 only");
+		return -1;
+	}
+	if (host->cg_ready[rank])
+		return 0;
+	prep_rel(rel, sizeof(rel), facility, rank);
+	if (cgroup_node_create(&host->cg, rel, lim, err, errlen) < 0)
+		return -1;
+	host->cg_ready[rank] = 1;
+	return 0;
+}
+
+/* The boot of rank takes its cgroup made ahead, renamed to rel.  Returns
+ * 1 when it did, 0 when there is none (or it could not be renamed: it is
+ * removed). */
+static int
+take_prepared(struct node_host *host, const char *facility, int rank, const char *rel)
+{
+	char from[CG_RELMAX], err[256];
+
+	if (!node_ct_prepared(host, rank))
+		return 0;
+	host->cg_ready[rank] = 0;
+	prep_rel(from, sizeof(from), facility, rank);
+	if (cgroup_node_rename(&host->cg, from, rel) == 0)
+		return 1;
+	/* EEXIST: a stale n<rank> of a khd that died; the usual way
+	 * replaces it. */
+	if (cgroup_node_remove(&host->cg, from, err, sizeof(err)) < 0)
+		log_warnx("ct: %s", err);
+	return 0;
+}
+
+int
+node_ct_prepared(const struct node_host *host, int rank)
+{
+	return rank >= 0 && rank < NODE_PREP_RANKS && host->cg_ready[rank];
+}
+
+void
+node_ct_unprepare(struct node_host *host, const char *facility, int rank)
+{
+	char rel[CG_RELMAX], err[256];
+
+	if (!node_ct_prepared(host, rank))
+		return;
+	host->cg_ready[rank] = 0;
+	prep_rel(rel, sizeof(rel), facility, rank);
+	if (cgroup_node_remove(&host->cg, rel, err, sizeof(err)) < 0)
+		log_warnx("ct: %s", err);
 }
 
 uint64_t
@@ -641,14 +750,14 @@ ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[],
 			  CT_SPAWN_REPLY_MS);
 		if (host->spawner > 0)
 			kill(host->spawner, SIGKILL);
-		node_host_close(host);
+		spawner_close(host);
 		if (ct_spawner_start(&host->spawner, &host->spawner_sock, why, sizeof(why)) < 0)
 			log_warnx("%s", why);
 		errno = ETIMEDOUT;
 	} else if (pid < 0 && rep.pid <= 0 && (errno == EPIPE || errno == ECONNRESET)) {
 		char why[256];
 		log_warnx("ct: the spawner is gone; starting another");
-		node_host_close(host);
+		spawner_close(host);
 		if (ct_spawner_start(&host->spawner, &host->spawner_sock, why, sizeof(why)) < 0)
 			log_warnx("%s", why);
 		else

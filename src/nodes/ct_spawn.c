@@ -13,6 +13,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -500,15 +502,98 @@ make_plan(struct ct_plan *p, struct ct_req *rq, const int *fds, int nfds)
 	return 0;
 }
 
+/* A node's first steps (child_main) run in the spawner's own memory
+ * (CLONE_VM | CLONE_VFORK, as posix_spawn does), on a stack of their own:
+ * cloning a copy of the spawner's address space, faulting its pages in
+ * and unmapping it all again at the exec of /init cost a node more CPU
+ * than its mounts.  The spawner sleeps until the child execs (or exits),
+ * so nothing else uses its memory meanwhile.  The child answers khd
+ * first thing, with its pid as the spawner sees it (CLONE_PARENT_SETTID
+ * writes it before the child runs), so khd goes on with the next node
+ * while this one sets itself up on the other core. */
+#define CT_SLOT_STACK (256 * 1024)
+struct ct_slot {
+	pid_t pid;   /* the child, as the spawner sees it */
+	int sock;    /* where the answer goes */
+	int replied; /* the child has answered */
+	struct ct_plan p;
+};
+#define CT_SLOT_HEAD (((sizeof(struct ct_slot) + 4095) / 4096 + 1) * 4096) /* + a guard page */
+#define CT_SLOT_SIZE (CT_SLOT_HEAD + CT_SLOT_STACK)
+
+static struct ct_slot *ct_slot; /* or NULL: clone a copy */
+
+/* AddressSanitizer marks a stack's frames in its shadow and clears them as
+ * they return; a child's frames never return (it execs), so the next
+ * child on the stack starts from a clean shadow. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1
+#endif
+#endif
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define SLOT_FRESH(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SLOT_FRESH(p, n) ((void)(p), (void)(n))
+#endif
+
+static void
+slot_init(void)
+{
+	char *m = mmap(NULL, CT_SLOT_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+
+	if (m == MAP_FAILED)
+		return;
+	/* A stack that overflows meets the guard page, not the plan. */
+	if (mprotect(m + CT_SLOT_HEAD - 4096, 4096, PROT_NONE) < 0) {
+		munmap(m, CT_SLOT_SIZE);
+		return;
+	}
+	ct_slot = (struct ct_slot *)(void *)m;
+}
+
+static void reply(int sock, pid_t pid, int err);
+
+/* Not instrumented: AddressSanitizer would take the call to the noreturn
+ * child_main for a stack switch it was not told of, and say so. */
+__attribute__((no_sanitize_address)) static int
+slot_child(void *arg)
+{
+	struct ct_slot *s = arg;
+
+	reply(s->sock, s->pid, 0);
+	s->replied = 1;
+	child_main(&s->p);
+}
+
 /* Clone the node's init as a child of khd (CLONE_PARENT), in its new
  * namespaces, on v2 straight into its cgroup.  Returns the pid, 0 in the
  * child, -1 with errno. */
 static pid_t
-spawn(const struct ct_plan *p)
+spawn(int sock, const struct ct_plan *p, int *answered)
 {
 	struct ct_clone_args a;
 	pid_t pid;
 
+	/* A node on v1 (only clone3 puts a child into a cgroup): in our
+	 * memory.  A pid > 0 has been answered already. */
+	if (p->rq->kind == CT_REQ_NODE && p->cgfd < 0 && ct_slot != NULL) {
+		SLOT_FRESH((char *)ct_slot + CT_SLOT_HEAD, CT_SLOT_STACK);
+		ct_slot->p = *p;
+		ct_slot->pid = 0;
+		ct_slot->replied = 0;
+		pid = clone(slot_child, (char *)ct_slot + CT_SLOT_SIZE,
+			    (int)(p->rq->clone_flags | CLONE_PARENT | CLONE_VM | CLONE_VFORK |
+				  CLONE_PARENT_SETTID),
+			    ct_slot, &ct_slot->pid);
+		if (pid > 0 && !ct_slot->replied)
+			reply(sock, pid, 0);
+		*answered = pid > 0;
+		return pid;
+	}
+	*answered = 0;
 	memset(&a, 0, sizeof(a));
 	a.flags = p->rq->clone_flags | CLONE_PARENT;
 	if (p->cgfd >= 0) {
@@ -778,6 +863,9 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_NAME, "kh-ct-spawner", 0, 0, 0);
+	slot_init();
+	if (ct_slot != NULL)
+		ct_slot->sock = sock;
 	/* Hold on to nothing of khd's, not even its directory. */
 	if (chdir("/") < 0)
 		_exit(1);
@@ -791,7 +879,7 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 		struct iovec iov = {rq, sizeof(*rq)};
 		struct msghdr mh = {0};
 		struct cmsghdr *c;
-		int fds[CT_REQ_MAXFDS], nfds = 0;
+		int fds[CT_REQ_MAXFDS], nfds = 0, answered;
 		ssize_t n;
 		pid_t pid;
 
@@ -842,7 +930,7 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 			reply(sock, 0, EINVAL);
 			continue;
 		}
-		pid = spawn(p);
+		pid = spawn(sock, p, &answered);
 		if (pid == 0 && rq->kind == CT_REQ_EXEC)
 			vm_spawn_child(rq, p->slave, p->errfd, p->netns, p->procs, p->nprocs,
 				       p->keep, p->nkeep);
@@ -851,7 +939,8 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 		n = errno;
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
-		reply(sock, pid > 0 ? pid : 0, pid > 0 ? 0 : (int)n);
+		if (!answered)
+			reply(sock, pid > 0 ? pid : 0, pid > 0 ? 0 : (int)n);
 	}
 }
 

@@ -16,11 +16,23 @@
  * is written to its console); 127 when /init itself cannot be executed. */
 #define NODE_EXIT_SETUP 126
 
+/* Ranks whose cgroup ct nodes may have made ahead (node_ct_prepare). */
+#define NODE_PREP_RANKS 4096
+
 /* What the backends share on one host: made once by khd at start. */
 struct node_host {
 	struct cgroup_host cg;
-	pid_t spawner;		/* the process that clones nodes (a child of khd) */
-	int spawner_sock;	/* khd's end of its socket */
+	/* ct: the node's cgroup is made (with its limits) and has never
+	 * held a process: its next boot takes it as it is. */
+	unsigned char cg_ready[NODE_PREP_RANKS];
+	pid_t spawner;	  /* the process that clones nodes (a child of khd) */
+	int spawner_sock; /* khd's end of its socket */
+	/* A second spawner for ct nodes, asked in turn with the first: a
+	 * spawner sleeps while the node it cloned sets itself up (ct_spawn.c),
+	 * so two set up at once.  0 and -1 when there is none. */
+	pid_t spawner2;
+	int spawner2_sock;
+	int turn;
 	struct userns_pool uns; /* ct: the nodes' uid ranges */
 	/* vm: what node_vm_init found */
 	int vm_ok;	       /* QEMU is there: vm nodes can boot */
@@ -150,6 +162,19 @@ struct node_backend {
 	int (*exec)(struct node_host *host, const struct node_handle *h, char *const argv[],
 		    char *const envp[], struct node_proc *p, char *err, size_t errlen);
 };
+
+/* A ct node's cgroup, made ahead of its boot (in khd's idle time, while
+ * the node is free or in the monitor): kh-<facility>/p<rank> with lim.
+ * Its next boot renames it n<rank> instead of making one; nothing has
+ * ever run in it, so it carries nothing of anyone.  cgroup v1 only (v2
+ * cannot rename).  Returns 0 (also when it is made already) or -1 with
+ * err. */
+int node_ct_prepare(struct node_host *host, const char *facility, int rank,
+		    const struct cgroup_limits *lim, char *err, size_t errlen);
+/* Is it made ahead? */
+int node_ct_prepared(const struct node_host *host, int rank);
+/* Remove a cgroup made ahead that no boot took (khd stops). */
+void node_ct_unprepare(struct node_host *host, const char *facility, int rank);
 
 /* When process pid started, in clock ticks since boot (/proc/PID/stat), or
  * 0 when there is no such process. */

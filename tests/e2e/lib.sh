@@ -112,8 +112,10 @@ cleanup() {
 	done
 	for d in "${T_DIRS[@]}"; do
 		stop_khd "$d" >/dev/null 2>&1
-		# nodes a killed khd left running, with their console holder
-		grep -q " $d/run/conhold.sock\$" /proc/net/unix 2>/dev/null &&
+		# nodes a killed khd left running, with their console holder, or
+		# its mounts (DIR/run, DIR/images): taken over and stopped
+		{ grep -q " $d/run/conhold.sock\$" /proc/net/unix 2>/dev/null ||
+			grep -q " $d/" /proc/self/mounts; } &&
 			khd -d "$d" --stop-nodes >/dev/null 2>&1
 		[ -n "${KH_KEEP:-}" ] && echo "# kept $d" >&3 || rm -rf "$d"
 	done

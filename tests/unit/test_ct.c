@@ -817,6 +817,53 @@ ct_3_1_cgroup_v2(void **state)
 }
 
 /* ct-9.1: last: nothing of ours is left in any hierarchy. */
+/* ct-3.2: a cgroup made ahead (cgroup v1) holds the node's limits under
+ * p<rank> and nothing else; the boot takes it as n<rank> (the node runs
+ * in it, with those limits), the end of the node removes it; one no boot
+ * took goes with node_ct_unprepare. */
+static void
+ct_3_2_cgroup_ahead(void **state)
+{
+	struct fx *x = fixture(state);
+	struct node_spec s;
+	struct node_handle h;
+	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
+	char name[64], scratch[128], err[256], buf[4096], prel[64], nrel[64], dir[4200];
+	if (x->host.cg.version != 1)
+		skip();
+	snprintf(prel, sizeof(prel), "kh-%s/p7", x->fac);
+	snprintf(nrel, sizeof(nrel), "kh-%s/n7", x->fac);
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, 7, &lim, err, sizeof(err)), 0);
+	assert_true(node_ct_prepared(&x->host, 7));
+	assert_true(cg_exists(x, CG_MEMORY, prel));
+	assert_false(cg_exists(x, CG_MEMORY, nrel));
+	assert_int_equal(cgroup_node_path(&x->host.cg, CG_MEMORY, prel, dir, sizeof(dir)), 0);
+	assert_int_equal(read_ull(dir, "memory.limit_in_bytes"), 64 * MIB);
+	assert_int_equal(access(dir, F_OK), 0);
+
+	spec_for(x, &s, 7, name, scratch);
+	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_false(node_ct_prepared(&x->host, 7));
+	assert_false(cg_exists(x, CG_MEMORY, prel));
+	assert_true(cg_exists(x, CG_MEMORY, nrel));
+	type_line(&h, "echo IN$((6*7)); exec sleep 1000");
+	assert_true(expect(&h, "IN42", buf, sizeof(buf), 10000));
+	assert_int_equal(cgroup_node_path(&x->host.cg, CG_MEMORY, nrel, dir, sizeof(dir)), 0);
+	assert_int_equal(read_ull(dir, "memory.limit_in_bytes"), 64 * MIB);
+	assert_int_equal(read_ull(dir, "cgroup.procs"), (unsigned long long)h.pid);
+	assert_int_equal(cgroup_node_path(&x->host.cg, CG_PIDS, nrel, dir, sizeof(dir)), 0);
+	assert_int_equal(read_ull(dir, "pids.max"), 50);
+	assert_int_equal(node_ct.kill(&x->host, &h, 5000), 1);
+	assert_false(cg_exists(x, CG_MEMORY, nrel));
+	close(h.console);
+
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, 7, &lim, err, sizeof(err)), 0);
+	assert_true(cg_exists(x, CG_MEMORY, prel));
+	node_ct_unprepare(&x->host, x->fac, 7);
+	assert_false(node_ct_prepared(&x->host, 7));
+	assert_false(cg_exists(x, CG_MEMORY, prel));
+}
+
 static void
 ct_9_1_nothing_left(void **state)
 {
@@ -847,6 +894,7 @@ main(void)
 	    cmocka_unit_test_teardown(ct_2_2_setup_failure, test_teardown),
 	    cmocka_unit_test_teardown(ct_2_3_netns, test_teardown),
 	    cmocka_unit_test_teardown(ct_3_1_cgroup_v2, test_teardown),
+	    cmocka_unit_test_teardown(ct_3_2_cgroup_ahead, test_teardown),
 	    cmocka_unit_test_teardown(ct_9_1_nothing_left, test_teardown),
 	};
 
