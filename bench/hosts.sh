@@ -9,6 +9,13 @@
 # khd with N nodes of its own (its state in SQLite, as a one-host
 # facility has it; the cluster's front end uses PostgreSQL).
 # Usage (root): bench/hosts.sh [N...]   (default: 48 96)
+#
+# bench/hosts.sh scale: issue 17 item 8's figures.  khget of NODES (1000)
+# spread over HOSTS (4) hosts against khget of as many on one host (its
+# own fabric), medians of REPEATS with a release in between; then a
+# broadcast load of MIB (16) MiB to the NODES nodes on the HOSTS hosts
+# against the same load to 1 node there.  Node-to-node TCP and round trip
+# across hosts against one host: bench/vxlan.sh.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/bin}
@@ -58,6 +65,56 @@ one() {
 	"$BIN"/khctl release -c pw bench "$con"
 	echo "$(ms "$t0" "$t1") $(ms "$t1" "$t2") $(ms "$t2" "$t3") $(ms "$t3" "$t4") $((s1 - s0)) $((s2 - s1))"
 }
+
+if [ "${1:-}" = scale ]; then
+	HOSTS=${HOSTS:-4}
+	NODES=${NODES:-1000}
+	MIB=${MIB:-16}
+	REPEATS=${REPEATS:-5}
+	get() { # -> ms of khget N; the channel in $W/con
+		local t0 t1
+		t0=$(date +%s%N)
+		"$BIN"/khget -c pw bench --place spread "$1" | head -n1 | cut -d@ -f1 >"$W/con"
+		t1=$(date +%s%N)
+		ms "$t0" "$t1"
+	}
+	gets() { # N -> median ms of REPEATS khgets, released in between
+		for _ in $(seq "$REPEATS"); do
+			get "$1"
+			"$BIN"/khctl release -c pw bench "$(cat "$W/con")"
+			sleep 2 # the fabric's pools refill
+		done | median
+	}
+	head -c $((MIB << 20)) /dev/urandom >"$W/big"
+	load() { # N -> ms of a broadcast load of $W/big to N nodes
+		local con t0 t1
+		"$BIN"/khget -c pw bench --place spread "$1" | head -n1 | cut -d@ -f1 >"$W/con"
+		con=$(cat "$W/con")
+		t0=$(date +%s%N)
+		{ printf 'mrw $ramfsaddr %d\n' $((MIB << 20)); cat "$W/big"; echo 'echo loaded-$?'; } |
+			"$BIN"/khcon -c pw bench --timeout 300 --until loaded-0 --count "$1" "$con" >/dev/null
+		t1=$(date +%s%N)
+		"$BIN"/khctl release -c pw bench "$con"
+		ms "$t0" "$t1"
+	}
+	loads() { for _ in $(seq "$REPEATS"); do load "$1"; sleep 1; done | median; }
+	D=$(mktemp -d /tmp/kh-bench-hosts-d-XXXXXX)
+	export KH_SOCKET=$D/khd.sock
+	"$BIN"/khd -d "$D" --nodes "$NODES"
+	sleep 5 # its free nodes' namespaces made
+	one=$(gets "$NODES")
+	stopkhd
+	examples/cluster.sh up "$HOSTS" $(((NODES + HOSTS - 1) / HOSTS)) >/dev/null
+	export KH_SOCKET=$KH_CLUSTER/front/khd.sock
+	sleep 5
+	many=$(gets "$NODES")
+	l1=$(loads 1)
+	ln=$(loads "$NODES")
+	examples/cluster.sh down >/dev/null
+	echo "khget $NODES: one host $one ms, $HOSTS hosts $many ms (medians of $REPEATS)"
+	echo "load $MIB MiB: to 1 node $l1 ms, to $NODES nodes on $HOSTS hosts $ln ms: ratio $(awk -v a="$ln" -v b="$l1" 'BEGIN {printf "%.2f", a / b}')"
+	exit 0
+fi
 
 for N in $SIZES; do
 	per=$(((N + 2) / 3))
