@@ -132,6 +132,19 @@ out=$(echo 'echo alive-$((6*7))' | khcon -c pw alice --prefix --timeout 5 --unti
 same "hosts-5.3 the nodes on h1 and h2 still run and answer" "$(grep -c 'alive-42' <<<"$out")" "2"
 same "hosts-5.4 ... and show running" \
 	"$(khctl nodes --user alice | awk '$7!="h3"{print $2}' | sort -u)" "running"
+# metering stops at the loss: alice's node time grows by her 2 nodes left,
+# not 3 (the lost one is not charged while its host is lost)
+nt() { khbill usage -c pw alice --json | jq -r '[.usage[] | select(.resource == "node-time:ct1") | .base] | add // 0'; }
+sleep 1.2
+n0=$(nt)
+t0=$(date +%s%N)
+sleep 3
+sleep 1.2 # a tick after
+n1=$(nt)
+el=$((($(date +%s%N) - t0) / 1000000))
+dn=$((n1 - n0))
+check "hosts-5.6 while h3 is lost its node is not charged: alice's node time grew $dn ms in ~$el ms (2 nodes, not 3)" \
+	test "$dn" -ge $((el * 3 / 2 - 1000)) -a "$dn" -le $((el * 5 / 2))
 o=$(khget -c pw dave --place spread 3 2>&1)
 check "hosts-5.5 nothing is placed on a lost host (spread over the 2 left, or refused)" \
 	test "$(khctl nodes --user dave | awk '$7=="h3"' | wc -l)" = 0
