@@ -90,7 +90,9 @@ check "adopt-2.12 ... and logged" grep -qE "node $RB: adopted .* [1-9][0-9]* byt
 hpid() { ss -xlpn 2>/dev/null | grep -F " $D/run/conhold.sock " | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -n1; }
 h1=$(hpid)
 kill -9 "$h1"
-for _ in $(seq 50); do h2=$(hpid); [ -n "$h2" ] && [ "$h2" != "$h1" ] && break; sleep 0.1; done
+for _ in $(seq 200); do h2=$(hpid); [ -n "$h2" ] && [ "$h2" != "$h1" ] && break; sleep 0.1; done
+# (what khd said of it, should it fail: it has failed now and then under load)
+o=$(grep -i "holder" "$D/khd.log" | tail -n 3)
 check "adopt-2.14 a killed console holder ($h1) is replaced ($h2)" test -n "$h2" -a "$h2" != "$h1"
 for _ in $(seq 50); do grep -q "a new one holds the consoles" "$D/khd.log" && break; sleep 0.1; done
 check "adopt-2.15 ... which holds both nodes' consoles again" grep -q "a new one holds the consoles of 2 running nodes" "$D/khd.log"
