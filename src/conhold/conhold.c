@@ -274,6 +274,15 @@ sock_path(const char *rundir, struct sockaddr_un *sa, char *err, size_t errlen)
 	return 0;
 }
 
+void
+conhold_forget(const char *rundir)
+{
+	struct sockaddr_un sa;
+	char why[128];
+	if (sock_path(rundir, &sa, why, sizeof(why)) == 0)
+		unlink(sa.sun_path);
+}
+
 /* Listen at the holder's path and start it there: a grandchild of ours in
  * a session of its own, so that it is neither killed with khd's process
  * group nor left as khd's zombie. */

@@ -40,5 +40,10 @@ int conhold_fd(const struct conhold *ch);
 /* Disconnect.  A holder that holds nothing then exits; one that holds
  * consoles keeps them, reading and counting, for the next khd. */
 void conhold_close(struct conhold *ch);
+/* The holder khd was connected to died: forget its socket under rundir, so
+ * that conhold_open starts a new one even if a copy of the dead one's
+ * listening socket lives on in some other process (which would never
+ * answer). */
+void conhold_forget(const char *rundir);
 
 #endif

@@ -1085,6 +1085,7 @@ hold_event(struct ev *ev, int fd, int events, void *arg)
 	ev_unwatch(ev, fd);
 	conhold_close(k->hold);
 	snprintf(path, sizeof(path), "%s/run", k->dir);
+	conhold_forget(path); /* it is dead: whatever else listens there is not it */
 	if ((k->hold = conhold_open(path, &held, &nheld, why, sizeof(why))) == NULL) {
 		log_warnx("the console holder is gone, and %s: nodes will stop if khd dies", why);
 		return;
