@@ -5,23 +5,13 @@ of hostile frame per connection (the front end dials again after each).
 Prints one line per connection it served; exits after the last kind.
 Used by tests/e2e/hosts.sh (the front end must drop the link, stay up,
 and keep the host out of the facility)."""
-import hashlib
 import hmac
 import os
 import socket
 import struct
 import sys
 
-L_CHALLENGE, L_PROOF, L_PROVEN, L_HELLO, L_WELCOME = 1, 2, 3, 4, 5
-L_OUT, L_EXIT, L_STATS = 14, 15, 20
-
-
-def frame(t, rank, payload=b""):
-    return struct.pack("<III", len(payload), t, rank) + payload
-
-
-def s(b):
-    return struct.pack("<I", len(b)) + b
+from khlink import L_CHALLENGE, L_PROOF, L_PROVEN, L_HELLO, L_WELCOME, L_OUT, L_EXIT, L_STATS, frame, mac, recv_frame, s
 
 
 def welcome(nodes=b"\0\0\0\0", blobs=b"\0\0\0\0", name=b"h2"):
@@ -38,28 +28,6 @@ KINDS = [
     ("stats for 1000 interfaces", welcome() + frame(L_STATS, 0, b"\0" * 36 + struct.pack("<I", 1000))),
     ("an exit before anything was booted, then garbage", welcome() + frame(L_EXIT, 0, b"\1\0\0\0") + b"\xff" * 64),
 ]
-
-
-def mac(key, who, nonce):
-    msg = who.encode().ljust(16, b"\0") + nonce
-    return hmac.new(key, msg, hashlib.sha512).digest()[:32]
-
-
-def recv_frame(c):
-    h = b""
-    while len(h) < 12:
-        d = c.recv(12 - len(h))
-        if not d:
-            return None, None
-        h += d
-    n, t, _ = struct.unpack("<III", h)
-    p = b""
-    while len(p) < n:
-        d = c.recv(n - len(p))
-        if not d:
-            return None, None
-        p += d
-    return t, p
 
 
 def main():

@@ -5,49 +5,13 @@ FIRST..FIRST+COUNT-1), then sends what no front end should: one kind of
 hostile frame per connection.  Prints one line per kind: whether the agent
 closed the link.  Used by tests/e2e/hosts.sh (the agent must drop the
 link and keep serving; its nodes run on)."""
-import hashlib
 import hmac
 import os
 import socket
 import struct
 import sys
 
-L_CHALLENGE, L_PROOF, L_PROVEN, L_HELLO, L_WELCOME = 1, 2, 3, 4, 5
-L_BLOB, L_BOOT, L_INPUT, L_KILL, L_WIRE, L_RELEASE, L_SPAN = 8, 10, 13, 16, 17, 18, 19
-
-
-def frame(t, rank, payload=b""):
-    return struct.pack("<III", len(payload), t, rank) + payload
-
-
-def u32(*v):
-    return struct.pack("<" + "I" * len(v), *v)
-
-
-def s(b):
-    return u32(len(b)) + b
-
-
-def mac(key, who, nonce):
-    msg = who.encode().ljust(16, b"\0") + nonce
-    return hmac.new(key, msg, hashlib.sha512).digest()[:32]
-
-
-def recv_frame(c):
-    h = b""
-    while len(h) < 12:
-        d = c.recv(12 - len(h))
-        if not d:
-            return None, None
-        h += d
-    n, t, _ = struct.unpack("<III", h)
-    p = b""
-    while len(p) < n:
-        d = c.recv(n - len(p))
-        if not d:
-            return None, None
-        p += d
-    return t, p
+from khlink import L_CHALLENGE, L_PROOF, L_PROVEN, L_HELLO, L_WELCOME, L_BLOB, L_BOOT, L_INPUT, L_WIRE, L_RELEASE, L_SPAN, frame, mac, recv_frame, s, u32
 
 
 def main():
