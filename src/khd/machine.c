@@ -1245,6 +1245,10 @@ adopt(struct machine *m, struct adoptee *a)
 		memcpy(m->image, a->image, sizeof(m->image));
 		m->holds_image = 1;
 	}
+	/* Its RDMA device, contexts and regions were kept by the engine. */
+	if (k->rdma && rdma_node_adopt(k->rdma, m->rank, n->ifs, n->nifs) < 0 && m->be != &node_vm)
+		log_warnx("node %d: its RDMA device was not kept (its programs see it fail)",
+			  m->rank);
 	m_watch(m);
 	k->console_lost += a->lost;
 	log_info("node %d: adopted from an earlier khd (pid %d, %s); %llu bytes of console "
@@ -1347,6 +1351,9 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		}
 	}
 	free(ad);
+	int dropped = rdma_adopt_done(k->rdma);
+	if (dropped > 0)
+		log_info("rdma: %d devices of nodes not adopted were removed", dropped);
 	hold_watch(k);
 	imgcache_gc(k->images, why, sizeof(why));
 	k->hooks = (struct alloc_hooks){.arg = k,
@@ -1399,7 +1406,10 @@ machines_close(struct khd *k)
 	if (k->rdma_watched >= 0)
 		ev_unwatch(k->ev, k->rdma_watched);
 	k->rdma_watched = -1;
-	rdma_stop(k->rdma);
+	if (k->keep_nodes)
+		rdma_leave(k->rdma);
+	else
+		rdma_stop(k->rdma);
 	k->rdma = NULL;
 	if (k->images)
 		imgcache_free(k->images);

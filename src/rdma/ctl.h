@@ -14,16 +14,27 @@
 #define RC_SPIN_ENV "KH_RDMA_SPIN_US"
 #define RC_FD	    3 /* the engine's end of the control pair */
 #define RC_SHM_FD   4 /* the shared page: stats, then the take mailbox */
+#define RC_KHD_FD   5 /* listening at DIR/run/rdma/engine.sock: the next khd */
+#define RC_SOCK	    "engine.sock"
 #define RC_MAILBOX  4096
 
 enum rc_type {
-	RC_HELLO = 1, /* engine -> khd once, when it runs */
+	RC_HELLO = 1, /* engine -> khd once, when it runs or a khd attaches */
 	RC_LISTEN,    /* + the node's device socket (listening); its domains */
 	RC_NODE,      /* its domains changed */
 	RC_DROP,      /* it ended, was reset or released: revoke everything */
 	RC_DISCARD,   /* forget its usage (released) */
 	RC_TAKE,      /* move usage records into the mailbox */
+	RC_HAVE,      /* engine -> an attaching khd: a node's device it kept
+		       * (+ its listening socket; the set it was last told) */
 };
+
+/* An engine whose khd died keeps running while any node has a device: it
+ * listens on RC_KHD_FD, and the next khd of the facility (root only)
+ * attaches there.  It is sent RC_HELLO (count: how many RC_HAVE follow,
+ * rank: the engine's pid; + the shared page), then one RC_HAVE rc_msg per node, each with its
+ * device's listening socket; after that, control goes on as usual.  An
+ * engine with no device left when its khd goes exits. */
 
 struct rc_msg {
 	uint32_t type;

@@ -33,7 +33,8 @@
 
 struct rnode {
 	int booted;
-	int lfd; /* the node's device socket (the engine has a copy) */
+	int orphan; /* kept by an engine whose khd died: not yet adopted */
+	int lfd;    /* the node's device socket (the engine has a copy) */
 	struct rc_msg set;
 };
 
@@ -43,6 +44,7 @@ struct rdma {
 	int dirfd;
 	pid_t pid;
 	int ctl;
+	int attached; /* the engine was an earlier khd's (not our child) */
 	int shmfd;
 	struct rc_shared *sh;
 	int pending; /* acks to read */
@@ -60,10 +62,32 @@ engine_kill(struct rdma *r)
 	r->pending = 0;
 	if (r->pid > 0) {
 		kill(r->pid, SIGKILL);
-		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+		while (!r->attached && waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
 	r->pid = 0;
+	r->attached = 0;
+}
+
+/* The socket where an engine whose khd died waits for the next one,
+ * bound for a new engine (-1 with err). */
+static int
+khd_listen(struct rdma *r, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	unlinkat(r->dirfd, RC_SOCK, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", r->dirfd, RC_SOCK);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    fchmodat(r->dirfd, RC_SOCK, 0600, 0) < 0 || listen(fd, 4) < 0) {
+		snprintf(err, errlen, "rdma: %s/run/rdma/%s: %s", r->dir, RC_SOCK, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int send_ctl(struct rdma *r, const struct rc_msg *m, int fd);
@@ -80,14 +104,19 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 
 	/* What an engine that died had open is gone with it. */
 	r->sh->stats.contexts = r->sh->stats.regions = r->sh->stats.reg_bytes = 0;
+	int kl = khd_listen(r, err, errlen);
+	if (kl < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "rdma: socketpair: %s", strerror(errno));
+		close(kl);
 		return -1;
 	}
 	if ((p = fork()) < 0) {
 		snprintf(err, errlen, "rdma: fork: %s", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
+		close(kl);
 		return -1;
 	}
 	if (p == 0) {
@@ -95,13 +124,19 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 		char *const argv[] = {"kh-rdma-engine", NULL};
 		char *envp[5] = {env, logenv, NULL, NULL, NULL};
 		const char *sp = getenv(RC_SPIN_ENV);
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		/* No death signal: it outlives khd while nodes have
+		 * devices, for the next khd (rdmad.c, khd_gone). */
 		if (getppid() != self)
 			_exit(1);
-		if (dup2(sv[1], RC_FD) < 0 || dup2(r->shmfd, RC_SHM_FD) < 0)
+		setsid(); /* not in khd's process group, nor its terminal's */
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0 && (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0))
 			_exit(1);
-		if (syscall(SYS_close_range, RC_SHM_FD + 1U, ~0U, 0U) < 0)
-			for (int fd = RC_SHM_FD + 1; fd < 65536; fd++)
+		if (dup2(sv[1], RC_FD) < 0 || dup2(r->shmfd, RC_SHM_FD) < 0 ||
+		    dup2(kl, RC_KHD_FD) < 0)
+			_exit(1);
+		if (syscall(SYS_close_range, RC_KHD_FD + 1U, ~0U, 0U) < 0)
+			for (int fd = RC_KHD_FD + 1; fd < 65536; fd++)
 				close(fd);
 		snprintf(env, sizeof(env), "%s=%d", RC_ENV, (int)self);
 		snprintf(logenv, sizeof(logenv), "%s=%s", RC_LOG_ENV, r->log);
@@ -113,6 +148,7 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 		_exit(127);
 	}
 	close(sv[1]);
+	close(kl);
 	pfd.fd = sv[0];
 	pfd.events = POLLIN;
 	if (poll(&pfd, 1, 10000) != 1 || recv(sv[0], &hello, sizeof(hello), 0) != sizeof(hello) ||
@@ -133,6 +169,77 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 			send_ctl(r, &m, r->nodes[i].lfd);
 		}
 	return 0;
+}
+
+/* Attach to the engine an earlier khd left running (its nodes have
+ * devices): take its shared page and the devices it kept, as orphans
+ * until adopted.  Returns 0, or -1 when there is none (or it would not
+ * answer), with nothing changed. */
+static int
+engine_attach(struct rdma *r)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	struct rc_ack hello;
+	struct timeval tv = {2, 0};
+	int fd, shm = -1, nfds = 0, got = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", r->dirfd, RC_SOCK);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != geteuid() ||
+	    scm_recv(fd, &hello, sizeof(hello), &shm, 1, &nfds, 0) != (ssize_t)sizeof(hello) ||
+	    hello.type != RC_HELLO || nfds != 1 || hello.count > RE_MAX_NODES || hello.rank <= 1)
+		goto fail;
+	r->sh = mmap(NULL, sizeof(struct rc_shared), PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0);
+	if (r->sh == MAP_FAILED) {
+		r->sh = NULL;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < hello.count; i++) {
+		struct rc_msg m;
+		int lfd = -1, nl = 0;
+		if (scm_recv(fd, &m, sizeof(m), &lfd, 1, &nl, 0) != (ssize_t)sizeof(m) ||
+		    m.type != RC_HAVE || nl != 1 || m.rank < 0 || m.rank >= RE_MAX_NODES ||
+		    m.n > RE_MAX_IFS || r->nodes[m.rank].booted) {
+			if (nl == 1)
+				close(lfd);
+			goto fail;
+		}
+		struct rnode *nd = &r->nodes[m.rank];
+		nd->set = m;
+		nd->set.type = RC_LISTEN;
+		nd->lfd = lfd;
+		nd->booted = nd->orphan = 1;
+		got++;
+	}
+	tv.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	r->shmfd = shm;
+	r->ctl = fd;
+	/* (the credentials are the listener's: the khd that made it) */
+	r->pid = hello.rank;
+	r->attached = 1;
+	log_info("rdma: took over the engine an earlier khd left running (pid %d), with the "
+		 "devices of %d nodes",
+		 (int)hello.rank, got);
+	return 0;
+fail:
+	for (int i = 0; i < RE_MAX_NODES; i++)
+		if (r->nodes[i].booted) {
+			close(r->nodes[i].lfd);
+			memset(&r->nodes[i], 0, sizeof(r->nodes[i]));
+		}
+	if (r->sh)
+		munmap(r->sh, sizeof(struct rc_shared));
+	r->sh = NULL;
+	if (shm >= 0)
+		close(shm);
+	close(fd);
+	return -1;
 }
 
 struct rdma *
@@ -158,6 +265,8 @@ rdma_start(const char *dir, const char *log, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
+	if (engine_attach(r) == 0)
+		return r;
 	/* Sockets of a khd that died: nothing listens on them any more. */
 	for (int i = 0; i < RE_MAX_NODES; i++) {
 		char n[32];
@@ -180,6 +289,19 @@ fail:
 	return NULL;
 }
 
+static void
+rdma_free(struct rdma *r)
+{
+	if (r->sh)
+		munmap(r->sh, sizeof(struct rc_shared));
+	if (r->shmfd >= 0)
+		close(r->shmfd);
+	if (r->dirfd >= 0)
+		close(r->dirfd);
+	free(r->nodes);
+	free(r);
+}
+
 void
 rdma_stop(struct rdma *r)
 {
@@ -189,14 +311,50 @@ rdma_stop(struct rdma *r)
 	for (int i = 0; i < RE_MAX_NODES && r->nodes; i++)
 		if (r->nodes[i].booted)
 			rdma_node_end(r, i);
-	if (r->sh)
-		munmap(r->sh, sizeof(struct rc_shared));
-	if (r->shmfd >= 0)
-		close(r->shmfd);
-	if (r->dirfd >= 0)
-		close(r->dirfd);
-	free(r->nodes);
-	free(r);
+	unlinkat(r->dirfd, RC_SOCK, 0);
+	rdma_free(r);
+}
+
+void
+rdma_leave(struct rdma *r)
+{
+	if (r == NULL)
+		return;
+	/* What was sent must be applied before we go: a node that ended
+	 * must not keep a device. */
+	drain(r);
+	if (r->ctl >= 0)
+		close(r->ctl);
+	r->ctl = -1;
+	for (int i = 0; i < RE_MAX_NODES && r->nodes; i++)
+		if (r->nodes[i].booted)
+			close(r->nodes[i].lfd);
+	rdma_free(r);
+}
+
+int
+rdma_node_adopt(struct rdma *r, int rank, const int *netids, int n)
+{
+	if (r == NULL || rank < 0 || rank >= RE_MAX_NODES || !r->nodes[rank].orphan)
+		return -1;
+	r->nodes[rank].orphan = 0;
+	rdma_node_set(r, rank, netids, n);
+	return 0;
+}
+
+int
+rdma_adopt_done(struct rdma *r)
+{
+	int dropped = 0;
+	for (int i = 0; r && i < RE_MAX_NODES; i++)
+		if (r->nodes[i].orphan) {
+			r->nodes[i].orphan = 0;
+			rdma_node_end(r, i);
+			dropped++;
+		}
+	if (r)
+		rdma_sync(r);
+	return dropped;
 }
 
 /* Queue one message (blocking: the engine reads promptly).  A dead engine

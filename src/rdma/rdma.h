@@ -20,6 +20,17 @@ struct rdma;
 struct rdma *rdma_start(const char *dir, const char *log, char *err, size_t errlen);
 /* Stop the engine (every device closes). */
 void rdma_stop(struct rdma *r);
+/* khd stops and leaves nodes running: the engine keeps their devices,
+ * contexts, regions and untaken usage for the next khd, whose rdma_start
+ * attaches to it (docs/rdma.md, "khd restarts"). */
+void rdma_leave(struct rdma *r);
+/* After rdma_start attached to such an engine: node rank was adopted with
+ * domains netids[0..n); its device goes on.  -1 when the engine kept no
+ * device for it. */
+int rdma_node_adopt(struct rdma *r, int rank, const int *netids, int n);
+/* Every kept device no node was adopted for is revoked and removed.
+ * Returns how many. */
+int rdma_adopt_done(struct rdma *r);
 
 /* Node rank boots with domains netids[0..n) by interface slot: its device
  * socket is made and handed to the engine.  path receives the socket's

@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,7 @@
 #define BUDGET		(256 * 1024) /* bytes per context per round: fairness */
 #define MAX_CONNS_NODE	256
 
-enum { K_CTL = 1, K_LISTEN, K_CONN, K_BELL };
+enum { K_CTL = 1, K_LISTEN, K_CONN, K_BELL, K_KHD };
 
 struct tag {
 	int kind;
@@ -61,8 +62,10 @@ struct rdmad {
 	struct rdma_engine *e;
 	struct rc_shared *sh;
 	int ctl, epfd;
-	struct tag ctltag;
+	int khd_lfd; /* where the next khd attaches (-1: none) */
+	struct tag ctltag, khdtag;
 	struct lst lst[RE_MAX_NODES];
+	struct rc_msg set[RE_MAX_NODES]; /* what khd last said of each node */
 	struct conn *conns;
 	int nconns[RE_MAX_NODES];
 	uint64_t spin_ns;
@@ -330,6 +333,66 @@ drop_node(struct rdmad *d, int rank)
 	}
 }
 
+/* khd is gone.  Nodes it left running keep their devices, contexts and
+ * regions, and the usage not yet taken, for the next khd (it attaches at
+ * RC_KHD_FD); with no device left there is nothing to keep. */
+static void
+khd_gone(struct rdmad *d)
+{
+	int kept = 0;
+
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->ctl, NULL);
+	close(d->ctl);
+	d->ctl = -1;
+	for (int r = 0; r < RE_MAX_NODES; r++)
+		kept += d->lst[r].fd >= 0;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->khdtag};
+	if (kept == 0 || d->khd_lfd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->khd_lfd, &ev) < 0)
+		_exit(0);
+	log_info("rdma engine: khd is gone; the devices of %d nodes stay for the next khd", kept);
+}
+
+/* The next khd attaches: it gets the shared page and every device kept.
+ * Only root (khd) may; a khd that does not read is let go after 2 s. */
+static void
+khd_attach(struct rdmad *d)
+{
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	struct timeval tv = {2, 0};
+	int c = accept4(d->khd_lfd, NULL, NULL, SOCK_CLOEXEC), shm = RC_SHM_FD, ok = 1;
+
+	if (c < 0)
+		return;
+	if (d->ctl >= 0 || getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+	    cr.uid != geteuid() || setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		close(c);
+		return;
+	}
+	struct rc_ack hello = {.type = RC_HELLO, .rank = (int32_t)getpid()};
+	for (int r = 0; r < RE_MAX_NODES; r++)
+		hello.count += d->lst[r].fd >= 0;
+	ok = scm_send(c, &hello, sizeof(hello), &shm, 1, 0) == (ssize_t)sizeof(hello);
+	for (int r = 0; ok && r < RE_MAX_NODES; r++) {
+		if (d->lst[r].fd < 0)
+			continue;
+		struct rc_msg m = d->set[r];
+		m.type = RC_HAVE;
+		m.rank = r;
+		ok = scm_send(c, &m, sizeof(m), &d->lst[r].fd, 1, 0) == (ssize_t)sizeof(m);
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->ctltag};
+	if (!ok || epoll_ctl(d->epfd, EPOLL_CTL_ADD, c, &ev) < 0) {
+		log_warnx("rdma engine: a khd that attached did not take the devices");
+		close(c);
+		return;
+	}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->khd_lfd, NULL);
+	d->ctl = c;
+	log_info("rdma engine: khd (pid %d) attached; it takes %u devices", (int)cr.pid,
+		 hello.count);
+}
+
 static void
 ctl_request(struct rdmad *d)
 {
@@ -340,8 +403,10 @@ ctl_request(struct rdmad *d)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0)
-		_exit(0); /* khd is gone: so are its nodes' devices */
+	if (n <= 0) {
+		khd_gone(d);
+		return;
+	}
 	memset(&a, 0, sizeof(a));
 	a.type = m.type;
 	a.rank = m.rank;
@@ -354,6 +419,7 @@ ctl_request(struct rdmad *d)
 	switch (m.type) {
 	case RC_LISTEN:
 		re_node_set(d->e, m.rank, m.netids, (int)m.n, m.reg_limit);
+		d->set[m.rank] = m;
 		if (nfds == 1) {
 			struct lst *l = &d->lst[m.rank];
 			if (l->fd >= 0) {
@@ -371,6 +437,8 @@ ctl_request(struct rdmad *d)
 		break;
 	case RC_NODE:
 		re_node_set(d->e, m.rank, m.netids, (int)m.n, m.reg_limit);
+		d->set[m.rank].n = m.n;
+		memcpy(d->set[m.rank].netids, m.netids, sizeof(m.netids));
 		break;
 	case RC_DROP:
 		drop_node(d, m.rank);
@@ -406,7 +474,11 @@ handle(struct rdmad *d, struct epoll_event *ev, int n)
 			continue;
 		switch (t->kind) {
 		case K_CTL:
-			ctl_request(d);
+			if (d->ctl >= 0)
+				ctl_request(d);
+			break;
+		case K_KHD:
+			khd_attach(d);
 			break;
 		case K_LISTEN:
 			if (d->lst[t->rank].fd >= 0)
@@ -514,6 +586,12 @@ static void __attribute__((noreturn)) engine_main(void)
 	for (int r = 0; r < RE_MAX_NODES; r++)
 		d->lst[r].fd = -1;
 	d->ctltag.kind = K_CTL;
+	d->khdtag.kind = K_KHD;
+	int ty = 0;
+	socklen_t tl = sizeof(ty);
+	d->khd_lfd = getsockopt(RC_KHD_FD, SOL_SOCKET, SO_TYPE, &ty, &tl) == 0 ? RC_KHD_FD : -1;
+	if (d->khd_lfd >= 0)
+		fcntl(d->khd_lfd, F_SETFL, O_NONBLOCK);
 	struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &d->ctltag};
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->ctl, &cev) < 0)
 		_exit(1);
