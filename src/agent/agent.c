@@ -602,19 +602,6 @@ keep_others(void *arg, int rank)
 }
 
 static int
-images_tmpfs(const char *path)
-{
-	struct statfs sf;
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -1;
-	if (statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
-		return 0;
-	if (mount("kh-images", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
-		log_warn("%s: cannot mount a tmpfs; unpacking onto the disk", path);
-	return 0;
-}
-
-static int
 facility_start(struct agent *a, uint32_t facid, uint32_t first, uint32_t count, char *err,
 	       size_t errlen)
 {
@@ -1021,7 +1008,8 @@ agent_main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/run", a->dir);
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/images", a->dir);
-	if (images_tmpfs(path) < 0 || (a->images = imgcache_new(path, err, sizeof(err))) == NULL) {
+	if (dir_tmpfs(path, "kh-images", err, sizeof(err)) < 0 ||
+	    (a->images = imgcache_new(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "khagent: %s\n", err);
 		return 1;
 	}

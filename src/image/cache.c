@@ -8,11 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "common/log.h"
+#include "common/util.h"
 #include "image/cache.h"
 #include "image/ramdisk.h"
 
@@ -317,4 +322,18 @@ imgcache_gc(struct imgcache *c, char *err, size_t errlen)
 out:
 	pthread_mutex_unlock(&c->lock);
 	return removed;
+}
+
+int
+dir_tmpfs(const char *path, const char *name, char *err, size_t errlen)
+{
+	struct statfs sf;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	if (statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
+		return 0;
+	if (mount(name, path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		log_warn("%s: cannot mount a tmpfs; using the disk", path);
+	return 0;
 }

@@ -41,4 +41,11 @@ unsigned imgcache_refs(struct imgcache *, const unsigned char hash[IMGCACHE_HASH
  * or -1 with a reason in err. */
 int imgcache_gc(struct imgcache *, char *err, size_t errlen);
 
+/* Make directory path (0700) a tmpfs named name, unless it is one already:
+ * trees of many small files (unpacked images, nodes' directories and
+ * sockets) cost far less there than on ext4.  Without the right to mount,
+ * it is logged and the directory used as it is.  -1 with err only when
+ * the directory cannot be made. */
+int dir_tmpfs(const char *path, const char *name, char *err, size_t errlen);
+
 #endif

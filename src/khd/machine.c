@@ -989,31 +989,15 @@ h_netchanged(void *arg, struct node *n)
 	wire(k, n);
 }
 
-/* A tmpfs over path (made once; one left by a khd that died is reused).
- * Unpacked ramdisks live in RAM, as the ramdisks they are (DIR/images): on
+/* DIR/images and DIR/run are tmpfs (dir_tmpfs; one left by a khd that died
+ * is reused).  Unpacked ramdisks live in RAM, as the ramdisks they are: on
  * a disk file system, unpacking a busybox appliance's hundreds of links
  * costs more than booting a hundred nodes from it.  DIR/run holds each
  * booted node's directory and sockets (its RDMA device, the console
  * holder's): made on ext4, their inodes cost more of khd's time than the
- * rest of a node's boot in khd.  Without the right to mount, the
- * directory is used as it is. */
-static int
-dir_tmpfs(const char *path, const char *name, char *err, size_t errlen)
-{
-	struct statfs sf;
-
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
-		return 0;
-	if (mount(name, path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
-		log_warn("%s: cannot mount a tmpfs; using the disk", path);
-	return 0;
-}
-
-/* DIR/run as a tmpfs, unless a console holder of an earlier khd that kept
+ * rest of a node's boot in khd.
+ *
+ * DIR/run as a tmpfs, unless a console holder of an earlier khd that kept
  * it on the disk listens there (its nodes run on: the tmpfs would hide
  * them from us). */
 static int
