@@ -76,6 +76,8 @@ struct khd {
 	int keep_nodes;		  /* stopping now leaves running nodes running */
 	int adopted;		  /* nodes taken over from an earlier khd at start */
 	uint64_t console_lost;	  /* bytes adopted nodes printed while no khd ran */
+	struct exits *exits;	  /* adopted nodes' exit codes (nodes/exits.h); NULL: none */
+	int exits_watched;	  /* its descriptor, as khd's loop watches it, or -1 */
 };
 
 /* server.c */

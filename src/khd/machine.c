@@ -21,6 +21,7 @@
 #include "khd/meter.h"
 #include "memory/mem.h"
 #include "nodes/cgroup.h"
+#include "nodes/exits.h"
 #include "nodes/userns.h"
 #include "nodes/vm.h"
 #include "rdma/rdma.h"
@@ -608,11 +609,82 @@ vm_ended_msg(struct khd *k, int rank, int status, char *msg, size_t len)
 
 /* The node ended (everything in it exited, or it was killed): back to the
  * monitor. */
+/* An adopted node's first process is not khd's child: its exit code is
+ * what the kernel's taskstats said of it (exits.h), when it said. */
+static void
+exits_event(struct ev *ev, int fd, int events, void *arg)
+{
+	struct khd *k = arg;
+	(void)ev;
+	(void)fd;
+	(void)events;
+	exits_drain(k->exits);
+}
+
+static void
+exits_done(struct khd *k)
+{
+	if (k->exits_watched >= 0)
+		ev_unwatch(k->ev, k->exits_watched);
+	k->exits_watched = -1;
+	if (k->exits && exits_lost(k->exits))
+		log_warnx("exits: %lu messages about ended processes were dropped (unread in time)",
+			  exits_lost(k->exits));
+	exits_close(k->exits);
+	k->exits = NULL;
+}
+
+/* Keep the exit code of adopted node m's first process.  Listening costs
+ * khd a message per process that ends on the host, so only while some
+ * adopted node runs. */
+static void
+exits_adopt(struct machine *m)
+{
+	struct khd *k = m->k;
+	char why[256];
+
+	if (k->exits == NULL) {
+		if ((k->exits = exits_open(why, sizeof(why))) == NULL) {
+			log_warnx("%s: adopted nodes end with their status unknown", why);
+			return;
+		}
+		k->exits_watched = exits_fd(k->exits);
+		if (ev_watch(k->ev, k->exits_watched, EV_READ, exits_event, k) < 0) {
+			k->exits_watched = -1;
+			exits_done(k);
+			return;
+		}
+	}
+	if (exits_watch(k->exits, m->h.pid) == 0)
+		m->adopted_pid = m->h.pid;
+}
+
+/* Its exit code, and the listener let go with the last adopted node. */
+static int
+exits_forget(struct machine *m, int *status)
+{
+	struct khd *k = m->k;
+	int known = 0;
+
+	if (m->adopted_pid <= 0)
+		return 0;
+	known = exits_status(k->exits, m->adopted_pid, status);
+	exits_unwatch(k->exits, m->adopted_pid);
+	m->adopted_pid = 0;
+	if (exits_watching(k->exits) == 0)
+		exits_done(k);
+	return known;
+}
+
 static void
 node_ended(struct machine *m, int status, int quiet)
 {
 	struct khd *k = m->k;
 	char msg[512];
+	int adopted = m->h.adopted;
+
+	if (adopted && exits_forget(m, &status))
+		adopted = 0; /* its status is known after all */
 
 	drain_console(m);
 	if (m->h.console >= 0) {
@@ -653,7 +725,7 @@ node_ended(struct machine *m, int status, int quiet)
 	if (!quiet && m->be == &node_vm) {
 		vm_ended_msg(k, m->rank, status, msg, sizeof(msg));
 		console_output(k, m->rank, msg, strlen(msg));
-	} else if (!quiet && m->h.adopted) {
+	} else if (!quiet && adopted) {
 		snprintf(msg, sizeof(msg),
 			 "\n## node %d: everything in the node exited (status unknown: it was "
 			 "started by an earlier khd); back in the monitor\n",
@@ -1234,6 +1306,7 @@ adopt(struct machine *m, struct adoptee *a)
 		log_warnx("node %d: its RDMA device was not kept (its programs see it fail)",
 			  m->rank);
 	m_watch(m);
+	exits_adopt(m);
 	k->console_lost += a->lost;
 	log_info("node %d: adopted from an earlier khd (pid %d, %s); %llu bytes of console "
 		 "output were lost while no khd ran",
@@ -1387,6 +1460,7 @@ machines_close(struct khd *k)
 		log_info("khd stops and leaves %d nodes running (their consoles with the console "
 			 "holder)",
 			 left);
+	exits_done(k);
 	if (k->rdma_watched >= 0)
 		ev_unwatch(k->ev, k->rdma_watched);
 	k->rdma_watched = -1;

@@ -39,6 +39,7 @@ struct machine {
 	uint64_t quiet_timer; /* vm: says so when a booted node stays silent */
 	uint64_t boot_ns;     /* when it booted (or was adopted) */
 	uint64_t start;	      /* when its first process started (node_pid_start) */
+	pid_t adopted_pid;    /* adopted: its first process, whose exit code exits.h keeps */
 	uint32_t gen;	      /* on an agent's host: this boot's number (hosts.c) */
 };
 

@@ -461,6 +461,7 @@ main(int argc, char **argv)
 	k->ev = ev_new();
 	k->lfd = -1;
 	k->rdma_watched = -1;
+	k->exits_watched = -1;
 	k->started_ns = now_ns();
 	k->load_timeout_ms = o.load_timeout_ms;
 	k->no_fabric = o.no_fabric;

@@ -181,16 +181,27 @@ boot1() {
 	{ printf 'mrw $ramfsaddr %d\n' "$(stat -c %s "$APP")"; cat "$APP"; echo 'run kboot'; } |
 		khcon -c pw alice --timeout 20 --until "appliance up on" "$CON" >/dev/null
 }
-# An adopted node that ends is seen to end (its pidfd), status unknown.
+# An adopted node that ends is seen to end (its pidfd), with its status
+# (the kernel's taskstats: it is not khd's child).
 boot1
 kill9_khd
 restart_khd
 P=$(procs "$R")
-khcon -c pw alice --timeout 10 --until "status unknown" "$CON" >"$D/end.out" 2>&1 &
+khcon -c pw alice --timeout 10 --until "everything in the node exited" "$CON" >"$D/end.out" 2>&1 &
 sleep 0.5
 kill -9 "${P%% *}"
 wait $!
-check "adopt-5.4 an adopted node whose init is killed ends: its console says so" grep -q "everything in the node exited (status unknown" "$D/end.out"
+endmsg=$(tr -d '\r' <"$D/end.out" | grep -a '##' | tail -n1)
+check "adopt-5.4 an adopted node whose init is killed ends: its console says so, and by which signal ($endmsg)" grep -q "everything in the node exited (killed by signal 9)" "$D/end.out"
+boot1
+kill9_khd
+restart_khd
+# khd's taskstats listener: a generic netlink socket (protocol 16) bound to its pid
+genl() { awk -v p="$(khd_pid "$D")" 'NR > 1 && $2 == 16 && $3 == p' /proc/net/netlink; }
+check "adopt-5.4b while an adopted node runs, khd listens for exits" test -n "$(genl)"
+o=$(echo 'exit 3' | khcon -c pw alice --timeout 10 --until "back in the monitor" "$CON" 2>&1)
+check "adopt-5.4c an adopted node whose /init exits says with which status" grep -q "everything in the node exited (status 3)" <<<"$o"
+check "adopt-5.4d ... and khd stops listening with its last adopted node" test -z "$(genl)"
 same "adopt-5.5 ... and it is back in the monitor" "$(states)" "monitor "
 # A node that ended while no khd ran is back in the monitor.
 boot1
