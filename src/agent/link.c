@@ -71,12 +71,12 @@ int
 link_next(struct link *l, int *type, uint32_t *rank, const unsigned char **p, size_t *len)
 {
 	size_t have = l->in.len - l->in_off;
-	const unsigned char *h = (const unsigned char *)l->in.s + l->in_off;
 
 	if (l->bad)
 		return -1;
 	if (have < LINK_HDR)
-		return 0;
+		return 0; /* (nothing read yet: in.s may be NULL) */
+	const unsigned char *h = (const unsigned char *)l->in.s + l->in_off;
 	uint32_t n = link_get32(h);
 	uint32_t t = link_get32(h + 4);
 	l->last_type = (int)t;
