@@ -674,7 +674,7 @@ handle(void *arg, int type, uint32_t rank, const unsigned char *p, size_t len)
 		if (facility_start(a, m.u.hello.facid, m.u.hello.first, m.u.hello.count, why,
 				   sizeof(why)) < 0) {
 			struct linkmsg e = {.type = L_ERROR};
-			log_warnx("front end: %s", why);
+			snprintf(a->refused, sizeof(a->refused), "%s", why);
 			snprintf(e.u.error.why, sizeof(e.u.error.why), "%s", why);
 			linkmsg_put(&a->cur, &e);
 			cur_flush(a);
