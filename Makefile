@@ -155,7 +155,7 @@ FUZZSRC   = $(wildcard src/common/*.c src/firmware/*.c src/meter/*.c src/mc/*.c)
             src/tools/khdo.c \
             src/tools/sshargs.c src/rdma/engine.c src/rdma/lib.c src/fabric/addr.c \
             src/appliance/elf.c src/admission/pubkey.c src/khd/metrics_text.c \
-            src/exec/frame.c src/khfs/query.c
+            src/exec/frame.c src/khfs/query.c src/agent/link.c src/agent/linkmsg.c
 FUZZOBJ   = $(FUZZSRC:%.c=$(FUZZB)/obj/%.o)
 FUZZERS   = $(patsubst fuzz/%.c,$(FUZZB)/%,$(wildcard fuzz/*.c))
 

@@ -4,7 +4,11 @@
  * ledger/: exports signed with the fixed key the ledger harness checks
  * with; uimage/, ramdisk/: newc archives, gzip'd, in uImages, with names
  * and links aimed outside the tree; elf/: small ELF files; rdma/: engine
- * scripts (the format is in fuzz/rdma.c); fw/: an mrw of a uImage. */
+ * scripts (the format is in fuzz/rdma.c); fw/: an mrw of a uImage;
+ * link/: frames of every type of the many-hosts link, as each side sends
+ * them, and the hostile ones tests/tools/fakeagent.py and fakefront.py
+ * send (the format is in fuzz/link.c). */
+#include "agent/linkmsg.h"
 #include "image/uimage.h"
 #include "meter/ledger.h"
 #include "rdma/khrdma.h"
@@ -444,6 +448,154 @@ rdma_seeds(void)
 	free(h.p);
 }
 
+/* ---- the many-hosts link (fuzz/link.c) ---- */
+
+/* A seed of fuzz/link: 3 bytes (split in the middle, nothing refused;
+ * refuse < 32: the reader refuses that frame), then the frames in l. */
+static void
+link_put(const char *name, struct link *l, int refuse)
+{
+	struct sbuf b;
+	unsigned char h[3] = {128, 128, (unsigned char)(refuse < 0 ? 255 : refuse)};
+	sbuf_init(&b);
+	sbuf_add(&b, h, 3);
+	sbuf_add(&b, l->out.s, l->out.len);
+	put("link", name, b.s, b.len);
+	sbuf_free(&b);
+	sbuf_reset(&l->out);
+}
+
+static void
+link_seeds(void)
+{
+	struct link l;
+	struct linkmsg m;
+	unsigned char nodes[2 * LINK_NODE_WIRE], blobs[2 * 32], ranks[3 * 4];
+	struct linkmsg_node nd = {.rank = 5, .gen = 2};
+
+	link_init(&l, -1);
+	/* the front end's frames, in the order of a session */
+	m = (struct linkmsg){.type = L_PROOF};
+	memset(m.u.proof.mac, 0xa5, 32);
+	memset(m.u.proof.nonce, 0x5a, LINK_NONCE);
+	linkmsg_put(&l, &m);
+	link_put("proof", &l, -1);
+	m = (struct linkmsg){.type = L_HELLO, .u.hello = {0x1234abcd, 0, 4}};
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_BLOB, .u.blob = {.total = 5, .off = 0, .len = 5}};
+	memset(m.u.blob.hash, 0x11, 32);
+	m.u.blob.bytes = (const unsigned char *)"07070";
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_BOOT, .rank = 2};
+	m.u.boot.gen = 1;
+	m.u.boot.cpu_milli = 500;
+	m.u.boot.mem = 64 << 20;
+	m.u.boot.pids = 128;
+	memset(m.u.boot.hash, 0x11, 32);
+	snprintf(m.u.boot.name, sizeof(m.u.boot.name), "alice-2");
+	snprintf(m.u.boot.env, sizeof(m.u.boot.env), "KH_ROLE=web");
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_WIRE, .rank = 2, .u.wire = {.n = 2, .netid = {7, 0}}};
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_SPAN, .u.span = {.netid = 7, .n = 2}};
+	snprintf(m.u.span.peer[0], LINK_ADDR_LEN, "10.77.0.2");
+	snprintf(m.u.span.peer[1], LINK_ADDR_LEN, "10.77.0.3");
+	linkmsg_put(&l, &m);
+	link_set32(ranks, 0);
+	link_set32(ranks + 4, 2);
+	link_set32(ranks + 8, 3);
+	m = (struct linkmsg){.type = L_INPUT, .u.input = {.len = 8, .nranks = 3}};
+	m.u.input.bytes = (const unsigned char *)"uptime\r\n";
+	m.u.input.ranks = ranks;
+	linkmsg_put(&l, &m);
+	linkmsg_put(&l, &(struct linkmsg){.type = L_PING});
+	linkmsg_put(&l, &(struct linkmsg){.type = L_PONG});
+	m = (struct linkmsg){.type = L_KILL, .rank = 2, .u.kill = {1}};
+	linkmsg_put(&l, &m);
+	linkmsg_put(&l, &(struct linkmsg){.type = L_RELEASE, .rank = 2});
+	m = (struct linkmsg){.type = L_ERROR};
+	snprintf(m.u.error.why, sizeof(m.u.error.why), "stopping");
+	linkmsg_put(&l, &m);
+	link_put("front_session", &l, -1);
+
+	/* the agent's */
+	m = (struct linkmsg){.type = L_CHALLENGE};
+	memset(m.u.challenge.nonce, 0x3c, LINK_NONCE);
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_PROVEN};
+	memset(m.u.proven.mac, 0xc3, 32);
+	linkmsg_put(&l, &m);
+	link_put("handshake", &l, -1);
+	linkmsg_node_wire(nodes, &nd);
+	nd.rank = 4091;
+	linkmsg_node_wire(nodes + LINK_NODE_WIRE, &nd);
+	memset(blobs, 0x11, sizeof(blobs));
+	m = (struct linkmsg){.type = L_WELCOME, .u.welcome = {.nnodes = 2, .nblobs = 2}};
+	snprintf(m.u.welcome.name, sizeof(m.u.welcome.name), "h2");
+	m.u.welcome.nodes = nodes;
+	m.u.welcome.blobs = blobs;
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_HAVE};
+	memset(m.u.have.hash, 0x11, 32);
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_BOOTED, .rank = 2, .u.booted = {1, 4242}};
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_OUT, .rank = 2, .u.out = {.gen = 1, .len = 9}};
+	m.u.out.bytes = (const unsigned char *)"login: \r\n";
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_STATS, .rank = 2, .u.stats = {.gen = 1, .nifs = 1}};
+	m.u.stats.cpu_ns = 123456789;
+	m.u.stats.mem = 5 << 20;
+	m.u.stats.mem_peak = 6 << 20;
+	m.u.stats.ifs[0] = (struct linkmsg_if){.slot = 0, .netid = 7, .rx_bytes = 1500};
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_EXIT, .rank = 2, .u.exit = {1, 0x100}};
+	linkmsg_put(&l, &m);
+	m = (struct linkmsg){.type = L_FAILED, .rank = 3, .u.failed = {.gen = 1}};
+	snprintf(m.u.failed.why, sizeof(m.u.failed.why), "the ramdisk did not reach this host");
+	linkmsg_put(&l, &m);
+	link_put("agent_session", &l, -1);
+	/* the same, its reader refusing the third frame */
+	m = (struct linkmsg){.type = L_BOOTED, .rank = 2, .u.booted = {1, 4242}};
+	for (int i = 0; i < 5; i++)
+		linkmsg_put(&l, &m);
+	link_put("refused", &l, 2);
+
+	/* hostile (tests/tools/fakeagent.py, fakefront.py) */
+	unsigned char h[LINK_HDR];
+	link_set32(h, 0x7fffffff);
+	link_set32(h + 4, L_OUT);
+	link_set32(h + 8, 0);
+	linkmsg_put(&l, &(struct linkmsg){.type = L_PING});
+	put_bytes(&l, h, sizeof(h));
+	link_put("too_long", &l, -1);
+	link_end(&l, link_begin(&l, 250, 0));
+	link_put("no_type", &l, -1);
+	size_t at = link_begin(&l, L_WELCOME, 0);
+	put_str(&l, "h2");
+	put_u32(&l, 0x80000000);
+	put_u32(&l, 0);
+	link_end(&l, at);
+	link_put("welcome_2e31", &l, -1);
+	at = link_begin(&l, L_STATS, 0);
+	put_bytes(&l, blobs, 36);
+	put_u32(&l, 1000);
+	link_end(&l, at);
+	link_put("stats_1000", &l, -1);
+	at = link_begin(&l, L_INPUT, 0);
+	put_u32(&l, 2);
+	put_bytes(&l, "hi\0\0", 4);
+	link_end(&l, at);
+	link_put("input_half_rank", &l, -1);
+	at = link_begin(&l, L_SPAN, 0);
+	put_u32(&l, 3);
+	put_u32(&l, 1);
+	put_str(&l, "not-an-ip");
+	link_end(&l, at);
+	link_put("span_no_ip", &l, -1);
+	link_free(&l);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -459,5 +611,6 @@ main(int argc, char **argv)
 	elf_seed("runpath", 1);
 	elf_seed("rpath", 0);
 	rdma_seeds();
+	link_seeds();
 	return 0;
 }

@@ -6,6 +6,7 @@
  * (nodes/ct.c over the image cache, interfaces from the host's fabric). */
 #include "agent/agent.h"
 #include "agent/link.h"
+#include "agent/linkmsg.h"
 #include "allocator/facility.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -69,7 +70,8 @@ struct agent {
 	struct link cur;  /* the front end, proven */
 	struct link cand; /* a connection proving itself */
 	unsigned char cand_nonce[LINK_NONCE];
-	int cand_state; /* 0 none, 1 challenged */
+	int cand_state;	   /* 0 none, 1 challenged, 2 proven just now */
+	char refused[256]; /* why handle refused a frame */
 	int has_fac;
 	uint32_t facid;
 	int first, count; /* its ranks */
@@ -114,28 +116,41 @@ cur_flush(struct agent *a)
 	ev_watch(a->ev, a->cur.fd, rc == 0 ? EV_READ | EV_WRITE : EV_READ, cur_event, a);
 }
 
+_Static_assert(KH_MAX_IFS <= LINK_MAX_IFS, "a node's interfaces fit an L_STATS");
+_Static_assert(KH_MAX_NODES <= LINK_MAX_RANKS, "a facility's ranks fit the link's");
+
 static void
-send_str(struct agent *a, int type, uint32_t rank, uint32_t gen, const char *s)
+send_failed(struct agent *a, uint32_t rank, uint32_t gen, const char *why)
 {
+	struct linkmsg m = {.type = L_FAILED, .rank = rank};
 	if (a->cur.fd < 0)
 		return;
-	size_t at = link_begin(&a->cur, type, rank);
-	put_u32(&a->cur, gen);
-	put_str(&a->cur, s);
-	link_end(&a->cur, at);
+	m.u.failed.gen = gen;
+	snprintf(m.u.failed.why, sizeof(m.u.failed.why), "%s", why);
+	linkmsg_put(&a->cur, &m);
 	cur_flush(a);
 }
 
 static void
 send_exit(struct agent *a, struct anode *n, int status)
 {
+	struct linkmsg m = {.type = L_EXIT, .rank = (uint32_t)n->rank};
 	if (a->cur.fd < 0)
 		return;
-	size_t at = link_begin(&a->cur, L_EXIT, (uint32_t)n->rank);
-	put_u32(&a->cur, n->gen);
-	put_u32(&a->cur, (uint32_t)status);
-	link_end(&a->cur, at);
+	m.u.exit.gen = n->gen;
+	m.u.exit.status = status;
+	linkmsg_put(&a->cur, &m);
 	cur_flush(a);
+}
+
+static void
+send_out(struct agent *a, struct anode *n, const void *p, size_t len)
+{
+	struct linkmsg m = {.type = L_OUT, .rank = (uint32_t)n->rank};
+	m.u.out.gen = n->gen;
+	m.u.out.bytes = p;
+	m.u.out.len = len;
+	linkmsg_put(&a->cur, &m);
 }
 
 static void
@@ -143,6 +158,7 @@ send_stats(struct agent *a, struct anode *n)
 {
 	struct node_stats st;
 	struct fabric_ifstats ifs[KH_MAX_IFS];
+	struct linkmsg m = {.type = L_STATS, .rank = (uint32_t)n->rank};
 	int nif;
 
 	if (a->cur.fd < 0 || !n->running || n->h.cg[0] == '\0' ||
@@ -151,22 +167,20 @@ send_stats(struct agent *a, struct anode *n)
 	nif = a->fab ? fabric_node_counters(a->fab, n->rank, ifs, KH_MAX_IFS) : 0;
 	if (nif < 0)
 		nif = 0;
-	size_t at = link_begin(&a->cur, L_STATS, (uint32_t)n->rank);
-	put_u32(&a->cur, n->gen);
-	put_u64(&a->cur, st.cpu_ns);
-	put_u64(&a->cur, st.mem);
-	put_u64(&a->cur, st.mem_peak);
-	put_u64(&a->cur, st.oom_kills);
-	put_u32(&a->cur, (uint32_t)nif);
-	for (int i = 0; i < nif; i++) {
-		put_u32(&a->cur, (uint32_t)ifs[i].slot);
-		put_u32(&a->cur, ifs[i].netid);
-		put_u64(&a->cur, ifs[i].rx_bytes);
-		put_u64(&a->cur, ifs[i].tx_bytes);
-		put_u64(&a->cur, ifs[i].rx_packets);
-		put_u64(&a->cur, ifs[i].tx_packets);
-	}
-	link_end(&a->cur, at);
+	m.u.stats.gen = n->gen;
+	m.u.stats.cpu_ns = st.cpu_ns;
+	m.u.stats.mem = st.mem;
+	m.u.stats.mem_peak = st.mem_peak;
+	m.u.stats.oom_kills = st.oom_kills;
+	m.u.stats.nifs = (uint32_t)nif;
+	for (int i = 0; i < nif; i++)
+		m.u.stats.ifs[i] = (struct linkmsg_if){.slot = (uint32_t)ifs[i].slot,
+						       .netid = ifs[i].netid,
+						       .rx_bytes = ifs[i].rx_bytes,
+						       .tx_bytes = ifs[i].tx_bytes,
+						       .rx_packets = ifs[i].rx_packets,
+						       .tx_packets = ifs[i].tx_packets};
+	linkmsg_put(&a->cur, &m);
 }
 
 static void
@@ -214,14 +228,9 @@ node_ended(struct agent *a, struct anode *n, int status)
 	char buf[16384];
 	ssize_t r;
 
-	while (n->h.console >= 0 && (r = read(n->h.console, buf, sizeof(buf))) > 0) {
-		if (a->cur.fd >= 0) {
-			size_t at = link_begin(&a->cur, L_OUT, (uint32_t)n->rank);
-			put_u32(&a->cur, n->gen);
-			put_bytes(&a->cur, buf, (size_t)r);
-			link_end(&a->cur, at);
-		}
-	}
+	while (n->h.console >= 0 && (r = read(n->h.console, buf, sizeof(buf))) > 0)
+		if (a->cur.fd >= 0)
+			send_out(a, n, buf, (size_t)r);
 	if (n->h.console >= 0) {
 		ev_unwatch(a->ev, n->h.console);
 		close(n->h.console);
@@ -253,10 +262,7 @@ console_event(struct ev *ev, int fd, int events, void *arg)
 			a->lost_out += (uint64_t)r;
 			return;
 		}
-		size_t at = link_begin(&a->cur, L_OUT, (uint32_t)n->rank);
-		put_u32(&a->cur, n->gen);
-		put_bytes(&a->cur, buf, (size_t)r);
-		link_end(&a->cur, at);
+		send_out(a, n, buf, (size_t)r);
 		cur_flush(a);
 		return;
 	}
@@ -320,41 +326,36 @@ blob_map(struct agent *a, struct ablob *b, char *err, size_t errlen)
 	return 0;
 }
 
-static void
-boot(struct agent *a, uint32_t rank, struct lget *g)
+/* A boot (m: its parsed frame).  -1: not this host's node. */
+static int
+boot(struct agent *a, const struct linkmsg *m)
 {
-	uint32_t gen, cpu, pids;
-	uint64_t mem;
-	unsigned char hash[32];
-	char name[64], env[512], why[256], lower[PATH_MAX], scratch[PATH_MAX + 32], facid[16];
+	uint32_t rank = m->rank, gen = m->u.boot.gen;
+	const unsigned char *hash = m->u.boot.hash;
+	char why[256], lower[PATH_MAX], scratch[PATH_MAX + 32], facid[16];
 	struct anode *n;
 	struct ablob *b;
 
-	if (get_u32(g, &gen) < 0 || get_u32(g, &cpu) < 0 || get_u64(g, &mem) < 0 ||
-	    get_u32(g, &pids) < 0 || get_bytes(g, hash, 32) < 0 ||
-	    get_str(g, name, sizeof(name)) < 0 || get_str(g, env, sizeof(env)) < 0 ||
-	    (n = node_get(a, rank)) == NULL || !valid_name(name) || cpu > 1000000) {
-		a->cur.bad = 1;
-		return;
-	}
+	if ((n = node_get(a, rank)) == NULL)
+		return -1;
 	if (n->running) {
-		send_str(a, L_FAILED, rank, gen, "the node runs already");
-		return;
+		send_failed(a, rank, gen, "the node runs already");
+		return 0;
 	}
 	n->gen = gen;
 	if (!a->host_ok || !a->has_fac) {
-		send_str(a, L_FAILED, rank, gen, "this host cannot run nodes (see khagent's log)");
-		return;
+		send_failed(a, rank, gen, "this host cannot run nodes (see khagent's log)");
+		return 0;
 	}
 	if ((b = blob_find(a, hash)) == NULL) {
-		send_str(a, L_FAILED, rank, gen, "the ramdisk did not reach this host");
-		return;
+		send_failed(a, rank, gen, "the ramdisk did not reach this host");
+		return 0;
 	}
 	if (blob_map(a, b, why, sizeof(why)) < 0 ||
 	    imgcache_rootfs(a->images, hash, b->map, b->len, lower, sizeof(lower), why,
 			    sizeof(why)) < 0) {
-		send_str(a, L_FAILED, rank, gen, why);
-		return;
+		send_failed(a, rank, gen, why);
+		return 0;
 	}
 	memcpy(n->image, hash, 32);
 	n->holds_image = 1;
@@ -368,52 +369,48 @@ boot(struct agent *a, uint32_t rank, struct lget *g)
 	if (a->fab)
 		fabric_flush(a->fab);
 	snprintf(facid, sizeof(facid), "%08x", a->facid);
-	struct node_spec spec = {.name = name,
+	struct node_spec spec = {.name = m->u.boot.name,
 				 .facility = facid,
 				 .rank = (int)rank,
-				 .cpu_milli = (int)cpu,
-				 .mem = mem,
-				 .pids = (int)pids,
+				 .cpu_milli = (int)m->u.boot.cpu_milli,
+				 .mem = m->u.boot.mem,
+				 .pids = (int)m->u.boot.pids,
 				 .lower = lower,
 				 .scratch = scratch,
 				 .netns_fd = a->fab ? fabric_node_netns(a->fab, (int)rank) : -1,
 				 .device = NULL,
-				 .env = env[0] ? env : NULL};
+				 .env = m->u.boot.env[0] ? m->u.boot.env : NULL};
 	if (node_ct.boot(&a->host, &spec, &n->h, why, sizeof(why)) < 0)
 		goto fail;
 	n->running = 1;
 	ev_watch(a->ev, n->h.console, EV_READ, console_event, n);
 	if (n->h.pidfd >= 0 && ev_watch(a->ev, n->h.pidfd, EV_READ, exit_event, n) == 0)
 		n->watched_pidfd = n->h.pidfd;
-	size_t at = link_begin(&a->cur, L_BOOTED, rank);
-	put_u32(&a->cur, gen);
-	put_u32(&a->cur, (uint32_t)n->h.pid);
-	link_end(&a->cur, at);
+	struct linkmsg ok = {.type = L_BOOTED, .rank = rank};
+	ok.u.booted.gen = gen;
+	ok.u.booted.pid = (uint32_t)n->h.pid;
+	linkmsg_put(&a->cur, &ok);
 	cur_flush(a);
-	return;
+	return 0;
 fail:
 	imgcache_put(a->images, n->image);
 	n->holds_image = 0;
 	if (a->fab)
 		fabric_node_down(a->fab, (int)rank);
-	send_str(a, L_FAILED, rank, gen, why);
+	send_failed(a, rank, gen, why);
+	return 0;
 }
 
-/* The bytes of a blob, in order; checked against their hash at the end. */
-static void
-blob_chunk(struct agent *a, struct lget *g)
+/* The bytes of a blob, in order; checked against their hash at the end.
+ * -1: out of order, or not the blob being received (a broken front end). */
+static int
+blob_chunk(struct agent *a, const struct linkmsg *m)
 {
-	unsigned char hash[32];
-	uint64_t total, off;
-	size_t n;
+	const unsigned char *hash = m->u.blob.hash, *p = m->u.blob.bytes;
+	uint64_t total = m->u.blob.total, off = m->u.blob.off;
+	size_t n = m->u.blob.len;
 	char path[PATH_MAX + 80], tmp[PATH_MAX + 90], hx[65];
 
-	if (get_bytes(g, hash, 32) < 0 || get_u64(g, &total) < 0 || get_u64(g, &off) < 0 ||
-	    total > LINK_MAX_BLOB) {
-		a->cur.bad = 1;
-		return;
-	}
-	const unsigned char *p = get_rest(g, &n);
 	hex(hash, hx);
 	snprintf(path, sizeof(path), "%s/blobs/%s", a->dir, hx);
 	snprintf(tmp, sizeof(tmp), "%s.part", path);
@@ -427,12 +424,9 @@ blob_chunk(struct agent *a, struct lget *g)
 		if (a->bfd < 0)
 			log_warn("%s", tmp);
 	}
-	/* Out of order, or not the blob being received: a broken front end. */
-	if (memcmp(hash, a->bhash, 32) != 0 || off != a->bgot || total != a->btotal ||
-	    n > total - off) {
-		a->cur.bad = 1;
-		return;
-	}
+	/* (n <= total - off: linkmsg_parse checked) */
+	if (memcmp(hash, a->bhash, 32) != 0 || off != a->bgot || total != a->btotal)
+		return -1;
 	if (a->bfd >= 0 && pwrite(a->bfd, p, n, (off_t)off) != (ssize_t)n) {
 		log_warn("%s", tmp);
 		close(a->bfd);
@@ -440,17 +434,17 @@ blob_chunk(struct agent *a, struct lget *g)
 	}
 	a->bgot += n;
 	if (a->bgot < a->btotal)
-		return;
+		return 0;
 	/* All there: check it and keep it. */
 	int ok = 0;
 	if (a->bfd >= 0) {
 		unsigned char got[32];
-		void *m = total ? mmap(NULL, total, PROT_READ, MAP_PRIVATE, a->bfd, 0) : NULL;
-		if (m != MAP_FAILED) {
-			crypto_generichash(got, 32, m, total, NULL, 0);
+		void *map = total ? mmap(NULL, total, PROT_READ, MAP_PRIVATE, a->bfd, 0) : NULL;
+		if (map != MAP_FAILED) {
+			crypto_generichash(got, 32, map, total, NULL, 0);
 			ok = memcmp(got, hash, 32) == 0;
-			if (m)
-				munmap(m, total);
+			if (map)
+				munmap(map, total);
 		}
 		close(a->bfd);
 		a->bfd = -1;
@@ -458,49 +452,42 @@ blob_chunk(struct agent *a, struct lget *g)
 	if (!ok || rename(tmp, path) < 0) {
 		unlink(tmp);
 		log_warnx("blob %.16s: %s", hx, ok ? strerror(errno) : "its bytes do not match");
-		return; /* the boot that needs it fails: "did not reach this host" */
+		return 0; /* the boot that needs it fails: "did not reach this host" */
 	}
 	if (blob_find(a, hash) == NULL && a->nblobs < AG_MAX_BLOBS) {
 		a->blobs[a->nblobs++] = (struct ablob){.len = total};
 		memcpy(a->blobs[a->nblobs - 1].hash, hash, 32);
 	}
-	size_t at = link_begin(&a->cur, L_HAVE, 0);
-	put_bytes(&a->cur, hash, 32);
-	link_end(&a->cur, at);
+	struct linkmsg have = {.type = L_HAVE};
+	memcpy(have.u.have.hash, hash, 32);
+	linkmsg_put(&a->cur, &have);
+	return 0;
 }
 
-static void
-wire(struct agent *a, uint32_t rank, struct lget *g)
+static int
+wire(struct agent *a, const struct linkmsg *m)
 {
-	uint32_t n, v;
-	int netids[KH_MAX_IFS] = {0};
+	uint32_t rank = m->rank, n = m->u.wire.n;
+	int netids[LINK_MAX_IFS] = {0};
 	char why[256];
 
-	if (get_u32(g, &n) < 0 || n > KH_MAX_IFS || !own(a, rank)) {
-		a->cur.bad = 1;
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (get_u32(g, &v) < 0 || v > 0xffff) {
-			a->cur.bad = 1;
-			return;
-		}
-		netids[i] = (int)v;
-	}
+	if (!own(a, rank))
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		netids[i] = (int)m->u.wire.netid[i];
 	if (a->fab == NULL)
-		return;
+		return 0;
 	if (fabric_node_wire(a->fab, (int)rank, netids, (int)n, why, sizeof(why)) < 0)
 		log_warnx("node %u: wiring: %s", rank, why);
 	fabric_flush(a->fab);
+	return 0;
 }
 
-static void
+static int
 release(struct agent *a, uint32_t rank)
 {
-	if (!own(a, rank)) {
-		a->cur.bad = 1;
-		return;
-	}
+	if (!own(a, rank))
+		return -1;
 	struct anode *n = a->nodes[rank];
 	if (n)
 		node_kill(a, n);
@@ -509,60 +496,39 @@ release(struct agent *a, uint32_t rank)
 		fabric_flush(a->fab);
 		ev_after(a->ev, 1, prep_tick, a);
 	}
+	return 0;
 }
 
-static void
-input(struct agent *a, struct lget *g)
+/* Console input for some of this host's nodes: all of them this host's,
+ * or none is written to. */
+static int
+input(struct agent *a, const struct linkmsg *m)
 {
-	uint32_t len, rank;
-	const unsigned char *bytes;
+	uint32_t len = m->u.input.len;
 
-	if (get_u32(g, &len) < 0 || len > g->len - g->off) {
-		a->cur.bad = 1;
-		return;
-	}
-	bytes = g->p + g->off;
-	g->off += len;
-	if ((g->len - g->off) % 4 != 0) {
-		a->cur.bad = 1;
-		return;
-	}
-	while (g->off < g->len) {
-		if (get_u32(g, &rank) < 0 || !own(a, rank)) {
-			a->cur.bad = 1;
-			return;
-		}
-		struct anode *nd = a->nodes[rank];
+	for (uint32_t i = 0; i < m->u.input.nranks; i++)
+		if (!own(a, linkmsg_input_rank(m, i)))
+			return -1;
+	for (uint32_t i = 0; i < m->u.input.nranks; i++) {
+		struct anode *nd = a->nodes[linkmsg_input_rank(m, i)];
 		/* a node that does not read its console loses input, as on khd */
 		if (nd && nd->running && nd->h.console >= 0 && len > 0)
-			(void)!write(nd->h.console, bytes, len);
+			(void)!write(nd->h.console, m->u.input.bytes, len);
 	}
+	return 0;
 }
 
 static void
-span(struct agent *a, struct lget *g)
+span(struct agent *a, const struct linkmsg *m)
 {
-	uint32_t netid, n;
-	char peers[64][64];
-	const char *pv[64];
+	uint32_t netid = m->u.span.netid, n = m->u.span.n;
+	const char *pv[LINK_MAX_PEERS];
+	char why[256];
 
-	if (get_u32(g, &netid) < 0 || get_u32(g, &n) < 0 || n > 64 || netid == 0 ||
-	    netid > 0xffff) {
-		a->cur.bad = 1;
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		struct in_addr ia;
-		if (get_str(g, peers[i], sizeof(peers[i])) < 0 ||
-		    inet_pton(AF_INET, peers[i], &ia) != 1) {
-			a->cur.bad = 1;
-			return;
-		}
-		pv[i] = peers[i];
-	}
+	for (uint32_t i = 0; i < n; i++)
+		pv[i] = m->u.span.peer[i];
 	if (a->fab == NULL)
 		return;
-	char why[256];
 	if (fabric_span(a->fab, (int)netid, pv, (int)n, why, sizeof(why)) < 0)
 		log_warnx("domain %u: spanning %u other host%s: %s", netid, n, n == 1 ? "" : "s",
 			  why);
@@ -641,129 +607,140 @@ facility_start(struct agent *a, uint32_t facid, uint32_t first, uint32_t count, 
 	return 0;
 }
 
+_Static_assert(AG_MAX_BLOBS <= LINK_MAX_HAVE, "the blobs held fit an L_WELCOME");
+
 static void
 welcome(struct agent *a)
 {
-	size_t at = link_begin(&a->cur, L_WELCOME, 0);
-	uint32_t n = 0;
-	put_str(&a->cur, a->name);
-	for (int r = 0; r < KH_MAX_NODES; r++)
-		n += a->nodes[r] && a->nodes[r]->running;
-	put_u32(&a->cur, n);
+	struct linkmsg m = {.type = L_WELCOME};
+	struct sbuf nodes, blobs;
+
+	sbuf_init(&nodes);
+	sbuf_init(&blobs);
+	snprintf(m.u.welcome.name, sizeof(m.u.welcome.name), "%s", a->name);
 	for (int r = 0; r < KH_MAX_NODES; r++)
 		if (a->nodes[r] && a->nodes[r]->running) {
-			put_u32(&a->cur, (uint32_t)r);
-			put_u32(&a->cur, a->nodes[r]->gen);
-			put_bytes(&a->cur, a->nodes[r]->image, 32);
+			struct linkmsg_node nd = {.rank = (uint32_t)r, .gen = a->nodes[r]->gen};
+			unsigned char w[LINK_NODE_WIRE];
+			memcpy(nd.image, a->nodes[r]->image, 32);
+			linkmsg_node_wire(w, &nd);
+			sbuf_add(&nodes, w, sizeof(w));
+			m.u.welcome.nnodes++;
 		}
-	put_u32(&a->cur, (uint32_t)a->nblobs);
 	for (int i = 0; i < a->nblobs; i++)
-		put_bytes(&a->cur, a->blobs[i].hash, 32);
-	link_end(&a->cur, at);
+		sbuf_add(&blobs, a->blobs[i].hash, 32);
+	m.u.welcome.nblobs = (uint32_t)a->nblobs;
+	m.u.welcome.nodes = (const unsigned char *)nodes.s;
+	m.u.welcome.blobs = (const unsigned char *)blobs.s;
+	linkmsg_put(&a->cur, &m);
+	sbuf_free(&nodes);
+	sbuf_free(&blobs);
 }
 
 /* ---- the front end's frames ---- */
 
-static void
-handle(struct agent *a, int type, uint32_t rank, const unsigned char *p, size_t len)
+/* One frame from the proven front end.  -1: refused (the link ends). */
+static int
+handle(void *arg, int type, uint32_t rank, const unsigned char *p, size_t len)
 {
-	struct lget g;
+	struct agent *a = arg;
+	struct linkmsg m;
 	char why[256];
-	uint32_t v;
 
-	lget_init(&g, p, len);
+	a->refused[0] = '\0';
 	if (!a->has_fac && type != L_HELLO && type != L_PING) {
-		a->cur.bad = 1;
-		return;
+		snprintf(a->refused, sizeof(a->refused), "a %s before hello",
+			 linkmsg_type_name(type));
+		return -1;
 	}
+	if (linkmsg_parse(LINKMSG_TO_AGENT, type, rank, p, len, &m, a->refused,
+			  sizeof(a->refused)) < 0)
+		return -1;
 	switch (type) {
-	case L_HELLO: {
-		uint32_t first, count;
-		if (get_u32(&g, &v) < 0 || get_u32(&g, &first) < 0 || get_u32(&g, &count) < 0) {
-			a->cur.bad = 1;
-			return;
-		}
-		if (facility_start(a, v, first, count, why, sizeof(why)) < 0) {
-			log_warnx("front end: %s", why);
-			size_t at = link_begin(&a->cur, L_ERROR, 0);
-			put_str(&a->cur, why);
-			link_end(&a->cur, at);
+	case L_HELLO:
+		if (facility_start(a, m.u.hello.facid, m.u.hello.first, m.u.hello.count, why,
+				   sizeof(why)) < 0) {
+			struct linkmsg e = {.type = L_ERROR};
+			snprintf(a->refused, sizeof(a->refused), "%s", why);
+			snprintf(e.u.error.why, sizeof(e.u.error.why), "%s", why);
+			linkmsg_put(&a->cur, &e);
 			cur_flush(a);
-			a->cur.bad = 1;
-			return;
+			return -1;
 		}
 		welcome(a);
-		break;
-	}
+		return 0;
 	case L_PING:
-		link_end(&a->cur, link_begin(&a->cur, L_PONG, 0));
-		break;
+		linkmsg_put(&a->cur, &(struct linkmsg){.type = L_PONG});
+		return 0;
 	case L_PONG:
-		break;
+		return 0;
 	case L_BLOB:
-		blob_chunk(a, &g);
-		break;
+		return blob_chunk(a, &m);
 	case L_BOOT:
-		boot(a, rank, &g);
-		break;
+		return boot(a, &m);
 	case L_INPUT:
-		input(a, &g);
-		break;
+		return input(a, &m);
 	case L_KILL:
-		if (get_u32(&g, &v) < 0 || !own(a, rank)) {
-			a->cur.bad = 1;
-			return;
-		}
-		if (a->nodes[rank] && a->nodes[rank]->gen == v)
+		if (!own(a, rank))
+			return -1;
+		if (a->nodes[rank] && a->nodes[rank]->gen == m.u.kill.gen)
 			node_kill(a, a->nodes[rank]);
-		break;
+		return 0;
 	case L_WIRE:
-		wire(a, rank, &g);
-		break;
+		return wire(a, &m);
 	case L_RELEASE:
-		release(a, rank);
-		break;
+		return release(a, rank);
 	case L_SPAN:
-		span(a, &g);
-		break;
+		span(a, &m);
+		return 0;
 	case L_ERROR:
-		if (get_str(&g, why, sizeof(why)) == 0)
-			log_warnx("front end: %s", why);
-		a->cur.bad = 1;
-		break;
-	default:
-		a->cur.bad = 1;
+		log_warnx("front end: %s", m.u.error.why);
+		return -1;
+	default: /* L_PROOF: once, before it is the front end */
+		return -1;
 	}
+}
+
+/* What a link_pump of the front end's link ended on: it goes on, or it
+ * is closed. */
+static void
+cur_pumped(struct agent *a, enum link_pump st)
+{
+	switch (st) {
+	case LINK_WAIT:
+		cur_flush(a);
+		return;
+	case LINK_LEFT: /* a send failed: cur_flush closed it */
+		return;
+	case LINK_BAD:
+	case LINK_REFUSED:
+		log_warnx("front end: a bad frame (type %d, node %u, %zu bytes%s%s): closed",
+			  a->cur.last_type, a->cur.last_rank, a->cur.last_len,
+			  st == LINK_BAD  ? ": too long, or of no known type"
+			  : a->refused[0] ? ": "
+					  : "",
+			  st == LINK_REFUSED ? a->refused : "");
+		break;
+	case LINK_EOF:
+	case LINK_ERR:
+		log_warnx("front end: went away");
+		break;
+	}
+	ev_unwatch(a->ev, a->cur.fd);
+	link_free(&a->cur);
 }
 
 static void
 cur_event(struct ev *ev, int fd, int events, void *arg)
 {
 	struct agent *a = arg;
-	const unsigned char *p;
-	size_t len;
-	uint32_t rank;
-	int type, rc = 0;
+	(void)ev;
 	(void)fd;
 
-	if (events & EV_READ) {
-		ssize_t r = link_read(&a->cur);
-		type = 0;
-		while (!a->cur.bad && (rc = link_next(&a->cur, &type, &rank, &p, &len)) == 1)
-			handle(a, type, rank, p, len);
-		if (r == 0 || r == -1 || rc < 0 || a->cur.bad) {
-			if (a->cur.bad || rc < 0)
-				log_warnx(
-				    "front end: a bad frame (type %d, node %u, %zu bytes): closed",
-				    type, rank, len);
-			else
-				log_warnx("front end: went away");
-			ev_unwatch(ev, a->cur.fd);
-			link_free(&a->cur);
-			return;
-		}
-	}
-	cur_flush(a);
+	if (events & EV_READ)
+		cur_pumped(a, link_pump(&a->cur, handle, a));
+	else
+		cur_flush(a);
 }
 
 static void
@@ -778,54 +755,62 @@ cand_drop(struct agent *a, const char *why)
 	a->cand_state = 0;
 }
 
+/* The candidate's first frame: its proof of the cluster key.  Proven, its
+ * link becomes the front end's (a restarted one replaces the old). */
+static int
+cand_frame(void *arg, int type, uint32_t rank, const unsigned char *p, size_t len)
+{
+	struct agent *a = arg;
+	struct linkmsg m, proven = {.type = L_PROVEN};
+	char why[256];
+
+	if (type != L_PROOF ||
+	    linkmsg_parse(LINKMSG_TO_AGENT, type, rank, p, len, &m, why, sizeof(why)) < 0) {
+		cand_drop(a, "no proof of the cluster key");
+		return -1;
+	}
+	if (link_check(a->key, "front", a->cand_nonce, m.u.proof.mac) < 0) {
+		cand_drop(a, "wrong cluster key");
+		return -1;
+	}
+	link_prove(a->key, "agent", m.u.proof.nonce, proven.u.proven.mac);
+	if (a->cur.fd >= 0) {
+		log_info("front end: a new connection replaces the old one");
+		ev_unwatch(a->ev, a->cur.fd);
+		link_free(&a->cur);
+	}
+	ev_unwatch(a->ev, a->cand.fd);
+	a->cur = a->cand;
+	a->cand.fd = -1;
+	sbuf_init(&a->cand.in);
+	sbuf_init(&a->cand.out);
+	a->cand_state = 2;
+	linkmsg_put(&a->cur, &proven);
+	log_info("front end connected");
+	return 0;
+}
+
 /* A connection proves it holds the cluster key before it is heard. */
 static void
 cand_event(struct ev *ev, int fd, int events, void *arg)
 {
 	struct agent *a = arg;
-	const unsigned char *p;
-	size_t len;
-	uint32_t rank;
-	int type, rc = 0;
-	unsigned char mac[32], theirs[LINK_NONCE];
+	(void)ev;
 	(void)fd;
 	(void)events;
 
-	ssize_t r = link_read(&a->cand);
-	rc = link_next(&a->cand, &type, &rank, &p, &len);
-	if (rc == 0 && r != 0 && r != -1)
+	enum link_pump st = link_pump(&a->cand, cand_frame, a);
+	if (st == LINK_WAIT)
 		return;
-	if (rc != 1 || type != L_PROOF || len != 32 + LINK_NONCE) {
+	if (st != LINK_LEFT) {
 		cand_drop(a, "no proof of the cluster key");
 		return;
 	}
-	memcpy(mac, p, 32);
-	memcpy(theirs, p + 32, LINK_NONCE);
-	if (link_check(a->key, "front", a->cand_nonce, mac) < 0) {
-		cand_drop(a, "wrong cluster key");
-		return;
+	/* Proven: the frames that came with the proof.  (Refused: dropped.) */
+	if (a->cand_state == 2) {
+		a->cand_state = 0;
+		cur_pumped(a, link_dispatch(&a->cur, handle, a));
 	}
-	link_prove(a->key, "agent", theirs, mac);
-	/* Proven: it is the front end now (a restarted one replaces the old). */
-	if (a->cur.fd >= 0) {
-		log_info("front end: a new connection replaces the old one");
-		ev_unwatch(ev, a->cur.fd);
-		link_free(&a->cur);
-	}
-	ev_unwatch(ev, a->cand.fd);
-	a->cur = a->cand;
-	a->cand.fd = -1;
-	sbuf_init(&a->cand.in);
-	sbuf_init(&a->cand.out);
-	a->cand_state = 0;
-	size_t at = link_begin(&a->cur, L_PROVEN, 0);
-	put_bytes(&a->cur, mac, 32);
-	link_end(&a->cur, at);
-	log_info("front end connected");
-	/* frames that came with the proof */
-	while (!a->cur.bad && (rc = link_next(&a->cur, &type, &rank, &p, &len)) == 1)
-		handle(a, type, rank, p, len);
-	cur_flush(a);
 }
 
 static void
@@ -841,9 +826,9 @@ accept_event(struct ev *ev, int fd, int events, void *arg)
 	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	link_init(&a->cand, c);
 	randombytes_buf(a->cand_nonce, LINK_NONCE);
-	size_t at = link_begin(&a->cand, L_CHALLENGE, 0);
-	put_bytes(&a->cand, a->cand_nonce, LINK_NONCE);
-	link_end(&a->cand, at);
+	struct linkmsg m = {.type = L_CHALLENGE};
+	memcpy(m.u.challenge.nonce, a->cand_nonce, LINK_NONCE);
+	linkmsg_put(&a->cand, &m);
 	link_flush(&a->cand);
 	a->cand_state = 1;
 	ev_watch(ev, c, EV_READ, cand_event, a);

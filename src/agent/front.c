@@ -1,6 +1,8 @@
 /* front: the front end's links to its hosts' agents (front.h). */
 #include "agent/front.h"
 #include "agent/link.h"
+#include "agent/linkmsg.h"
+#include "allocator/facility.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -15,9 +17,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+_Static_assert(FRONT_MAX_IFS == LINK_MAX_IFS, "an L_STATS's interfaces fit front_stats");
+_Static_assert(KH_MAX_HOSTS - 1 <= LINK_MAX_PEERS, "a host's peers fit an L_SPAN");
+_Static_assert(KH_MAX_NODES <= LINK_MAX_RANKS, "a facility's ranks fit the link's");
+
 enum { H_IDLE, H_CONNECTING, H_CHALLENGED, H_PROVING, H_HELLO, H_UP };
 
-#define FH_MAX_HAVE 256
+#define FH_MAX_HAVE LINK_MAX_HAVE
 
 struct fhost {
 	struct front *f;
@@ -35,6 +41,7 @@ struct fhost {
 	int in_open;
 	uint64_t sent;
 	char name[64];
+	char refused[256]; /* why the last frame was refused */
 };
 
 struct front {
@@ -135,38 +142,23 @@ learn(struct fhost *h, const unsigned char *hash)
 }
 
 static int
-welcome(struct fhost *h, struct lget *g)
+welcome(struct fhost *h, const struct linkmsg *m)
 {
-	uint32_t n, m;
-	struct front_running *run = NULL;
-	unsigned char hash[32];
+	uint32_t n = m->u.welcome.nnodes;
+	struct front_running *run = calloc(n ? n : 1, sizeof(*run));
 
-	if (get_str(g, h->name, sizeof(h->name)) < 0 || !valid_name(h->name) ||
-	    get_u32(g, &n) < 0 || n > LINK_MAX_RANKS)
-		return -1;
-	run = calloc(n ? n : 1, sizeof(*run));
 	if (run == NULL)
 		fatal("front");
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t r;
-		if (get_u32(g, &r) < 0 || r >= LINK_MAX_RANKS || get_u32(g, &run[i].gen) < 0 ||
-		    get_bytes(g, run[i].image, 32) < 0) {
-			free(run);
-			return -1;
-		}
-		run[i].rank = (int)r;
+		struct linkmsg_node nd;
+		linkmsg_welcome_node(m, i, &nd);
+		run[i].rank = (int)nd.rank;
+		run[i].gen = nd.gen;
+		memcpy(run[i].image, nd.image, 32);
 	}
-	if (get_u32(g, &m) < 0 || m > FH_MAX_HAVE) {
-		free(run);
-		return -1;
-	}
-	for (uint32_t i = 0; i < m; i++) {
-		if (get_bytes(g, hash, 32) < 0) {
-			free(run);
-			return -1;
-		}
-		learn(h, hash);
-	}
+	for (uint32_t i = 0; i < m->u.welcome.nblobs; i++)
+		learn(h, m->u.welcome.blobs + (size_t)i * 32);
+	snprintf(h->name, sizeof(h->name), "%s", m->u.welcome.name);
 	h->st = H_UP;
 	log_info("host %s (%s): up, %u node%s running", h->name, h->addr, n, n == 1 ? "" : "s");
 	h->f->ops->up(h->f->arg, h->idx, h->name, run, (int)n);
@@ -174,28 +166,26 @@ welcome(struct fhost *h, struct lget *g)
 	return 0;
 }
 
-static int
-stats(struct fhost *h, uint32_t rank, struct lget *g)
+static void
+stats(struct fhost *h, const struct linkmsg *m)
 {
 	struct front_stats s;
-	uint32_t gen, n;
 	memset(&s, 0, sizeof(s));
-	if (get_u32(g, &gen) < 0 || get_u64(g, &s.st.cpu_ns) < 0 || get_u64(g, &s.st.mem) < 0 ||
-	    get_u64(g, &s.st.mem_peak) < 0 || get_u64(g, &s.st.oom_kills) < 0 ||
-	    get_u32(g, &n) < 0 || n > FRONT_MAX_IFS)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t slot;
-		struct fabric_ifstats *x = &s.ifs[i];
-		if (get_u32(g, &slot) < 0 || slot >= FRONT_MAX_IFS || get_u32(g, &x->netid) < 0 ||
-		    get_u64(g, &x->rx_bytes) < 0 || get_u64(g, &x->tx_bytes) < 0 ||
-		    get_u64(g, &x->rx_packets) < 0 || get_u64(g, &x->tx_packets) < 0)
-			return -1;
-		x->slot = (int)slot;
+	s.st.cpu_ns = m->u.stats.cpu_ns;
+	s.st.mem = m->u.stats.mem;
+	s.st.mem_peak = m->u.stats.mem_peak;
+	s.st.oom_kills = m->u.stats.oom_kills;
+	for (uint32_t i = 0; i < m->u.stats.nifs; i++) {
+		const struct linkmsg_if *x = &m->u.stats.ifs[i];
+		s.ifs[i] = (struct fabric_ifstats){.slot = (int)x->slot,
+						   .netid = x->netid,
+						   .rx_bytes = x->rx_bytes,
+						   .tx_bytes = x->tx_bytes,
+						   .rx_packets = x->rx_packets,
+						   .tx_packets = x->tx_packets};
 	}
-	s.nifs = (int)n;
-	h->f->ops->stats(h->f->arg, h->idx, (int)rank, gen, &s);
-	return 0;
+	s.nifs = (int)m->u.stats.nifs;
+	h->f->ops->stats(h->f->arg, h->idx, (int)m->rank, m->u.stats.gen, &s);
 }
 
 /* One frame from an agent that proved itself.  -1: it makes no sense. */
@@ -203,59 +193,45 @@ static int
 frame(struct fhost *h, int type, uint32_t rank, const unsigned char *p, size_t len)
 {
 	struct front *f = h->f;
-	struct lget g;
-	uint32_t gen, v;
-	char why[512];
-	unsigned char hash[32];
+	struct linkmsg m;
 
-	lget_init(&g, p, len);
 	if (type != L_WELCOME && type != L_PONG && type != L_PING && type != L_ERROR &&
 	    h->st != H_UP)
 		return -1;
 	if (rank >= LINK_MAX_RANKS)
 		return -1;
+	if (linkmsg_parse(LINKMSG_TO_FRONT, type, rank, p, len, &m, h->refused,
+			  sizeof(h->refused)) < 0)
+		return -1;
 	switch (type) {
 	case L_WELCOME:
-		return h->st == H_HELLO ? welcome(h, &g) : -1;
+		return h->st == H_HELLO ? welcome(h, &m) : -1;
 	case L_PING:
 		h->in_open = 0;
-		link_end(&h->lk, link_begin(&h->lk, L_PONG, 0));
+		linkmsg_put(&h->lk, &(struct linkmsg){.type = L_PONG});
 		return 0;
 	case L_PONG:
 		return 0;
 	case L_HAVE:
-		if (get_bytes(&g, hash, 32) < 0)
-			return -1;
-		learn(h, hash);
+		learn(h, m.u.have.hash);
 		return 0;
 	case L_BOOTED:
-		if (get_u32(&g, &gen) < 0 || get_u32(&g, &v) < 0)
-			return -1;
-		f->ops->booted(f->arg, h->idx, (int)rank, gen);
+		f->ops->booted(f->arg, h->idx, (int)rank, m.u.booted.gen);
 		return 0;
 	case L_FAILED:
-		if (get_u32(&g, &gen) < 0 || get_str(&g, why, sizeof(why)) < 0)
-			return -1;
-		f->ops->failed(f->arg, h->idx, (int)rank, gen, why);
+		f->ops->failed(f->arg, h->idx, (int)rank, m.u.failed.gen, m.u.failed.why);
 		return 0;
-	case L_OUT: {
-		size_t n;
-		if (get_u32(&g, &gen) < 0)
-			return -1;
-		const unsigned char *b = get_rest(&g, &n);
-		f->ops->output(f->arg, h->idx, (int)rank, gen, b, n);
+	case L_OUT:
+		f->ops->output(f->arg, h->idx, (int)rank, m.u.out.gen, m.u.out.bytes, m.u.out.len);
 		return 0;
-	}
 	case L_EXIT:
-		if (get_u32(&g, &gen) < 0 || get_u32(&g, &v) < 0)
-			return -1;
-		f->ops->exited(f->arg, h->idx, (int)rank, gen, (int)v);
+		f->ops->exited(f->arg, h->idx, (int)rank, m.u.exit.gen, m.u.exit.status);
 		return 0;
 	case L_STATS:
-		return stats(h, rank, &g);
+		stats(h, &m);
+		return 0;
 	case L_ERROR:
-		if (get_str(&g, why, sizeof(why)) == 0)
-			log_warnx("host %s: the agent says: %s", h->addr, why);
+		log_warnx("host %s: the agent says: %s", h->addr, m.u.error.why);
 		return -1;
 	default:
 		return -1;
@@ -266,49 +242,50 @@ frame(struct fhost *h, int type, uint32_t rank, const unsigned char *p, size_t l
 static int
 handshake(struct fhost *h, int type, const unsigned char *p, size_t len)
 {
-	unsigned char mac[32];
+	struct linkmsg m, out;
 
-	if (h->st == H_CHALLENGED && type == L_CHALLENGE && len == LINK_NONCE) {
-		link_prove(h->f->key, "front", p, mac);
+	if (linkmsg_parse(LINKMSG_TO_FRONT, type, 0, p, len, &m, h->refused, sizeof(h->refused)) <
+	    0)
+		return -1;
+	if (h->st == H_CHALLENGED && type == L_CHALLENGE) {
+		out = (struct linkmsg){.type = L_PROOF};
+		link_prove(h->f->key, "front", m.u.challenge.nonce, out.u.proof.mac);
 		randombytes_buf(h->nonce, LINK_NONCE);
-		size_t at = link_begin(&h->lk, L_PROOF, 0);
-		put_bytes(&h->lk, mac, 32);
-		put_bytes(&h->lk, h->nonce, LINK_NONCE);
-		link_end(&h->lk, at);
+		memcpy(out.u.proof.nonce, h->nonce, LINK_NONCE);
+		linkmsg_put(&h->lk, &out);
 		h->st = H_PROVING;
 		return 0;
 	}
-	if (h->st == H_PROVING && type == L_PROVEN && len == 32) {
-		if (link_check(h->f->key, "agent", h->nonce, p) < 0) {
+	if (h->st == H_PROVING && type == L_PROVEN) {
+		if (link_check(h->f->key, "agent", h->nonce, m.u.proven.mac) < 0) {
 			log_warnx("host %s: its agent does not hold the cluster key", h->addr);
 			return -1;
 		}
-		size_t at = link_begin(&h->lk, L_HELLO, 0);
-		put_u32(&h->lk, h->f->facid);
-		put_u32(&h->lk, (uint32_t)h->first);
-		put_u32(&h->lk, (uint32_t)h->count);
-		link_end(&h->lk, at);
+		out = (struct linkmsg){.type = L_HELLO};
+		out.u.hello.facid = h->f->facid;
+		out.u.hello.first = (uint32_t)h->first;
+		out.u.hello.count = (uint32_t)h->count;
+		linkmsg_put(&h->lk, &out);
 		h->st = H_HELLO;
 		return 0;
 	}
-	if (type == L_ERROR) {
-		struct lget g;
-		char why[256];
-		lget_init(&g, p, len);
-		if (get_str(&g, why, sizeof(why)) == 0)
-			log_warnx("host %s: the agent says: %s", h->addr, why);
-	}
+	if (type == L_ERROR)
+		log_warnx("host %s: the agent says: %s", h->addr, m.u.error.why);
 	return -1;
+}
+
+static int
+host_frame(void *arg, int type, uint32_t rank, const unsigned char *p, size_t len)
+{
+	struct fhost *h = arg;
+	h->refused[0] = '\0';
+	return h->st < H_HELLO ? handshake(h, type, p, len) : frame(h, type, rank, p, len);
 }
 
 static void
 host_event(struct ev *ev, int fd, int events, void *arg)
 {
 	struct fhost *h = arg;
-	const unsigned char *p;
-	size_t len;
-	uint32_t rank;
-	int type, rc;
 	(void)ev;
 
 	if (h->st == H_CONNECTING) {
@@ -321,26 +298,32 @@ host_event(struct ev *ev, int fd, int events, void *arg)
 		h->st = H_CHALLENGED;
 	}
 	if (events & EV_READ) {
-		ssize_t r = link_read(&h->lk);
-		if (r > 0)
+		uint64_t rx = h->lk.rx;
+		enum link_pump st = link_pump(&h->lk, host_frame, h);
+		if (st == LINK_LEFT)
+			return; /* an op dropped it */
+		if (h->lk.rx != rx)
 			h->last_rx = ms_now();
-		while ((rc = link_next(&h->lk, &type, &rank, &p, &len)) == 1) {
-			int bad = h->st < H_HELLO ? handshake(h, type, p, len)
-						  : frame(h, type, rank, p, len);
-			if (h->lk.fd < 0)
-				return; /* an op dropped it */
-			if (bad < 0) {
-				host_down(h, "the agent sent what makes no sense, or was refused");
-				return;
-			}
+		switch (st) {
+		case LINK_REFUSED: {
+			char why[320];
+			snprintf(why, sizeof(why), "the agent sent what makes no sense%s%s%s",
+				 h->refused[0] ? " (" : ", or was refused", h->refused,
+				 h->refused[0] ? ")" : "");
+			host_down(h, why);
+			return;
 		}
-		if (rc < 0) {
+		case LINK_BAD:
 			host_down(h, "a frame too long or of no known type");
 			return;
-		}
-		if (r == 0 || r == -1) {
-			host_down(h, r == 0 ? "the agent closed the link" : strerror(errno));
+		case LINK_EOF:
+			host_down(h, "the agent closed the link");
 			return;
+		case LINK_ERR:
+			host_down(h, strerror(errno));
+			return;
+		default:
+			break;
 		}
 	}
 	flush(h);
@@ -364,7 +347,7 @@ tick(struct ev *ev, void *arg)
 			continue;
 		}
 		if (h->st == H_UP) {
-			link_end(&h->lk, link_begin(&h->lk, L_PING, 0));
+			linkmsg_put(&h->lk, &(struct linkmsg){.type = L_PING});
 			h->in_open = 0;
 			flush(h);
 		}
@@ -483,28 +466,28 @@ front_boot(struct front *f, int host, const struct front_boot *b, const unsigned
 	if (h == NULL)
 		return;
 	if (!knows(h, hash)) {
+		struct linkmsg m = {.type = L_BLOB};
+		memcpy(m.u.blob.hash, hash, 32);
+		m.u.blob.total = len;
 		for (size_t off = 0; off < len || off == 0; off += LINK_CHUNK) {
-			size_t n = len - off < LINK_CHUNK ? len - off : LINK_CHUNK;
-			size_t at = link_begin(&h->lk, L_BLOB, 0);
-			put_bytes(&h->lk, hash, 32);
-			put_u64(&h->lk, len);
-			put_u64(&h->lk, off);
-			put_bytes(&h->lk, (const unsigned char *)data + off, n);
-			link_end(&h->lk, at);
+			m.u.blob.off = off;
+			m.u.blob.bytes = (const unsigned char *)data + off;
+			m.u.blob.len = len - off < LINK_CHUNK ? len - off : LINK_CHUNK;
+			linkmsg_put(&h->lk, &m);
 			if (len == 0)
 				break;
 		}
 		learn(h, hash);
 	}
-	size_t at = link_begin(&h->lk, L_BOOT, (uint32_t)b->rank);
-	put_u32(&h->lk, b->gen);
-	put_u32(&h->lk, (uint32_t)b->cpu_milli);
-	put_u64(&h->lk, b->mem);
-	put_u32(&h->lk, (uint32_t)b->pids);
-	put_bytes(&h->lk, hash, 32);
-	put_str(&h->lk, b->name);
-	put_str(&h->lk, b->env ? b->env : "");
-	link_end(&h->lk, at);
+	struct linkmsg m = {.type = L_BOOT, .rank = (uint32_t)b->rank};
+	m.u.boot.gen = b->gen;
+	m.u.boot.cpu_milli = (uint32_t)b->cpu_milli;
+	m.u.boot.mem = b->mem;
+	m.u.boot.pids = (uint32_t)b->pids;
+	memcpy(m.u.boot.hash, hash, 32);
+	snprintf(m.u.boot.name, sizeof(m.u.boot.name), "%s", b->name);
+	snprintf(m.u.boot.env, sizeof(m.u.boot.env), "%s", b->env ? b->env : "");
+	linkmsg_put(&h->lk, &m);
 	flush(h);
 }
 
@@ -523,12 +506,15 @@ front_input(struct front *f, int host, int rank, const void *p, size_t n)
 		link_end(&h->lk, h->in_at);
 		return; /* sent when the loop comes round (flush below ran already) */
 	}
-	size_t at = link_begin(&h->lk, L_INPUT, 0);
-	put_u32(&h->lk, (uint32_t)n);
-	h->in_bytes_at = h->lk.out.len;
-	put_bytes(&h->lk, p, n);
-	put_u32(&h->lk, (uint32_t)rank);
-	link_end(&h->lk, at);
+	struct linkmsg m = {.type = L_INPUT};
+	unsigned char r[4];
+	link_set32(r, (uint32_t)rank);
+	m.u.input.bytes = p;
+	m.u.input.len = (uint32_t)n;
+	m.u.input.ranks = r;
+	m.u.input.nranks = 1;
+	size_t at = linkmsg_put(&h->lk, &m);
+	h->in_bytes_at = at + LINK_HDR + 4; /* the frame's ranks follow its bytes */
 	h->in_at = at;
 	h->in_len = n;
 	h->in_open = 1;
@@ -543,9 +529,9 @@ front_kill(struct front *f, int host, int rank, uint32_t gen)
 	struct fhost *h = up(f, host);
 	if (h == NULL)
 		return;
-	size_t at = link_begin(&h->lk, L_KILL, (uint32_t)rank);
-	put_u32(&h->lk, gen);
-	link_end(&h->lk, at);
+	struct linkmsg m = {.type = L_KILL, .rank = (uint32_t)rank};
+	m.u.kill.gen = gen;
+	linkmsg_put(&h->lk, &m);
 	flush(h);
 }
 
@@ -555,11 +541,11 @@ front_wire(struct front *f, int host, int rank, const int *netids, int n)
 	struct fhost *h = up(f, host);
 	if (h == NULL)
 		return;
-	size_t at = link_begin(&h->lk, L_WIRE, (uint32_t)rank);
-	put_u32(&h->lk, (uint32_t)n);
-	for (int i = 0; i < n; i++)
-		put_u32(&h->lk, (uint32_t)netids[i]);
-	link_end(&h->lk, at);
+	struct linkmsg m = {.type = L_WIRE, .rank = (uint32_t)rank};
+	m.u.wire.n = (uint32_t)(n < LINK_MAX_IFS ? n : LINK_MAX_IFS);
+	for (uint32_t i = 0; i < m.u.wire.n; i++)
+		m.u.wire.netid[i] = (uint32_t)netids[i];
+	linkmsg_put(&h->lk, &m);
 	flush(h);
 }
 
@@ -569,7 +555,7 @@ front_release(struct front *f, int host, int rank)
 	struct fhost *h = up(f, host);
 	if (h == NULL)
 		return;
-	link_end(&h->lk, link_begin(&h->lk, L_RELEASE, (uint32_t)rank));
+	linkmsg_put(&h->lk, &(struct linkmsg){.type = L_RELEASE, .rank = (uint32_t)rank});
 	flush(h);
 }
 
@@ -579,11 +565,12 @@ front_span(struct front *f, int host, int netid, const int *peers, int n)
 	struct fhost *h = up(f, host);
 	if (h == NULL)
 		return;
-	size_t at = link_begin(&h->lk, L_SPAN, 0);
-	put_u32(&h->lk, (uint32_t)netid);
-	put_u32(&h->lk, (uint32_t)n);
-	for (int i = 0; i < n; i++)
-		put_str(&h->lk, front_host_ip(f, peers[i]));
-	link_end(&h->lk, at);
+	struct linkmsg m = {.type = L_SPAN};
+	m.u.span.netid = (uint32_t)netid;
+	m.u.span.n = (uint32_t)(n < LINK_MAX_PEERS ? n : LINK_MAX_PEERS);
+	for (uint32_t i = 0; i < m.u.span.n; i++)
+		snprintf(m.u.span.peer[i], sizeof(m.u.span.peer[i]), "%s",
+			 front_host_ip(f, peers[i]));
+	linkmsg_put(&h->lk, &m);
 	flush(h);
 }

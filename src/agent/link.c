@@ -46,6 +46,7 @@ link_read(struct link *l)
 		ssize_t n = read(l->fd, buf, sizeof(buf));
 		if (n > 0) {
 			sbuf_add(&l->in, buf, (size_t)n);
+			l->rx += (uint64_t)n;
 			total += n;
 			continue;
 		}
@@ -60,8 +61,8 @@ link_read(struct link *l)
 	return total;
 }
 
-static uint32_t
-le32(const unsigned char *p)
+uint32_t
+link_get32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -70,14 +71,17 @@ int
 link_next(struct link *l, int *type, uint32_t *rank, const unsigned char **p, size_t *len)
 {
 	size_t have = l->in.len - l->in_off;
-	const unsigned char *h = (const unsigned char *)l->in.s + l->in_off;
 
 	if (l->bad)
 		return -1;
 	if (have < LINK_HDR)
-		return 0;
-	uint32_t n = le32(h);
-	uint32_t t = le32(h + 4);
+		return 0; /* (nothing read yet: in.s may be NULL) */
+	const unsigned char *h = (const unsigned char *)l->in.s + l->in_off;
+	uint32_t n = link_get32(h);
+	uint32_t t = link_get32(h + 4);
+	l->last_type = (int)t;
+	l->last_rank = link_get32(h + 8);
+	l->last_len = n;
 	if (n > LINK_PAYLOAD_MAX || t == 0 || t >= L_TYPES) {
 		l->bad = 1;
 		return -1;
@@ -85,11 +89,48 @@ link_next(struct link *l, int *type, uint32_t *rank, const unsigned char **p, si
 	if (have < LINK_HDR + (size_t)n)
 		return 0;
 	*type = (int)t;
-	*rank = le32(h + 8);
+	*rank = link_get32(h + 8);
 	*p = h + LINK_HDR;
 	*len = n;
 	l->in_off += LINK_HDR + (size_t)n;
 	return 1;
+}
+
+enum link_pump
+link_dispatch(struct link *l, link_frame_fn fn, void *arg)
+{
+	const unsigned char *p;
+	size_t len;
+	uint32_t rank;
+	int type, rc;
+
+	while ((rc = link_next(l, &type, &rank, &p, &len)) == 1) {
+		int took = fn(arg, type, rank, p, len);
+		if (l->fd < 0)
+			return LINK_LEFT;
+		if (took < 0) {
+			l->bad = 1;
+			return LINK_REFUSED;
+		}
+	}
+	return rc < 0 ? LINK_BAD : LINK_WAIT;
+}
+
+enum link_pump
+link_pump(struct link *l, link_frame_fn fn, void *arg)
+{
+	ssize_t r = link_read(l);
+	int e = errno;
+	enum link_pump st = link_dispatch(l, fn, arg);
+	if (st != LINK_WAIT)
+		return st;
+	if (r == 0)
+		return LINK_EOF;
+	if (r == -1) {
+		errno = e;
+		return LINK_ERR;
+	}
+	return LINK_WAIT;
 }
 
 int
@@ -127,8 +168,8 @@ link_pending(const struct link *l)
 	return l->out.len - l->out_off;
 }
 
-static void
-set32(unsigned char *p, uint32_t v)
+void
+link_set32(unsigned char *p, uint32_t v)
 {
 	p[0] = (unsigned char)v;
 	p[1] = (unsigned char)(v >> 8);
@@ -141,9 +182,9 @@ link_begin(struct link *l, int type, uint32_t rank)
 {
 	unsigned char h[LINK_HDR];
 	size_t at = l->out.len;
-	set32(h, 0);
-	set32(h + 4, (uint32_t)type);
-	set32(h + 8, rank);
+	link_set32(h, 0);
+	link_set32(h + 4, (uint32_t)type);
+	link_set32(h + 8, rank);
 	sbuf_add(&l->out, h, sizeof(h));
 	return at;
 }
@@ -151,14 +192,14 @@ link_begin(struct link *l, int type, uint32_t rank)
 void
 link_end(struct link *l, size_t at)
 {
-	set32((unsigned char *)l->out.s + at, (uint32_t)(l->out.len - at - LINK_HDR));
+	link_set32((unsigned char *)l->out.s + at, (uint32_t)(l->out.len - at - LINK_HDR));
 }
 
 void
 put_u32(struct link *l, uint32_t v)
 {
 	unsigned char b[4];
-	set32(b, v);
+	link_set32(b, v);
 	sbuf_add(&l->out, b, 4);
 }
 
@@ -172,7 +213,8 @@ put_u64(struct link *l, uint64_t v)
 void
 put_bytes(struct link *l, const void *p, size_t n)
 {
-	sbuf_add(&l->out, p, n);
+	if (n > 0)
+		sbuf_add(&l->out, p, n);
 }
 
 void
@@ -210,7 +252,7 @@ get_u32(struct lget *g, uint32_t *v)
 	unsigned char b[4];
 	if (get_bytes(g, b, 4) < 0)
 		return -1;
-	*v = le32(b);
+	*v = link_get32(b);
 	return 0;
 }
 

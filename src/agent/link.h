@@ -59,6 +59,11 @@ struct link {
 	struct sbuf in, out;
 	size_t in_off, out_off; /* consumed from in; sent from out */
 	int bad;		/* a frame did not parse: close */
+	uint64_t rx;		/* bytes read, ever */
+	/* the header link_next saw last (for logs) */
+	int last_type;
+	uint32_t last_rank;
+	size_t last_len;
 };
 
 void link_init(struct link *l, int fd);
@@ -71,6 +76,26 @@ ssize_t link_read(struct link *l);
  * until the next link_read); 0 when none yet; -1 when the peer sent
  * nonsense (too long, unknown type). */
 int link_next(struct link *l, int *type, uint32_t *rank, const unsigned char **p, size_t *len);
+
+/* One frame to its reader: 0 taken, -1 refused (the link is bad).  A
+ * reader may close the link, or hand its struct over to another (either
+ * way it sets l->fd to -1); link_pump then stops and touches l no more. */
+typedef int (*link_frame_fn)(void *arg, int type, uint32_t rank, const unsigned char *p,
+			     size_t len);
+enum link_pump {
+	LINK_WAIT,    /* every whole frame handled; more may come */
+	LINK_EOF,     /* the peer closed the connection */
+	LINK_ERR,     /* reading failed (errno) */
+	LINK_BAD,     /* a header that makes no sense: too long, no known type */
+	LINK_REFUSED, /* the reader refused a frame */
+	LINK_LEFT,    /* the reader closed the link or handed it over */
+};
+/* Read what the socket has, then hand each whole frame, in order, to fn
+ * until one is bad.  The frames that came before an end of file or an
+ * error are handled first. */
+enum link_pump link_pump(struct link *l, link_frame_fn fn, void *arg);
+/* The same without reading: the whole frames already in l->in. */
+enum link_pump link_dispatch(struct link *l, link_frame_fn fn, void *arg);
 /* Send what is queued.  Returns 1 when everything went, 0 when some waits
  * (watch for writing), -1 on error. */
 int link_flush(struct link *l);
@@ -99,6 +124,10 @@ int get_bytes(struct lget *g, void *out, size_t n);
 int get_str(struct lget *g, char *out, size_t max);
 /* What is left of the payload. */
 const unsigned char *get_rest(struct lget *g, size_t *n);
+
+/* Little-endian 32-bit words, as the wire has them. */
+uint32_t link_get32(const unsigned char *p);
+void link_set32(unsigned char *p, uint32_t v);
 
 /* The cluster key from a file holding 64 hex digits (and nothing else but
  * a newline).  Returns 0, or -1 with err. */
