@@ -994,6 +994,13 @@ ct_spawner_start(pid_t *pid, int *sock, char *err, size_t errlen)
 		if (syscall(SYS_close_range, CT_SPAWNER_FD + 1U, ~0U, 0U) < 0)
 			for (int fd = CT_SPAWNER_FD + 1; fd < 65536; fd++)
 				close(fd);
+		/* Not the standard streams of whoever started khd: a caller
+		 * reading khd's stderr through a pipe would never see it end. */
+		int null = open("/dev/null", O_RDWR);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(1);
+		if (null > CT_SPAWNER_FD)
+			close(null);
 		snprintf(env, sizeof(env), "%s=%d", CT_SPAWNER_ENV, (int)self);
 		execve("/proc/self/exe", argv, envp);
 		_exit(127);

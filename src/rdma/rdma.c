@@ -129,15 +129,19 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 		if (getppid() != self)
 			_exit(1);
 		setsid(); /* not in khd's process group, nor its terminal's */
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0 && (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0))
-			_exit(1);
 		if (dup2(sv[1], RC_FD) < 0 || dup2(r->shmfd, RC_SHM_FD) < 0 ||
 		    dup2(kl, RC_KHD_FD) < 0)
 			_exit(1);
 		if (syscall(SYS_close_range, RC_KHD_FD + 1U, ~0U, 0U) < 0)
 			for (int fd = RC_KHD_FD + 1; fd < 65536; fd++)
 				close(fd);
+		/* Not the standard streams of whoever started khd (it outlives
+		 * khd): its warnings go to the log. */
+		int null = open("/dev/null", O_RDWR);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(1);
+		if (null > RC_KHD_FD)
+			close(null);
 		snprintf(env, sizeof(env), "%s=%d", RC_ENV, (int)self);
 		snprintf(logenv, sizeof(logenv), "%s=%s", RC_LOG_ENV, r->log);
 		if (sp) {

@@ -77,4 +77,12 @@ for _ in $(seq 50); do kill -0 "$E1" 2>/dev/null || break; sleep 0.1; done
 check "adopt_rdma-4.2 khd's stop stops the engine it took over" bash -c "! kill -0 $E1 2>/dev/null"
 check "adopt_rdma-4.3 ... and removes its socket" test ! -e "$D/run/rdma/engine.sock"
 
+# adopt_rdma-5: the processes khd starts and leaves running (spawner, RDMA
+# engine, console holder) do not keep the standard streams of whoever
+# started khd: a caller reading khd's output through a pipe sees it end.
+D2=$(mktemp -d /tmp/kh-e2e-XXXXXX)
+T_DIRS+=("$D2")
+check "adopt_rdma-5.1 khd -d DIR 2>&1 | cat returns once khd serves" timeout 30 bash -c "khd -d '$D2' --nodes 2 2>&1 | cat"
+stop_khd "$D2"
+
 done_testing
