@@ -132,6 +132,16 @@ check "vm-2.6c ... another for each node" test -n "$q1" -a "$q1" != "${q0%% *}"
 same "vm-2.6d ... with no capability" "$(awk '/^CapEff:|^CapPrm:/ {print $2}' "/proc/$pid0/status" | sort -u)" "0000000000000000"
 same "vm-2.6e ... and none of khd's files open (socket, state, ledger, log)" \
 	"$(ls -l "/proc/$pid0/fd" | grep -cE ' -> .*(khd\.sock|state\.db|ledger|khd\.log)')" "0"
+# QEMU's own seccomp filter (-sandbox) and mount namespace (docs/hardening.md)
+same "vm-2.6f QEMU runs under a seccomp filter (-sandbox on, every optional part denied)" \
+	"$(awk '/^Seccomp:/ {print $2}' "/proc/$pid0/status") $(tr '\0' ' ' <"/proc/$pid0/cmdline" | grep -o -- '-sandbox [^ ]*')" \
+	"2 -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+check "vm-2.6g ... in a mount namespace of its own" test "$(readlink "/proc/$pid0/ns/mnt")" != "$(readlink /proc/self/ns/mnt)"
+same "vm-2.6h ... whose root holds /usr and little else: no khd directory, /tmp, /home, /root, /etc files" \
+	"$(ls "/proc/$pid0/root/" | tr '\n' ' ')|$(ls "/proc/$pid0/root/etc" | tr '\n' ' ')|$(test -e "/proc/$pid0/root$D" && echo khd-dir-visible)" \
+	"$( (for f in bin lib lib32 lib64 libx32 sbin; do [ -e "/$f" ] || [ -L "/$f" ] && echo "$f"; done
+		printf '%s\n' dev etc proc usr) | sort | tr '\n' ' ')|ld.so.cache |"
+check "vm-2.6i ... read-only, down to /usr" bash -c "! touch /proc/$pid0/root/x 2>/dev/null && awk '\$5 == \"/usr\" {print \$6}' /proc/$pid0/mountinfo | grep -q '^ro'"
 if [ -d /sys/fs/cgroup/memory ]; then
 	lim=$(find /sys/fs/cgroup/memory -path "*kh-$FAC/n0/memory.limit_in_bytes" -exec cat {} \; | head -n1)
 else
