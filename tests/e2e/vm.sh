@@ -1,10 +1,11 @@
 # vm-*: QEMU nodes (issue 14) as a user drives them: Listing 1 on two vm
 # nodes (a Debian kernel in a uImage, the web appliance, run kboot, pages
-# fetched per node), the serial console on the channel, the guest's power
-# off and reset back to the monitor, domains shared with ct nodes and
-# enforced against vm nodes, metering, and bad input.  Boots are under
-# QEMU's TCG here (about 3 s each on an idle host); the test holds at most
-# four VMs at once.
+# fetched per node), the serial console on the channel and through ssh
+# con<C>@host, bootargs as the kernel's command line, the guest's power
+# off, reboot and panic and reset back to the monitor, domains shared with
+# ct nodes and enforced against vm nodes, CPU quota and metering, and bad
+# input (one line each).  Boots are under QEMU's TCG here (about 3 s each
+# on an idle host); the test holds at most four VMs at once.
 . "$(dirname "$0")/lib.sh"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -37,14 +38,23 @@ cat >"$W/khd.conf" <<'EOF'
 type vm1 backend=vm cpus=1 mem=256M count=4
 type ct1 cpus=1 mem=256M count=2
 type vmtiny backend=vm cpus=1 mem=32M count=1
+type vmhalf backend=vm cpus=0.5 mem=256M count=1
 EOF
 # start_khd, with the types above in DIR/khd.conf
 D=$(mktemp -d /tmp/kh-e2e-XXXXXX)
 T_DIRS+=("$D")
 cp "$W/khd.conf" "$D/khd.conf"
 export KH_SOCKET=$D/khd.sock
+# khd's own sshd on a free loopback port, for ssh con<C>@host (vm-2.8)
+SSHP=""
+if [ -x /usr/sbin/sshd ]; then
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 20000))
+		ss -Hltn "sport = :$p" | grep -q . || { SSHP=$p; break; }
+	done
+fi
 ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$D/san" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$D/san" \
-	khd -d "$D" --load-timeout 5000 || exit 1
+	khd -d "$D" --load-timeout 5000 ${SSHP:+--ssh-port "$SSHP" --ssh-listen 127.0.0.1} || exit 1
 FAC=$(khctl info | head -n1 | awk '{print $4}')
 export KH_CRED=pw KH_USER=alice
 norm() { sed -E 's/\r//g; s/^(\[[0-9]+\] )((=> )|(\/ # )|(~ # )|(\x1b\[6n))+/\1/'; }
@@ -119,6 +129,32 @@ o=$(echo 'echo raw-$((6*7))' | khcon -c pw alice --timeout 10 --until raw-42 --c
 same "vm-2.4 raw mode: both guests' output merged, unprefixed" "$(grep -o 'raw-42' <<<"$o" | wc -l) $(grep -c '^\[' <<<"$o")" "2 0"
 o=$(echo 'echo ro-$((6*7))' | khcon -c pw alice --ro --timeout 3 --idle 1500 "$CON" | tr -d '\r')
 check "vm-2.5 a read-only attachment sends nothing to the guests" test "$(grep -c '^ro-42' <<<"$o")" = 0
+# The kernel's command line: bootargs (the default here), then the plan.
+o=$(echo 'echo "cl$((6*7))=$(cat /proc/cmdline)"' | con "$CON" 20 "cl42=" 2)
+bad=""
+for ri in $ips; do
+	r=${ri%%=*} ip=${ri#*=}
+	cl=$(sed -nE "s/^\[$r\] cl42=//p" <<<"$o" | head -n1)
+	[[ "$cl" == "console=ttyS0 panic=-1 quiet no_timer_check kh.node=kh$FAC-n$r kh.eth"* ]] &&
+		grep -qE " kh\.eth[0-9]=${ip//./\\.}/20,fd4b:6b68:[0-9a-f]+::$(printf %x $((r + 1)))/64,mac=02:4b(:[0-9a-f]{2}){4}( |,|\$)" <<<"$cl" ||
+		bad+=" node $r: '$cl';"
+done
+check "vm-2.5b the guests' command line is bootargs (the default), then kh.node and kh.ethN=IPV4/20,IPV6/64,mac=" test -z "$bad"
+if [ -n "$SSHP" ]; then
+	K=$W/keys
+	mkdir -p "$K"
+	ssh-keygen -q -t ed25519 -N '' -C alice@test -f "$K/alice"
+	khctl addkey -c pw alice "$K/alice.pub" >/dev/null
+	sshc() { timeout 30 ssh -p "$SSHP" -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new \
+		-o UserKnownHostsFile="$K/known_hosts" -o BatchMode=yes -o LogLevel=ERROR -i "$K/alice" "$CON@127.0.0.1" "$@"; }
+	o=$(echo 'echo "ssh-$((6*7)) $(hostname)"' | sshc prefix until ssh-42 count 2 timeout 20 | norm)
+	same "vm-2.8 ssh con<C>@host with the stock client: both guests answer, prefixed" \
+		"$(grep -cE "^\[[01]\] ssh-42 kh$FAC-n[01]$" <<<"$o")" "2"
+	o=$(echo 'echo "one-$((6*7))"' | sshc prefix n 1 until one-42 timeout 20 | norm)
+	same "vm-2.9 ... n 1: only node 1's guest gets it" "$(grep -c 'one-42' <<<"$o") $(grep -c '^\[1\] one-42' <<<"$o")" "1 1"
+else
+	ok "vm-2.8 ssh con<C>@host # SKIP no /usr/sbin/sshd (scripts/deps.sh installs openssh-server)"
+fi
 pid0=$(qemu_of 0)
 cg=$(grep -E ':(memory|0):' "/proc/$pid0/cgroup" 2>/dev/null | head -n1)
 check "vm-2.6 QEMU runs in the node's cgroup" grep -q "/kh-$FAC/n0$" <<<"$cg"
@@ -155,10 +191,22 @@ o=$(echo 'poweroff -f' | con "$CON" 30 "back in the monitor" -n 1)
 check "vm-3.1 the guest powers off: node 1 says it is back in the monitor" \
 	grep -q '^\[1\] ## node 1: the VM stopped (powered off, rebooted or panicked); back in the monitor' <<<"$o"
 same "vm-3.2 ... its state is monitor, QEMU is gone" "$(state 1) $(qemu_of 1 | wc -l)" "monitor 0"
-o=$(echo 'run kboot' | con "$CON" 120 "web: nginx serving" -n 1)
+# bootargs of the principal's own: the kernel gets them as they are.
+o=$(echo 'setenv bootargs console=ttyS0 panic=-1 no_timer_check kh.audit=42; run kboot' | con "$CON" 120 "web: nginx serving" -n 1)
 check "vm-3.3 run kboot boots it again from what stays loaded" grep -q '^\[1\] web: nginx serving' <<<"$o"
+o=$(echo 'echo "cl$((6*7))=$(cat /proc/cmdline)"' | con "$CON" 20 "cl42=" -n 1)
+check "vm-3.3b ... with the bootargs set in the monitor (setenv bootargs) as its command line" \
+	grep -qE "^\[1\] cl42=console=ttyS0 panic=-1 no_timer_check kh\.audit=42 kh\.node=kh$FAC-n1 kh\.eth" <<<"$o"
 o=$(echo 'echo b > /proc/sysrq-trigger' | con "$CON" 30 "back in the monitor" -n 1)
 check "vm-3.4 a guest that reboots is back in the monitor too" grep -q '^\[1\] ## node 1: the VM stopped' <<<"$o"
+same "vm-3.4b ... its state is monitor, QEMU is gone" "$(state 1) $(qemu_of 1 | wc -l)" "monitor 0"
+o=$(echo 'run kboot' | con "$CON" 120 "web: nginx serving" -n 1)
+o=$(echo 'echo c > /proc/sysrq-trigger' | con "$CON" 60 "back in the monitor" -n 1)
+check "vm-3.5 a guest that panics (sysrq c; panic=-1 in the default bootargs) is back in the monitor too" \
+	grep -q '^\[1\] ## node 1: the VM stopped (powered off, rebooted or panicked); back in the monitor' <<<"$o"
+check "vm-3.6 ... after the guest's own panic message (the console is the serial port to the end)" \
+	grep -q '^\[1\] .*Kernel panic - not syncing' <<<"$o"
+same "vm-3.7 ... its state is monitor, QEMU is gone" "$(state 1) $(qemu_of 1 | wc -l)" "monitor 0"
 
 # ---- vm-4: domains shared with ct nodes, enforced against vm nodes ------
 # The fabric's reachability test (tests/e2e/fabric.sh, fabric-2) with a mix:
@@ -176,7 +224,7 @@ CTCON=$(head -n1 <<<"$ctb" | cut -d@ -f1)
 CTR=$(awk '/^nodes:/ {print $2}' <<<"$ctb")
 khdo loadramdisk "$W/shell.cpio.gz" <<<"$ctb" >/dev/null
 khdo -t 30 --until 'appliance up' write 'run kboot' <<<"$ctb" >/dev/null
-# node 1 again (it rebooted in vm-3), beside bob's boot
+# node 1 again (it panicked in vm-3), beside bob's boot
 (echo 'run kboot' | con "$CON" 120 "web: nginx serving" -n 1 >"$W/boot1.out") &
 boot1=$!
 bb=$(khget -c pwb -t vm1 bob 1)
@@ -267,8 +315,46 @@ check "vm-5.2 the guests' CPU (QEMU's, in the node's cgroup) is billed" test "$(
 check "vm-5.3 ... and their memory" test "$(b mem-peak)" -gt $((32 << 20))
 check "vm-5.4 network bytes in the vm nodes' domain are billed" test "$(b "net-tx:$NET")" -gt 0 -a "$(b "net-rx:$NET")" -gt 0
 check "vm-5.5 console bytes are billed (in and out)" test "$(b console-out)" -gt 0 -a "$(b console-in)" -gt 0
+# The type's CPU quota holds for the whole VM: a guest that spins on its
+# one vCPU gets half a CPU on a cpus=0.5 node (QEMU alone would take one).
+hb=$(khget -t vmhalf alice 1)
+HCON=$(head -n1 <<<"$hb" | cut -d@ -f1)
+HR=$(awk '/^nodes:/ {print $2}' <<<"$hb")
+khdo loadkernel "$W/uImage" <<<"$hb" >/dev/null
+khdo loadramdisk "$W/shell.cpio.gz" <<<"$hb" >/dev/null
+o=$(khdo -t 180 --until 'appliance up' write 'run kboot' <<<"$hb" | tr -d '\r')
+check "vm-5.6 a cpus=0.5 vm node boots" grep -q 'appliance up' <<<"$o"
+if [ -d /sys/fs/cgroup/cpu ]; then
+	hq=$(cat "$(find /sys/fs/cgroup/cpu/ -path "*kh-$FAC/n$HR/cpu.cfs_quota_us" | head -n1)")
+	hp=$(cat "$(find /sys/fs/cgroup/cpu/ -path "*kh-$FAC/n$HR/cpu.cfs_period_us" | head -n1)")
+	hcpu() { cat "$(find /sys/fs/cgroup/cpuacct/ -path "*kh-$FAC/n$HR/cpuacct.usage" | head -n1)"; }
+else
+	hcg=$(find /sys/fs/cgroup -type d -path "*kh-$FAC/n$HR" | head -n1)
+	read -r hq hp <"$hcg/cpu.max"
+	hcpu() { echo $(($(awk '$1 == "usage_usec" {print $2}' "$hcg/cpu.stat") * 1000)); }
+fi
+same "vm-5.7 the node's cgroup has the type's quota (0.5 CPU)" "$((hq * 1000 / hp))" "500"
+echo 'while :; do :; done &' | khcon -c pw alice --timeout 3 --idle 1000 "$HCON" >/dev/null
+sleep 1
+c0=$(hcpu) t0=$(date +%s%N)
+sleep 4
+c1=$(hcpu) t1=$(date +%s%N)
+use=$(((c1 - c0) * 1000 / (t1 - t0)))
+echo "# a spinning guest on a cpus=0.5 vm node: $use/1000 of a CPU" >&3
+check "vm-5.8 ... and it holds: a spinning guest gets at most 0.55 CPU ($use/1000)" test "$use" -le 550 -a "$use" -gt 0
+o=$(khctl release alice "$HCON" 2>&1)
+same "vm-5.9 release of the spinning vm node" "$? $o $(qemu_of "$HR" | wc -l)" "0  0"
 
 # ---- vm-6: reset, bad input, release ----------------------------------------
+# one_fail R PATTERN: node R's answer to "run kboot; echo rc-$?" in $o is
+# the monitor's progress lines (as U-Boot's bootm prints them), then one
+# line matching PATTERN, and the command failed (rc-1).
+one_fail() {
+	local rest
+	rest=$(grep "^\[$1\] " <<<"$o" | sed "s/^\[$1\] //" |
+		grep -vE '^(## (Booting kernel|Loading init Ramdisk|Transferring control)|run kboot|rc-1$|$)')
+	[ "$(grep -c . <<<"$rest")" = 1 ] && grep -qE -- "$2" <<<"$rest" && grep -q "^\[$1\] rc-1" <<<"$o"
+}
 o=$(khctl reset alice "$CON" 2>&1)
 same "vm-6.1 khctl reset of running vm nodes" "$?" "0"
 same "vm-6.2 ... QEMU is gone and both are in the monitor" \
@@ -278,24 +364,33 @@ check "vm-6.3 the memory was wiped: nothing to boot" grep -q '^\[0\] ## Nothing 
 khdo loadramdisk "$W/shell.cpio.gz" <<<"$nodes" >/dev/null
 o=$(echo 'run kboot; echo rc-$?' | con "$CON" 10 "rc-" -n 0)
 check "vm-6.4 a ramdisk without a kernel: one line, and the node stays in the monitor" \
-	grep -q '^\[0\] ## Boot failed: vm nodes boot a kernel: none loaded (khdo loadkernel FILE' <<<"$o"
+	one_fail 0 '^## Boot failed: vm nodes boot a kernel: none loaded \(khdo loadkernel FILE' 
 head -c 4096 /dev/urandom >"$W/junk"
 khdo loadkernel "$W/junk" <<<"$nodes" >/dev/null
 o=$(echo 'run kboot; echo rc-$?' | con "$CON" 10 "rc-" -n 0)
-check "vm-6.5 a corrupt kernel: one line" grep -q '^\[0\] ## Boot failed: kernel at 0x10000000: not an x86 bzImage' <<<"$o"
+check "vm-6.5 a corrupt kernel: one line" one_fail 0 '^## Boot failed: kernel at 0x10000000: not an x86 bzImage' 
 head -c 8000000 "$KERNEL" >"$W/short"
 khdo loadkernel "$W/short" <<<"$nodes" >/dev/null
 o=$(echo 'run kboot; echo rc-$?' | con "$CON" 10 "rc-" -n 0)
-check "vm-6.6 a truncated kernel: one line" grep -q '^\[0\] ## Boot failed: kernel at 0x10000000: truncated' <<<"$o"
+check "vm-6.6 a truncated kernel: one line" one_fail 0 '^## Boot failed: kernel at 0x10000000: truncated' 
 same "vm-6.7 ... the node is still in the monitor, no QEMU" "$(state 0) $(qemu_of 0 | wc -l)" "monitor 0"
 tb=$(khget -t vmtiny alice 1)
 TCON=$(head -n1 <<<"$tb" | cut -d@ -f1)
 TR=$(awk '/^nodes:/ {print $2}' <<<"$tb")
 khdo loadkernel "$KERNEL" <<<"$tb" >/dev/null
+o=$(echo 'run kboot; echo rc-$?' | con "$TCON" 10 "rc-")
+check "vm-6.8 a kernel that needs more than the node's memory (no ramdisk): one line" \
+	one_fail "$TR" "^## Boot failed: the kernel \([0-9]+ MiB to run\) and the ramdisk \(0 MiB\) do not fit in the node's 32 MiB$"
 khdo loadramdisk "$W/web.cpio.gz" <<<"$tb" >/dev/null
 o=$(echo 'run kboot; echo rc-$?' | con "$TCON" 10 "rc-")
-check "vm-6.8 a kernel and ramdisk larger than the node's memory: one line" \
-	grep -qE "^\[$TR\] ## Boot failed: the kernel \([0-9]+ MiB to run\) and the ramdisk \([0-9]+ MiB\) do not fit in the node's 32 MiB" <<<"$o"
+check "vm-6.8b a kernel and ramdisk larger than the node's memory: one line" \
+	one_fail "$TR" "^## Boot failed: the kernel \([0-9]+ MiB to run\) and the ramdisk \([0-9]+ MiB\) do not fit in the node's 32 MiB$"
+truncate -s 40M "$W/big"
+o=$(khdo loadramdisk "$W/big" <<<"$tb" 2>&1)
+check "vm-6.8c a ramdisk larger than the node's memory is refused when it is loaded" \
+	bash -c '[ "$1" != 0 ] && grep -q "^khdo: node $2: cannot take 41943040 bytes at 0x11000000" <<<"$3"' _ "$?" "$TR" "$o"
+o=$(khctl reset alice "$TCON" 2>&1)
+same "vm-6.8d ... and the node is manageable: reset returns it to the monitor" "$? $(state "$TR")" "0 monitor"
 # a guest that never prints: bootargs without a console
 khdo loadkernel "$KERNEL" <<<"$nodes" >/dev/null
 khdo loadramdisk "$W/shell.cpio.gz" <<<"$nodes" >/dev/null
