@@ -125,7 +125,10 @@ same "vm-2.1 broadcast input reaches both guests; output comes back prefixed per
 o=$(echo 'echo only-$((6*7))' | con "$CON" 10 "only-42" -n 1)
 check "vm-2.2 input aimed at node 1 reaches node 1" grep -q '^\[1\] only-42' <<<"$o"
 check "vm-2.3 ... and not node 0" test "$(grep -c '^\[0\] .*only-42' <<<"$o")" = 0
-o=$(echo 'echo raw-$((6*7))' | khcon -c pw alice --timeout 10 --until raw-42 --count 2 "$CON" | tr -d '\r')
+# Raw output is bytes in arrival order (docs/channels.md), and a serial
+# port sends a byte at a time: two guests that print at once interleave
+# their bytes.  Node n prints n seconds after the command.
+o=$(echo 'sleep $(hostname | sed "s/.*-n//"); echo raw-$((6*7))' | khcon -c pw alice --timeout 15 --until raw-42 --count 2 "$CON" | tr -d '\r')
 same "vm-2.4 raw mode: both guests' output merged, unprefixed" "$(grep -o 'raw-42' <<<"$o" | wc -l) $(grep -c '^\[' <<<"$o")" "2 0"
 o=$(echo 'echo ro-$((6*7))' | khcon -c pw alice --ro --timeout 3 --idle 1500 "$CON" | tr -d '\r')
 check "vm-2.5 a read-only attachment sends nothing to the guests" test "$(grep -c '^ro-42' <<<"$o")" = 0
