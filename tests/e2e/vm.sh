@@ -350,12 +350,13 @@ same "vm-5.9 release of the spinning vm node" "$? $o $(qemu_of "$HR" | wc -l)" "
 
 # ---- vm-6: reset, bad input, release ----------------------------------------
 # one_fail R PATTERN: node R's answer to "run kboot; echo rc-$?" in $o is
-# the monitor's progress lines (as U-Boot's bootm prints them), then one
+# the monitor's progress lines (as U-Boot's bootm prints them, with a
+# legacy image's header), then one
 # line matching PATTERN, and the command failed (rc-1).
 one_fail() {
 	local rest
 	rest=$(grep "^\[$1\] " <<<"$o" | sed "s/^\[$1\] //" |
-		grep -vE '^(## (Booting kernel|Loading init Ramdisk|Transferring control)|run kboot|rc-1$|$)')
+		grep -vE '^(## (Booting kernel|Loading init Ramdisk|Transferring control)|   (Image Name|Created|Image Type|Data Size|Load Address|Entry Point|Verifying Checksum)|run kboot|rc-1$|$)')
 	[ "$(grep -c . <<<"$rest")" = 1 ] && grep -qE -- "$2" <<<"$rest" && grep -q "^\[$1\] rc-1" <<<"$o"
 }
 o=$(khctl reset alice "$CON" 2>&1)
@@ -376,6 +377,15 @@ head -c 8000000 "$KERNEL" >"$W/short"
 khdo loadkernel "$W/short" <<<"$nodes" >/dev/null
 o=$(echo 'run kboot; echo rc-$?' | con "$CON" 10 "rc-" -n 0)
 check "vm-6.6 a truncated kernel: one line" one_fail 0 '^## Boot failed: kernel at 0x10000000: truncated' 
+gzip -1c "$KERNEL" >"$W/kernel.gz"
+mkimage -q -A x86_64 -O linux -T kernel -C gzip -a 0 -e 0 -n gz -d "$W/kernel.gz" "$W/uImage.gz" >/dev/null
+khdo loadkernel "$W/uImage.gz" <<<"$nodes" >/dev/null
+o=$(echo 'run kboot; echo rc-$?' | con "$CON" 10 "rc-" -n 0)
+check "vm-6.6b a compressed uImage (mkimage -C gzip): one line" \
+	one_fail 0 '^## Boot failed: kernel at 0x10000000: a gzip compressed uImage \(vm nodes take a bzImage as it is: mkimage -C none\)$'
+khdo loadkernel "$W/shell.cpio.gz" <<<"$nodes" >/dev/null
+o=$(echo 'run kboot; echo rc-$?' | con "$CON" 10 "rc-" -n 0)
+check "vm-6.6c a ramdisk loaded as the kernel: one line" one_fail 0 '^## Boot failed: kernel at 0x10000000: a ramdisk, not a kernel$'
 same "vm-6.7 ... the node is still in the monitor, no QEMU" "$(state 0) $(qemu_of 0 | wc -l)" "monitor 0"
 tb=$(khget -t vmtiny alice 1)
 TCON=$(head -n1 <<<"$tb" | cut -d@ -f1)
