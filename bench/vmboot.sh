@@ -83,7 +83,7 @@ bare() {
 		# shellcheck disable=SC2016
 		sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh "$cg" \
 		"$QEMU" -name "bare$i" -nodefaults -no-user-config -nographic -no-reboot \
-			-machine q35,sata=off,smbus=off,usb=off "${bios[@]}" -accel "$accel" -cpu "$cpu" \
+			-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny -machine q35,sata=off,smbus=off,usb=off "${bios[@]}" -accel "$accel" -cpu "$cpu" \
 			-smp 1 -m 256M -kernel "$KERNEL" -initrd "$W/app.cpio.gz" \
 			-append "console=ttyS0 panic=-1 quiet no_timer_check" -chardev stdio,id=con,signal=off \
 			-serial chardev:con -msg timestamp=off </dev/null >"$W/bare$i.out" 2>&1 &

@@ -652,8 +652,17 @@ config_slot(struct nl *nl, struct fb_node *nd, int rank, int slot, int netid, ch
 		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/eth%d/disable_ipv6", slot);
 		write_proc(path, "1");
 	}
+	/* A macvtap passes its guest only the multicast frames joined on
+	 * the macvtap itself, and nothing joins there for the guest: without
+	 * allmulti, IPv6 neighbour discovery (solicited-node multicast)
+	 * between two vm nodes fails.  The guest's NIC filters them. */
 	addr_mac(netid, rank, mac);
-	struct nl_link l = {.index = idx, .mac = mac, .master = -1, .up = 1, .peer_netns = -1};
+	struct nl_link l = {.index = idx,
+			    .mac = mac,
+			    .master = -1,
+			    .up = 1,
+			    .allmulti = nd->tap ? 1 : 0,
+			    .peer_netns = -1};
 	if (nl_link(nl, &l, err, errlen) < 0) {
 		/* The plan's MAC is taken on the segment (a node set it on
 		 * its own interface): keep the throwaway one, the addresses
@@ -661,7 +670,11 @@ config_slot(struct nl *nl, struct fb_node *nd, int rank, int slot, int netid, ch
 		if (!strstr(err, "in use"))
 			return -1;
 		log_warnx("fabric: node %d eth%d: %s; it keeps another MAC", rank, slot, err);
-		struct nl_link up = {.index = idx, .master = -1, .up = 1, .peer_netns = -1};
+		struct nl_link up = {.index = idx,
+				     .master = -1,
+				     .up = 1,
+				     .allmulti = nd->tap ? 1 : 0,
+				     .peer_netns = -1};
 		if (nl_link(nl, &up, err, errlen) < 0)
 			return -1;
 	} else {

@@ -88,6 +88,10 @@ nl_link(struct nl *nl, const struct nl_link *l, char *err, size_t errlen)
 		ifm->ifi_change = IFF_UP;
 		ifm->ifi_flags = l->up > 0 ? IFF_UP : 0;
 	}
+	if (l->allmulti) {
+		ifm->ifi_change |= IFF_ALLMULTI;
+		ifm->ifi_flags |= l->allmulti > 0 ? IFF_ALLMULTI : 0;
+	}
 	if (l->name)
 		mnl_attr_put_strz(h, IFLA_IFNAME, l->name);
 	if (l->mac)

@@ -29,8 +29,9 @@ struct nl_link {
 	const char *kind;   /* create a link of this kind ("bridge", "veth") */
 	const uint8_t *mac; /* 6 bytes */
 	int mtu;
-	int master; /* ifindex of the bridge to join; -1: leave it */
-	int up;	    /* 1: set up, -1: set down */
+	int master;   /* ifindex of the bridge to join; -1: leave it */
+	int up;	      /* 1: set up, -1: set down */
+	int allmulti; /* 1: receive every multicast frame, -1: only those joined */
 	int group;
 	/* veth: the peer end */
 	const char *peer_name;

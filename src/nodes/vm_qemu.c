@@ -17,6 +17,9 @@
  * USB: nothing a node uses. */
 #define VM_MACHINE "q35,sata=off,smbus=off,usb=off"
 
+/* QEMU's seccomp filter, every optional part of it denied. */
+#define VM_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
 struct out {
 	char *buf;
 	size_t len, used;
@@ -133,6 +136,12 @@ vm_qemu_argv(const struct vm_qemu *q, char *buf, size_t len, char *err, size_t e
 	/* A guest that reboots (or panics, with panic=-1) ends QEMU: the node
 	 * is back in its monitor. */
 	arg(&o, &argc, "-no-reboot");
+	/* QEMU's own seccomp filter (docs/hardening.md): no obsolete system
+	 * calls, no setuid and the like, no fork or exec, no scheduler or
+	 * affinity changes.  A guest that breaks out of the device model
+	 * lands in a process that can do no more than QEMU needs. */
+	arg(&o, &argc, "-sandbox");
+	arg(&o, &argc, "%s", VM_SANDBOX);
 	arg(&o, &argc, "-machine");
 	arg(&o, &argc, "%s", VM_MACHINE);
 	/* qboot: a firmware that only loads the kernel, silently, in

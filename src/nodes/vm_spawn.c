@@ -15,6 +15,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,6 +46,112 @@ static int
 lift(int fd, int floor)
 {
 	return fcntl(fd, F_DUPFD, floor);
+}
+
+/* mkdir -p of path's parents (and of path itself when dir). */
+static int
+make_path(const char *path, int dir)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return errno = ENAMETOOLONG, -1;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	if (dir)
+		return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	int fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	return fd < 0 ? -1 : close(fd);
+}
+
+/* The host's path, read-only at the same path under root (dir or file).
+ * A path that does not exist is left out when optional. */
+static int
+bind_ro(const char *root, const char *path, int optional)
+{
+	char at[PATH_MAX];
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return optional ? 0 : -1;
+	if (snprintf(at, sizeof(at), "%s%s", root, path) >= (int)sizeof(at))
+		return errno = ENAMETOOLONG, -1;
+	if (make_path(at, S_ISDIR(st.st_mode)) < 0 ||
+	    mount(path, at, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/* QEMU's own mount namespace, whose root holds nothing of the host's but
+ * what QEMU reads: /usr (the program, its libraries, the firmware; /bin,
+ * /lib, /lib64 ... as the host has them), /etc/ld.so.cache, /proc (its
+ * descriptors are named there), and /dev/null, /dev/zero, /dev/urandom,
+ * /dev/random and /dev/kvm; all of it read-only.  Its /proc shows QEMU
+ * no process but its own (hidepid=2).  Not khd's directory,
+ * the nodes' files, /home, /root, /tmp, /etc or /run.  A program or
+ * firmware outside /usr ($KH_QEMU, $KH_QEMU_BIOS) is bound in too. */
+static int
+private_root(const char *prog, const char *bios)
+{
+	static const char *const top[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+	static const char *const dev[] = {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"};
+	const char *root = "/tmp";
+	char link_[PATH_MAX], at[PATH_MAX];
+	struct stat st;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("kh-vm", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0)
+		return -1;
+	if (bind_ro(root, "/usr", 0) < 0 || bind_ro(root, "/etc/ld.so.cache", 1) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		char path[16];
+		ssize_t n;
+		snprintf(path, sizeof(path), "/%s", top[i]);
+		if (lstat(path, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			if ((n = readlink(path, link_, sizeof(link_) - 1)) < 0)
+				return -1;
+			link_[n] = '\0';
+			snprintf(at, sizeof(at), "%s%s", root, path);
+			if (symlink(link_, at) < 0)
+				return -1;
+		} else if (bind_ro(root, path, 0) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++)
+		if (bind_ro(root, dev[i], 1) < 0)
+			return -1;
+	/* /dev/kvm is written to (its ioctls need a descriptor open for
+	 * writing): bound as it is. */
+	if (stat("/dev/kvm", &st) == 0) {
+		snprintf(at, sizeof(at), "%s/dev/kvm", root);
+		if (make_path(at, 0) < 0 || mount("/dev/kvm", at, NULL, MS_BIND, NULL) < 0)
+			return -1;
+	}
+	if (strncmp(prog, "/usr/", 5) != 0 && bind_ro(root, prog, 0) < 0)
+		return -1;
+	if (bios && strncmp(bios, "/usr/", 5) != 0 && bind_ro(root, bios, 0) < 0)
+		return -1;
+	snprintf(at, sizeof(at), "%s/proc", root);
+	if (make_path(at, 1) < 0 ||
+	    mount("proc", at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") < 0)
+		return -1;
+	snprintf(at, sizeof(at), "%s/.old", root);
+	if (make_path(at, 1) < 0 || syscall(SYS_pivot_root, root, at) < 0 || chdir("/") < 0 ||
+	    umount2("/.old", MNT_DETACH) < 0 || rmdir("/.old") < 0 ||
+	    mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return -1;
+	return 0;
 }
 
 void
@@ -88,6 +196,17 @@ vm_spawn_child(const struct ct_req *rq, int console, int errfd, int netns, const
 					fail(rq, console, argv[i + 1], NODE_EXIT_SETUP);
 				filearg[nfiles++] = i + 1;
 			}
+
+	/* Then QEMU's own view of the files (after the kernel and ramdisk,
+	 * which it will not see, are open). */
+	if (rq->idbase != 0) {
+		const char *bios = NULL;
+		for (int i = 1; i + 1 < argc; i++)
+			if (strcmp(argv[i], "-bios") == 0)
+				bios = argv[i + 1];
+		if (private_root(argv[0], bios) < 0)
+			fail(rq, console, "private mount namespace", NODE_EXIT_SETUP);
+	}
 
 	/* Descriptors: console on 0 and 1, errfd on 2, keep[i] on 3+i.  First
 	 * all of them above the highest target, then into place. */

@@ -225,6 +225,9 @@ vm_3_1(void **state)
 							  "-nographic", "-no-reboot", NULL};
 	     *o; o++)
 		assert_true(find(argv, argc, *o) > 0);
+	assert_string_equal(
+	    argv[find(argv, argc, "-sandbox") + 1],
+	    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	assert_string_equal(argv[find(argv, argc, "-accel") + 1], "tcg");
 	assert_string_equal(argv[find(argv, argc, "-bios") + 1], "/usr/share/qemu/qboot.rom");
 	assert_string_equal(argv[find(argv, argc, "-smp") + 1], "2");
