@@ -166,6 +166,7 @@ struct sess {
 	struct olog out, err, wait;
 	struct olog *rout;	  /* per rank of ranks[] */
 	struct sbuf *pout, *perr; /* partial lines per rank */
+	char *gone;		  /* per rank: its process of this run ended */
 	struct job *job;
 	uint64_t boot_deadline;
 	fuse_req_t boot_req;
@@ -507,8 +508,10 @@ ranks_free(struct sess *s)
 	free(s->rout);
 	free(s->pout);
 	free(s->perr);
+	free(s->gone);
 	s->rout = NULL;
 	s->pout = s->perr = NULL;
+	s->gone = NULL;
 }
 
 static int
@@ -660,6 +663,7 @@ exec_readable(struct fs *fs, struct sess *s)
 				     (unsigned long long)f.user_ms, (unsigned long long)f.sys_ms,
 				     (unsigned long long)f.real_ms);
 			olog_add(&s->wait, l, (size_t)k);
+			s->gone[i] = 1;
 			line_out(s, i, 0, "", 0, 1);
 			line_out(s, i, 1, "", 0, 1);
 			break;
@@ -806,7 +810,8 @@ c_res(struct fs *fs, struct sess *s, char **w, int nw)
 	s->rout = calloc((size_t)s->n, sizeof(*s->rout));
 	s->pout = calloc((size_t)s->n, sizeof(*s->pout));
 	s->perr = calloc((size_t)s->n, sizeof(*s->perr));
-	if (!s->rout || !s->pout || !s->perr)
+	s->gone = calloc((size_t)s->n, 1);
+	if (!s->rout || !s->pout || !s->perr || !s->gone)
 		abort();
 	set_status(s, "res con%d: %d nodes", s->chan, s->n);
 	return 0;
@@ -909,6 +914,7 @@ c_exec(struct fs *fs, struct sess *s, char **w, int nw)
 		memset(&s->rout[i], 0, sizeof(s->rout[i]));
 		sbuf_reset(&s->pout[i]);
 		sbuf_reset(&s->perr[i]);
+		s->gone[i] = 0;
 	}
 	sbuf_reset(&s->xin);
 	sbuf_reset(&s->args);
@@ -1742,11 +1748,62 @@ missing:
 
 /* ---- ctl of nodes outside sessions (nodes/RANK, query/..., channels/con<C>) ---- */
 
-/* One command for the nodes of targets (a khd targets list; "" none):
- * reset, release, addnet NETID, rmnet NETID.  Returns 0 or an errno; the
- * outcome in out. */
+/* kill [SIGNAL] written to a ctl outside sessions: the signal (default
+ * 15) to the processes this mount's sessions run on the nodes named (the
+ * ranks given, or with chan > 0 every node of con<chan>), each through the
+ * exec stream of the session that started it, to that node's process
+ * alone ("k SIG RANK").  Returns 0 or an errno; the outcome in out. */
 static int
-nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char *out, size_t ol)
+nodes_kill(struct fs *fs, const int *ranks, int nranks, int chan, const char *what, char **w,
+	   int nw, char *out, size_t ol)
+{
+	uint64_t sig = SIGTERM;
+	int procs = 0;
+
+	if (nw > 2 || (nw == 2 && parse_uint(w[1], 1, 64, &sig) < 0)) {
+		snprintf(out, ol, "error: kill [SIGNAL NUMBER]");
+		return EINVAL;
+	}
+	if (fs->cred == NULL) {
+		snprintf(out, ol, "error: kill needs a principal (-c CRED USER)");
+		return EACCES;
+	}
+	if (chan <= 0 && nranks == 0) {
+		snprintf(out, ol, "kill: no nodes match");
+		return 0;
+	}
+	for (int i = 1; i < MAXSESS; i++) {
+		struct sess *s = fs->sess[i];
+		if (s == NULL || s->xfd < 0 || !s->running || s->done || s->gone == NULL)
+			continue;
+		for (int k = 0; k < s->n; k++) {
+			int hit = chan > 0 ? s->chan == chan : 0;
+			for (int j = 0; j < nranks && !hit; j++)
+				hit = ranks[j] == s->ranks[k];
+			if (!hit || s->gone[k])
+				continue;
+			char f[48];
+			snprintf(f, sizeof(f), "k %d %d\n", (int)sig, s->ranks[k]);
+			xout_put(fs, s, f, strlen(f));
+			procs++;
+		}
+	}
+	if (procs == 0) {
+		snprintf(out, ol, "error: kill: no process of this mount's sessions runs on %s",
+			 what);
+		return ESRCH;
+	}
+	snprintf(out, ol, "kill %d: %d process%s on %s", (int)sig, procs, procs == 1 ? "" : "es",
+		 what);
+	return 0;
+}
+
+/* One command for the nodes of targets (a khd targets list; "" none):
+ * reset, release, addnet NETID, rmnet NETID; kill [SIGNAL] for the ranks
+ * given (or con<chan>'s).  Returns 0 or an errno; the outcome in out. */
+static int
+nodes_ctl(struct fs *fs, const char *targets, const int *ranks, int nranks, int chan,
+	  const char *what, char *line, char *out, size_t ol)
 {
 	char *w[8], code[32], msg[256];
 	int nw = kq_split_words(line, w, 7);
@@ -1757,12 +1814,14 @@ nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char
 		snprintf(out, ol, nw < 0 ? "error: too many words" : "nothing done");
 		return nw < 0 ? EINVAL : 0;
 	}
+	if (strcmp(w[0], "kill") == 0)
+		return nodes_kill(fs, ranks, nranks, chan, what, w, nw, out, ol);
 	int net = strcmp(w[0], "addnet") == 0 || strcmp(w[0], "rmnet") == 0;
 	if (!net && strcmp(w[0], "reset") != 0 && strcmp(w[0], "release") != 0) {
-		snprintf(
-		    out, ol,
-		    "error: unknown command '%.40s' (reset, release, addnet NETID, rmnet NETID)",
-		    w[0]);
+		snprintf(out, ol,
+			 "error: unknown command '%.40s' (reset, release, addnet NETID, rmnet "
+			 "NETID, kill [SIGNAL])",
+			 w[0]);
 		return EINVAL;
 	}
 	if (nw != 1 + net || (net && parse_uint(w[1], 0, INT32_MAX, &v) < 0)) {
@@ -2647,16 +2706,20 @@ nodes_ctl_write(struct fs *fs, struct fh *h, char *text)
 {
 	char out[256], what[32];
 	uint64_t a, b;
-	int k = kind_of(h->ino, &a, &b), rc = 0, count = 0;
+	int k = kind_of(h->ino, &a, &b), rc = 0, count = 0, chan = 0, one, *ranks = NULL;
 	struct sbuf targets;
 
 	sbuf_init(&targets);
 	if (k == K_NCTL) {
 		sbuf_printf(&targets, "%d", (int)a);
 		snprintf(what, sizeof(what), "node %d", (int)a);
+		one = (int)a;
+		ranks = &one;
+		count = 1;
 	} else if (k == K_CCTL) {
 		sbuf_printf(&targets, "con%d", (int)a);
 		snprintf(what, sizeof(what), "con%d", (int)a);
+		chan = (int)a;
 	} else {
 		char why[256];
 		struct sbuf body;
@@ -2668,7 +2731,7 @@ nodes_ctl_write(struct fs *fs, struct fh *h, char *text)
 			set_outcome(fs, h->ino, "error: %s", why);
 			return EIO;
 		}
-		int *idx = malloc(sizeof(int) * (size_t)(l.n + 1)), *ranks;
+		int *idx = malloc(sizeof(int) * (size_t)(l.n + 1));
 		ranks = malloc(sizeof(int) * (size_t)(l.n + 1));
 		if (idx == NULL || ranks == NULL)
 			abort();
@@ -2677,16 +2740,18 @@ nodes_ctl_write(struct fs *fs, struct fh *h, char *text)
 			ranks[i] = l.v[idx[i]].rank;
 		kq_targets(ranks, count, &targets);
 		free(idx);
-		free(ranks);
 		kq_list_free(&l);
 		sbuf_free(&body);
 		snprintf(what, sizeof(what), "%d node%s", count, count == 1 ? "" : "s");
 	}
 	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && rc == 0;
 	     l = strtok_r(NULL, "\n", &save)) {
-		rc = nodes_ctl(fs, targets.s ? targets.s : "", what, l, out, sizeof(out));
+		rc = nodes_ctl(fs, targets.s ? targets.s : "", ranks, count, chan, what, l, out,
+			       sizeof(out));
 		set_outcome(fs, h->ino, "%s", out);
 	}
+	if (k == K_QCTL)
+		free(ranks);
 	sbuf_free(&targets);
 	return rc;
 }
