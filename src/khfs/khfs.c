@@ -955,8 +955,11 @@ c_release(struct fs *fs, struct sess *s)
 		set_status(s, "error: no nodes in the session");
 		return ENXIO;
 	}
+	/* What runs is killed: closing its exec stream makes khd SIGKILL it.
+	 * The run ends here (N/wait ends with the lines already come): the
+	 * ends of processes on nodes given back are not waited for. */
 	if (s->xfd >= 0)
-		xout_put(fs, s, "k 9\n", 4);
+		stream_end(fs, s, NULL);
 	s->owned = 1;
 	release_nodes(fs, s);
 	set_status(s, "released");

@@ -4,7 +4,7 @@
 # adopting an allocation (left alone at the session's end); N/ living while
 # its processes run with every file closed; N/stdout merging whole lines of
 # nodes that write them in pieces; tail -f and select on a stream; kill's
-# default signal; load of a missing file; writes to every
+# default signal; release; load of a missing file; writes to every
 # read-only file of a session.
 . "$(dirname "$0")/lib.sh"
 LIB=$(cd "$(dirname "$0")/../lib" && pwd)
@@ -223,6 +223,12 @@ check "khfs3-6.8 load of a file that is not there: ENOENT" errno_is "No such fil
 	bash -c "echo 'res $CK' >$M/$E/ctl && echo 'load \$ramfsaddr /nonexistent.cpio' >$M/$E/ctl"
 check "khfs3-6.9 ... named in N/status" grep -q "^error: /nonexistent.cpio: No such file or directory" "$M/$E/status"
 exec 9<&-
+
+# khfs3-7: release.
+check "khfs3-7.1 release through N/ctl" sh -c "echo release >$M/$B/ctl"
+same "khfs3-7.2 ... the session's node went back" "$(khctl nodes | awk -v r="$RB" '$1==r {print $2, $3}')" "free -"
+same "khfs3-7.3 ... N/status says so" "$(sed -n 2p "$M/$B/status")" "released"
+check "khfs3-7.4 release again: ENXIO" errno_is "No such device or address" bash -c "echo release >$M/$B/ctl"
 
 # khfs3-8: every read-only file of a session and of a node refuses writes
 # with EACCES; N/env opened with O_TRUNC is emptied.
