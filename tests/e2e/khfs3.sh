@@ -32,7 +32,9 @@ mount_khfs() { # DIR ARGS...
 }
 trap 'for p in "${FSPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p"; done; fusermount3 -u "$M" 2>/dev/null; fusermount3 -u "$O" 2>/dev/null; cleanup' EXIT
 trap 'exit 1' TERM INT
-check "khfs3-0.1 khfs mounts for alice" mount_khfs "$M" -c pw alice
+export KH_CRED=pw KH_USER=alice
+check "khfs3-0.1 khfs mounts for alice, credentials from KH_CRED and KH_USER" mount_khfs "$M"
+unset KH_CRED KH_USER
 check "khfs3-0.2 ... and for the operator" mount_khfs "$O" --operator
 
 # errno EXPECTED CMD...: CMD fails and its stderr names the error.
