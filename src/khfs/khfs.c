@@ -2788,7 +2788,11 @@ op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 			at += n;
 		}
 		xout_flush(fs, s);
-		if (s->xout.len < XOUTMAX || s->xfd < 0) {
+		/* A writer with O_NONBLOCK is never held: what it wrote is
+		 * queued, and its next write fails with EAGAIN while the queue
+		 * is full (as a pipe's). */
+		if (s->xout.len < XOUTMAX || s->xfd < 0 || h->nonblock ||
+		    (fi->flags & O_NONBLOCK)) {
 			fuse_reply_write(req, size);
 			return;
 		}

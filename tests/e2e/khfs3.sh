@@ -183,6 +183,41 @@ print("after", len(r), os.read(fd, 100).decode().strip())' "$M/$B/stdout")
 same "khfs3-4.4 select: not readable before the line, readable once it comes" "$o" "before 0
 after 1 late"
 
+# khfs3-4.5: N/stdin when the processes do not read: a write with
+# O_NONBLOCK fails with EAGAIN once the queues are full; a blocked writer
+# is ended by Ctrl-C.
+echo 'exec sleep 1000' >"$M/$B/ctl"
+o=$(timeout 30 python3 -c '
+import os, sys, errno
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK)
+chunk, n = b"x" * 65535 + b"\n", 0
+try:
+    while n < (256 << 20):
+        n += os.write(fd, chunk)
+    print("no EAGAIN after", n)
+except OSError as e:
+    print(errno.errorcode[e.errno], "after", "MiB" if n >= (1 << 20) else "less than a MiB")' "$M/$B/stdin")
+same "khfs3-4.5 O_NONBLOCK write to N/stdin nobody reads: EAGAIN once MiBs wait" "$o" "EAGAIN after MiB"
+python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+fd = os.open(sys.argv[1], os.O_WRONLY)
+while True:
+    os.write(fd, b"y" * 65535 + b"\n")' "$M/$B/stdin" 2>/dev/null &
+wpid=$!
+sleep 2
+t0=$(date +%s%N)
+kill -INT "$wpid"
+for _ in $(seq 20); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.05; done
+if kill -0 "$wpid" 2>/dev/null; then
+	nok "khfs3-4.6 Ctrl-C ends a write to N/stdin blocked for room" "still blocked after 1 s"
+	kill -9 "$wpid"
+else
+	ok "khfs3-4.6 Ctrl-C ends a write to N/stdin blocked for room"
+fi
+wait "$wpid" 2>/dev/null
+echo 'kill 9' >"$M/$B/ctl"
+timeout 10 cat "$M/$B/wait" >/dev/null
+
 # khfs3-5: N/ lives while its processes run, with every file closed; then
 # it goes and its nodes go back.
 exec 9<"$M/clone"
