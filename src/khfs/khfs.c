@@ -179,6 +179,7 @@ struct fh {
 	int ridx; /* index into s->ranks for K_SROUT */
 	uint64_t ino;
 	uint64_t off;
+	uint64_t gen; /* session streams: the run off is in */
 	struct fuse_pollhandle *ph;
 	struct sbuf snap; /* static files: the contents at open */
 	int nonblock;
@@ -307,6 +308,17 @@ is_stream(int kind)
 	       kind == K_NCONSOLE || kind == K_CCONSOLE;
 }
 
+/* A session's stream file read on into a new run (an exec since it was
+ * opened or last read) reads the new run from its start. */
+static void
+fh_sync(struct fh *h)
+{
+	if (h->s && h->kind != K_NCONSOLE && h->kind != K_CCONSOLE && h->gen != h->s->gen) {
+		h->gen = h->s->gen;
+		h->off = 0;
+	}
+}
+
 /* Is a stream read of h answerable now: data, or the end. */
 static int
 stream_ready(struct fs *fs, struct fh *h)
@@ -314,6 +326,7 @@ stream_ready(struct fs *fs, struct fh *h)
 	struct olog *l = log_of(fs, h);
 	if (l == NULL)
 		return 1;
+	fh_sync(h);
 	if (h->kind == K_NCONSOLE || h->kind == K_CCONSOLE)
 		return l->base + l->b.len > h->off || fs->taps[h->tap]->eof;
 	if (h->kind == K_WAIT)
@@ -331,8 +344,11 @@ stream_reply(struct fs *fs, fuse_req_t req, struct fh *h, size_t size)
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
+	fh_sync(h);
 	if (h->off < l->base)
 		h->off = l->base;
+	if (h->off > l->base + l->b.len)
+		h->off = l->base + l->b.len;
 	size_t avail = (size_t)(l->base + l->b.len - h->off);
 	size_t n = avail < size ? avail : size;
 	fuse_reply_buf(req, n ? l->b.s + (h->off - l->base) : NULL, n);
@@ -2604,6 +2620,8 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->ridx = (int)b;
 	h->nonblock = (fi->flags & O_NONBLOCK) != 0;
 	sbuf_init(&h->snap);
+	if (k <= K_SROUT && k >= K_SESS && fs->sess[a])
+		h->gen = fs->sess[a]->gen;
 	if (k == K_CLONE) {
 		if ((h->s = sess_new(fs)) == NULL) {
 			free(h);

@@ -149,6 +149,25 @@ same "khfs3-3.2 ... 40 of each node, in its order" \
 same "khfs3-3.3 N/RANK/stdout: the node's bytes as written" "$(cat "$M/$A/${RA[1]}/stdout" | head -n2)" "${RA[1]}-1
 ${RA[1]}-2"
 
+# khfs3-3.4: a stream file held open across execs reads each new run from
+# its start (it read past the new run's end before, out of its buffer).
+o=$(timeout 30 python3 -c '
+import os, sys
+fd = os.open(sys.argv[1] + "/stdout", os.O_RDONLY)
+def all():
+    out = b""
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            return out
+        out += b
+os.system("echo \"exec seq 1000\" >" + sys.argv[1] + "/ctl")
+print(len(all()))
+os.system("echo \"exec echo hi-\\$KH_RANK\" >" + sys.argv[1] + "/ctl")
+print(all().decode().count("hi-"))' "$M/$A")
+same "khfs3-3.4 one open stdout across two execs: 3 x 3893 bytes, then the 3 lines of the next run" "$o" "11679
+3"
+
 # khfs3-4: tail -f and select on a stream file.  A stream has no end
 # while its program runs, so plain tail -f (which reads to the end first,
 # as from a pipe) prints once the run ends; tail -n +1 -f prints as lines
