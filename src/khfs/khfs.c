@@ -102,6 +102,7 @@ struct waiter { /* a read answered when its stream has data or ends */
 	fuse_req_t req;
 	struct fh *fh;
 	size_t size;
+	uint64_t koff; /* the read's offset in the file */
 	struct waiter *next;
 };
 
@@ -178,8 +179,14 @@ struct fh {
 	struct sess *s;
 	int ridx; /* index into s->ranks for K_SROUT */
 	uint64_t ino;
-	uint64_t off;
+	uint64_t off; /* streams: where the next read starts, in the log */
 	uint64_t gen; /* session streams: the run off is in */
+	/* Streams are seekable: a file offset k is log offset k - kbase.  A
+	 * new run starts at the offset the file had reached (kpos), so runs
+	 * follow each other in the file; a reader skipped past dropped bytes
+	 * moves kbase. */
+	int64_t kbase;
+	uint64_t kpos;
 	struct fuse_pollhandle *ph;
 	struct sbuf snap; /* static files: the contents at open */
 	int nonblock;
@@ -316,7 +323,33 @@ fh_sync(struct fh *h)
 	if (h->s && h->kind != K_NCONSOLE && h->kind != K_CCONSOLE && h->gen != h->s->gen) {
 		h->gen = h->s->gen;
 		h->off = 0;
+		h->kbase = (int64_t)h->kpos;
 	}
+}
+
+/* A read at file offset koff: where in the log it starts. */
+static void
+fh_seek(struct fh *h, uint64_t koff)
+{
+	fh_sync(h);
+	int64_t p = (int64_t)koff - h->kbase;
+	h->off = p < 0 ? 0 : (uint64_t)p;
+}
+
+/* The file's size for fstat and SEEK_END: its offset of what can be read
+ * now without waiting (0 while nothing can). */
+static uint64_t
+stream_size(struct fs *fs, struct fh *h)
+{
+	struct olog *l = log_of(fs, h);
+	if (l == NULL)
+		return h->kpos;
+	fh_sync(h);
+	uint64_t end = l->base + l->b.len;
+	if (h->kind == K_WAIT && !h->s->done && h->s->running)
+		end = 0;
+	int64_t k = h->kbase + (int64_t)end;
+	return k < 0 ? 0 : (uint64_t)k;
 }
 
 /* Is a stream read of h answerable now: data, or the end. */
@@ -334,25 +367,27 @@ stream_ready(struct fs *fs, struct fh *h)
 	return l->base + l->b.len > h->off || h->s->done || !h->s->running;
 }
 
-/* Answer a stream read: bytes from the handle's offset (skipping what was
- * dropped), or 0 at the end. */
+/* Answer a stream read at file offset koff: bytes from the handle's
+ * offset (skipping what was dropped), or 0 at the end. */
 static void
-stream_reply(struct fs *fs, fuse_req_t req, struct fh *h, size_t size)
+stream_reply(struct fs *fs, fuse_req_t req, struct fh *h, size_t size, uint64_t koff)
 {
 	struct olog *l = log_of(fs, h);
 	if (l == NULL) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	fh_sync(h);
+	fh_seek(h, koff);
 	if (h->off < l->base)
 		h->off = l->base;
 	if (h->off > l->base + l->b.len)
 		h->off = l->base + l->b.len;
+	h->kbase = (int64_t)koff - (int64_t)h->off;
 	size_t avail = (size_t)(l->base + l->b.len - h->off);
 	size_t n = avail < size ? avail : size;
 	fuse_reply_buf(req, n ? l->b.s + (h->off - l->base) : NULL, n);
 	h->off += n;
+	h->kpos = koff + n;
 }
 
 /* Answer the reads and polls that can be answered now. */
@@ -362,9 +397,10 @@ wake(struct fs *fs)
 	struct waiter **w = &fs->waiters;
 	while (*w) {
 		struct waiter *x = *w;
+		fh_seek(x->fh, x->koff);
 		if (stream_ready(fs, x->fh)) {
 			*w = x->next;
-			stream_reply(fs, x->req, x->fh, x->size);
+			stream_reply(fs, x->req, x->fh, x->size, x->koff);
 			free(x);
 			continue;
 		}
@@ -2269,12 +2305,28 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	uint64_t a, b;
 	int k = kind_of(ino, &a, &b);
-	(void)fi;
 	if (!exists(G, k, a, b)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	fill_attr(&st, ino, k);
+	/* A stream's size is what can be read now without waiting, so that
+	 * tail -f sees it grow: for a reader (lseek SEEK_END), at its offsets;
+	 * else (fstat, stat) the current run's (a console's: 0, each reader
+	 * has its own). */
+	struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+	struct sess *s = k >= K_SESS && k <= K_SROUT ? G->sess[a] : NULL;
+	if (h && is_stream(h->kind) && h->ino == ino) {
+		st.st_size = (off_t)stream_size(G, h);
+	} else if (s && (k == K_STDOUT || k == K_STDERR || k == K_SROUT || k == K_WAIT)) {
+		struct olog *l = k == K_STDOUT			 ? &s->out
+				 : k == K_STDERR		 ? &s->err
+				 : k == K_WAIT			 ? &s->wait
+				 : s->rout && b < (uint64_t)s->n ? &s->rout[b]
+								 : NULL;
+		if (l && (k != K_WAIT || s->done || !s->running))
+			st.st_size = (off_t)(l->base + l->b.len);
+	}
 	fuse_reply_attr(req, &st, 0);
 }
 
@@ -2651,7 +2703,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs->streams = h;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
-	fi->nonseekable = is_stream(k) || k == K_CTL || k == K_STDIN;
+	fi->nonseekable = k == K_CTL || k == K_STDIN;
 	fuse_reply_open(req, fi);
 }
 
@@ -2692,8 +2744,9 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 	(void)ino;
 
 	if (is_stream(h->kind)) {
+		fh_seek(h, (uint64_t)off);
 		if (stream_ready(fs, h)) {
-			stream_reply(fs, req, h, size);
+			stream_reply(fs, req, h, size, (uint64_t)off);
 			return;
 		}
 		if (h->nonblock || (fi->flags & O_NONBLOCK)) {
@@ -2708,6 +2761,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		w->req = req;
 		w->fh = h;
 		w->size = size;
+		w->koff = (uint64_t)off;
 		w->next = fs->waiters;
 		fs->waiters = w;
 		fuse_req_interrupt_func(req, interrupted, w);

@@ -168,10 +168,9 @@ print(all().decode().count("hi-"))' "$M/$A")
 same "khfs3-3.4 one open stdout across two execs: 3 x 3893 bytes, then the 3 lines of the next run" "$o" "11679
 3"
 
-# khfs3-4: tail -f and select on a stream file.  A stream has no end
-# while its program runs, so plain tail -f (which reads to the end first,
-# as from a pipe) prints once the run ends; tail -n +1 -f prints as lines
-# come (docs/khfs.md).
+# khfs3-4: tail -f and select on a stream file.  A stream's size is what
+# has been written (so plain tail -f, which polls the size, follows it once
+# there is some), tail -n +1 -f reads it from the start as it comes.
 echo "exec sh -c 'echo first-\$KH_RANK; sleep 1; echo second-\$KH_RANK; sleep 1000'" >"$M/$B/ctl"
 stdbuf -oL tail -n +1 -f "$M/$B/stdout" >"$D/tail.out" & # (line-buffered, as at a terminal)
 tpid=$!
@@ -180,16 +179,27 @@ same "khfs3-4.1 tail -n +1 -f follows N/stdout as lines come" "$(cat "$D/tail.ou
 second-$RB"
 kill "$tpid" 2>/dev/null
 wait "$tpid" 2>/dev/null
-tail -f "$M/$B/stdout" >"$D/tail2.out" 2>"$D/tail2.err" &
+echo kill >"$M/$B/ctl"
+timeout 10 cat "$M/$B/wait" >/dev/null
+echo "exec sh -c 'echo a-\$KH_RANK; sleep 2; echo b-\$KH_RANK; sleep 1000'" >"$M/$B/ctl"
+until_lines "$M/$B/stdout" '^a-' 1
+same "khfs3-4.2 stat: a stream's size is what was written" "$(stat -c %s "$M/$B/stdout")" "$((${#RB} + 3))"
+stdbuf -oL tail -f "$M/$B/stdout" >"$D/tail2.out" 2>"$D/tail2.err" &
 tpid=$!
 sleep 0.5
-same "khfs3-4.2 plain tail -f while the program runs: nothing yet" "$(cat "$D/tail2.out")" ""
+same "khfs3-4.3 plain tail -f: the last lines at once" "$(cat "$D/tail2.out")" "a-$RB"
+for _ in $(seq 50); do grep -q '^b-' "$D/tail2.out" && break; sleep 0.1; done
+same "khfs3-4.4 ... then the next as it comes" "$(cat "$D/tail2.out")" "a-$RB
+b-$RB"
 echo kill >"$M/$B/ctl"
-for _ in $(seq 50); do grep -q '^second-' "$D/tail2.out" && break; sleep 0.1; done
-same "khfs3-4.3 ... its last lines once the run ended" "$(cat "$D/tail2.out")" "first-$RB
-second-$RB"
+timeout 10 cat "$M/$B/wait" >/dev/null
+echo "exec sh -c 'echo c-\$KH_RANK; sleep 1000'" >"$M/$B/ctl"
+for _ in $(seq 50); do grep -q '^c-' "$D/tail2.out" && break; sleep 0.1; done
+same "khfs3-4.5 ... and the next run's (tail: file truncated)" "$(tail -n1 "$D/tail2.out")" "c-$RB"
 kill "$tpid" 2>/dev/null
 wait "$tpid" 2>/dev/null
+echo kill >"$M/$B/ctl"
+timeout 10 cat "$M/$B/wait" >/dev/null
 echo "exec sh -c 'sleep 1; echo late'" >"$M/$B/ctl"
 o=$(timeout 10 python3 -c '
 import os, sys, select, time
@@ -199,10 +209,10 @@ print("before", len(r))
 t = time.time()
 r, _, _ = select.select([fd], [], [], 5)
 print("after", len(r), os.read(fd, 100).decode().strip())' "$M/$B/stdout")
-same "khfs3-4.4 select: not readable before the line, readable once it comes" "$o" "before 0
+same "khfs3-4.6 select: not readable before the line, readable once it comes" "$o" "before 0
 after 1 late"
 
-# khfs3-4.5: N/stdin when the processes do not read: a write with
+# khfs3-4.7: N/stdin when the processes do not read: a write with
 # O_NONBLOCK fails with EAGAIN once the queues are full; a blocked writer
 # is ended by Ctrl-C.
 echo 'exec sleep 1000' >"$M/$B/ctl"
@@ -216,7 +226,7 @@ try:
     print("no EAGAIN after", n)
 except OSError as e:
     print(errno.errorcode[e.errno], "after", "MiB" if n >= (1 << 20) else "less than a MiB")' "$M/$B/stdin")
-same "khfs3-4.5 O_NONBLOCK write to N/stdin nobody reads: EAGAIN once MiBs wait" "$o" "EAGAIN after MiB"
+same "khfs3-4.7 O_NONBLOCK write to N/stdin nobody reads: EAGAIN once MiBs wait" "$o" "EAGAIN after MiB"
 python3 -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 fd = os.open(sys.argv[1], os.O_WRONLY)
@@ -228,10 +238,10 @@ t0=$(date +%s%N)
 kill -INT "$wpid"
 for _ in $(seq 20); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.05; done
 if kill -0 "$wpid" 2>/dev/null; then
-	nok "khfs3-4.6 Ctrl-C ends a write to N/stdin blocked for room" "still blocked after 1 s"
+	nok "khfs3-4.8 Ctrl-C ends a write to N/stdin blocked for room" "still blocked after 1 s"
 	kill -9 "$wpid"
 else
-	ok "khfs3-4.6 Ctrl-C ends a write to N/stdin blocked for room"
+	ok "khfs3-4.8 Ctrl-C ends a write to N/stdin blocked for room"
 fi
 wait "$wpid" 2>/dev/null
 echo 'kill 9' >"$M/$B/ctl"
