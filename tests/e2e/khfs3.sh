@@ -132,6 +132,16 @@ BOB=$(khctl nodes --user bob | awk '{print $1}')
 check "khfs3-1.17 kill on bob's node: ESRCH (nothing of alice's runs there)" errno_is "No such process" \
 	bash -c "echo kill >$M/nodes/$BOB/ctl"
 
+# khfs3-1.18: splice a node (nodes/RANK: its console) into a session.
+echo 'exec cat' >"$M/$A/ctl"
+check "khfs3-1.18 splice nodes/RANK" sh -c "echo 'splice nodes/${RA[0]}' >$M/$A/ctl"
+sleep 0.3
+echo 'echo spliced-$((6*7))' >"$M/nodes/${RA[0]}/console"
+check "khfs3-1.19 ... the node's console lines reach every process of the session" \
+	until_lines "$M/$A/stdout" '^spliced-42$' 3
+echo 'kill 9' >"$M/$A/ctl"
+timeout 10 cat "$M/$A/wait" >/dev/null
+
 # khfs3-2: kill's default signal in N/ctl; release.
 echo "exec sleep 1000" >"$M/$A/ctl"
 check "khfs3-2.1 N/ctl kill (no signal)" sh -c "echo kill >$M/$A/ctl"
