@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strchr("oei", f.kind))
 			FUZZ_CHECK(f.len <= XF_MAXDATA);
 		if (f.kind == 'k')
-			FUZZ_CHECK(f.sig >= 1 && f.sig <= 64);
+			FUZZ_CHECK(f.sig >= 1 && f.sig <= 64 && (f.rank >= 0 || f.rank == XF_ALL));
 		p += n + (nl != NULL);
 		if (strchr("oei", f.kind)) {
 			if ((size_t)(end - p) < f.len)

@@ -336,7 +336,8 @@ frame(struct exec *x, const struct xframe *f)
 {
 	char why[96];
 
-	if ((f->kind == 'i' || f->kind == 'c') && f->rank != XF_ALL && !proc_of(x, f->rank)) {
+	if ((f->kind == 'i' || f->kind == 'c' || f->kind == 'k') && f->rank != XF_ALL &&
+	    !proc_of(x, f->rank)) {
 		snprintf(why, sizeof(why), "no process of node %d in this stream", f->rank);
 		bad_input(x, why);
 		return;
@@ -355,9 +356,10 @@ frame(struct exec *x, const struct xframe *f)
 		break;
 	case 'k':
 		/* Each process leads its own session: signal the group.  Its
-		 * leader is not reaped yet, so the id is still its own. */
+		 * leader is not reaped yet, so the id is still its own.  With a
+		 * rank, that node's process alone. */
 		for (int i = 0; i < x->n; i++)
-			if (!x->p[i]->exited)
+			if (!x->p[i]->exited && (f->rank == XF_ALL || x->p[i]->rank == f->rank))
 				kill(-x->p[i]->pid, f->sig);
 		break;
 	}

@@ -93,7 +93,9 @@ xframe_parse(const char *line, size_t n, int from_khd, struct xframe *f, char *e
 			break;
 		return 0;
 	case 'k' + 256:
-		if (nw != 2 || parse_uint(w[1], 1, 64, &v[0]) < 0)
+		f->rank = XF_ALL;
+		if ((nw != 2 && nw != 3) || parse_uint(w[1], 1, 64, &v[0]) < 0 ||
+		    (nw == 3 && rank_of(w[2], 0, &f->rank) < 0))
 			break;
 		f->sig = (int)v[0];
 		return 0;

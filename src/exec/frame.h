@@ -1,7 +1,7 @@
 /* frame: the framing of an exec stream (docs/protocol.md "exec"), both
  * ways.  khd sends "o RANK LEN", "e RANK LEN" (each followed by LEN bytes),
  * "x RANK STATUS USER_MS SYS_MS REAL_MS" and "d"; a client sends
- * "i RANK|* LEN" (then LEN bytes), "c RANK|*" and "k SIG".  Pure parsing:
+ * "i RANK|* LEN" (then LEN bytes), "c RANK|*" and "k SIG [RANK]".  Pure parsing:
  * khd, khctl and khfs share it and the unit tests drive it. */
 #ifndef KH_EXEC_FRAME_H
 #define KH_EXEC_FRAME_H
@@ -15,7 +15,7 @@
 
 struct xframe {
 	char kind;  /* 'o' 'e' 'x' 'd' (from khd), 'i' 'c' 'k' (from a client) */
-	int rank;   /* o e x i c; XF_ALL for "*" (i c) */
+	int rank;   /* o e x i c k; XF_ALL for "*" (i c) or no RANK (k) */
 	size_t len; /* o e i: the bytes that follow */
 	int sig;    /* k: 1..64 */
 	int status; /* x: exit status, 128+N when killed by signal N */

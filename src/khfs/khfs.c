@@ -102,6 +102,7 @@ struct waiter { /* a read answered when its stream has data or ends */
 	fuse_req_t req;
 	struct fh *fh;
 	size_t size;
+	uint64_t koff; /* the read's offset in the file */
 	struct waiter *next;
 };
 
@@ -166,6 +167,7 @@ struct sess {
 	struct olog out, err, wait;
 	struct olog *rout;	  /* per rank of ranks[] */
 	struct sbuf *pout, *perr; /* partial lines per rank */
+	char *gone;		  /* per rank: its process of this run ended */
 	struct job *job;
 	uint64_t boot_deadline;
 	fuse_req_t boot_req;
@@ -177,7 +179,14 @@ struct fh {
 	struct sess *s;
 	int ridx; /* index into s->ranks for K_SROUT */
 	uint64_t ino;
-	uint64_t off;
+	uint64_t off; /* streams: where the next read starts, in the log */
+	uint64_t gen; /* session streams: the run off is in */
+	/* Streams are seekable: a file offset k is log offset k - kbase.  A
+	 * new run starts at the offset the file had reached (kpos), so runs
+	 * follow each other in the file; a reader skipped past dropped bytes
+	 * moves kbase. */
+	int64_t kbase;
+	uint64_t kpos;
 	struct fuse_pollhandle *ph;
 	struct sbuf snap; /* static files: the contents at open */
 	int nonblock;
@@ -306,6 +315,43 @@ is_stream(int kind)
 	       kind == K_NCONSOLE || kind == K_CCONSOLE;
 }
 
+/* A session's stream file read on into a new run (an exec since it was
+ * opened or last read) reads the new run from its start. */
+static void
+fh_sync(struct fh *h)
+{
+	if (h->s && h->kind != K_NCONSOLE && h->kind != K_CCONSOLE && h->gen != h->s->gen) {
+		h->gen = h->s->gen;
+		h->off = 0;
+		h->kbase = (int64_t)h->kpos;
+	}
+}
+
+/* A read at file offset koff: where in the log it starts. */
+static void
+fh_seek(struct fh *h, uint64_t koff)
+{
+	fh_sync(h);
+	int64_t p = (int64_t)koff - h->kbase;
+	h->off = p < 0 ? 0 : (uint64_t)p;
+}
+
+/* The file's size for fstat and SEEK_END: its offset of what can be read
+ * now without waiting (0 while nothing can). */
+static uint64_t
+stream_size(struct fs *fs, struct fh *h)
+{
+	struct olog *l = log_of(fs, h);
+	if (l == NULL)
+		return h->kpos;
+	fh_sync(h);
+	uint64_t end = l->base + l->b.len;
+	if (h->kind == K_WAIT && !h->s->done && h->s->running)
+		end = 0;
+	int64_t k = h->kbase + (int64_t)end;
+	return k < 0 ? 0 : (uint64_t)k;
+}
+
 /* Is a stream read of h answerable now: data, or the end. */
 static int
 stream_ready(struct fs *fs, struct fh *h)
@@ -313,6 +359,7 @@ stream_ready(struct fs *fs, struct fh *h)
 	struct olog *l = log_of(fs, h);
 	if (l == NULL)
 		return 1;
+	fh_sync(h);
 	if (h->kind == K_NCONSOLE || h->kind == K_CCONSOLE)
 		return l->base + l->b.len > h->off || fs->taps[h->tap]->eof;
 	if (h->kind == K_WAIT)
@@ -320,22 +367,27 @@ stream_ready(struct fs *fs, struct fh *h)
 	return l->base + l->b.len > h->off || h->s->done || !h->s->running;
 }
 
-/* Answer a stream read: bytes from the handle's offset (skipping what was
- * dropped), or 0 at the end. */
+/* Answer a stream read at file offset koff: bytes from the handle's
+ * offset (skipping what was dropped), or 0 at the end. */
 static void
-stream_reply(struct fs *fs, fuse_req_t req, struct fh *h, size_t size)
+stream_reply(struct fs *fs, fuse_req_t req, struct fh *h, size_t size, uint64_t koff)
 {
 	struct olog *l = log_of(fs, h);
 	if (l == NULL) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
+	fh_seek(h, koff);
 	if (h->off < l->base)
 		h->off = l->base;
+	if (h->off > l->base + l->b.len)
+		h->off = l->base + l->b.len;
+	h->kbase = (int64_t)koff - (int64_t)h->off;
 	size_t avail = (size_t)(l->base + l->b.len - h->off);
 	size_t n = avail < size ? avail : size;
 	fuse_reply_buf(req, n ? l->b.s + (h->off - l->base) : NULL, n);
 	h->off += n;
+	h->kpos = koff + n;
 }
 
 /* Answer the reads and polls that can be answered now. */
@@ -345,9 +397,10 @@ wake(struct fs *fs)
 	struct waiter **w = &fs->waiters;
 	while (*w) {
 		struct waiter *x = *w;
+		fh_seek(x->fh, x->koff);
 		if (stream_ready(fs, x->fh)) {
 			*w = x->next;
-			stream_reply(fs, x->req, x->fh, x->size);
+			stream_reply(fs, x->req, x->fh, x->size, x->koff);
 			free(x);
 			continue;
 		}
@@ -507,8 +560,10 @@ ranks_free(struct sess *s)
 	free(s->rout);
 	free(s->pout);
 	free(s->perr);
+	free(s->gone);
 	s->rout = NULL;
 	s->pout = s->perr = NULL;
+	s->gone = NULL;
 }
 
 static int
@@ -660,6 +715,7 @@ exec_readable(struct fs *fs, struct sess *s)
 				     (unsigned long long)f.user_ms, (unsigned long long)f.sys_ms,
 				     (unsigned long long)f.real_ms);
 			olog_add(&s->wait, l, (size_t)k);
+			s->gone[i] = 1;
 			line_out(s, i, 0, "", 0, 1);
 			line_out(s, i, 1, "", 0, 1);
 			break;
@@ -806,7 +862,8 @@ c_res(struct fs *fs, struct sess *s, char **w, int nw)
 	s->rout = calloc((size_t)s->n, sizeof(*s->rout));
 	s->pout = calloc((size_t)s->n, sizeof(*s->pout));
 	s->perr = calloc((size_t)s->n, sizeof(*s->perr));
-	if (!s->rout || !s->pout || !s->perr)
+	s->gone = calloc((size_t)s->n, 1);
+	if (!s->rout || !s->pout || !s->perr || !s->gone)
 		abort();
 	set_status(s, "res con%d: %d nodes", s->chan, s->n);
 	return 0;
@@ -909,6 +966,7 @@ c_exec(struct fs *fs, struct sess *s, char **w, int nw)
 		memset(&s->rout[i], 0, sizeof(s->rout[i]));
 		sbuf_reset(&s->pout[i]);
 		sbuf_reset(&s->perr[i]);
+		s->gone[i] = 0;
 	}
 	sbuf_reset(&s->xin);
 	sbuf_reset(&s->args);
@@ -949,8 +1007,11 @@ c_release(struct fs *fs, struct sess *s)
 		set_status(s, "error: no nodes in the session");
 		return ENXIO;
 	}
+	/* What runs is killed: closing its exec stream makes khd SIGKILL it.
+	 * The run ends here (N/wait ends with the lines already come): the
+	 * ends of processes on nodes given back are not waited for. */
 	if (s->xfd >= 0)
-		xout_put(fs, s, "k 9\n", 4);
+		stream_end(fs, s, NULL);
 	s->owned = 1;
 	release_nodes(fs, s);
 	set_status(s, "released");
@@ -1742,11 +1803,62 @@ missing:
 
 /* ---- ctl of nodes outside sessions (nodes/RANK, query/..., channels/con<C>) ---- */
 
-/* One command for the nodes of targets (a khd targets list; "" none):
- * reset, release, addnet NETID, rmnet NETID.  Returns 0 or an errno; the
- * outcome in out. */
+/* kill [SIGNAL] written to a ctl outside sessions: the signal (default
+ * 15) to the processes this mount's sessions run on the nodes named (the
+ * ranks given, or with chan > 0 every node of con<chan>), each through the
+ * exec stream of the session that started it, to that node's process
+ * alone ("k SIG RANK").  Returns 0 or an errno; the outcome in out. */
 static int
-nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char *out, size_t ol)
+nodes_kill(struct fs *fs, const int *ranks, int nranks, int chan, const char *what, char **w,
+	   int nw, char *out, size_t ol)
+{
+	uint64_t sig = SIGTERM;
+	int procs = 0;
+
+	if (nw > 2 || (nw == 2 && parse_uint(w[1], 1, 64, &sig) < 0)) {
+		snprintf(out, ol, "error: kill [SIGNAL NUMBER]");
+		return EINVAL;
+	}
+	if (fs->cred == NULL) {
+		snprintf(out, ol, "error: kill needs a principal (-c CRED USER)");
+		return EACCES;
+	}
+	if (chan <= 0 && nranks == 0) {
+		snprintf(out, ol, "kill: no nodes match");
+		return 0;
+	}
+	for (int i = 1; i < MAXSESS; i++) {
+		struct sess *s = fs->sess[i];
+		if (s == NULL || s->xfd < 0 || !s->running || s->done || s->gone == NULL)
+			continue;
+		for (int k = 0; k < s->n; k++) {
+			int hit = chan > 0 ? s->chan == chan : 0;
+			for (int j = 0; j < nranks && !hit; j++)
+				hit = ranks[j] == s->ranks[k];
+			if (!hit || s->gone[k])
+				continue;
+			char f[48];
+			snprintf(f, sizeof(f), "k %d %d\n", (int)sig, s->ranks[k]);
+			xout_put(fs, s, f, strlen(f));
+			procs++;
+		}
+	}
+	if (procs == 0) {
+		snprintf(out, ol, "error: kill: no process of this mount's sessions runs on %s",
+			 what);
+		return ESRCH;
+	}
+	snprintf(out, ol, "kill %d: %d process%s on %s", (int)sig, procs, procs == 1 ? "" : "es",
+		 what);
+	return 0;
+}
+
+/* One command for the nodes of targets (a khd targets list; "" none):
+ * reset, release, addnet NETID, rmnet NETID; kill [SIGNAL] for the ranks
+ * given (or con<chan>'s).  Returns 0 or an errno; the outcome in out. */
+static int
+nodes_ctl(struct fs *fs, const char *targets, const int *ranks, int nranks, int chan,
+	  const char *what, char *line, char *out, size_t ol)
 {
 	char *w[8], code[32], msg[256];
 	int nw = kq_split_words(line, w, 7);
@@ -1757,12 +1869,14 @@ nodes_ctl(struct fs *fs, const char *targets, const char *what, char *line, char
 		snprintf(out, ol, nw < 0 ? "error: too many words" : "nothing done");
 		return nw < 0 ? EINVAL : 0;
 	}
+	if (strcmp(w[0], "kill") == 0)
+		return nodes_kill(fs, ranks, nranks, chan, what, w, nw, out, ol);
 	int net = strcmp(w[0], "addnet") == 0 || strcmp(w[0], "rmnet") == 0;
 	if (!net && strcmp(w[0], "reset") != 0 && strcmp(w[0], "release") != 0) {
-		snprintf(
-		    out, ol,
-		    "error: unknown command '%.40s' (reset, release, addnet NETID, rmnet NETID)",
-		    w[0]);
+		snprintf(out, ol,
+			 "error: unknown command '%.40s' (reset, release, addnet NETID, rmnet "
+			 "NETID, kill [SIGNAL])",
+			 w[0]);
 		return EINVAL;
 	}
 	if (nw != 1 + net || (net && parse_uint(w[1], 0, INT32_MAX, &v) < 0)) {
@@ -2191,12 +2305,28 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	uint64_t a, b;
 	int k = kind_of(ino, &a, &b);
-	(void)fi;
 	if (!exists(G, k, a, b)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	fill_attr(&st, ino, k);
+	/* A stream's size is what can be read now without waiting, so that
+	 * tail -f sees it grow: for a reader (lseek SEEK_END), at its offsets;
+	 * else (fstat, stat) the current run's (a console's: 0, each reader
+	 * has its own). */
+	struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+	struct sess *s = k >= K_SESS && k <= K_SROUT ? G->sess[a] : NULL;
+	if (h && is_stream(h->kind) && h->ino == ino) {
+		st.st_size = (off_t)stream_size(G, h);
+	} else if (s && (k == K_STDOUT || k == K_STDERR || k == K_SROUT || k == K_WAIT)) {
+		struct olog *l = k == K_STDOUT			 ? &s->out
+				 : k == K_STDERR		 ? &s->err
+				 : k == K_WAIT			 ? &s->wait
+				 : s->rout && b < (uint64_t)s->n ? &s->rout[b]
+								 : NULL;
+		if (l && (k != K_WAIT || s->done || !s->running))
+			st.st_size = (off_t)(l->base + l->b.len);
+	}
 	fuse_reply_attr(req, &st, 0);
 }
 
@@ -2542,6 +2672,8 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->ridx = (int)b;
 	h->nonblock = (fi->flags & O_NONBLOCK) != 0;
 	sbuf_init(&h->snap);
+	if (k <= K_SROUT && k >= K_SESS && fs->sess[a])
+		h->gen = fs->sess[a]->gen;
 	if (k == K_CLONE) {
 		if ((h->s = sess_new(fs)) == NULL) {
 			free(h);
@@ -2571,7 +2703,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs->streams = h;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
-	fi->nonseekable = is_stream(k) || k == K_CTL || k == K_STDIN;
+	fi->nonseekable = k == K_CTL || k == K_STDIN;
 	fuse_reply_open(req, fi);
 }
 
@@ -2612,8 +2744,9 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 	(void)ino;
 
 	if (is_stream(h->kind)) {
+		fh_seek(h, (uint64_t)off);
 		if (stream_ready(fs, h)) {
-			stream_reply(fs, req, h, size);
+			stream_reply(fs, req, h, size, (uint64_t)off);
 			return;
 		}
 		if (h->nonblock || (fi->flags & O_NONBLOCK)) {
@@ -2628,6 +2761,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		w->req = req;
 		w->fh = h;
 		w->size = size;
+		w->koff = (uint64_t)off;
 		w->next = fs->waiters;
 		fs->waiters = w;
 		fuse_req_interrupt_func(req, interrupted, w);
@@ -2647,16 +2781,20 @@ nodes_ctl_write(struct fs *fs, struct fh *h, char *text)
 {
 	char out[256], what[32];
 	uint64_t a, b;
-	int k = kind_of(h->ino, &a, &b), rc = 0, count = 0;
+	int k = kind_of(h->ino, &a, &b), rc = 0, count = 0, chan = 0, one, *ranks = NULL;
 	struct sbuf targets;
 
 	sbuf_init(&targets);
 	if (k == K_NCTL) {
 		sbuf_printf(&targets, "%d", (int)a);
 		snprintf(what, sizeof(what), "node %d", (int)a);
+		one = (int)a;
+		ranks = &one;
+		count = 1;
 	} else if (k == K_CCTL) {
 		sbuf_printf(&targets, "con%d", (int)a);
 		snprintf(what, sizeof(what), "con%d", (int)a);
+		chan = (int)a;
 	} else {
 		char why[256];
 		struct sbuf body;
@@ -2668,7 +2806,7 @@ nodes_ctl_write(struct fs *fs, struct fh *h, char *text)
 			set_outcome(fs, h->ino, "error: %s", why);
 			return EIO;
 		}
-		int *idx = malloc(sizeof(int) * (size_t)(l.n + 1)), *ranks;
+		int *idx = malloc(sizeof(int) * (size_t)(l.n + 1));
 		ranks = malloc(sizeof(int) * (size_t)(l.n + 1));
 		if (idx == NULL || ranks == NULL)
 			abort();
@@ -2677,16 +2815,18 @@ nodes_ctl_write(struct fs *fs, struct fh *h, char *text)
 			ranks[i] = l.v[idx[i]].rank;
 		kq_targets(ranks, count, &targets);
 		free(idx);
-		free(ranks);
 		kq_list_free(&l);
 		sbuf_free(&body);
 		snprintf(what, sizeof(what), "%d node%s", count, count == 1 ? "" : "s");
 	}
 	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && rc == 0;
 	     l = strtok_r(NULL, "\n", &save)) {
-		rc = nodes_ctl(fs, targets.s ? targets.s : "", what, l, out, sizeof(out));
+		rc = nodes_ctl(fs, targets.s ? targets.s : "", ranks, count, chan, what, l, out,
+			       sizeof(out));
 		set_outcome(fs, h->ino, "%s", out);
 	}
+	if (k == K_QCTL)
+		free(ranks);
 	sbuf_free(&targets);
 	return rc;
 }
@@ -2720,7 +2860,11 @@ op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 			at += n;
 		}
 		xout_flush(fs, s);
-		if (s->xout.len < XOUTMAX || s->xfd < 0) {
+		/* A writer with O_NONBLOCK is never held: what it wrote is
+		 * queued, and its next write fails with EAGAIN while the queue
+		 * is full (as a pipe's). */
+		if (s->xout.len < XOUTMAX || s->xfd < 0 || h->nonblock ||
+		    (fi->flags & O_NONBLOCK)) {
 			fuse_reply_write(req, size);
 			return;
 		}

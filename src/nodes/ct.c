@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -707,6 +708,30 @@ pack_strings(struct ct_req *rq, char *const argv[], char *const envp[])
 	return rq->argc > 0 ? 0 : -1;
 }
 
+/* How long an exec waits for a node that was just booted to be set up. */
+#define CT_INIT_WAIT_MS 2000
+
+/* Has the node's first process exec'd its /init?  Until then it is still
+ * the spawner's clone setting the node up: its mount namespace shows the
+ * host's files until pivot_root, and it enters the node's user namespace
+ * after that, so a process that joined it then would run as host root
+ * among the host's files.  The clone runs the spawner's program, which is
+ * khd's (the spawner is khd's /proc/self/exe); /init never is.  Returns 1
+ * (set up), 0 (not yet) or -1 (gone). */
+static int
+ct_init_started(pid_t pid)
+{
+	char path[64];
+	struct stat node, self;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &node) < 0)
+		return -1;
+	if (stat("/proc/self/exe", &self) < 0)
+		return 1; /* cannot tell what the clone runs: /init started long ago */
+	return node.st_dev != self.st_dev || node.st_ino != self.st_ino;
+}
+
 static int
 ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[], char *const envp[],
 	struct node_proc *p, char *err, size_t errlen)
@@ -721,6 +746,22 @@ ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[],
 	if (h->pid <= 0 || h->pidfd < 0 || h->cg[0] == '\0') {
 		seterr(err, errlen, "the node is not running");
 		return -1;
+	}
+	/* A node booted a moment ago may still be setting itself up: wait
+	 * (a few ms as a rule) for its /init, never enter it before. */
+	for (int waited = 0;; waited += 2) {
+		int r = ct_init_started(h->pid);
+		if (r == 1)
+			break;
+		if (r < 0 || waited >= CT_INIT_WAIT_MS) {
+			seterr(err, errlen, "%s",
+			       r < 0 ? "the node is not running"
+				     : "the node is still starting (its /init has not run yet)");
+			errno = r < 0 ? ESRCH : EAGAIN;
+			return -1;
+		}
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
 	}
 	if ((rq = calloc(1, sizeof(*rq))) == NULL) {
 		seterr(err, errlen, "ct: out of memory");

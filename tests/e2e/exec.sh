@@ -101,6 +101,16 @@ o 0 4
 abc
 x 0 0 T
 d"
+o=$(printf 'exec user=alice cred=pw targets=0 argv=cat\nk 9 7\n' | socat -t 3 - "UNIX-CONNECT:$KH_SOCKET")
+same "exec-4.7 a signal for a node not in the stream is refused" "$o" "ok
+err proto no process of node 7 in this stream"
+o=$( (printf 'exec user=alice cred=pw targets=0,1 argv=sleep%%1F7474\nk 15 1\n'; sleep 1; printf 'k 9\n'; sleep 1) |
+	socat -t 3 - "UNIX-CONNECT:$KH_SOCKET")
+same "exec-4.8 k SIG RANK signals that node's process alone (k SIG: every one left)" \
+	"$(sed -E 's/^(x [0-9]+ [0-9]+) .*/\1/' <<<"$o")" "ok
+x 1 143
+x 0 137
+d"
 
 # exec-5: khd's own state is untouched by all this; the nodes still run.
 same "exec-5.1 the nodes are still running" "$(khctl nodes --user alice | awk '{print $2}' | sort -u)" "running"

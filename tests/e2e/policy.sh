@@ -114,6 +114,33 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	exec 7<&-
 	kill -TERM "$FSPID"
 	wait "$FSPID"
+	# policy-7.9: most sessions: a khfs session that allocates holds one
+	# channel, so max_channels bounds hank's sessions holding nodes (2
+	# here); a session adopting one of his channels (res con<C>) makes no
+	# allocation and is not refused.
+	khfs -c pw hank "$M" 2>>"$D/khfs.err" &
+	FSPID=$!
+	for _ in $(seq 100); do mountpoint -q "$M" && break; sleep 0.05; done
+	exec 7<"$M/clone" 8<"$M/clone" 9<"$M/clone"
+	read -r S1 <&7
+	read -r S2 <&8
+	read -r S3 <&9
+	check "policy-7.9 khfs: hank's first two sessions get nodes" \
+		bash -c "echo 'res 1' >$M/$S1/ctl && echo 'res 1' >$M/$S2/ctl"
+	out=$(bash -c "echo 'res 1' >$M/$S3/ctl" 2>&1)
+	check "policy-7.10 ... his third session's res: EDQUOT" grep -q "Disk quota exceeded" <<<"$out"
+	check "policy-7.11 ... with the reason in N/status" \
+		grep -q "refused by policy limits: hank may hold at most 2 channels, one per allocation (holds 2)" "$M/$S3/status"
+	C1=$(head -n1 "$M/$S1/status" | awk '{print $5}')
+	check "policy-7.12 ... while adopting his own channel (res con<C>) is no allocation" \
+		bash -c "echo 'res $C1' >$M/$S3/ctl"
+	exec 8<&-
+	for _ in $(seq 50); do [ "$(khctl nodes --user hank | wc -l)" = 1 ] && break; sleep 0.1; done
+	check "policy-7.13 a session ended (its channel released): a new one gets nodes again" \
+		bash -c "exec 8<$M/clone; read -r n <&8; echo 'res 1' >$M/\$n/ctl"
+	exec 7<&- 9<&-
+	kill -TERM "$FSPID"
+	wait "$FSPID"
 else
 	T_N=$((T_N + 1))
 	echo "ok $T_N - policy-7.7 # SKIP no /dev/fuse or fusermount3" >&3

@@ -376,6 +376,44 @@ ct_1_1_boot_identity(void **state)
 	close(h.console);
 }
 
+/* ct-1.9: a program started in a node the moment its boot returns runs in
+ * the node as it is once set up, never in the clone still setting it up
+ * (whose root is the host's until pivot_root): exec waits for /init. */
+static void
+ct_1_9_exec_at_boot(void **state)
+{
+	struct fx *x = fixture(state);
+	struct node_spec s;
+	struct node_handle h;
+	struct node_proc p;
+	char name[64], scratch[128], err[256], buf[256];
+	char *argv[] = {"/bin/sh", "-c", "test -e /init && echo node || echo host", NULL};
+	char *envp[] = {"PATH=/bin", NULL};
+
+	for (int i = 0; i < 10; i++) {
+		size_t got = 0;
+		ssize_t n;
+		spec_for(x, &s, 1, name, scratch);
+		assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+		if (node_ct.exec(&x->host, &h, argv, envp, &p, err, sizeof(err)) < 0)
+			fail_msg("exec at boot: %s", err);
+		close(p.in);
+		struct pollfd pf = {p.out, POLLIN, 0};
+		while (got < sizeof(buf) - 1 && poll(&pf, 1, 5000) == 1 &&
+		       (n = read(p.out, buf + got, sizeof(buf) - 1 - got)) > 0)
+			got += (size_t)n;
+		buf[got] = '\0';
+		while (waitpid(p.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(p.pidfd);
+		close(p.out);
+		close(p.err);
+		assert_string_equal(buf, "node\n");
+		assert_int_equal(node_ct.kill(&x->host, &h, 5000), 1);
+		close(h.console);
+	}
+}
+
 /* ct-1.2: console I/O: a shell reads what khd writes, answers on it. */
 static void
 ct_1_2_console(void **state)
@@ -890,6 +928,7 @@ main(void)
 	    cmocka_unit_test_teardown(ct_1_6_confined, test_teardown),
 	    cmocka_unit_test_teardown(ct_1_7_twenty, test_teardown),
 	    cmocka_unit_test_teardown(ct_1_8_root_in_ram, test_teardown),
+	    cmocka_unit_test_teardown(ct_1_9_exec_at_boot, test_teardown),
 	    cmocka_unit_test_teardown(ct_2_1_bad_spec, test_teardown),
 	    cmocka_unit_test_teardown(ct_2_2_setup_failure, test_teardown),
 	    cmocka_unit_test_teardown(ct_2_3_netns, test_teardown),

@@ -55,35 +55,21 @@ xframe_1_2(void **state)
 	assert_int_equal(f.rank, 4);
 	assert_int_equal(parse("k 15", 0, &f), 0);
 	assert_int_equal(f.sig, 15);
+	assert_int_equal(f.rank, XF_ALL);
+	assert_int_equal(parse("k 9 7", 0, &f), 0);
+	assert_int_equal(f.sig, 9);
+	assert_int_equal(f.rank, 7);
 }
 
 /* xframe-1.3: bad headers are refused, whichever way they come. */
 static void
 xframe_1_3(void **state)
 {
-	static const char *const bad_client[] = {"",
-						 "i",
-						 "i * ",
-						 "i  * 5",
-						 "i * 5 ",
-						 "i * -5",
-						 "i * 1048577",
-						 "i x 5",
-						 "i 1 5 6",
-						 "c",
-						 "c * 1",
-						 "k 0",
-						 "k 65",
-						 "k -1",
-						 "k TERM",
-						 "o 1 5",
-						 "x 1 0 0 0 0",
-						 "d",
-						 "z",
-						 "ii * 5",
-						 "i *5",
-						 "c 99999999999",
-						 NULL};
+	static const char *const bad_client[] = {
+	    "",	      "i",	 "i * ",   "i  * 5",  "i * 5 ",	       "i * -5", "i * 1048577",
+	    "i x 5",  "i 1 5 6", "c",	   "c * 1",   "k 0",	       "k 65",	 "k -1",
+	    "k TERM", "k 9 *",	 "k 9 -1", "k 9 7 1", "k 9 x",	       "o 1 5",	 "x 1 0 0 0 0",
+	    "d",      "z",	 "ii * 5", "i *5",    "c 99999999999", NULL};
 	static const char *const bad_khd[] = {"o * 5", "o 1",	"x 1 0 0 0", "x 1 999 0 0 0",
 					      "d 1",   "i * 5", "e 1 -1",    NULL};
 	struct xframe f;
