@@ -39,6 +39,8 @@ struct stage {
 	struct sbuf *part; /* per node: partial output line */
 	int hash;	   /* how records reach this stage: 1 by key, 0 round-robin */
 	int rr;
+	unsigned char *begun; /* round-robin: per node, its share has begun */
+	int any, last;	      /* a record was dealt; the node that had the last */
 	int done, closed_in;
 };
 
@@ -70,6 +72,19 @@ route(struct stage *st, const char *buf, size_t n)
 		size_t l = (size_t)(nl - (buf + i)) + 1;
 		int k =
 		    st->hash ? (int)(key_hash(buf + i, l) % (unsigned)nranks) : st->rr++ % nranks;
+		/* A node's share never begins with an empty line or a blank
+		 * (unless the stream does): such a record goes on the share
+		 * before it.  Then a stage that squeezes blanks across lines
+		 * (tr -s ' ' '\n') gives on each share what the single stream
+		 * gives, as no share starts where the stream did not. */
+		if (!st->hash) {
+			if (st->any && !st->begun[k] &&
+			    (buf[i] == '\n' || buf[i] == ' ' || buf[i] == '\t'))
+				k = st->last;
+			st->begun[k] = 1;
+			st->any = 1;
+			st->last = k;
+		}
 		sbuf_add(&per[k], buf + i, l);
 		i += l;
 	}
@@ -307,8 +322,12 @@ main(int argc, char **argv)
 			close(fd);
 		sbuf_free(&body);
 	}
-	for (int k = 0; k < ns; k++)
+	for (int k = 0; k < ns; k++) {
 		st[k].part = calloc((size_t)nranks, sizeof(struct sbuf));
+		st[k].begun = calloc((size_t)nranks, 1);
+		if (st[k].part == NULL || st[k].begun == NULL)
+			abort();
+	}
 	if (!blank(src) && (srcpid = local(src, &srcfd, 0)) < 0)
 		goto fail;
 	if (!blank(sink) && (sinkpid = local(sink, &sinkfd, 1)) < 0)
@@ -428,6 +447,7 @@ fail:
 		for (int i = 0; st[k].part && i < nranks; i++)
 			sbuf_free(&st[k].part[i]);
 		free(st[k].part);
+		free(st[k].begun);
 	}
 	sbuf_free(&srcpart);
 	sbuf_free(&sinkq);

@@ -16,18 +16,17 @@ cat "$D/text" | tr -s ' ' '\n' | sort | uniq -c | sort -rn >"$D/local"
 khpush -c pw alice "$CON" "cat $D/text |< tr -s ' ' '\n' |#| sort | uniq -c >| sort -rn" >"$D/push"
 same "khpush-1.1 the word count over 8 nodes runs" "$?" "0"
 check "khpush-1.2 ... and gives exactly the single-machine answer" cmp -s "$D/local" "$D/push"
-# On a text whose lines begin with blanks (the GPL as it is), tr -s is
-# not a function of each record: a node whose share begins with a blank
-# gives one empty word more than the single stream (docs/khfs.md).  Every
-# other word's count is still exactly the single machine's.
-T=/usr/share/common-licenses/GPL-3
+# A text whose lines begin with blanks or are empty (the GPL as it is,
+# after an empty and an indented line): tr -s squeezes across lines, so
+# khpush never starts a node's share with such a line (docs/khfs.md).
+T=$D/raw
+{ echo; echo '   indented'; cat /usr/share/common-licenses/GPL-3; } >"$T"
 tr -s ' ' '\n' <"$T" | sort | uniq -c | sort -rn >"$D/local2"
 khpush -c pw alice "$CON" "cat $T |< tr -s ' ' '\n' |#| sort | uniq -c >| sort -rn" >"$D/push2"
-same "khpush-1.6 raw text: every word but the empty one counted as on one machine" \
-	"$(grep -vE '^ *[0-9]+ $' "$D/push2" | md5sum)" "$(grep -vE '^ *[0-9]+ $' "$D/local2" | md5sum)"
-e=$(grep -E '^ *[0-9]+ $' "$D/push2" | awk '{print $1}')
-check "khpush-1.7 ... and the empty word once per node at most (1 on one machine; here $e)" \
-	test "$(grep -E '^ *[0-9]+ $' "$D/local2" | awk '{print $1}')" = 1 -a "${e:-0}" -ge 1 -a "${e:-0}" -le 8
+check "khpush-1.6 a raw text (empty and indented lines): exactly the single-machine answer too" cmp -s "$D/local2" "$D/push2"
+e1=$(grep -E '^ *[0-9]+ $' "$D/local2" | awk '{print $1}')
+e2=$(grep -E '^ *[0-9]+ $' "$D/push2" | awk '{print $1}')
+same "khpush-1.7 ... the empty word included (one machine: $e1)" "${e2:-none}" "${e1:-none}"
 o=$(seq 1 20000 | khpush -c pw alice "$CON" " |< sed 's/^/x/' >| ")
 same "khpush-1.3 stdin and stdout by default; no record lost, none cut" \
 	"$(sort <<<"$o" | md5sum)" "$(seq 1 20000 | sed 's/^/x/' | sort | md5sum)"
