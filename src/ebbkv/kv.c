@@ -582,6 +582,10 @@ kv_run(const struct kv_conf *c, char *err, size_t errlen)
 			}
 			usleep(20000);
 		}
+		/* Its root of the door's table is made now (a miss to the
+		 * door), not by the install the door sends it while it holds
+		 * the table still: one round trip less then. */
+		(void)ht_epoch(KV_TABLE);
 		wait_signal();
 		ebb_fini();
 		return 0;

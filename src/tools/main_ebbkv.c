@@ -121,7 +121,7 @@ main(int argc, char **argv)
 	char cmd[256];
 	c.alloc.argv = largv;
 	c.alloc.cred = getenv("KH_CRED");
-	snprintf(cmd, sizeof(cmd), "ebbkv --node %%n --msg %%a:7000 --home %s -t 1", c.msg);
+	snprintf(cmd, sizeof(cmd), "ebbkv --node %%n --msg %%a:7000 --home %s -t 1 --no-pin", c.msg);
 	c.alloc.cmd = cmd;
 	char err[512];
 	/* the door's messenger needs a known port for --home: a fixed one
