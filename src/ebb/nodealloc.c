@@ -27,7 +27,7 @@ struct nodealloc {
 	int argc;
 	pid_t pid[MAXN]; /* local */
 	int rank[MAXN];	 /* kh: each node's rank + 1 (0: none) */
-	char steps[160]; /* kh: the last grow's timeline */
+	char steps[200]; /* kh: the last grow's timeline */
 };
 
 static uint64_t
@@ -283,7 +283,7 @@ grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char 
 	if (!quotable(a->c.user) || !quotable(a->c.cred) || !quotable(a->c.appliance))
 		return seterr(err, errlen,
 			      "node allocator: a quote in the user, credential or file");
-	uint64_t t0 = mono_ms_now(), t1, t2;
+	uint64_t t0 = mono_ms_now(), t1, t2, t3 = 0, t4 = 0;
 	snprintf(cmd, sizeof(cmd), "KH_CRED='%s' khget -n %d '%s' %d", a->c.cred, a->c.netid,
 		 a->c.user, count);
 	if (run(cmd, NULL, blk, sizeof(blk)) != 0 || strncmp(blk, "con", 3) != 0)
@@ -375,6 +375,7 @@ grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char 
 		snprintf(cmd, sizeof(cmd), "KH_CRED='%s' KH_USER='%s' khdo %s-q writefile %s",
 			 a->c.cred, a->c.user, sock, path);
 		int rc = run(cmd, blk, out, sizeof(out));
+		t3 = mono_ms_now();
 		unlink(path);
 		if (rc != 0)
 			goto fail;
@@ -384,6 +385,8 @@ grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char 
 	 * address yet, and waited for ARP to give up.) */
 	for (int i = 0, t = 0; i < count;) {
 		if (ebb_node_connected((uint16_t)(first + i))) {
+			if (i == 0)
+				t4 = mono_ms_now();
 			strncat(addrs[i], ":7000", 63 - strlen(addrs[i]));
 			i++;
 			continue;
@@ -397,9 +400,11 @@ grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char 
 	}
 	free(script);
 	snprintf(a->steps, sizeof(a->steps),
-		 "%d node%s: khget %llu ms, load %llu ms, boot+start %llu ms", count,
-		 count == 1 ? "" : "s", (unsigned long long)(t1 - t0),
-		 (unsigned long long)(t2 - t1), (unsigned long long)(mono_ms_now() - t2));
+		 "%d node%s: khget %llu ms, load %llu ms, boot+start %llu ms (typed %llu ms, "
+		 "node %u up %llu ms)",
+		 count, count == 1 ? "" : "s", (unsigned long long)(t1 - t0),
+		 (unsigned long long)(t2 - t1), (unsigned long long)(mono_ms_now() - t2),
+		 (unsigned long long)(t3 - t2), first, (unsigned long long)(t4 - t2));
 	return 0;
 fail:
 	free(script);
