@@ -270,6 +270,45 @@ parse_ranks(const char *blk, int *ranks, int max)
 	return n;
 }
 
+/* A decimal number of at most 5 digits at *p, at most max; *p moves past
+ * it.  -1 when there is none. */
+static long
+dec(const char **p, long max)
+{
+	long v = 0;
+	int n = 0;
+	for (; **p >= '0' && **p <= '9'; (*p)++) {
+		if (++n > 5)
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	return n == 0 || v > max ? -1 : v;
+}
+
+int
+nodealloc_rank_node(const char *runs, const char *hostname)
+{
+	const char *h = hostname ? strrchr(hostname, '-') : NULL, *p = runs;
+	if (h == NULL || h[1] != 'n' || runs == NULL)
+		return -1;
+	h += 2;
+	long rank = dec(&h, 99999);
+	if (rank < 0 || *h != '\0')
+		return -1;
+	for (;;) {
+		long lo = dec(&p, 99999), hi, n;
+		if (lo < 0 || *p++ != '-' || (hi = dec(&p, 99999)) < lo || *p++ != '=' ||
+		    (n = dec(&p, 65535)) < 0 || n + (hi - lo) > 65535)
+			return -1;
+		if (rank >= lo && rank <= hi)
+			return (int)(n + rank - lo);
+		if (*p == '\0')
+			return -1;
+		if (*p++ != ',')
+			return -1;
+	}
+}
+
 /* count nodes at once, the way a principal boots many: one khget, one
  * broadcast load, one "run kboot", one broadcast of the nodes' command
  * in which each node finds its own number and address by its hostname
@@ -318,43 +357,71 @@ grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char 
 	if (run(cmd, blk, out, sizeof(out)) != 0)
 		goto fail;
 	t2 = mono_ms_now();
-	/* The same few lines for every node, however many there are: each
-	 * finds its rank in its hostname (kh<facility>-n<rank>, read without
-	 * a fork), its number from the run of ranks it is in and its address
-	 * from the plan, then the command runs with %n and %a replaced by
-	 * them.  (One line per node made the script, and each node's work on
-	 * it, grow with count: 64 nodes took ~1 s to read theirs.) */
-	cap = (size_t)count * 96 + 1024;
-	if ((script = malloc(cap)) == NULL) {
+	/* The same line(s) for every node, however many there are.  With
+	 * "%r" the command itself finds the node's number by its rank (its
+	 * hostname) in the runs of ranks given; with "%n"/"%a" the shell does
+	 * (read without a fork), and the address comes from the plan.  (One
+	 * line per node made each node's work grow with count: 64 nodes took
+	 * ~1 s to read theirs; and each byte typed costs every node: ~2 ms a
+	 * node for the shell's 330.) */
+	cap = (size_t)count * 48 + strlen(a->c.cmd) * 2 + 1024;
+	char *runs = malloc(cap), *fixed = malloc(cap);
+	script = malloc(cap * 2);
+	if (runs == NULL || fixed == NULL || script == NULL) {
+		free(runs);
+		free(fixed);
 		snprintf(out, sizeof(out), "out of memory");
 		goto fail;
 	}
+	cap *= 2;
+	size_t ro = 0;
+	runs[0] = '\0';
 	o += (size_t)snprintf(script + o, cap - o, "run kboot\n");
-	o += (size_t)snprintf(script + o, cap - o,
-			      "read -r KHH </proc/sys/kernel/hostname; KHR=${KHH##*-n}; KHN=\n"
-			      "case $KHR in ''|*[!0-9]*) KHR=-1;; esac\n");
+	int shell = strstr(a->c.cmd, "%r") == NULL;
+	if (shell)
+		o += (size_t)snprintf(
+		    script + o, cap - o,
+		    "read -r KHH </proc/sys/kernel/hostname; KHR=${KHH##*-n}; KHN=\n"
+		    "case $KHR in ''|*[!0-9]*) KHR=-1;; esac\n");
 	for (int i = 0; i < count;) {
 		int j = i;
 		while (j + 1 < count && ranks[j + 1] == ranks[j] + 1)
 			j++;
-		o += (size_t)snprintf(
-		    script + o, cap - o,
-		    "[ $KHR -ge %d ] && [ $KHR -le %d ] && KHN=$((KHR - %d + %u))\n", ranks[i],
-		    ranks[j], ranks[i], (unsigned)(first + i));
+		if (shell)
+			o += (size_t)snprintf(
+			    script + o, cap - o,
+			    "[ $KHR -ge %d ] && [ $KHR -le %d ] && KHN=$((KHR - %d + %u))\n",
+			    ranks[i], ranks[j], ranks[i], (unsigned)(first + i));
+		ro += (size_t)snprintf(runs + ro, cap / 2 - ro, "%s%d-%d=%u", ro ? "," : "",
+				       ranks[i], ranks[j], (unsigned)(first + i));
 		i = j + 1;
 	}
-	o += (size_t)snprintf(script + o, cap - o,
-			      "KHH=$((KHR + 1)); KHA=10.%d.$((%d + (KHH >> 8))).$((KHH & 255))\n",
-			      a->c.netid >> 4, (a->c.netid & 15) << 4);
-	{
-		char fixed[512];
-		subst(fixed, sizeof(fixed), a->c.cmd, "$KHN", "$KHA");
-		if (strchr(fixed, '\'') != NULL) {
-			snprintf(out, sizeof(out), "a quote in the node's command");
-			goto fail;
-		}
-		o += (size_t)snprintf(script + o, cap - o, "[ -n \"$KHN\" ] && %s &\n", fixed);
+	if (shell) {
+		o += (size_t)snprintf(
+		    script + o, cap - o,
+		    "KHH=$((KHR + 1)); KHA=10.%d.$((%d + (KHH >> 8))).$((KHH & 255))\n",
+		    a->c.netid >> 4, (a->c.netid & 15) << 4);
+		subst(fixed, cap / 2, a->c.cmd, "$KHN", "$KHA");
+	} else {
+		size_t fo = 0;
+		for (const char *c = a->c.cmd; *c && fo + 1 < cap / 2; c++)
+			if (c[0] == '%' && c[1] == 'r') {
+				fo += (size_t)snprintf(fixed + fo, cap / 2 - fo, "%s", runs);
+				c++;
+			} else {
+				fixed[fo++] = *c;
+			}
+		fixed[fo < cap / 2 ? fo : cap / 2 - 1] = '\0';
 	}
+	free(runs);
+	if (strchr(fixed, '\'') != NULL) {
+		free(fixed);
+		snprintf(out, sizeof(out), "a quote in the node's command");
+		goto fail;
+	}
+	o += (size_t)snprintf(script + o, cap - o, shell ? "[ -n \"$KHN\" ] && %s &\n" : "%s &\n",
+			      fixed);
+	free(fixed);
 	/* "run kboot" and the script in one write, one session, sent and not
 	 * waited for (-q): the monitors boot the nodes on its first line, the
 	 * rest waits in each node's console for its shell.  (Watching 64

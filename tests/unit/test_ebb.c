@@ -23,6 +23,7 @@
 
 #include "common/util.h"
 #include "ebb/counter.h"
+#include "ebb/nodealloc.h"
 #include "ebb/ebb.h"
 
 static int
@@ -696,6 +697,31 @@ ebb_5_2(void **state)
 	ebb_node_forget(8);
 }
 
+/* ebb-6.1: a kh node finds its number by its rank in the runs its door
+ * typed; anything else in the list or the hostname gives none. */
+static void
+ebb_6_1(void **state)
+{
+	assert_int_equal(nodealloc_rank_node("1-64=1", "kh0000abcd-n1"), 1);
+	assert_int_equal(nodealloc_rank_node("1-64=1", "kh0000abcd-n64"), 64);
+	assert_int_equal(nodealloc_rank_node("5-6=9,20-29=11", "kh1-n5"), 9);
+	assert_int_equal(nodealloc_rank_node("5-6=9,20-29=11", "kh1-n6"), 10);
+	assert_int_equal(nodealloc_rank_node("5-6=9,20-29=11", "kh1-n27"), 18);
+	assert_int_equal(nodealloc_rank_node("7-7=3", "kh-a-n7"), 3);
+	static const char *const badruns[] = {"",	 "1-64",	"1-64=",       "64-1=1",
+					      "1-64=1,", "1-64=1;",	"a-b=c",       "1-64=65535",
+					      "1--64=1", "1-64=999999", "0-99999999=1"};
+	for (size_t i = 0; i < sizeof(badruns) / sizeof(badruns[0]); i++)
+		assert_int_equal(nodealloc_rank_node(badruns[i], "kh1-n70"), -1);
+	static const char *const badhosts[] = {"",	 "kh1",	    "kh1-n",	  "kh1-n7x",
+					       "kh1-x7", "kh1-n-7", "kh1-n999999"};
+	for (size_t i = 0; i < sizeof(badhosts) / sizeof(badhosts[0]); i++)
+		assert_int_equal(nodealloc_rank_node("1-99=1", badhosts[i]), -1);
+	assert_int_equal(nodealloc_rank_node("1-64=1", "kh1-n65"), -1);
+	assert_int_equal(nodealloc_rank_node(NULL, "kh1-n5"), -1);
+	assert_int_equal(nodealloc_rank_node("1-9=1", NULL), -1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -709,6 +735,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(ebb_2_2), cmocka_unit_test(ebb_3_1), cmocka_unit_test(ebb_3_2),
 	    cmocka_unit_test(ebb_3_3), cmocka_unit_test(ebb_3_4), cmocka_unit_test(ebb_4_1),
 	    cmocka_unit_test(ebb_4_2), cmocka_unit_test(ebb_5_1), cmocka_unit_test(ebb_5_2),
+	    cmocka_unit_test(ebb_6_1),
 	};
 	return cmocka_run_group_tests(tests, up, down);
 }
