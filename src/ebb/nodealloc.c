@@ -448,8 +448,8 @@ grow_kh(struct nodealloc *a, uint16_t first, int count, char (*addrs)[64], char 
 			goto fail;
 	}
 	/* Each node's messenger says hello to this one when it is up.  (The
-	 * door dialling them instead found nodes still booting with no
-	 * address yet, and waited for ARP to give up.) */
+	 * door dialling them instead found nodes still booting, and most
+	 * likely waited for their addresses to answer ARP: ~1 s more.) */
 	for (int i = 0, t = 0; i < count;) {
 		if (ebb_node_connected((uint16_t)(first + i))) {
 			if (i == 0)
