@@ -119,6 +119,13 @@ $(BUILD)/bin/%: $(BUILD)/obj/src/tools/main_%.o $(BUILD)/libkh.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_$*)
 
+# ebbkv goes into node appliances (docs/ebb.md): linked statically, a node
+# carries no libc for it and 64 nodes starting at once do no dynamic
+# linking (not under the sanitizers, whose runtime is a shared library).
+$(BUILD)/bin/ebbkv: $(BUILD)/obj/src/tools/main_ebbkv.o $(BUILD)/libkh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(if $(filter 1,$(SAN)),,-static) -o $@ $^ -lpthread
+
 # The PostgreSQL state backend (src/state/state_pg.c) and the unit tests
 # that run against it (tests/unit/statefx.h): libpq's header.
 PGINC     = -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)

@@ -73,6 +73,12 @@ int ebb_node_addr(uint16_t n, const char *addr);
 int ebb_node_addr_get(uint16_t n, char *buf, size_t len);
 /* Forget node n (it was given back): its address and connection go. */
 void ebb_node_forget(uint16_t n);
+/* Connect to node n now (its hello tells it who we are) instead of at
+ * the first message: a node just started says so to the node that
+ * started it this way.  Returns 0, or -1 (n cannot be reached). */
+int ebb_node_connect(uint16_t n);
+/* Whether node n is connected (either end opened the connection). */
+int ebb_node_connected(uint16_t n);
 /* The nodes known (this one, those with an address, those connected), in
  * order; returns how many (at most max are written). */
 size_t ebb_nodes(uint16_t *out, size_t max);

@@ -38,6 +38,8 @@ int msg_port(void);
 int msg_node_addr(uint16_t n, const char *addr);
 int msg_node_addr_get(uint16_t n, char *buf, size_t len);
 void msg_node_forget(uint16_t n);
+int msg_node_connect(uint16_t n);
+int msg_node_connected(uint16_t n);
 size_t msg_nodes(uint16_t *out, size_t max);
 /* The messenger's loop core (handlers run there). */
 int msg_core(void);

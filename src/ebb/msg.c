@@ -502,6 +502,28 @@ conn_to(uint16_t n)
 	return c;
 }
 
+int
+msg_node_connect(uint16_t n)
+{
+	if (n == ebb_node())
+		return -1;
+	struct conn *c = conn_to(n);
+	if (c == NULL)
+		return -1;
+	conn_put(c);
+	return 0;
+}
+
+int
+msg_node_connected(uint16_t n)
+{
+	pthread_mutex_lock(&M.mu);
+	struct peer *p = peer_find(n);
+	int rc = p != NULL && p->c != NULL && !p->c->dead;
+	pthread_mutex_unlock(&M.mu);
+	return rc;
+}
+
 /* ---- handling ---- */
 
 /* A message is held by its dispatcher until the handler returns and, if

@@ -206,6 +206,18 @@ ebb_node_forget(uint16_t n)
 	msg_node_forget(n);
 }
 
+int
+ebb_node_connect(uint16_t n)
+{
+	return msg_node_connect(n);
+}
+
+int
+ebb_node_connected(uint16_t n)
+{
+	return msg_node_connected(n);
+}
+
 size_t
 ebb_nodes(uint16_t *out, size_t max)
 {

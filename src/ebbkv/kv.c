@@ -571,6 +571,20 @@ kv_run(const struct kv_conf *c, char *err, size_t errlen)
 				      "node %u: --home IP:PORT of the door's messenger", c->node);
 		}
 		fprintf(stderr, "ebbkv: node %u serving the door's table on %s\n", c->node, c->msg);
+		/* The door learns that this node is up from its hello (the
+		 * door dialling nodes still booting took ~1 s more for 64). */
+		for (int t = 0; ebb_node_connect(0) < 0; t++) {
+			if (t == 500) { /* 10 s: as long as the door waits */
+				fprintf(stderr, "ebbkv: node %u: the door at %s does not answer\n",
+					c->node, c->home);
+				break;
+			}
+			usleep(20000);
+		}
+		/* Its root of the door's table is made now (a miss to the
+		 * door), not by the install the door sends it while it holds
+		 * the table still: one round trip less then. */
+		(void)ht_epoch(KV_TABLE);
 		wait_signal();
 		ebb_fini();
 		return 0;

@@ -1,5 +1,6 @@
 /* ebbkv: the elastic memcached-protocol store (docs/ebb.md). */
 #include "common/util.h"
+#include "ebb/nodealloc.h"
 #include "ebbkv/kv.h"
 
 #include <getopt.h>
@@ -18,13 +19,16 @@ usage(void)
 		"              [--alloc local|kh]\n"
 		"              [--user USER --appliance FILE --netid N]]   (the door, node 0)\n"
 		"       ebbkv --node N --msg IP:PORT --home IP:PORT [-t CORES] [--no-pin]\n"
-		"                                                            (another node)\n");
+		"                                                            (another node)\n"
+		"       (--node-by-rank LO-HI=N,...: N by this node's rank, its hostname's "
+		"-n<rank>)\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"node", required_argument, NULL, 'N'},
+					     {"node-by-rank", required_argument, NULL, 'R'},
 					     {"msg", required_argument, NULL, 'M'},
 					     {"home", required_argument, NULL, 'H'},
 					     {"grow", required_argument, NULL, 'G'},
@@ -64,6 +68,21 @@ main(int argc, char **argv)
 				goto bad;
 			c.node = (uint16_t)v;
 			break;
+		case 'R': {
+			/* a kh node, started by the door's NodeAllocator with the
+			 * runs of ranks it allocated (nodealloc_rank_node) */
+			char host[256] = "";
+			gethostname(host, sizeof(host) - 1);
+			int n = nodealloc_rank_node(optarg, host);
+			if (n < 1 || n > 1023) {
+				fprintf(stderr,
+					"ebbkv: --node-by-rank %s: no node number for host %s\n",
+					optarg, host);
+				return 2;
+			}
+			c.node = (uint16_t)n;
+			break;
+		}
 		case 'M':
 			c.msg = optarg;
 			break;
@@ -121,7 +140,10 @@ main(int argc, char **argv)
 	char cmd[256];
 	c.alloc.argv = largv;
 	c.alloc.cred = getenv("KH_CRED");
-	snprintf(cmd, sizeof(cmd), "ebbkv --node %%n --msg %%a:7000 --home %s -t 1", c.msg);
+	/* short: every byte typed costs each of the nodes (the door knows
+	 * their addresses from the plan; they listen on every one of theirs) */
+	snprintf(cmd, sizeof(cmd),
+		 "ebbkv --node-by-rank %%r --msg 0.0.0.0:7000 --home %s -t 1 --no-pin", c.msg);
 	c.alloc.cmd = cmd;
 	char err[512];
 	/* the door's messenger needs a known port for --home: a fixed one

@@ -23,6 +23,7 @@
 
 #include "common/util.h"
 #include "ebb/counter.h"
+#include "ebb/nodealloc.h"
 #include "ebb/ebb.h"
 
 static int
@@ -636,17 +637,105 @@ ebb_5_1(void **state)
 	assert_int_equal(v, 5);
 }
 
+/* Node 2 of ebb-5.2: connects to node 0 as soon as it runs, then waits
+ * for its stdin to end. */
+static int
+node2(const char *port)
+{
+	char err[200], addr[64];
+	struct ebb_conf c = {.cores = 1, .node = 2, .listen = "127.0.0.1:0"};
+	if (ebb_init(&c, err, sizeof(err)) < 0)
+		return 10;
+	snprintf(addr, sizeof(addr), "127.0.0.1:%s", port);
+	if (ebb_node_addr(0, addr) < 0 || ebb_node_connect(0) < 0)
+		return 11;
+	char b[16];
+	while (read(0, b, sizeof(b)) > 0)
+		;
+	ebb_fini();
+	return 0;
+}
+
+/* ebb-5.2: a node that starts says so by connecting (its hello names
+ * it): node 0, which has no address for node 2 and never dialled it,
+ * sees it connected, and not connected once it is gone.  Connecting to
+ * a node nobody answers for fails, and to this node itself too. */
+static void
+ebb_5_2(void **state)
+{
+	assert_false(ebb_node_connected(2));
+	int tochild[2];
+	assert_int_equal(pipe2(tochild, O_CLOEXEC), 0);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", ebb_port());
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(tochild[0], 0);
+		close(tochild[1]);
+		execl("/proc/self/exe", "test_ebb", "node2", port, (char *)NULL);
+		_exit(127);
+	}
+	close(tochild[0]);
+	int t;
+	for (t = 0; t < 500 && !ebb_node_connected(2); t++)
+		usleep(10000);
+	assert_true(ebb_node_connected(2));
+	char addr[64];
+	assert_int_equal(ebb_node_addr_get(2, addr, sizeof(addr)), -1);
+	close(tochild[1]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (t = 0; t < 500 && ebb_node_connected(2); t++)
+		usleep(10000);
+	assert_false(ebb_node_connected(2));
+	assert_int_equal(ebb_node_addr(8, "127.0.0.1:1"), 0);
+	assert_int_equal(ebb_node_connect(8), -1);
+	assert_false(ebb_node_connected(8));
+	assert_int_equal(ebb_node_connect(0), -1);
+	ebb_node_forget(8);
+}
+
+/* ebb-6.1: a kh node finds its number by its rank in the runs its door
+ * typed; anything else in the list or the hostname gives none. */
+static void
+ebb_6_1(void **state)
+{
+	assert_int_equal(nodealloc_rank_node("1-64=1", "kh0000abcd-n1"), 1);
+	assert_int_equal(nodealloc_rank_node("1-64=1", "kh0000abcd-n64"), 64);
+	assert_int_equal(nodealloc_rank_node("5-6=9,20-29=11", "kh1-n5"), 9);
+	assert_int_equal(nodealloc_rank_node("5-6=9,20-29=11", "kh1-n6"), 10);
+	assert_int_equal(nodealloc_rank_node("5-6=9,20-29=11", "kh1-n27"), 18);
+	assert_int_equal(nodealloc_rank_node("7-7=3", "kh-a-n7"), 3);
+	static const char *const badruns[] = {"",	 "1-64",	"1-64=",       "64-1=1",
+					      "1-64=1,", "1-64=1;",	"a-b=c",       "1-64=65535",
+					      "1--64=1", "1-64=999999", "0-99999999=1"};
+	for (size_t i = 0; i < sizeof(badruns) / sizeof(badruns[0]); i++)
+		assert_int_equal(nodealloc_rank_node(badruns[i], "kh1-n70"), -1);
+	static const char *const badhosts[] = {"",	 "kh1",	    "kh1-n",	  "kh1-n7x",
+					       "kh1-x7", "kh1-n-7", "kh1-n999999"};
+	for (size_t i = 0; i < sizeof(badhosts) / sizeof(badhosts[0]); i++)
+		assert_int_equal(nodealloc_rank_node("1-99=1", badhosts[i]), -1);
+	assert_int_equal(nodealloc_rank_node("1-64=1", "kh1-n65"), -1);
+	assert_int_equal(nodealloc_rank_node(NULL, "kh1-n5"), -1);
+	assert_int_equal(nodealloc_rank_node("1-9=1", NULL), -1);
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "node1") == 0)
 		return node1(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "node2") == 0)
+		return node2(argv[2]);
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(ebb_1_1), cmocka_unit_test(ebb_1_2), cmocka_unit_test(ebb_2_1),
 	    cmocka_unit_test(ebb_2_2), cmocka_unit_test(ebb_3_1), cmocka_unit_test(ebb_3_2),
 	    cmocka_unit_test(ebb_3_3), cmocka_unit_test(ebb_3_4), cmocka_unit_test(ebb_4_1),
-	    cmocka_unit_test(ebb_4_2), cmocka_unit_test(ebb_5_1),
+	    cmocka_unit_test(ebb_4_2), cmocka_unit_test(ebb_5_1), cmocka_unit_test(ebb_5_2),
+	    cmocka_unit_test(ebb_6_1),
 	};
 	return cmocka_run_group_tests(tests, up, down);
 }
