@@ -17,6 +17,7 @@
 
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
+#include <linux/netlink.h>
 #include <linux/taskstats.h>
 
 #define EXITS_MAX 4096 /* as many as a facility has nodes */
@@ -279,7 +280,13 @@ exits_drain(struct exits *x)
 	if (x == NULL)
 		return;
 	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(x->nl, x->buf, sizeof(x->buf));
+		struct sockaddr_nl from;
+		struct iovec iov = {x->buf, sizeof(x->buf)};
+		struct msghdr mh = {.msg_name = &from,
+				    .msg_namelen = sizeof(from),
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1};
+		ssize_t n = recvmsg(mnl_socket_get_fd(x->nl), &mh, 0);
 		if (n < 0) {
 			if (errno == ENOBUFS) {
 				x->lost++;
@@ -289,7 +296,11 @@ exits_drain(struct exits *x)
 				continue;
 			return; /* EAGAIN: all read */
 		}
-		/* Notifications: sequence 0, from the kernel (port 0). */
+		/* Only the kernel's word counts: a process of the host may
+		 * send to our port too. */
+		if (mh.msg_namelen != sizeof(from) || from.nl_pid != 0 ||
+		    (mh.msg_flags & MSG_TRUNC))
+			continue;
 		mnl_cb_run(x->buf, (size_t)n, 0, 0, exit_cb, x);
 	}
 }
