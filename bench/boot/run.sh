@@ -40,7 +40,7 @@ trap cleanup EXIT INT TERM
 # Only the node backend is needed: built from its sources, whatever state
 # the rest of the tree is in.
 ${CC:-cc} -std=c17 -D_GNU_SOURCE -O2 -Isrc -o "$BIN" bench/boot/boot_bench.c src/nodes/*.c src/fabric/addr.c src/common/util.c \
-	src/common/log.c
+	src/common/log.c -lmnl
 
 # The appliance: static busybox with all its applets, an /init that says
 # "R" on its console when it runs and then sleeps, ~1 MB of other files.
