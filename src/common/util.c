@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,5 +155,17 @@ parse_hex(const char *s, uint64_t *v)
 	if (n == 0)
 		return -1;
 	*v = x;
+	return 0;
+}
+
+int
+stdio_to_null(void)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		return -1;
+	if (null > 2)
+		close(null);
 	return 0;
 }

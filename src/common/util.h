@@ -21,6 +21,9 @@ int seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format
 int write_all(int fd, const void *p, size_t n);
 /* The same on a socket, without SIGPIPE when the peer has gone (EPIPE). */
 int send_all(int fd, const void *p, size_t n);
+/* Point the standard streams (0, 1, 2) at /dev/null: for a process that
+ * outlives or leaves whoever started it.  Returns 0 or -1 (errno). */
+int stdio_to_null(void);
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 /* A principal's name: 1-32 of [A-Za-z0-9_.-], not starting with '-' or '.'. */

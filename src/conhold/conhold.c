@@ -5,6 +5,7 @@
  * nothing but the pty masters khd gave it: it never writes to a console
  * and never touches a node. */
 #include "conhold/conhold.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -322,14 +323,7 @@ start_holder(const struct sockaddr_un *sa, char *err, size_t errlen)
 		if (syscall(SYS_close_range, CH_FD + 1U, ~0U, 0U) < 0)
 			for (int fd = CH_FD + 1; fd < 65536; fd++)
 				close(fd);
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (null > 2 && null != CH_FD)
-				close(null);
-		}
+		stdio_to_null(); /* (none is fine: nothing is written there) */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		execve("/proc/self/exe", argv, envp);

@@ -607,8 +607,6 @@ vm_ended_msg(struct khd *k, int rank, int status, char *msg, size_t len)
 		 rank, WEXITSTATUS(status), line && *line ? line : "no message");
 }
 
-/* The node ended (everything in it exited, or it was killed): back to the
- * monitor. */
 /* An adopted node's first process is not khd's child: its exit code is
  * what the kernel's taskstats said of it (exits.h), when it said. */
 static void
@@ -676,6 +674,8 @@ exits_forget(struct machine *m, int *status)
 	return known;
 }
 
+/* The node ended (everything in it exited, or it was killed): back to the
+ * monitor. */
 static void
 node_ended(struct machine *m, int status, int quiet)
 {

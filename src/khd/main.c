@@ -495,15 +495,9 @@ main(int argc, char **argv)
 	log_info("khd %s serving facility %08x (%d nodes) on %s", KH_VERSION, k->fac.id,
 		 k->fac.nnodes, k->sock);
 	if (report >= 0) {
-		int null = open("/dev/null", O_RDWR);
 		(void)!write(report, "0", 1);
 		close(report);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			close(null);
-		}
+		stdio_to_null();
 	}
 
 	if (o.stop_nodes)

@@ -3,6 +3,7 @@
  * container node's first steps from clone to the exec of its /init.  A
  * program started for another backend (a vm node's QEMU) takes its own
  * first steps (vm_spawn.c). */
+#include "common/util.h"
 #include "nodes/ct_int.h"
 #include "nodes/node.h"
 #include "nodes/userns.h"
@@ -996,11 +997,8 @@ ct_spawner_start(pid_t *pid, int *sock, char *err, size_t errlen)
 				close(fd);
 		/* Not the standard streams of whoever started khd: a caller
 		 * reading khd's stderr through a pipe would never see it end. */
-		int null = open("/dev/null", O_RDWR);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		if (stdio_to_null() < 0)
 			_exit(1);
-		if (null > CT_SPAWNER_FD)
-			close(null);
 		snprintf(env, sizeof(env), "%s=%d", CT_SPAWNER_ENV, (int)self);
 		execve("/proc/self/exe", argv, envp);
 		_exit(127);

@@ -3,6 +3,7 @@
  * socket and hands it over, and keeps what it told the engine, so that a
  * replacement engine (the old one died or hung) is told again. */
 #include "rdma/rdma.h"
+#include "common/util.h"
 #include "common/log.h"
 #include "rdma/ctl.h"
 #include "rdma/scm.h"
@@ -69,24 +70,37 @@ engine_kill(struct rdma *r)
 	r->attached = 0;
 }
 
+/* A listening socket at DIR/run/rdma/name (one left there is replaced),
+ * reached through the directory's descriptor: DIR may be longer than a
+ * socket address can hold.  -1 with errno, and nothing left there. */
+static int
+listen_at(struct rdma *r, const char *name, mode_t mode, int backlog)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, e;
+
+	unlinkat(r->dirfd, name, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", r->dirfd, name);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) >= 0 &&
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    fchmodat(r->dirfd, name, mode, 0) == 0 && listen(fd, backlog) == 0)
+		return fd;
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(r->dirfd, name, 0);
+	errno = e;
+	return -1;
+}
+
 /* The socket where an engine whose khd died waits for the next one,
  * bound for a new engine (-1 with err). */
 static int
 khd_listen(struct rdma *r, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	unlinkat(r->dirfd, RC_SOCK, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", r->dirfd, RC_SOCK);
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    fchmodat(r->dirfd, RC_SOCK, 0600, 0) < 0 || listen(fd, 4) < 0) {
+	int fd = listen_at(r, RC_SOCK, 0600, 4);
+	if (fd < 0)
 		snprintf(err, errlen, "rdma: %s/run/rdma/%s: %s", r->dir, RC_SOCK, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
 	return fd;
 }
 
@@ -137,11 +151,8 @@ engine_spawn(struct rdma *r, char *err, size_t errlen)
 				close(fd);
 		/* Not the standard streams of whoever started khd (it outlives
 		 * khd): its warnings go to the log. */
-		int null = open("/dev/null", O_RDWR);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		if (stdio_to_null() < 0)
 			_exit(1);
-		if (null > RC_KHD_FD)
-			close(null);
 		snprintf(env, sizeof(env), "%s=%d", RC_ENV, (int)self);
 		snprintf(logenv, sizeof(logenv), "%s=%s", RC_LOG_ENV, r->log);
 		if (sp) {
@@ -456,7 +467,6 @@ int
 rdma_node_boot(struct rdma *r, int rank, const int *netids, int n, uint64_t reg_limit, char *path,
 	       size_t pathlen, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char name[32];
 	int fd;
 
@@ -467,17 +477,8 @@ rdma_node_boot(struct rdma *r, int rank, const int *netids, int n, uint64_t reg_
 	if (r->nodes[rank].booted)
 		rdma_node_end(r, rank);
 	snprintf(name, sizeof(name), "n%d.sock", rank);
-	unlinkat(r->dirfd, name, 0);
-	/* Through the directory's descriptor: DIR may be longer than a
-	 * socket address can hold. */
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", r->dirfd, name);
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    fchmodat(r->dirfd, name, 0666, 0) < 0 || listen(fd, 64) < 0) {
+	if ((fd = listen_at(r, name, 0666, 64)) < 0) {
 		snprintf(err, errlen, "rdma: node %d's device: %s", rank, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlinkat(r->dirfd, name, 0);
 		return -1;
 	}
 	struct rnode *nd = &r->nodes[rank];

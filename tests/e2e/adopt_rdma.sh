@@ -23,14 +23,20 @@ on() { node_run pw alice "$CON" "$@"; }
 # the engine of khd $1 (its child)
 engine() { pgrep -f '^kh-rdma-engine' | while read -r p; do
 	[ "$(awk '/^PPid/ {print $2}' "/proc/$p/status")" = "$1" ] && echo "$p"; done | head -n1; }
+# expose RANK FILE ARGS: node RANK exposes a region (khrdma expose ARGS,
+# in the background, its line in FILE); prints its key once printed.
+expose() {
+	local k
+	node_bg pw alice "$CON" "$1" "khrdma expose $3 >$2"
+	for _ in $(seq 50); do
+		k=$(on "$1" "cat $2 2>/dev/null" | awk '/^key / {print $2}')
+		[ -n "$k" ] && { echo "$k"; return; }
+		sleep 0.1
+	done
+}
 billed_rd() { khbill usage -c pw alice | awk -v r="rdma-rd:$NET" '$1 == r {print $2}'; }
 
-node_bg pw alice "$CON" 0 'khrdma expose eth0 64K --fill 7 >/tmp/k0'
-for _ in $(seq 50); do
-	K0=$(on 0 'cat /tmp/k0 2>/dev/null' | awk '/^key / {print $2}')
-	[ -n "$K0" ] && break
-	sleep 0.1
-done
+K0=$(expose 0 /tmp/k0 "eth0 64K --fill 7")
 check "adopt_rdma-1.1 node 0 exposes a region ($K0)" test -n "$K0"
 got=$(on 1 "khrdma read eth0 $IP0 $K0 0 4 | od -An -tu1 | tr -s ' '" | head -n1)
 same "adopt_rdma-1.2 node 1 reads it" "$got" " 7 7 7 7"
@@ -54,12 +60,7 @@ same "adopt_rdma-2.3 all 60 reads across the kill succeeded, every byte right" \
 	"$(grep -c '^ok$' <<<"$r") $(grep -c READS-DONE <<<"$r")" "60 1"
 got=$(on 1 "khrdma read eth0 $IP0 $K0 65532 4 | od -An -tu1 | tr -s ' '" | head -n1)
 same "adopt_rdma-2.4 after the restart the region and its key are still good" "$got" " 7 7 7 7"
-node_bg pw alice "$CON" 0 'khrdma expose eth0 4K --fill 9 >/tmp/k1'
-for _ in $(seq 50); do
-	K1=$(on 0 'cat /tmp/k1 2>/dev/null' | awk '/^key / {print $2}')
-	[ -n "$K1" ] && break
-	sleep 0.1
-done
+K1=$(expose 0 /tmp/k1 "eth0 4K --fill 9")
 got=$(on 1 "khrdma read eth0 $IP0 $K1 0 2 | od -An -tu1 | tr -s ' '" | head -n1)
 same "adopt_rdma-2.5 ... and a region exposed after it is read too" "$got" " 9 9"
 # 4 + 60 * 65536 + 4 + 2 bytes, billed once, none lost in the gap.
