@@ -14,17 +14,22 @@ ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
 CSTD     += -Wno-format-truncation
 endif
 
+# kh-ctnode (src/nodes/ctnode_main.c), a free ct node's waiting process, is
+# a static program khd carries inside itself: never under the sanitizers,
+# whose runtimes are shared libraries.
+STUBCFLAGS := $(CFLAGS)
+
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
 # Every .c under src/ is part of libkh except the programs' mains.
-MAINS     = src/khd/main.c $(wildcard src/tools/main_*.c)
+MAINS     = src/khd/main.c $(wildcard src/tools/main_*.c) src/nodes/ctnode_main.c
 # SKIP: source patterns left out (e.g. work in progress): SKIP='src/nodes/%'
 SKIP     ?=
 LIBSRC    = $(filter-out $(MAINS) $(SKIP),$(shell find src -name '*.c' | sort))
-LIBOBJ    = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
+LIBOBJ    = $(LIBSRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/ctnode_blob.o
 TOOLS     = $(patsubst src/tools/main_%.c,$(BUILD)/bin/%,$(wildcard src/tools/main_*.c))
 UNITSRC   = $(filter-out $(SKIPTESTS),$(wildcard tests/unit/test_*.c))
 SKIPTESTS ?=
@@ -34,7 +39,7 @@ all: $(BUILD)/bin/khd $(TOOLS) $(UNITS) $(BUILD)/tests/rawframe $(BUILD)/tests/f
      $(BUILD)/libkhrdma.a \
      $(BUILD)/libkhrdma.so $(BUILD)/tests/rdmatest $(BUILD)/examples/counter \
      $(BUILD)/bench/rdmapeer $(BUILD)/libkhmc.a $(BUILD)/tests/mcstress $(BUILD)/libebb.a \
-     $(BUILD)/bench/ebbbench
+     $(BUILD)/bench/ebbbench $(BUILD)/tests/chroot_escape
 
 # libkhrdma: what node software links to use the RDMA device (docs/rdma.md);
 # it needs the C library only.  khrdma, the tool that goes into appliances,
@@ -93,6 +98,12 @@ $(BUILD)/libebb.a: $(EBBSRC:%.c=$(BUILD)/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
+# What a chroot escape from a node reaches (tests/unit/test_ct.c, ct-4.2):
+# static, for a node's root without a C library.
+$(BUILD)/tests/chroot_escape: tests/tools/chroot_escape.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(STUBCFLAGS) -static -o $@ $<
+
 # The raw-frame tool of the fabric's end-to-end test (tests/e2e/fabric.sh).
 $(BUILD)/tests/rawframe: tests/tools/rawframe.c
 	@mkdir -p $(dir $@)
@@ -106,6 +117,22 @@ $(BUILD)/tests/fabhost: $(BUILD)/obj/tests/tools/fabhost.o $(BUILD)/libkh.a
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CFLAGS) $(INC) -MMD -MP -c $< -o $@
+
+# kh-ctnode, and the object that carries its bytes into libkh (ct.c puts
+# them in a sealed memfd the spawner executes).
+CTNODESRC = src/nodes/ctnode_main.c src/nodes/ct_child.c
+$(BUILD)/stub/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(STUBCFLAGS) $(INC) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/kh-ctnode: $(CTNODESRC:%.c=$(BUILD)/stub/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) -static -s -o $@ $^
+
+$(BUILD)/obj/ctnode_blob.o: src/nodes/ctnode_blob.S $(BUILD)/obj/kh-ctnode
+	$(CC) -DKH_CTNODE='"$(BUILD)/obj/kh-ctnode"' -c $< -o $@
+
+-include $(shell find $(BUILD)/stub -name '*.d' 2>/dev/null)
 
 $(BUILD)/libkh.a: $(LIBOBJ)
 	@rm -f $@

@@ -52,32 +52,34 @@ struct khd {
 	struct imgcache *images; /* unpacked ramdisks, once per content */
 	struct node_host host;	 /* node backends' shared state (ct spawner) */
 	int host_ok;
-	struct alloc_hooks hooks; /* the allocator calls machines through these */
-	uint64_t load_timeout_ms; /* an mrw whose bytes stop this long fails */
-	struct sshd *sshd;	  /* khd's own sshd (sshd.c); NULL: none */
-	struct srviface *srv;	  /* the service interface in the public domain; NULL: none */
-	char srv_env[96];	  /* what a public node is told: KH_SOCKET=ssh://kh@ADDR */
-	struct fabric *fab;	  /* communication domains; NULL: nodes get loopback only */
-	int no_fabric;		  /* khd --no-fabric */
-	uint64_t prep_timer;	  /* getting nodes ready for their next boot in idle time */
-	int prep_cg_off;	  /* making cgroups ahead failed once: boots make them */
-	uint64_t settle_timer;	  /* finishing the fabric's batched work */
-	struct meter *meter;	  /* usage sampling and the ledger (meter.c); NULL: off */
-	struct metrics *metrics;  /* the OpenMetrics endpoint (metrics.c); NULL: none */
-	struct rdma *rdma;	  /* the nodes' one-sided memory device; NULL: none */
-	int no_rdma;		  /* khd --no-rdma */
-	int rdma_watched;	  /* the engine's descriptor khd's loop watches, or -1 */
-	int vm_quiet_s;		  /* a booted vm node silent this long is said to be */
-	struct policy *policy;	  /* the modules consulted on allocation (src/policy) */
-	struct conhold *hold;	  /* the console holder (nodes outlive khd); NULL: none */
-	int on_stop_keep;	  /* khd.conf on_stop: SIGTERM leaves the nodes running */
-	struct hosts *hosts;	  /* the agents of the other hosts (hosts.c); NULL: one host */
+	struct alloc_hooks hooks;   /* the allocator calls machines through these */
+	uint64_t load_timeout_ms;   /* an mrw whose bytes stop this long fails */
+	struct sshd *sshd;	    /* khd's own sshd (sshd.c); NULL: none */
+	struct srviface *srv;	    /* the service interface in the public domain; NULL: none */
+	char srv_env[96];	    /* what a public node is told: KH_SOCKET=ssh://kh@ADDR */
+	struct fabric *fab;	    /* communication domains; NULL: nodes get loopback only */
+	int no_fabric;		    /* khd --no-fabric */
+	uint64_t prep_timer;	    /* getting nodes ready for their next boot in idle time */
+	int prep_cg_off;	    /* making cgroups ahead failed once: boots make them */
+	int prep_warm_off;	    /* no waiting processes for free ct nodes (KH_WARM=off, or
+				       making one failed) */
+	uint64_t settle_timer;	    /* finishing the fabric's batched work */
+	struct meter *meter;	    /* usage sampling and the ledger (meter.c); NULL: off */
+	struct metrics *metrics;    /* the OpenMetrics endpoint (metrics.c); NULL: none */
+	struct rdma *rdma;	    /* the nodes' one-sided memory device; NULL: none */
+	int no_rdma;		    /* khd --no-rdma */
+	int rdma_watched;	    /* the engine's descriptor khd's loop watches, or -1 */
+	int vm_quiet_s;		    /* a booted vm node silent this long is said to be */
+	struct policy *policy;	    /* the modules consulted on allocation (src/policy) */
+	struct conhold *hold;	    /* the console holder (nodes outlive khd); NULL: none */
+	int on_stop_keep;	    /* khd.conf on_stop: SIGTERM leaves the nodes running */
+	struct hosts *hosts;	    /* the agents of the other hosts (hosts.c); NULL: one host */
 	char cluster_key[PATH_MAX]; /* khd.conf cluster_key: the agents' key file */
-	int keep_nodes;		  /* stopping now leaves running nodes running */
-	int adopted;		  /* nodes taken over from an earlier khd at start */
-	uint64_t console_lost;	  /* bytes adopted nodes printed while no khd ran */
-	struct exits *exits;	  /* adopted nodes' exit codes (nodes/exits.h); NULL: none */
-	int exits_watched;	  /* its descriptor, as khd's loop watches it, or -1 */
+	int keep_nodes;		    /* stopping now leaves running nodes running */
+	int adopted;		    /* nodes taken over from an earlier khd at start */
+	uint64_t console_lost;	    /* bytes adopted nodes printed while no khd ran */
+	struct exits *exits;	    /* adopted nodes' exit codes (nodes/exits.h); NULL: none */
+	int exits_watched;	    /* its descriptor, as khd's loop watches it, or -1 */
 };
 
 /* server.c */

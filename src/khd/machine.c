@@ -171,7 +171,7 @@ m_started(struct machine *m)
 
 	m->heard = 0;
 	m->boot_ns = now_ns();
-	m->start = node_pid_start(m->h.pid);
+	m->start = m->h.start ? m->h.start : node_pid_start(m->h.pid);
 	m_watch(m);
 	alloc_set_state(&k->fac, fac_node(&k->fac, m->rank), NODE_RUNNING);
 	if (k->hold && conhold_hold(k->hold, m->rank, m->h.console) < 0)
@@ -983,6 +983,44 @@ prep_tick(struct ev *ev, void *arg)
 		}
 		left = rc;
 	}
+	/* Then a waiting process for each ct node that does not run, once
+	 * its cgroup and network namespace are there (node_ct_warm). */
+	done = 0;
+	for (int i = 0; k->host_ok && !k->prep_warm_off && i < k->fac.nnodes; i++) {
+		struct node *n = &k->fac.nodes[i];
+		const struct node_type *t = &k->fac.types[n->type];
+		struct machine *m = machine_of(k, n->rank);
+		int ns = k->fab ? fabric_node_netns(k->fab, n->rank) : -1;
+		char scratch[PATH_MAX];
+		if ((m && m->running) || strcmp(t->backend, "ct") != 0 ||
+		    hosts_remote(k, n->rank) >= 0 || !node_ct_prepared(&k->host, n->rank) ||
+		    (k->fab && ns < 0) || node_ct_warmed(&k->host, n->rank, ns))
+			continue;
+		if (done == 16) {
+			left = 1;
+			break;
+		}
+		snprintf(scratch, sizeof(scratch), "%s/run/n%d", k->dir, n->rank);
+		if (mkdir(scratch, 0700) < 0 && errno != EEXIST) {
+			log_warn("%s (free nodes no longer wait ready)", scratch);
+			k->prep_warm_off = 1;
+			break;
+		}
+		char images[PATH_MAX];
+		snprintf(images, sizeof(images), "%s/images", k->dir);
+		struct node_spec spec = {.facility = facid,
+					 .rank = n->rank,
+					 .mem = t->mem,
+					 .scratch = scratch,
+					 .images = images,
+					 .netns_fd = ns};
+		if (node_ct_warm(&k->host, &spec, why, sizeof(why)) < 0) {
+			log_warnx("node %d: %s (free nodes no longer wait ready)", n->rank, why);
+			k->prep_warm_off = 1;
+			break;
+		}
+		done++;
+	}
 	if (left)
 		k->prep_timer = ev_after(ev, 1, prep_tick, k);
 }
@@ -1338,6 +1376,10 @@ machines_init(struct khd *k, char *err, size_t errlen)
 		log_warnx("container nodes cannot boot on this host: %s", why);
 	else
 		k->host_ok = 1;
+	/* KH_WARM=off: free ct nodes do not wait ready (every boot sets its
+	 * node up from the start, as before node_ct_warm). */
+	const char *wm = getenv("KH_WARM");
+	k->prep_warm_off = (wm != NULL && strcmp(wm, "off") == 0) || k->host.ctnode_fd < 0;
 	const char *qs = getenv("KH_VM_QUIET_S");
 	k->vm_quiet_s = qs && atoi(qs) > 0 ? atoi(qs) : KH_VM_QUIET_S;
 	int vms = 0;

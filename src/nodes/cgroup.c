@@ -540,6 +540,67 @@ fail:
 	return -1;
 }
 
+/* The facility directories a rename happens in, kept open: a boot renames
+ * its node's cgroup in every hierarchy, and walking each path again costs
+ * more than the rename.  One facility at a time (khd has one). */
+static struct {
+	const struct cgroup_host *h; /* only compared: it may be gone */
+	char parent[CG_RELMAX];
+	int n;
+	int fd[CG_MAXDIRS];
+} rn = {.h = NULL};
+
+static void
+rn_forget(void)
+{
+	for (int i = 0; i < rn.n; i++)
+		if (rn.fd[i] >= 0)
+			close(rn.fd[i]);
+	rn.n = 0;
+	rn.h = NULL;
+}
+
+/* Rename from to to (two names in one parent directory) by the parent's
+ * descriptors.  Returns 0, -1 with errno (nothing renamed), or 1 when it
+ * cannot be done this way (try the paths). */
+static int
+rename_in(const struct cgroup_host *h, const char *from, const char *to)
+{
+	const char *fs = strrchr(from, '/'), *ts = strrchr(to, '/');
+	size_t pl = fs ? (size_t)(fs - from) : 0;
+	int i, e;
+
+	if (fs == NULL || ts == NULL || (size_t)(ts - to) != pl || strncmp(from, to, pl) != 0 ||
+	    pl >= sizeof(rn.parent))
+		return 1;
+	if (rn.h != h || strlen(rn.parent) != pl || strncmp(rn.parent, from, pl) != 0) {
+		char dir[PATH_MAX + CG_RELMAX];
+		rn_forget();
+		memcpy(rn.parent, from, pl);
+		rn.parent[pl] = '\0';
+		for (i = 0; i < h->ndirs; i++) {
+			rn.fd[i] = -1;
+			if (node_dir(h, i, rn.parent, dir, sizeof(dir)) == 0)
+				rn.fd[i] = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		}
+		rn.n = h->ndirs;
+		rn.h = h;
+	}
+	for (i = 0; i < rn.n; i++)
+		if (rn.fd[i] < 0 ? (errno = ENOENT, 1)
+				 : renameat(rn.fd[i], fs + 1, rn.fd[i], ts + 1) < 0)
+			break;
+	if (i == rn.n)
+		return 0;
+	e = errno;
+	while (--i >= 0)
+		renameat(rn.fd[i], ts + 1, rn.fd[i], fs + 1);
+	/* A directory made again since it was opened: open it afresh. */
+	rn_forget();
+	errno = e;
+	return e == ENOENT || e == EBADF ? 1 : -1;
+}
+
 int
 cgroup_node_rename(const struct cgroup_host *h, const char *from, const char *to)
 {
@@ -550,6 +611,8 @@ cgroup_node_rename(const struct cgroup_host *h, const char *from, const char *to
 		errno = EINVAL;
 		return -1;
 	}
+	if ((i = rename_in(h, from, to)) <= 0)
+		return i;
 	for (i = 0; i < h->ndirs; i++)
 		if (node_dir(h, i, from, a, sizeof(a)) < 0 ||
 		    node_dir(h, i, to, b, sizeof(b)) < 0 || rename(a, b) < 0)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,9 +36,47 @@
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
 #endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 2U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS   1033
+#define F_SEAL_SEAL   0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW   0x0004
+#define F_SEAL_WRITE  0x0008
+#endif
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
+
+/* kh-ctnode's bytes (ctnode_blob.S). */
+extern const char kh_ctnode_start[], kh_ctnode_end[];
+
+/* kh-ctnode in a sealed memfd, for the spawner to execute: -1 when it
+ * cannot be made (free nodes then do not wait ready). */
+static int
+ctnode_memfd(void)
+{
+	size_t len = (size_t)(kh_ctnode_end - kh_ctnode_start), off = 0;
+	int fd = memfd_create("kh-ctnode", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -1;
+	while (off < len) {
+		ssize_t n = write(fd, kh_ctnode_start + off, len - off);
+		if (n <= 0 && errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+		off += n > 0 ? (size_t)n : 0;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 int
 node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_parent, char *err,
@@ -47,6 +86,12 @@ node_host_init(struct node_host *host, int cgroup_version, const char *cgroup_pa
 
 	host->spawner = host->spawner2 = 0;
 	host->spawner_sock = host->spawner2_sock = -1;
+	for (int r = 0; r < NODE_PREP_RANKS; r++) {
+		host->warm[r].pid = 0;
+		host->warm[r].sock = host->warm[r].console = -1;
+	}
+	if ((host->ctnode_fd = ctnode_memfd()) < 0)
+		log_warn("ct: kh-ctnode: no memfd (free nodes do not wait ready)");
 	if (cgroup_host_init(&host->cg, cgroup_version, cgroup_parent, err, errlen) < 0 ||
 	    userns_init(&host->uns, err, errlen) < 0)
 		return -1;
@@ -74,6 +119,11 @@ spawner_close(struct node_host *host)
 void
 node_host_close(struct node_host *host)
 {
+	for (int r = 0; r < NODE_PREP_RANKS; r++)
+		node_ct_unwarm(host, r);
+	if (host->ctnode_fd >= 0)
+		close(host->ctnode_fd);
+	host->ctnode_fd = -1;
 	spawner_close(host);
 	ct_spawner_stop(host->spawner2, host->spawner2_sock);
 	host->spawner2 = 0;
@@ -356,6 +406,7 @@ fail_clone:
 }
 
 static int take_prepared(struct node_host *host, const char *facility, int rank, const char *rel);
+static int warm_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h);
 
 static int
 ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h, char *err,
@@ -370,6 +421,8 @@ ct_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h
 	h->pidfd = h->console = -1;
 	if (check_spec(s, err, errlen) < 0)
 		return -1;
+	if (warm_boot(host, s, h) == 0)
+		return 0;
 	if ((rq = calloc(1, sizeof(*rq))) == NULL) {
 		seterr(err, errlen, "ct: out of memory");
 		return -1;
@@ -495,12 +548,229 @@ node_ct_unprepare(struct node_host *host, const char *facility, int rank)
 {
 	char rel[CG_RELMAX], err[256];
 
+	node_ct_unwarm(host, rank);
 	if (!node_ct_prepared(host, rank))
 		return;
 	host->cg_ready[rank] = 0;
 	prep_rel(rel, sizeof(rel), facility, rank);
 	if (cgroup_node_remove(&host->cg, rel, err, sizeof(err)) < 0)
 		log_warnx("ct: %s", err);
+}
+
+/* ---- free nodes that wait ready (kh-ctnode, ctnode_main.c) ---- */
+
+/* A network namespace's identity; 0 for none. */
+static uint64_t
+netns_id(int netns)
+{
+	struct stat st;
+
+	if (netns < 0 || fstat(netns, &st) < 0)
+		return 0;
+	return ((uint64_t)st.st_dev << 32) ^ (uint64_t)st.st_ino;
+}
+
+/* What else a waiting process was made for: its memory and scratch. */
+static uint64_t
+warm_key(const struct node_spec *s)
+{
+	uint64_t h = 1469598103934665603ULL ^ s->mem;
+
+	for (const char *c = s->scratch; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return h;
+}
+
+void
+node_ct_unwarm(struct node_host *host, int rank)
+{
+	struct node_warm *w;
+
+	if (rank < 0 || rank >= NODE_PREP_RANKS || (w = &host->warm[rank])->pid <= 0)
+		return;
+	/* The first process of its PID namespace: SIGKILL ends it at once. */
+	kill(w->pid, SIGKILL);
+	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	close(w->sock);
+	close(w->console);
+	w->pid = 0;
+	w->sock = w->console = -1;
+}
+
+int
+node_ct_warmed(struct node_host *host, int rank, int netns)
+{
+	struct node_warm *w;
+	pid_t r;
+
+	if (rank < 0 || rank >= NODE_PREP_RANKS || (w = &host->warm[rank])->pid <= 0)
+		return 0;
+	while ((r = waitpid(w->pid, NULL, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r != 0) {
+		/* It ended (it should not: it waits until khd closes its
+		 * socket); the next one is made in its place. */
+		log_warnx("ct: node %d's waiting process ended", rank);
+		w->pid = 0;
+		close(w->sock);
+		close(w->console);
+		w->sock = w->console = -1;
+		return 0;
+	}
+	if (netns >= 0 ? w->netns != netns_id(netns) : w->netns != 0) {
+		node_ct_unwarm(host, rank);
+		return 0;
+	}
+	return 1;
+}
+
+int
+node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, size_t errlen)
+{
+	struct ct_req *rq;
+	struct ct_rep rep;
+	char rel[CG_RELMAX];
+	int sv[2] = {-1, -1}, fds[CT_REQ_MAXFDS], nfds = 0, netns = s->netns_fd, own = -1, np;
+	int r = -1, master = -1, slave = -1;
+	pid_t pid;
+
+	if (s->rank < 0 || s->rank >= NODE_PREP_RANKS || !valid_facility(s->facility) ||
+	    s->scratch == NULL || !valid_dir(s->scratch))
+		return seterr(err, errlen, "ct: bad node for a waiting process");
+	if (host->ctnode_fd < 0)
+		return seterr(err, errlen, "ct: no kh-ctnode to run");
+	if (!node_ct_prepared(host, s->rank))
+		return seterr(err, errlen, "ct: node %d has no cgroup made ahead", s->rank);
+	if (node_ct_warmed(host, s->rank, s->netns_fd))
+		return 0;
+	if ((rq = calloc(1, sizeof(*rq))) == NULL)
+		return seterr(err, errlen, "ct: out of memory");
+	rq->kind = CT_REQ_WARM;
+	rq->clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	rq->mem = s->mem;
+	snprintf(rq->scratch, sizeof(rq->scratch), "%s", s->scratch);
+	/* CT_REQ_WARM: lower names the directory of the image trees */
+	snprintf(rq->lower, sizeof(rq->lower), "%s", s->images ? s->images : "");
+	if (userns_node(host, s, rq, &netns, &own, err, errlen) < 0)
+		goto out;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		seterr(err, errlen, "ct: socketpair: %s", strerror(errno));
+		goto out;
+	}
+	if (ct_open_console(&master, &slave, rq->console, sizeof(rq->console)) < 0) {
+		seterr(err, errlen, "ct: console pty: %s", strerror(errno));
+		goto out;
+	}
+	fds[nfds++] = sv[1];
+	fds[nfds++] = host->ctnode_fd;
+	fds[nfds++] = slave;
+	if (netns >= 0) {
+		rq->has_netns = 1;
+		fds[nfds++] = netns;
+	}
+	prep_rel(rel, sizeof(rel), s->facility, s->rank);
+	if ((np = cgroup_node_procs(&host->cg, rel, fds + nfds)) < 0) {
+		seterr(err, errlen, "ct: open cgroup.procs of %s: %s", rel, strerror(errno));
+		goto out;
+	}
+	rq->nprocs = np;
+	memset(&rep, 0, sizeof(rep));
+	pid = ct_ask(host, rq, fds, nfds + np, &rep, NULL, NULL);
+	close_fds(fds + nfds, np);
+	if (pid < 0) {
+		/* A clone that did not get to exec kh-ctnode is ours to reap. */
+		if (rep.pid > 0)
+			while (waitpid(rep.pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		seterr(err, errlen, "ct: waiting process: %s%s%s", rep.what,
+		       rep.what[0] ? ": " : "", strerror(errno));
+		goto out;
+	}
+	host->warm[s->rank].pid = pid;
+	host->warm[s->rank].sock = sv[0];
+	host->warm[s->rank].console = master;
+	master = -1;
+	host->warm[s->rank].netns = own >= 0 ? 0 : netns_id(netns);
+	host->warm[s->rank].key = warm_key(s);
+	host->warm[s->rank].start = node_pid_start(pid);
+	sv[0] = -1;
+	r = 0;
+out:
+	if (own >= 0)
+		close(own);
+	if (master >= 0)
+		close(master);
+	if (slave >= 0)
+		close(slave);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	free(rq);
+	return r;
+}
+
+/* Boot a node through its waiting process: 0 when it took the boot, 1
+ * when there is none fit for it (the usual way goes on; one that does not
+ * fit is ended). */
+static int
+warm_boot(struct node_host *host, const struct node_spec *s, struct node_handle *h)
+{
+	struct node_warm *w;
+	struct ct_warm_boot b;
+	char from[CG_RELMAX], to[CG_RELMAX];
+	ssize_t n;
+
+	if (s->rank < 0 || s->rank >= NODE_PREP_RANKS || host->warm[s->rank].pid <= 0)
+		return 1;
+	w = &host->warm[s->rank];
+	if (!node_ct_warmed(host, s->rank, s->netns_fd))
+		return 1;
+	if (w->key != warm_key(s) || !node_ct_prepared(host, s->rank) || s->lower[0] != '/' ||
+	    strlen(s->lower) >= sizeof(b.lower) ||
+	    (s->device && strlen(s->device) >= sizeof(b.device))) {
+		node_ct_unwarm(host, s->rank);
+		return 1;
+	}
+	memset(&b, 0, sizeof(b));
+	b.magic = CT_WARM_MAGIC;
+	snprintf(b.name, sizeof(b.name), "%s", s->name);
+	if (s->env != NULL && strlen(s->env) < sizeof(b.env))
+		snprintf(b.env, sizeof(b.env), "%s", s->env);
+	snprintf(b.lower, sizeof(b.lower), "%s", s->lower);
+	snprintf(b.device, sizeof(b.device), "%s", s->device ? s->device : "");
+	/* Its cgroup becomes the running node's (it is in it already). */
+	prep_rel(from, sizeof(from), s->facility, s->rank);
+	snprintf(to, sizeof(to), "kh-%s/n%d", s->facility, s->rank);
+	if (cgroup_node_rename(&host->cg, from, to) < 0) {
+		node_ct_unwarm(host, s->rank);
+		return 1;
+	}
+	host->cg_ready[s->rank] = 0;
+	while ((n = send(w->sock, &b, sizeof(b), MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 &&
+	       errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(b)) {
+		/* It is gone after all: so is its cgroup, and the usual way
+		 * makes the node's own. */
+		char why[256];
+		log_warn("ct: node %d's waiting process", s->rank);
+		node_ct_unwarm(host, s->rank);
+		if (cgroup_node_remove(&host->cg, to, why, sizeof(why)) < 0)
+			log_warnx("ct: %s", why);
+		return 1;
+	}
+	close(w->sock);
+	h->pid = w->pid;
+	h->start = w->start;
+	h->console = w->console;
+	w->pid = 0;
+	w->sock = w->console = -1;
+	/* Our child and not yet reaped: the pid cannot have been reused. */
+	h->pidfd = (int)syscall(SYS_pidfd_open, h->pid, 0);
+	snprintf(h->cg, sizeof(h->cg), "%s", to);
+	return 0;
 }
 
 uint64_t
@@ -719,7 +989,7 @@ pack_strings(struct ct_req *rq, char *const argv[], char *const envp[])
  * khd's (the spawner is khd's /proc/self/exe); /init never is.  Returns 1
  * (set up), 0 (not yet) or -1 (gone). */
 static int
-ct_init_started(pid_t pid)
+ct_init_started(const struct node_host *host, pid_t pid)
 {
 	char path[64];
 	struct stat node, self;
@@ -727,6 +997,11 @@ ct_init_started(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	if (stat(path, &node) < 0)
 		return -1;
+	/* A node booted through its waiting process runs kh-ctnode until
+	 * its /init: the same window. */
+	if (host->ctnode_fd >= 0 && fstat(host->ctnode_fd, &self) == 0 &&
+	    node.st_dev == self.st_dev && node.st_ino == self.st_ino)
+		return 0;
 	if (stat("/proc/self/exe", &self) < 0)
 		return 1; /* cannot tell what the clone runs: /init started long ago */
 	return node.st_dev != self.st_dev || node.st_ino != self.st_ino;
@@ -750,7 +1025,7 @@ ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[],
 	/* A node booted a moment ago may still be setting itself up: wait
 	 * (a few ms as a rule) for its /init, never enter it before. */
 	for (int waited = 0;; waited += 2) {
-		int r = ct_init_started(h->pid);
+		int r = ct_init_started(host, h->pid);
 		if (r == 1)
 			break;
 		if (r < 0 || waited >= CT_INIT_WAIT_MS) {

@@ -11,10 +11,11 @@
 
 /* What a request starts. */
 enum {
-	CT_REQ_NODE,  /* a container node: namespaces, root file system, /init */
-	CT_REQ_EXEC,  /* a program (argv) in the node's cgroup and network namespace */
-	CT_REQ_ENTER, /* a program (argv, env) inside a running node, as its init's child */
-	CT_REQ_USERNS /* a user namespace (idbase) and a network namespace it owns */
+	CT_REQ_NODE,   /* a container node: namespaces, root file system, /init */
+	CT_REQ_EXEC,   /* a program (argv) in the node's cgroup and network namespace */
+	CT_REQ_ENTER,  /* a program (argv, env) inside a running node, as its init's child */
+	CT_REQ_USERNS, /* a user namespace (idbase) and a network namespace it owns */
+	CT_REQ_WARM    /* a free ct node's waiting process (kh-ctnode), booted later */
 };
 
 /* Longest argv (CT_REQ_ENTER: argv and environment) of a request, its
@@ -29,7 +30,11 @@ enum {
  * (CT_REQ_EXEC), v2 cgroup dir (has_cgfd), then nprocs cgroup.procs files
  * (v1, or v2 on kernels without CLONE_INTO_CGROUP).  CT_REQ_ENTER: the
  * node's init pidfd, then nprocs cgroup.procs files.  CT_REQ_USERNS: none
- * (the answer carries the network namespace). */
+ * (the answer carries the network namespace).  CT_REQ_WARM: the waiting
+ * process's end of its boot socket, the kh-ctnode program (a memfd),
+ * the console's slave, netns (has_netns), then nprocs cgroup.procs files;
+ * scratch, console, mem, idbase and clone_flags as for a node, lower the
+ * directory of the image trees ("": none). */
 struct ct_req {
 	int kind;	      /* CT_REQ_NODE, CT_REQ_EXEC or CT_REQ_ENTER */
 	uint64_t clone_flags; /* namespaces to make */
@@ -57,6 +62,16 @@ struct ct_req {
 	uint32_t slen;
 	char argv[CT_EXEC_ARGMAX];
 	char env[128]; /* one more NAME=VALUE for /init; "": none */
+};
+
+/* What khd sends a waiting node (CT_REQ_WARM) to boot it. */
+#define CT_WARM_MAGIC 0x6b68776dU /* "khwm" */
+struct ct_warm_boot {
+	uint32_t magic;
+	char name[64];
+	char env[128];
+	char lower[1024]; /* longer: the boot goes the usual way */
+	char device[512];
 };
 
 /* Most descriptors a request carries. */

@@ -4,6 +4,7 @@
  * program started for another backend (a vm node's QEMU) takes its own
  * first steps (vm_spawn.c). */
 #include "common/util.h"
+#include "nodes/ct_child.h"
 #include "nodes/ct_int.h"
 #include "nodes/node.h"
 #include "nodes/userns.h"
@@ -42,14 +43,13 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef SYS_execveat
+#define SYS_execveat 322
+#endif
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
 #endif
 #define CT_CLONE_INTO_CGROUP 0x200000000ULL
-#ifndef PR_CAP_AMBIENT
-#define PR_CAP_AMBIENT		 47
-#define PR_CAP_AMBIENT_CLEAR_ALL 4
-#endif
 
 /* The spawner's environment marker: KH_CT_SPAWNER=<pid of khd>. */
 #define CT_SPAWNER_ENV "KH_CT_SPAWNER"
@@ -71,307 +71,6 @@ struct ct_clone_args {
 	uint64_t set_tid_size;
 	uint64_t cgroup;
 };
-
-/* Capabilities node root keeps: enough to run an appliance (users, files,
- * sockets, interface and route setup in its own network namespace), not
- * enough to reach past the node: no SYS_ADMIN (mounts, namespaces), MKNOD
- * (devices), SYS_MODULE, SYS_RAWIO, SYS_BOOT (kexec), SYS_TIME, SYSLOG,
- * DAC_READ_SEARCH (open_by_handle_at escapes), SYS_NICE (real-time
- * priority outruns CPU quotas), SYS_PTRACE, BPF, PERFMON, ... */
-static const int ct_keep_caps[] = {
-    CAP_CHOWN,	       CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,     CAP_KILL,
-    CAP_SETGID,	       CAP_SETUID,	 CAP_SETPCAP, CAP_SETFCAP,    CAP_NET_BIND_SERVICE,
-    CAP_NET_BROADCAST, CAP_NET_ADMIN,	 CAP_NET_RAW, CAP_SYS_CHROOT, CAP_AUDIT_WRITE,
-};
-
-/* Host-wide knobs under /proc that root in the node must not turn (sysctls,
- * IRQ affinity, SysRq) or read (other keys, the host's timers and tasks):
- * read-only binds of themselves, or /dev/null over them.  The rest of
- * /proc that matters (kcore, kmsg, PCI config) wants capabilities the node
- * does not have. */
-static const char *const ct_proc_ro[] = {"proc/sys", "proc/irq"};
-static const char *const ct_proc_null[] = {"proc/sysrq-trigger", "proc/keys", "proc/timer_list"};
-
-/* A request made ready for the child: its descriptors and mount options. */
-struct ct_plan {
-	const struct ct_req *rq;
-	int slave;
-	int errfd; /* CT_REQ_EXEC: the program's standard error */
-	int netns;
-	int cgfd;
-	int nprocs;
-	int procs[CT_REQ_MAXFDS];
-	int nkeep; /* CT_REQ_EXEC: descriptors for the program */
-	int keep[CT_EXEC_MAXKEEP];
-	char tmpfs_opts[64];
-};
-
-/* ---- the child: from clone to exec of /init ---- */
-
-/* Say on the console why the node cannot start, and end it. */
-static void __attribute__((noreturn))
-child_fail(const struct ct_plan *p, const char *what, int code)
-{
-	char msg[256];
-	int e = errno;
-	int n = snprintf(msg, sizeof(msg), "\r\nkh: node %s: %s: %s\r\n", p->rq->name, what,
-			 strerror(e));
-
-	if (n > 0 &&
-	    write(p->slave, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) < 0)
-		n = 0;
-	_exit(code);
-}
-
-#define CHILD_TRY(p, expr, what)                                                                   \
-	do {                                                                                       \
-		if ((expr) < 0)                                                                    \
-			child_fail((p), (what), NODE_EXIT_SETUP);                                  \
-	} while (0)
-
-static int
-mkdir_ok(const char *path, mode_t mode)
-{
-	return mkdir(path, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* A fresh /dev: the harmless devices, a private devpts, and the console
- * pty bound at /dev/console.  devtmpfs would show the host's devices. */
-static void
-child_dev(const struct ct_plan *p)
-{
-	const uid_t id = p->rq->idbase;
-	char opts[96];
-
-	static const struct {
-		const char *path;
-		unsigned maj, min;
-	} nodes[] = {{"dev/null", 1, 3},   {"dev/zero", 1, 5},	  {"dev/full", 1, 7},
-		     {"dev/random", 1, 8}, {"dev/urandom", 1, 9}, {"dev/tty", 5, 0}};
-	static const struct {
-		const char *path, *target;
-	} links[] = {{"dev/fd", "/proc/self/fd"},
-		     {"dev/stdin", "/proc/self/fd/0"},
-		     {"dev/stdout", "/proc/self/fd/1"},
-		     {"dev/stderr", "/proc/self/fd/2"},
-		     {"dev/ptmx", "pts/ptmx"}};
-
-	/* In a user namespace, /dev and what is in it belong to node root
-	 * (id), as they did when node root was host root.  The device nodes
-	 * are made here, by host root, on a tmpfs host root mounts: they work
-	 * in the node although node root could not make them. */
-	snprintf(opts, sizeof(opts), "%s,uid=%u,gid=%u", p->tmpfs_opts, (unsigned)id, (unsigned)id);
-	CHILD_TRY(p, mkdir_ok("dev", 0755), "mkdir /dev");
-	CHILD_TRY(p, mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, opts), "mount /dev");
-	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
-		CHILD_TRY(p,
-			  mknod(nodes[i].path, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)),
-			  nodes[i].path);
-		CHILD_TRY(p, lchown(nodes[i].path, id, id), nodes[i].path);
-	}
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-		CHILD_TRY(p, symlink(links[i].target, links[i].path), links[i].path);
-		CHILD_TRY(p, lchown(links[i].path, id, id), links[i].path);
-	}
-	CHILD_TRY(p, mkdir("dev/pts", 0755), "mkdir /dev/pts");
-	CHILD_TRY(p, mkdir("dev/shm", 01777), "mkdir /dev/shm");
-	CHILD_TRY(p, lchown("dev/shm", id, id), "/dev/shm");
-	/* The console is node root's terminal. */
-	if (id != 0)
-		CHILD_TRY(p, fchown(p->slave, id, id), "console owner");
-	CHILD_TRY(p,
-		  mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-			"newinstance,ptmxmode=0666,mode=0620"),
-		  "mount /dev/pts");
-	CHILD_TRY(p, mknod("dev/console", S_IFREG | 0600, 0), "/dev/console");
-	/* By name: a bind mount's source must be in our own (copied) mount
-	 * namespace, which the inherited descriptor's mount is not. */
-	CHILD_TRY(p, mount(p->rq->console, "dev/console", NULL, MS_BIND, NULL),
-		  "bind /dev/console");
-	/* The one-sided memory device: a socket only this node reaches. */
-	if (p->rq->device[0]) {
-		CHILD_TRY(p, mknod("dev/khrdma", S_IFREG | 0666, 0), "/dev/khrdma");
-		CHILD_TRY(p, mount(p->rq->device, "dev/khrdma", NULL, MS_BIND, NULL),
-			  "bind /dev/khrdma");
-	}
-}
-
-/* The node's own /proc and a read-only /sys (its network devices only),
- * with the host-wide knobs out of reach (/proc/sys read-only but for its
- * own network namespace's /proc/sys/net). */
-static void
-child_proc_sys(const struct ct_plan *p)
-{
-	const unsigned long ro =
-	    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-
-	CHILD_TRY(p, mkdir_ok("proc", 0555), "mkdir /proc");
-	CHILD_TRY(p, mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
-		  "mount /proc");
-	for (size_t i = 0; i < sizeof(ct_proc_ro) / sizeof(ct_proc_ro[0]); i++) {
-		if (mount(ct_proc_ro[i], ct_proc_ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
-			if (errno == ENOENT)
-				continue;
-			child_fail(p, ct_proc_ro[i], NODE_EXIT_SETUP);
-		}
-		CHILD_TRY(p, mount(NULL, ct_proc_ro[i], NULL, ro, NULL), ct_proc_ro[i]);
-	}
-	/* /proc/sys/net holds only the node's own network namespace's knobs:
-	 * writable, so its root may turn on forwarding (a gateway) or tune its
-	 * own stack, as NET_ADMIN lets it. */
-	if (mount("proc/sys/net", "proc/sys/net", NULL, MS_BIND, NULL) == 0)
-		CHILD_TRY(p,
-			  mount(NULL, "proc/sys/net", NULL,
-				MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
-			  "proc/sys/net");
-	else if (errno != ENOENT)
-		child_fail(p, "proc/sys/net", NODE_EXIT_SETUP);
-	for (size_t i = 0; i < sizeof(ct_proc_null) / sizeof(ct_proc_null[0]); i++)
-		if (mount("dev/null", ct_proc_null[i], NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
-			child_fail(p, ct_proc_null[i], NODE_EXIT_SETUP);
-	CHILD_TRY(p, mkdir_ok("sys", 0555), "mkdir /sys");
-	CHILD_TRY(
-	    p, mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
-	    "mount /sys");
-}
-
-/* What nodes never need, refused as container runtimes' default profiles
- * refuse it (most also needs a capability a node lacks; the filter holds
- * if a capability slips through, and covers what needs none):
- * new user namespaces (unshare or clone with CLONE_NEWUSER; clone3, whose
- * flags a filter cannot see, answers ENOSYS so libc falls back to clone),
- * keyrings (not namespaced: node root would share the host root's user
- * keyring), kernel modules, kexec, bpf, perf events, setting the clock,
- * open_by_handle_at, userfaultfd, swap, accounting, quotas, port I/O,
- * mounts and namespaces, the kernel log.  The 32-bit and x32 ABIs are
- * refused whole (ENOSYS): nodes run 64-bit programs, and a second table
- * of numbers is a second chance to get a rule wrong. */
-/* What a program started by the spawner must not inherit: ignored
- * signals and a blocked mask (exec keeps both). */
-void
-ct_signals_default(void)
-{
-	struct sigaction dfl;
-	sigset_t none;
-
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-static int
-child_seccomp(void)
-{
-#if defined(__x86_64__)
-	static const int deny[] = {
-	    __NR_add_key,
-	    __NR_request_key,
-	    __NR_keyctl,
-	    __NR_init_module,
-	    __NR_finit_module,
-	    __NR_delete_module,
-	    __NR_kexec_load,
-	    __NR_kexec_file_load,
-	    __NR_bpf,
-	    __NR_perf_event_open,
-	    __NR_settimeofday,
-	    __NR_clock_settime,
-	    __NR_clock_adjtime,
-	    __NR_open_by_handle_at,
-	    __NR_userfaultfd,
-	    __NR_swapon,
-	    __NR_swapoff,
-	    __NR_acct,
-	    __NR_lookup_dcookie,
-	    __NR_quotactl,
-	    __NR_iopl,
-	    __NR_ioperm,
-	    __NR_setns,
-	    __NR_pivot_root,
-	    __NR_mount,
-	    __NR_umount2,
-	    __NR_fsopen,
-	    __NR_fsconfig,
-	    __NR_fsmount,
-	    __NR_fspick,
-	    __NR_open_tree,
-	    __NR_move_mount,
-	    __NR_mount_setattr,
-	    __NR_syslog,
-	    __NR_uselib,
-	    __NR_ustat,
-	    __NR_sysfs,
-	    __NR__sysctl,
-	    __NR_vhangup,
-	};
-	enum { ndeny = sizeof(deny) / sizeof(deny[0]) };
-	/* arch; nr; x32; clone3; unshare/clone with NEWUSER; the list. */
-	struct sock_filter f[12 + ndeny + 4];
-	int n = 0;
-	const unsigned errno_ret = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
-	const unsigned nosys_ret = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
-
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, nosys_ret);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, nr));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, nosys_ret);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, nosys_ret);
-	/* unshare(flags) and clone(flags, ...): flags in the low word of arg 0 */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 1, 0);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, args[0]));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, errno_ret);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	for (int i = 0; i < ndeny; i++)
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)deny[i],
-						      (unsigned char)(ndeny - i), 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, errno_ret);
-	struct sock_fprog prog = {(unsigned short)n, f};
-
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
-#else
-	return 0;
-#endif
-}
-
-static int
-child_caps(void)
-{
-	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-	struct __user_cap_data_struct data[2];
-	uint64_t keep = 0;
-
-	for (size_t i = 0; i < sizeof(ct_keep_caps) / sizeof(ct_keep_caps[0]); i++)
-		keep |= 1ULL << ct_keep_caps[i];
-	/* The bounding set caps what any exec gains, setuid root included. */
-	for (int c = 0; c < 64; c++) {
-		if (keep & (1ULL << c))
-			continue;
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
-			if (errno == EINVAL)
-				break; /* past the kernel's last capability */
-			return -1;
-		}
-	}
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		return -1;
-	memset(data, 0, sizeof(data));
-	data[0].effective = data[0].permitted = (uint32_t)keep;
-	data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
-	return (int)syscall(SYS_capset, &hdr, data);
-}
 
 static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 {
@@ -426,6 +125,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	CHILD_TRY(p, chdir("root"), "chdir root");
 	umask(0);
 	child_dev(p);
+	child_dev_binds(p, "", CHILD_BIND_CONSOLE | CHILD_BIND_DEVICE);
 	child_proc_sys(p);
 	/* Stack the old root under the new and cut it loose: no host file
 	 * stays reachable. */
@@ -439,7 +139,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 		close(us);
 	}
 
-	CHILD_TRY(p, child_seccomp(), "seccomp");
+	CHILD_TRY(p, child_seccomp(0), "seccomp");
 	CHILD_TRY(p, child_caps(), "drop capabilities");
 
 	CHILD_TRY(p, setsid(), "setsid");
@@ -556,6 +256,7 @@ slot_init(void)
 }
 
 static void reply(int sock, pid_t pid, int err);
+static void exec_reply(int sock, pid_t pid, int err, const char *what, const int *fds, int nfds);
 
 /* Not instrumented: AddressSanitizer would take the call to the noreturn
  * child_main for a stack switch it was not told of, and say so. */
@@ -567,6 +268,107 @@ slot_child(void *arg)
 	reply(s->sock, s->pid, 0);
 	s->replied = 1;
 	child_main(&s->p);
+}
+
+/* ---- a free ct node's waiting process (CT_REQ_WARM) ---- */
+
+/* What the clone of a waiting process needs: it runs in our memory
+ * (CLONE_VM | CLONE_VFORK: we sleep until it has exec'd kh-ctnode), so
+ * this stays on our stack meanwhile. */
+struct warm_job {
+	int sock, prog, netns, console;
+	int nprocs;
+	const int *procs;
+	char *argv[8];
+	int err; /* errno of the step that failed, 0: it exec'd */
+};
+
+/* Put fd at want (close-on-exec as asked), from a number above every
+ * target so that no other descriptor to be placed is hit. */
+static int
+place(int fd, int want, int cloexec)
+{
+	return dup3(fd, want, cloexec ? O_CLOEXEC : 0) < 0 ? -1 : 0;
+}
+
+__attribute__((no_sanitize_address)) static int
+warm_child(void *arg)
+{
+	struct warm_job *j = arg;
+	char *const envp[] = {NULL};
+	int sock, netns = -1, prog, con;
+
+	/* Charged to the node from its first page on. */
+	for (int i = 0; i < j->nprocs; i++)
+		if (write(j->procs[i], "0", 1) < 0)
+			goto fail;
+	if ((sock = fcntl(j->sock, F_DUPFD_CLOEXEC, 16)) < 0 ||
+	    (prog = fcntl(j->prog, F_DUPFD_CLOEXEC, 16)) < 0 ||
+	    (con = fcntl(j->console, F_DUPFD_CLOEXEC, 16)) < 0 ||
+	    (j->netns >= 0 && (netns = fcntl(j->netns, F_DUPFD_CLOEXEC, 16)) < 0))
+		goto fail;
+	if (place(sock, 3, 0) < 0 || (netns >= 0 && place(netns, 4, 0) < 0) ||
+	    place(con, 5, 0) < 0 || place(prog, 6, 1) < 0)
+		goto fail;
+	if (syscall(SYS_close_range, 7U, ~0U, 0U) < 0)
+		for (int fd = 7; fd < 65536; fd++)
+			close(fd);
+	syscall(SYS_execveat, 6, "", j->argv, envp, AT_EMPTY_PATH);
+fail:
+	j->err = errno ? errno : EIO;
+	_exit(127);
+}
+
+/* Start a waiting process: answer its pid (our child's, as khd's), or an
+ * error with the pid of one that did not get to kh-ctnode (khd reaps it). */
+static void
+spawner_warm(int sock, struct ct_req *rq, const int *fds, int nfds)
+{
+	char opts[64], id[16];
+	struct warm_job j;
+	pid_t pid;
+
+	rq->scratch[sizeof(rq->scratch) - 1] = rq->lower[sizeof(rq->lower) - 1] = '\0';
+	rq->console[sizeof(rq->console) - 1] = '\0';
+	if (rq->nprocs < 0 || rq->nprocs > CG_MAXDIRS || rq->scratch[0] != '/' ||
+	    rq->console[0] != '/' || nfds != 3 + !!rq->has_netns + rq->nprocs) {
+		exec_reply(sock, 0, EINVAL, "bad request", NULL, 0);
+		return;
+	}
+	memset(&j, 0, sizeof(j));
+	j.sock = fds[0];
+	j.prog = fds[1];
+	j.console = fds[2];
+	j.netns = rq->has_netns ? fds[3] : -1;
+	j.procs = fds + 3 + !!rq->has_netns;
+	j.nprocs = rq->nprocs;
+	if (rq->mem > 0)
+		snprintf(opts, sizeof(opts), "mode=0755,size=%llu", (unsigned long long)rq->mem);
+	else
+		snprintf(opts, sizeof(opts), "mode=0755");
+	snprintf(id, sizeof(id), "%u", (unsigned)rq->idbase);
+	j.argv[0] = "kh-ctnode";
+	j.argv[1] = rq->scratch;
+	j.argv[2] = opts;
+	j.argv[3] = id;
+	j.argv[4] = rq->has_netns ? "1" : "0";
+	j.argv[5] = rq->lower; /* the image trees' directory, or "" */
+	j.argv[6] = rq->console;
+	j.argv[7] = NULL;
+	if (ct_slot == NULL) {
+		exec_reply(sock, 0, ENOMEM, "stack", NULL, 0);
+		return;
+	}
+	SLOT_FRESH((char *)ct_slot + CT_SLOT_HEAD, CT_SLOT_STACK);
+	pid = clone(
+	    warm_child, (char *)ct_slot + CT_SLOT_SIZE,
+	    (int)((rq->clone_flags & (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)) |
+		  CLONE_PARENT | CLONE_VM | CLONE_VFORK),
+	    &j);
+	if (pid < 0)
+		exec_reply(sock, 0, errno, "clone", NULL, 0);
+	else
+		exec_reply(sock, pid, j.err, j.err ? "exec kh-ctnode" : "", NULL, 0);
 }
 
 /* Clone the node's init as a child of khd (CLONE_PARENT), in its new
@@ -682,7 +484,7 @@ static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, i
 	else if (errno != EINVAL)
 		exec_fail(st, "enter the node's user namespace");
 	EXEC_TRY(st, chdir("/"), "chdir /");
-	EXEC_TRY(st, child_seccomp(), "seccomp");
+	EXEC_TRY(st, child_seccomp(0), "seccomp");
 	EXEC_TRY(st, child_caps(), "drop capabilities");
 	EXEC_TRY(st, setsid(), "setsid");
 	/* The status pipe goes to 3 (still close-on-exec), the pipes to 0-2,
@@ -906,6 +708,13 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 		if (n == (ssize_t)sizeof(*rq) && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
 		    rq->kind == CT_REQ_ENTER) {
 			spawner_exec(sock, selfpid, rq, fds, nfds);
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			continue;
+		}
+		if (n == (ssize_t)sizeof(*rq) && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+		    rq->kind == CT_REQ_WARM) {
+			spawner_warm(sock, rq, fds, nfds);
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
 			continue;

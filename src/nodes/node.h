@@ -25,6 +25,18 @@ struct node_host {
 	/* ct: the node's cgroup is made (with its limits) and has never
 	 * held a process: its next boot takes it as it is. */
 	unsigned char cg_ready[NODE_PREP_RANKS];
+	/* ct: a free node's waiting process (node_ct_warm), by rank; pid 0:
+	 * none.  kh-ctnode is the program it runs (a sealed memfd; -1: none,
+	 * nodes then boot the usual way). */
+	struct node_warm {
+		pid_t pid;	/* a child of khd, in cgroup p<rank> */
+		int sock;	/* khd's end of its boot socket */
+		int console;	/* its console's master (made ahead too) */
+		uint64_t netns; /* its network namespace (device << 32 ^ inode); 0: its own */
+		uint64_t key;	/* what else it was made for (memory, scratch) */
+		uint64_t start; /* its start time (node_pid_start) */
+	} warm[NODE_PREP_RANKS];
+	int ctnode_fd;
 	pid_t spawner;	  /* the process that clones nodes (a child of khd) */
 	int spawner_sock; /* khd's end of its socket */
 	/* A second spawner for ct nodes, asked in turn with the first: a
@@ -85,6 +97,8 @@ struct node_spec {
 	const char *lower;    /* ct: read-only root directory, shared by many nodes */
 	const char *scratch;  /* ct: empty directory of this node (its mount point;
 				 nothing is ever written to it on the host) */
+	const char *images;   /* ct, node_ct_warm: the directory lower will be in (its
+				 image trees), mapped ahead; NULL: none */
 	int netns_fd;	      /* network namespace to enter; -1: a new empty one */
 	const char *device;   /* the RDMA device's socket, for /dev/khrdma; NULL: none */
 	/* vm: the kernel (an x86 bzImage) and the initial ramdisk (NULL:
@@ -115,6 +129,8 @@ struct node_handle {
 	char *dir;	    /* vm: the node's directory (malloc'd; reap frees it) */
 	int adopted;	    /* started by an earlier khd (node_adopt): not our child, so
 			       its exit status is unknown (status 0 once reaped) */
+	uint64_t start;	    /* pid's start time (node_pid_start) when the backend knows
+			       it already; 0: ask */
 };
 
 struct node_stats {
@@ -173,8 +189,26 @@ int node_ct_prepare(struct node_host *host, const char *facility, int rank,
 		    const struct cgroup_limits *lim, char *err, size_t errlen);
 /* Is it made ahead? */
 int node_ct_prepared(const struct node_host *host, int rank);
-/* Remove a cgroup made ahead that no boot took (khd stops). */
+/* Remove a cgroup made ahead that no boot took (khd stops); a waiting
+ * process in it ends first. */
 void node_ct_unprepare(struct node_host *host, const char *facility, int rank);
+
+/* A free ct node waits ready to boot, as a hardware node waits at its
+ * firmware: a process (kh-ctnode) made now, in idle time, in the rank's
+ * cgroup made ahead (node_ct_prepare first), its network namespace
+ * (s->netns_fd, or one of its own), user namespace, memory (s->mem, a
+ * tmpfs at s->scratch) and new mount, PID, UTS and IPC namespaces with
+ * /dev, /proc and /sys.  The next boot of the rank (node_boot) takes it
+ * when it was made for the same network namespace, memory and scratch,
+ * and only mounts the image, binds the console and execs /init.  s needs
+ * facility, rank, mem, scratch and netns_fd.  Returns 0 or -1 with err. */
+int node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, size_t errlen);
+/* Does rank have a waiting process made for netns (-1: none) that still
+ * waits?  One that ended, or was made for another network namespace,
+ * goes (0). */
+int node_ct_warmed(struct node_host *host, int rank, int netns);
+/* End rank's waiting process, if any. */
+void node_ct_unwarm(struct node_host *host, int rank);
 
 /* When process pid started, in clock ticks since boot (/proc/PID/stat), or
  * 0 when there is no such process. */

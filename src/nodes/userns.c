@@ -26,24 +26,6 @@
 #ifndef NS_GET_USERNS
 #define NS_GET_USERNS _IO(0xb7, 0x1)
 #endif
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#define UNS_OPEN_TREE_CLONE   1
-#define UNS_OPEN_TREE_CLOEXEC O_CLOEXEC
-#define UNS_AT_RECURSIVE      0x8000
-#define UNS_MOUNT_ATTR_IDMAP  0x00100000
-
-/* The kernel's struct mount_attr (MOUNT_ATTR_SIZE_VER0). */
-struct uns_mount_attr {
-	uint64_t attr_set;
-	uint64_t attr_clr;
-	uint64_t propagation;
-	uint64_t userns_fd;
-};
 
 /* Host ranges of name:start:count lines in path that meet [lo, hi). */
 static int
@@ -320,41 +302,4 @@ userns_make(uint32_t idbase, int *netns)
 		return -1;
 	}
 	return pid;
-}
-
-int
-userns_of(int netns)
-{
-	return ioctl(netns, NS_GET_USERNS);
-}
-
-int
-userns_idmapped(const char *lower, int userns)
-{
-	struct uns_mount_attr a;
-	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, lower,
-			      UNS_OPEN_TREE_CLONE | UNS_OPEN_TREE_CLOEXEC | UNS_AT_RECURSIVE);
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.attr_set = UNS_MOUNT_ATTR_IDMAP;
-	a.userns_fd = (uint64_t)userns;
-	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | UNS_AT_RECURSIVE, &a, sizeof(a)) <
-	    0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-int
-userns_enter(int userns)
-{
-	if (setns(userns, CLONE_NEWUSER) < 0 || setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 ||
-	    setresuid(0, 0, 0) < 0)
-		return -1;
-	return 0;
 }

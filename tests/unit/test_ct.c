@@ -125,6 +125,21 @@ group_setup(void **state)
 		if (symlink("busybox", path) < 0)
 			return -1;
 	}
+	/* ct-4.2's program, built next to this one. */
+	{
+		char self[200], from[256];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0)
+			return -1;
+		self[n] = '\0';
+		*strrchr(self, '/') = '\0';
+		snprintf(from, sizeof(from), "%s/chroot_escape", self);
+		snprintf(path, sizeof(path), "%s/bin/chroot_escape", x->root);
+		if (copy_file(from, path, 0755) < 0) {
+			fprintf(stderr, "test_ct: %s: %s\n", from, strerror(errno));
+			return -1;
+		}
+	}
 	snprintf(path, sizeof(path), "%s/init", x->root);
 	if ((fp = fopen(path, "w")) == NULL)
 		return -1;
@@ -169,8 +184,12 @@ test_teardown(void **state)
 {
 	struct fx *x = *state;
 
-	if (x->have_host)
+	if (x->have_host) {
+		for (int r = 0; r < NODE_PREP_RANKS; r++)
+			node_ct_unwarm(&x->host, r);
 		cgroup_facility_clear(&x->host.cg, x->fac);
+		memset(x->host.cg_ready, 0, sizeof(x->host.cg_ready));
+	}
 	if (x->have_host2)
 		cgroup_facility_clear(&x->host2.cg, x->fac);
 	while (waitpid(-1, NULL, WNOHANG) > 0)
@@ -204,6 +223,7 @@ spec_for(struct fx *x, struct node_spec *s, int rank, char *name, char *scratch)
 	s->pids = 50;
 	s->lower = x->root;
 	s->scratch = scratch;
+	s->images = x->dir; /* where x->root is */
 	s->netns_fd = -1;
 }
 
@@ -295,6 +315,37 @@ cg_exists(struct fx *x, unsigned ctl, const char *rel)
 	return access(path, F_OK) == 0;
 }
 
+/* The group run a second time with warm = 1: each node boots through a
+ * waiting process made for it first (node_ct_warm), as khd's free nodes
+ * do, and must be the same node in every way the tests look at. */
+static int warm;
+
+/* node_ct.boot, or (warm) the same through a waiting process, which the
+ * boot must take: the node's first process is the one that waited. */
+static int
+boot_node(struct fx *x, const struct node_spec *s, struct node_handle *h, char *err, size_t errlen)
+{
+	pid_t waiting = 0;
+
+	if (warm && x->host.cg.version == 1) {
+		struct cgroup_limits lim = {
+		    .cpu_milli = s->cpu_milli, .mem = s->mem, .pids = s->pids};
+		if (node_ct_prepare(&x->host, s->facility, s->rank, &lim, err, errlen) < 0 ||
+		    node_ct_warm(&x->host, s, err, errlen) < 0)
+			fail_msg("waiting process for rank %d: %s", s->rank, err);
+		assert_true(node_ct_warmed(&x->host, s->rank, s->netns_fd));
+		waiting = x->host.warm[s->rank].pid;
+		assert_true(waiting > 0);
+	}
+	if (node_ct.boot(&x->host, s, h, err, errlen) < 0)
+		return -1;
+	if (waiting > 0) {
+		assert_int_equal(h->pid, waiting);
+		assert_false(node_ct_warmed(&x->host, s->rank, s->netns_fd));
+	}
+	return 0;
+}
+
 /* ct-1.1: hostname, PID 1, a root of the image only, own namespaces, limits
  * in the cgroup; kill takes everything away. */
 static void
@@ -307,17 +358,21 @@ ct_1_1_boot_identity(void **state)
 	const char *nss[] = {"mnt", "net", "pid", "uts", "ipc", "cgroup"};
 
 	spec_for(x, &s, 1, name, scratch);
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	assert_true(h.pid > 0);
 	assert_true(h.console >= 0);
 	assert_true(fcntl(h.console, F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(h.console, F_GETFD) & FD_CLOEXEC);
-	type_line(&h,
-		  "echo \"H=$(hostname)= P=$$=\"; echo ROOT; ls /; echo END$((40+2)); exec sleep "
-		  "1000");
+	type_line(
+	    &h,
+	    "echo \"H=$(hostname)= P=$$=\"; echo OWN=$(ls -ln /init | awk '{print $3\":\"$4}')=; "
+	    "echo ROOT; ls /; echo END$((40+2)); exec sleep 1000");
 	assert_true(expect(&h, "END42", buf, sizeof(buf), 10000));
 	snprintf(want, sizeof(want), "H=%s= P=1=", name);
 	assert_non_null(strstr(buf, want));
+	/* The image's files are node root's (host root's, seen through the
+	 * node's user namespace). */
+	assert_non_null(strstr(buf, "OWN=0:0="));
 	/* Exactly what the image holds, plus the mount points made for it. */
 	{
 		char *ls = strstr(strstr(buf, "P=1="), "ROOT"), *end = strstr(ls, "END42");
@@ -394,7 +449,7 @@ ct_1_9_exec_at_boot(void **state)
 		size_t got = 0;
 		ssize_t n;
 		spec_for(x, &s, 1, name, scratch);
-		assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+		assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 		if (node_ct.exec(&x->host, &h, argv, envp, &p, err, sizeof(err)) < 0)
 			fail_msg("exec at boot: %s", err);
 		close(p.in);
@@ -425,7 +480,7 @@ ct_1_2_console(void **state)
 	int st;
 
 	spec_for(x, &s, 2, name, scratch);
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	type_line(&h, "exec sh");
 	type_line(&h, "echo hello-$((6*7)); tty");
 	assert_true(expect(&h, "/dev/console", buf, sizeof(buf), 10000));
@@ -451,7 +506,7 @@ ct_1_3_exit_reap(void **state)
 	DIR *d;
 
 	spec_for(x, &s, 3, name, scratch);
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	snprintf(rel, sizeof(rel), "%s", h.cg);
 	assert_true(cg_exists(x, CG_MEMORY, rel));
 	type_line(&h, "exit 3");
@@ -494,7 +549,7 @@ ct_1_4_kill_tree(void **state)
 	FILE *fp;
 
 	spec_for(x, &s, 4, name, scratch);
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	type_line(&h, "sleep 1000 & sleep 1000 & (sleep 1000 &); echo READY$((2*3)); wait");
 	assert_true(expect(&h, "READY6", buf, sizeof(buf), 10000));
 	snprintf(rel, sizeof(rel), "%s", h.cg);
@@ -539,7 +594,7 @@ ct_1_5_oom(void **state)
 
 	spec_for(x, &s, 5, name, scratch);
 	s.mem = 32 * MIB;
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	type_line(&h, "awk 'BEGIN { s = \"x\"; while (1) s = s s }'; echo OOM-RC=$((0+$?))=; exec "
 		      "sleep 1000");
 	assert_true(expect(&h, "OOM-RC=137=", buf, sizeof(buf), 30000));
@@ -582,7 +637,7 @@ ct_1_6_confined(void **state)
 	char fwd[8];
 	snprintf(fwd, sizeof(fwd), "%s", read_small("/proc/sys/net/ipv4/ip_forward"));
 	spec_for(x, &s, 6, name, scratch);
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	type_line(&h, "mount -t tmpfs t /bin 2>/dev/null; echo MNT$((1+0))=$?; "
 		      "mknod /dev/sdx b 8 0 2>/dev/null; echo MKNOD$((1+0))=$?; "
 		      "echo x > /proc/sys/kernel/hostname 2>/dev/null; echo SYSCTL$((1+0))=$?; "
@@ -644,7 +699,7 @@ ct_1_7_twenty(void **state)
 
 	for (int i = 0; i < N; i++) {
 		spec_for(x, &s[i], 100 + i, name[i], scratch[i]);
-		assert_int_equal(node_ct.boot(&x->host, &s[i], &h[i], err, sizeof(err)), 0);
+		assert_int_equal(boot_node(x, &s[i], &h[i], err, sizeof(err)), 0);
 	}
 	for (int i = 0; i < N; i++)
 		type_line(&h[i], "echo \"NAME=$(hostname)=\"; exec sleep 1000");
@@ -676,7 +731,7 @@ ct_1_8_root_in_ram(void **state)
 	char name[64], scratch[128], err[256], buf[4096];
 
 	spec_for(x, &s, 11, name, scratch);
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	type_line(&h,
 		  "echo A$((1)); read -r go; dd if=/dev/zero of=/big bs=1M count=24 2>/dev/null; "
 		  "echo B$((1))=$?; read -r go; rm /big; echo C$((1)); exec sleep 1000");
@@ -745,7 +800,7 @@ ct_2_2_setup_failure(void **state)
 	spec_for(x, &s, 8, name, scratch);
 	snprintf(missing, sizeof(missing), "%s/no-such-root", x->dir);
 	s.lower = missing;
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	snprintf(want, sizeof(want), "kh: node %s: open root: No such file", name);
 	assert_true(expect(&h, want, buf, sizeof(buf), 10000));
 	assert_int_equal(wait_reap(x, &h, &st), 1);
@@ -787,7 +842,7 @@ ct_2_3_netns(void **state)
 	}
 	assert_int_equal(fstat(fd, &want), 0);
 	s.netns_fd = fd;
-	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
 	if (x->host.uns.on)
 		userns_fabric_drop(&x->host, fd);
 	close(fd);
@@ -902,6 +957,186 @@ ct_3_2_cgroup_ahead(void **state)
 	assert_false(cg_exists(x, CG_MEMORY, prel));
 }
 
+/* ct-4.1: a free node's waiting process (node_ct_warm) runs kh-ctnode in
+ * the rank's cgroup made ahead and in namespaces of its own; it ends when
+ * khd gives it up (node_ct_unwarm) and when khd's end of its socket
+ * closes (khd is gone), and takes nothing with it. */
+static void
+ct_4_1_waiting(void **state)
+{
+	struct fx *x = fixture(state);
+	struct node_spec s;
+	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
+	char name[64], scratch[128], err[256], path[64], comm[64], rel[64], pid[16];
+	const char *nss[] = {"mnt", "pid", "uts", "ipc", "cgroup"};
+	pid_t w;
+	int st;
+
+	if (x->host.cg.version != 1)
+		skip();
+	spec_for(x, &s, 12, name, scratch);
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, 12, &lim, err, sizeof(err)), 0);
+	if (node_ct_warm(&x->host, &s, err, sizeof(err)) < 0)
+		fail_msg("node_ct_warm: %s", err);
+	w = x->host.warm[12].pid;
+	assert_true(w > 0);
+	assert_true(node_ct_warmed(&x->host, 12, -1));
+	/* A second call finds it there. */
+	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
+	assert_int_equal(x->host.warm[12].pid, w);
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)w);
+	snprintf(comm, sizeof(comm), "%s", read_small(path));
+	assert_non_null(strstr(comm, "kh-ctnode"));
+	snprintf(pid, sizeof(pid), "%d", (int)w);
+	/* Once it has set itself up (the last step: its staging root made
+	 * read-only, seen from here as its root's mount). */
+	for (int i = 0; i < 1000; i++) {
+		char line[512];
+		int ro = 0;
+		FILE *fp;
+		snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)w);
+		assert_non_null(fp = fopen(path, "r"));
+		while (fgets(line, sizeof(line), fp))
+			ro |= strstr(line, " / / ro,") != NULL;
+		fclose(fp);
+		if (ro)
+			break;
+		assert_true(i < 999);
+		usleep(2000);
+	}
+	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++)
+		if (ns_inode(pid, nss[i]) == ns_inode("self", nss[i]))
+			fail_msg("the waiting process shares the host's %s namespace", nss[i]);
+	snprintf(rel, sizeof(rel), "kh-%s/p12", x->fac);
+	{
+		char dir[4200];
+		assert_int_equal(cgroup_node_path(&x->host.cg, CG_MEMORY, rel, dir, sizeof(dir)),
+				 0);
+		assert_int_equal(read_ull(dir, "cgroup.procs"), (unsigned long long)w);
+	}
+	node_ct_unwarm(&x->host, 12);
+	assert_false(node_ct_warmed(&x->host, 12, -1));
+	assert_int_equal(kill(w, 0), -1);
+	node_ct_unprepare(&x->host, x->fac, 12);
+	assert_false(cg_exists(x, CG_MEMORY, rel));
+
+	/* khd gone: its end of the socket closes, the process ends. */
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, 12, &lim, err, sizeof(err)), 0);
+	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
+	w = x->host.warm[12].pid;
+	close(x->host.warm[12].sock);
+	x->host.warm[12].sock = -1;
+	x->host.warm[12].pid = 0;
+	assert_int_equal(waitpid(w, &st, 0), w);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	node_ct_unprepare(&x->host, x->fac, 12);
+	assert_false(cg_exists(x, CG_MEMORY, rel));
+}
+
+/* ct-4.2: root in a node (it keeps CAP_SYS_CHROOT) that climbs out of a
+ * chroot of its own gets no further than the node's root: nothing of the
+ * host, and (booted waiting) not the staging root under it either, which
+ * the node's root covers. */
+static void
+ct_4_2_chroot_escape(void **state)
+{
+	struct fx *x = fixture(state);
+	struct node_spec s;
+	struct node_handle h;
+	char name[64], scratch[128], err[256], buf[8192];
+	static const char *const ok[] = {"bin", "dev", "init", "proc", "sys", "tmp"};
+	int n = 0;
+
+	spec_for(x, &s, 13, name, scratch);
+	assert_int_equal(boot_node(x, &s, &h, err, sizeof(err)), 0);
+	type_line(&h, "/bin/chroot_escape; echo END$((40+2))");
+	assert_true(expect(&h, "END42", buf, sizeof(buf), 10000));
+	assert_null(strstr(buf, x->dir));
+	assert_non_null(strstr(buf, "DONE"));
+	char *root = strstr(buf, "ROOT /:"), *eol;
+	assert_non_null(root);
+	eol = strpbrk(root, "\r\n");
+	assert_non_null(eol);
+	*eol = '\0';
+	for (char *tok = strtok(root + 7, " "); tok; tok = strtok(NULL, " "), n++) {
+		int known = 0;
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+			known |= strcmp(tok, ok[i]) == 0;
+		if (!known)
+			fail_msg("a chroot escape reaches /%s", tok);
+	}
+	assert_int_equal(n, 6);
+	assert_int_equal(node_ct.kill(&x->host, &h, 5000), 1);
+	close(h.console);
+}
+
+/* ct-4.3: a waiting process made for another network namespace is not
+ * the node's: the boot ends it and sets the node up the usual way, in the
+ * namespace it is given. */
+static void
+ct_4_3_stale(void **state)
+{
+	struct fx *x = fixture(state);
+	struct node_spec s;
+	struct node_handle h;
+	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
+	char name[64], scratch[128], err[256], buf[4096], pid[16];
+	struct stat want;
+	pid_t w;
+	int fd;
+
+	if (x->host.cg.version != 1 || !x->host.uns.on)
+		skip();
+	spec_for(x, &s, 14, name, scratch);
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, 14, &lim, err, sizeof(err)), 0);
+	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
+	w = x->host.warm[14].pid;
+	fd = userns_fabric_make(&x->host, err, sizeof(err));
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &want), 0);
+	s.netns_fd = fd;
+	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_true(h.pid != w);
+	assert_false(node_ct_warmed(&x->host, 14, fd));
+	userns_fabric_drop(&x->host, fd);
+	close(fd);
+	type_line(&h, "echo UP$((1+1)); exec sleep 1000");
+	assert_true(expect(&h, "UP2", buf, sizeof(buf), 10000));
+	snprintf(pid, sizeof(pid), "%d", (int)h.pid);
+	assert_int_equal(ns_inode(pid, "net"), (unsigned long)want.st_ino);
+	assert_int_equal(node_ct.kill(&x->host, &h, 5000), 1);
+	close(h.console);
+}
+
+/* ct-4.4: a waiting process whose setup failed says why on the console of
+ * the boot that comes, and that node ends as a failed boot does. */
+static void
+ct_4_4_waiting_failed(void **state)
+{
+	struct fx *x = fixture(state);
+	struct node_spec s;
+	struct node_handle h;
+	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
+	char name[64], scratch[128], err[256], buf[4096], want[160];
+	int st;
+
+	if (x->host.cg.version != 1)
+		skip();
+	spec_for(x, &s, 15, name, scratch);
+	assert_int_equal(rmdir(scratch), 0); /* its staging root cannot be mounted */
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, 15, &lim, err, sizeof(err)), 0);
+	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
+	pid_t w = x->host.warm[15].pid;
+	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
+	assert_int_equal(h.pid, w);
+	snprintf(want, sizeof(want), "kh: node %s: mount the staging root: No such file", name);
+	assert_true(expect(&h, want, buf, sizeof(buf), 10000));
+	assert_int_equal(wait_reap(x, &h, &st), 1);
+	assert_int_equal(WEXITSTATUS(st), NODE_EXIT_SETUP);
+	close(h.console);
+}
+
 static void
 ct_9_1_nothing_left(void **state)
 {
@@ -934,8 +1169,16 @@ main(void)
 	    cmocka_unit_test_teardown(ct_2_3_netns, test_teardown),
 	    cmocka_unit_test_teardown(ct_3_1_cgroup_v2, test_teardown),
 	    cmocka_unit_test_teardown(ct_3_2_cgroup_ahead, test_teardown),
+	    cmocka_unit_test_teardown(ct_4_1_waiting, test_teardown),
+	    cmocka_unit_test_teardown(ct_4_2_chroot_escape, test_teardown),
+	    cmocka_unit_test_teardown(ct_4_3_stale, test_teardown),
+	    cmocka_unit_test_teardown(ct_4_4_waiting_failed, test_teardown),
 	    cmocka_unit_test_teardown(ct_9_1_nothing_left, test_teardown),
 	};
+	int failed = cmocka_run_group_tests_name("ct", tests, group_setup, group_teardown);
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	/* Again, every node booted through a waiting process (boot_node). */
+	warm = 1;
+	return failed + cmocka_run_group_tests_name("ct, booted waiting", tests, group_setup,
+						    group_teardown);
 }

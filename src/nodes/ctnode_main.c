@@ -1,0 +1,284 @@
+/* kh-ctnode: the waiting process of a free container node, a small static
+ * program khd carries inside itself (ctnode_blob.S) and the spawner
+ * executes from a sealed memfd.  A hardware node waits powered on at its
+ * firmware; a ct node waits as this.  Made in khd's idle time, it sets up
+ * everything a boot does not need to know: namespaces, cgroup, network
+ * and user namespace, memory (a tmpfs), /dev, /proc, /sys, console, a
+ * pivot into a read-only staging root, and the node's system call filter.
+ * Then it sleeps on its socket.  A boot sends what only the boot knows
+ * (name, image tree, RDMA device, environment); what is left is the
+ * overlay, a few moves and the exec of /init.
+ *
+ * Usage, by the spawner only (ct_spawn.c): kh-ctnode SCRATCH TMPFS_OPTS
+ * IDBASE HAS_NETNS IMAGES CONSOLE, with the boot socket on 3, the node's
+ * network namespace on 4 and its console (CONSOLE's slave) on 5.  It is
+ * the first process of its PID namespace, in the node's cgroup already,
+ * host root until the boot.
+ *
+ * The staging root, a small tmpfs mounted at SCRATCH and then made "/":
+ *   old/  the host's tree (a private copy), until the boot detaches it;
+ *         IMAGES in it is mapped for the node's user namespace
+ *   s/    the node's memory: a tmpfs of its size with upper/ and work/
+ *   r/    where the overlay goes at boot, then moved onto "/"
+ *   dev/ proc/ sys/   made here, moved into r/ at boot
+ * After the boot it is the mount namespace's root under the node's root,
+ * covered by it (".." never climbs into a covered directory), read-only
+ * and empty but for the node's own memory. */
+#include "nodes/ct_child.h"
+#include "nodes/node.h"
+#include "nodes/userns.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#define CT_MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+
+#define SOCK	3
+#define NETNS	4
+#define CONSOLE 5
+
+static struct ct_req rq;
+static struct ct_plan plan;
+static int userns = -1;
+/* The image trees' directory ("": none), mapped for the node's user
+ * namespace ahead: a boot then only opens its tree in it. */
+static const char *images = "";
+
+/* Wait for the boot: the strings are in rq.  EOF (khd is gone, or gave
+ * the node up) or a message that is not a boot ends the process. */
+static void
+wait_boot(void)
+{
+	struct ct_warm_boot b;
+	ssize_t n;
+
+	while ((n = recv(SOCK, &b, sizeof(b), 0)) < 0 && errno == EINTR)
+		;
+	if (n <= 0)
+		_exit(0);
+	if (n != (ssize_t)sizeof(b) || b.magic != CT_WARM_MAGIC)
+		_exit(NODE_EXIT_SETUP);
+	b.name[sizeof(b.name) - 1] = b.env[sizeof(b.env) - 1] = '\0';
+	b.lower[sizeof(b.lower) - 1] = b.device[sizeof(b.device) - 1] = '\0';
+	memcpy(rq.name, b.name, sizeof(rq.name));
+	memcpy(rq.env, b.env, sizeof(rq.env));
+	memcpy(rq.lower, b.lower, sizeof(b.lower));
+	memcpy(rq.device, b.device, sizeof(b.device));
+}
+
+/* A step of the setup failed before any boot: say so on the console when
+ * the boot comes (the node then ends as a boot that failed does). */
+static void __attribute__((noreturn))
+fail_at_boot(const struct ct_plan *p, const char *msg, int code)
+{
+	char line[400];
+	int n;
+
+	wait_boot();
+	n = snprintf(line, sizeof(line), "\r\nkh: node %s: %s\r\n", p->rq->name, msg);
+	if (n > 0 &&
+	    write(p->slave, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+		_exit(code);
+	_exit(code);
+}
+
+/* Everything a boot does not need to know. */
+static void
+setup(const char *scratch)
+{
+	struct ct_plan *p = &plan;
+
+	/* Woken by its boot, it must not preempt khd, which is booting the
+	 * next nodes: batch until its /init runs. */
+	{
+		struct sched_param sp = {.sched_priority = 0};
+		sched_setscheduler(0, SCHED_BATCH, &sp);
+	}
+	CHILD_TRY(p, unshare(CLONE_NEWCGROUP), "cgroup namespace");
+	if (rq.has_netns)
+		CHILD_TRY(p, setns(NETNS, CLONE_NEWNET), "enter network namespace");
+	if (rq.idbase != 0)
+		CHILD_TRY(p, userns = userns_of(NETNS), "the node's user namespace");
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (write(fd, "500", 3) < 0)
+				errno = 0;
+			close(fd);
+		}
+	}
+	close(NETNS);
+	CHILD_TRY(p, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
+	if (images[0] == '/' && userns >= 0) {
+		int fd;
+		CHILD_TRY(p, fd = userns_idmapped(images, userns), "map the image trees");
+		CHILD_TRY(p,
+			  (int)syscall(SYS_move_mount, fd, "", AT_FDCWD, images,
+				       CT_MOVE_MOUNT_F_EMPTY_PATH),
+			  "mount the image trees");
+		close(fd);
+	}
+	CHILD_TRY(p, mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k"),
+		  "mount the staging root");
+	CHILD_TRY(p, chdir(scratch), "chdir scratch");
+	umask(0);
+	CHILD_TRY(p, mkdir("old", 0700), "mkdir old");
+	CHILD_TRY(p, mkdir("r", 0755), "mkdir r");
+	CHILD_TRY(p, mkdir("s", 0700), "mkdir s");
+	CHILD_TRY(p, mount("tmpfs", "s", "tmpfs", MS_NOSUID | MS_NODEV, p->tmpfs_opts),
+		  "mount tmpfs");
+	CHILD_TRY(p, mkdir("s/upper", 0755), "mkdir upper");
+	CHILD_TRY(p, mkdir("s/work", 0755), "mkdir work");
+	child_dev(p);
+	child_dev_binds(p, "", CHILD_BIND_CONSOLE);
+	child_proc_sys(p);
+	CHILD_TRY(p, (int)syscall(SYS_pivot_root, ".", "old"), "pivot_root");
+	CHILD_TRY(p, chdir("/"), "chdir /");
+	/* Nothing is made in the staging root from here on. */
+	CHILD_TRY(
+	    p,
+	    mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
+	    "read-only staging root");
+	/* The node's system call filter, in now: what is left of the boot
+	 * passes it with child_key (64 random bits no node sees). */
+	if (getrandom(&child_key, sizeof(child_key), 0) != (ssize_t)sizeof(child_key) ||
+	    child_key == 0)
+		child_key = 0;
+	else
+		CHILD_TRY(p, child_seccomp(child_key), "seccomp");
+}
+
+/* What only the boot knows, and the exec of /init. */
+static void __attribute__((noreturn)) boot(void)
+{
+	struct ct_plan *p = &plan;
+	char *const argv[] = {"/init", NULL};
+	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux",
+			      (char *)(rq.env[0] ? rq.env : NULL), NULL};
+	char path[PATH_MAX + 8], opts[96];
+	int fd;
+
+	size_t il = strlen(images);
+
+	if (rq.lower[0] != '/')
+		child_fail(p, "image tree", NODE_EXIT_SETUP);
+	snprintf(path, sizeof(path), "/old%s", rq.lower);
+	if (userns >= 0 && il > 1 && strncmp(rq.lower, images, il) == 0 && rq.lower[il] == '/') {
+		/* In the trees mapped ahead. */
+		struct stat st;
+		CHILD_TRY(p, fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
+		CHILD_TRY(p, fstat(fd, &st), "stat root");
+		CHILD_TRY(p, chown("s/upper", st.st_uid, st.st_gid), "chown upper");
+	} else if (userns >= 0) {
+		/* The shared tree, owned by host root, shows as owned by node
+		 * root (host uid k as k inside); its root's owner is the top's. */
+		struct stat st;
+		CHILD_TRY(p, fd = userns_idmapped(path, userns), "open root");
+		CHILD_TRY(p, fstat(fd, &st), "stat root");
+		CHILD_TRY(p, chown("s/upper", st.st_uid, st.st_gid), "chown upper");
+	} else {
+		CHILD_TRY(p, fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
+	}
+	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=s/upper,workdir=s/work",
+		 fd);
+	CHILD_TRY(p, ct_mount("overlay", "r", "overlay", MS_NODEV, opts), "mount overlay");
+	close(fd);
+	child_dev_binds(p, "/old", CHILD_BIND_DEVICE);
+	/* The host's tree goes.  The node's memory (s/) stays where it is,
+	 * under the node's root like the rest of the staging root. */
+	CHILD_TRY(p, ct_umount2("old", MNT_DETACH), "detach the host's tree");
+	CHILD_TRY(p, mkdir_ok("r/dev", 0755), "mkdir /dev");
+	CHILD_TRY(p, mkdir_ok("r/proc", 0555), "mkdir /proc");
+	CHILD_TRY(p, mkdir_ok("r/sys", 0555), "mkdir /sys");
+	CHILD_TRY(p, ct_mount("dev", "r/dev", NULL, MS_MOVE, NULL), "move /dev");
+	CHILD_TRY(p, ct_mount("proc", "r/proc", NULL, MS_MOVE, NULL), "move /proc");
+	CHILD_TRY(p, ct_mount("sys", "r/sys", NULL, MS_MOVE, NULL), "move /sys");
+	/* The overlay onto "/", as switch_root does: no pivot_root, which
+	 * walks every process on the host.  The staging root is then under
+	 * the node's root, covered by it: ".." never climbs into it. */
+	CHILD_TRY(p, chdir("r"), "chdir root");
+	CHILD_TRY(p, ct_mount(".", "/", NULL, MS_MOVE, NULL), "move root");
+	CHILD_TRY(p, chroot("."), "chroot");
+	CHILD_TRY(p, chdir("/"), "chdir /");
+	CHILD_TRY(p, sethostname(rq.name, strlen(rq.name)), "sethostname");
+	if (userns >= 0) {
+		CHILD_TRY(p, userns_enter(userns), "enter the node's user namespace");
+		close(userns);
+	}
+	if (child_key == 0)
+		CHILD_TRY(p, child_seccomp(0), "seccomp");
+	CHILD_TRY(p, child_caps(), "drop capabilities");
+	CHILD_TRY(p, setsid(), "setsid");
+	CHILD_TRY(p, ioctl(p->slave, TIOCSCTTY, 0), "console as controlling tty");
+	for (fd = 0; fd < 3; fd++)
+		CHILD_TRY(p, dup2(p->slave, fd), "console on 0, 1, 2");
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+		for (fd = 3; fd < 65536; fd++)
+			close(fd);
+	ct_signals_default();
+	umask(022);
+	{
+		struct sched_param sp = {.sched_priority = 0};
+		CHILD_TRY(p, sched_setscheduler(0, SCHED_OTHER, &sp), "scheduling policy");
+	}
+	execve(argv[0], argv, envp);
+	{
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg), "\r\nkh: cannot execute /init: %s\r\n",
+				 strerror(errno));
+		if (n > 0 && write(1, msg, (size_t)n) < 0)
+			_exit(127);
+	}
+	_exit(127);
+}
+
+int
+main(int argc, char **argv)
+{
+	char *end;
+	unsigned long id;
+
+	if (argc != 7 || getpid() != 1 || strlen(argv[6]) >= sizeof(rq.console))
+		return 2;
+	images = argv[5];
+	memcpy(rq.console, argv[6], strlen(argv[6]) + 1);
+	errno = 0;
+	id = strtoul(argv[3], &end, 10);
+	if (errno || *end || id > UINT32_MAX || strlen(argv[2]) >= sizeof(plan.tmpfs_opts))
+		return 2;
+	rq.idbase = (uint32_t)id;
+	rq.has_netns = strcmp(argv[4], "1") == 0;
+	snprintf(rq.name, sizeof(rq.name), "(waiting)");
+	plan.rq = &rq;
+	plan.slave = CONSOLE;
+	plan.netns = -1;
+	plan.cgfd = -1;
+	plan.errfd = -1;
+	plan.later = fail_at_boot;
+	memcpy(plan.tmpfs_opts, argv[2], strlen(argv[2]) + 1);
+	setup(argv[1]);
+	wait_boot();
+	plan.later = NULL;
+	boot();
+}
