@@ -61,8 +61,9 @@ struct khd {
 	int no_fabric;		    /* khd --no-fabric */
 	uint64_t prep_timer;	    /* getting nodes ready for their next boot in idle time */
 	int prep_cg_off;	    /* making cgroups ahead failed once: boots make them */
-	int prep_warm_off;	    /* no waiting processes for free ct nodes (KH_WARM=off, or
-				       making one failed) */
+	int prep_warm_off;	    /* no waiting processes for free ct nodes (KH_WARM=off,
+				       or making one failed three times in a row) */
+	int prep_warm_fails;	    /* those failures */
 	uint64_t settle_timer;	    /* finishing the fabric's batched work */
 	struct meter *meter;	    /* usage sampling and the ledger (meter.c); NULL: off */
 	struct metrics *metrics;    /* the OpenMetrics endpoint (metrics.c); NULL: none */

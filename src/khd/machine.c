@@ -300,6 +300,9 @@ m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 	} else if (k->rdma == NULL) {
 		device[0] = '\0';
 	}
+	char images[PATH_MAX], devices[PATH_MAX];
+	snprintf(images, sizeof(images), "%s/images", k->dir);
+	snprintf(devices, sizeof(devices), "%s/run/rdma", k->dir);
 	struct node_spec spec = {.name = m->name,
 				 .facility = facid,
 				 .rank = m->rank,
@@ -308,6 +311,8 @@ m_boot_ct(struct machine *m, uint64_t kaddr, uint64_t rdaddr, char *err, size_t 
 				 .pids = t->pids,
 				 .lower = lower,
 				 .scratch = scratch,
+				 .images = images,
+				 .devices = k->rdma ? devices : NULL,
 				 .netns_fd = k->fab ? fabric_node_netns(k->fab, m->rank) : -1,
 				 .device = device[0] ? device : NULL,
 				 .env = NULL};
@@ -1006,19 +1011,30 @@ prep_tick(struct ev *ev, void *arg)
 			k->prep_warm_off = 1;
 			break;
 		}
-		char images[PATH_MAX];
+		char images[PATH_MAX], devices[PATH_MAX];
 		snprintf(images, sizeof(images), "%s/images", k->dir);
+		snprintf(devices, sizeof(devices), "%s/run/rdma", k->dir);
 		struct node_spec spec = {.facility = facid,
 					 .rank = n->rank,
 					 .mem = t->mem,
 					 .scratch = scratch,
 					 .images = images,
+					 .devices = k->rdma ? devices : NULL,
 					 .netns_fd = ns};
 		if (node_ct_warm(&k->host, &spec, why, sizeof(why)) < 0) {
-			log_warnx("node %d: %s (free nodes no longer wait ready)", n->rank, why);
-			k->prep_warm_off = 1;
+			/* Tried again when nodes are next made ready (a node
+			 * ends, one is released); three in a row and boots set
+			 * their nodes up from the start. */
+			if (++k->prep_warm_fails >= 3) {
+				log_warnx("node %d: %s (free nodes no longer wait ready)", n->rank,
+					  why);
+				k->prep_warm_off = 1;
+			} else {
+				log_warnx("node %d: %s", n->rank, why);
+			}
 			break;
 		}
+		k->prep_warm_fails = 0;
 		done++;
 	}
 	if (left)

@@ -550,8 +550,8 @@ static struct {
 	int fd[CG_MAXDIRS];
 } rn = {.h = NULL};
 
-static void
-rn_forget(void)
+void
+cgroup_rename_forget(void)
 {
 	for (int i = 0; i < rn.n; i++)
 		if (rn.fd[i] >= 0)
@@ -575,7 +575,7 @@ rename_in(const struct cgroup_host *h, const char *from, const char *to)
 		return 1;
 	if (rn.h != h || strlen(rn.parent) != pl || strncmp(rn.parent, from, pl) != 0) {
 		char dir[PATH_MAX + CG_RELMAX];
-		rn_forget();
+		cgroup_rename_forget();
 		memcpy(rn.parent, from, pl);
 		rn.parent[pl] = '\0';
 		for (i = 0; i < h->ndirs; i++) {
@@ -596,7 +596,7 @@ rename_in(const struct cgroup_host *h, const char *from, const char *to)
 	while (--i >= 0)
 		renameat(rn.fd[i], ts + 1, rn.fd[i], fs + 1);
 	/* A directory made again since it was opened: open it afresh. */
-	rn_forget();
+	cgroup_rename_forget();
 	errno = e;
 	return e == ENOENT || e == EBADF ? 1 : -1;
 }

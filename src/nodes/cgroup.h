@@ -67,6 +67,8 @@ int cgroup_node_create(const struct cgroup_host *h, const char *rel,
  * every hierarchy, all or nothing (v2 cannot rename: EINVAL).  Returns 0
  * or -1 with errno (EEXIST: to is there already). */
 int cgroup_node_rename(const struct cgroup_host *h, const char *from, const char *to);
+/* Close the facility directories cgroup_node_rename keeps open. */
+void cgroup_rename_forget(void);
 
 /* Open the node's cgroup.procs files for writing (close-on-exec), one per
  * hierarchy: a process writing "0" to each joins the node.  Returns how

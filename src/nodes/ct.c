@@ -39,6 +39,7 @@
 #ifndef MFD_ALLOW_SEALING
 #define MFD_ALLOW_SEALING 2U
 #endif
+#define CT_MFD_EXEC 0x0010U
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS   1033
 #define F_SEAL_SEAL   0x0001
@@ -59,8 +60,12 @@ static int
 ctnode_memfd(void)
 {
 	size_t len = (size_t)(kh_ctnode_end - kh_ctnode_start), off = 0;
-	int fd = memfd_create("kh-ctnode", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/* MFD_EXEC: executable where vm.memfd_noexec would make it not;
+	 * kernels before 6.3 know no such flag (and need none). */
+	int fd = memfd_create("kh-ctnode", MFD_CLOEXEC | MFD_ALLOW_SEALING | CT_MFD_EXEC);
 
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("kh-ctnode", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
 	while (off < len) {
@@ -124,6 +129,7 @@ node_host_close(struct node_host *host)
 	if (host->ctnode_fd >= 0)
 		close(host->ctnode_fd);
 	host->ctnode_fd = -1;
+	cgroup_rename_forget();
 	spawner_close(host);
 	ct_spawner_stop(host->spawner2, host->spawner2_sock);
 	host->spawner2 = 0;
@@ -304,16 +310,16 @@ ask_spawner_fds(int sock, const struct ct_req *rq, const int *fds, int nfds, str
 	return rep->pid;
 }
 
-/* Ask, and when the spawner has died start a new one and ask again. */
-pid_t
-ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds,
-       struct ct_rep *rep, int *rfds, int *nr)
+/* After ask_spawner_fds failed with errno: a spawner that is gone or
+ * wedged is replaced.  Returns 1 when it was (or could not be: errno
+ * EPIPE), 0 when the failure was the request's own. */
+static int
+spawner_replace(struct node_host *host)
 {
 	char err[256];
-	pid_t pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
 
-	if (pid >= 0 || (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT))
-		return pid;
+	if (errno != EPIPE && errno != ECONNRESET && errno != ETIMEDOUT)
+		return 0;
 	if (errno == ETIMEDOUT) {
 		/* Its answer to this request must never be read as the answer
 		 * to the next one: it goes, with its socket. */
@@ -328,8 +334,23 @@ ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds
 	if (ct_spawner_start(&host->spawner, &host->spawner_sock, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		errno = EPIPE;
-		return -1;
+		return 1;
 	}
+	errno = EAGAIN;
+	return 1;
+}
+
+/* Ask, and when the spawner has died start a new one and ask again. */
+pid_t
+ct_ask(struct node_host *host, const struct ct_req *rq, const int *fds, int nfds,
+       struct ct_rep *rep, int *rfds, int *nr)
+{
+	pid_t pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
+
+	if (pid >= 0 || !spawner_replace(host))
+		return pid;
+	if (errno == EPIPE)
+		return -1;
 	return ask_spawner_fds(host->spawner_sock, rq, fds, nfds, rep, rfds, nr);
 }
 
@@ -572,13 +593,27 @@ netns_id(int netns)
 
 /* What else a waiting process was made for: its memory and scratch. */
 static uint64_t
+fnv(uint64_t h, const char *s)
+{
+	for (const char *c = s ? s : ""; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return (h ^ 0xff) * 1099511628211ULL;
+}
+
+static uint64_t
 warm_key(const struct node_spec *s)
 {
-	uint64_t h = 1469598103934665603ULL ^ s->mem;
+	return fnv(fnv(fnv(1469598103934665603ULL ^ s->mem, s->scratch), s->images), s->devices);
+}
 
-	for (const char *c = s->scratch; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	return h;
+/* Is path dir/NAME (one component, depth limits how many)? */
+static int
+path_in(const char *path, const char *dir, int any_depth)
+{
+	size_t n = dir ? strlen(dir) : 0;
+
+	return n > 1 && strncmp(path, dir, n) == 0 && path[n] == '/' && path[n + 1] &&
+	       (any_depth || strchr(path + n + 1, '/') == NULL);
 }
 
 void
@@ -611,7 +646,15 @@ node_ct_warmed(struct node_host *host, int rank, int netns)
 	if (r != 0) {
 		/* It ended (it should not: it waits until khd closes its
 		 * socket); the next one is made in its place. */
-		log_warnx("ct: node %d's waiting process ended", rank);
+		char why[300];
+		ssize_t n = recv(w->sock, why, sizeof(why) - 1, MSG_DONTWAIT);
+		if (n > 1 && why[0] == 'F') {
+			why[n] = '\0';
+			log_warnx("ct: node %d's waiting process could not set up: %s", rank,
+				  why + 1);
+		} else {
+			log_warnx("ct: node %d's waiting process ended", rank);
+		}
 		w->pid = 0;
 		close(w->sock);
 		close(w->console);
@@ -636,7 +679,8 @@ node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, size_
 	pid_t pid;
 
 	if (s->rank < 0 || s->rank >= NODE_PREP_RANKS || !valid_facility(s->facility) ||
-	    s->scratch == NULL || !valid_dir(s->scratch))
+	    s->scratch == NULL || !valid_dir(s->scratch) || s->images == NULL ||
+	    !valid_dir(s->images) || (s->devices != NULL && !valid_dir(s->devices)))
 		return seterr(err, errlen, "ct: bad node for a waiting process");
 	if (host->ctnode_fd < 0)
 		return seterr(err, errlen, "ct: no kh-ctnode to run");
@@ -650,8 +694,10 @@ node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, size_
 	rq->clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	rq->mem = s->mem;
 	snprintf(rq->scratch, sizeof(rq->scratch), "%s", s->scratch);
-	/* CT_REQ_WARM: lower names the directory of the image trees */
-	snprintf(rq->lower, sizeof(rq->lower), "%s", s->images ? s->images : "");
+	/* CT_REQ_WARM: lower and device name the directories of the image
+	 * trees and of the RDMA devices */
+	snprintf(rq->lower, sizeof(rq->lower), "%s", s->images);
+	snprintf(rq->device, sizeof(rq->device), "%s", s->devices ? s->devices : "");
 	if (userns_node(host, s, rq, &netns, &own, err, errlen) < 0)
 		goto out;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -676,7 +722,15 @@ node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, size_
 	}
 	rq->nprocs = np;
 	memset(&rep, 0, sizeof(rep));
-	pid = ct_ask(host, rq, fds, nfds + np, &rep, NULL, NULL);
+	/* Asked once: after a spawner that timed out, a clone it made may
+	 * run kh-ctnode on this very socket; it goes with the socket (EOF).
+	 * A spawner gone or wedged is replaced for the next request. */
+	pid = ask_spawner_fds(host->spawner_sock, rq, fds, nfds + np, &rep, NULL, NULL);
+	if (pid < 0 && rep.pid <= 0) {
+		int e = errno;
+		spawner_replace(host);
+		errno = e;
+	}
 	close_fds(fds + nfds, np);
 	if (pid < 0) {
 		/* A clone that did not get to exec kh-ctnode is ours to reap. */
@@ -688,6 +742,7 @@ node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, size_
 		goto out;
 	}
 	host->warm[s->rank].pid = pid;
+	host->warm[s->rank].ready = 0;
 	host->warm[s->rank].sock = sv[0];
 	host->warm[s->rank].console = master;
 	master = -1;
@@ -711,6 +766,9 @@ out:
 	return r;
 }
 
+/* How long a boot waits for a waiting process made a moment ago. */
+#define CT_WARM_READY_MS 200
+
 /* Boot a node through its waiting process: 0 when it took the boot, 1
  * when there is none fit for it (the usual way goes on; one that does not
  * fit is ended). */
@@ -725,11 +783,27 @@ warm_boot(struct node_host *host, const struct node_spec *s, struct node_handle 
 	if (s->rank < 0 || s->rank >= NODE_PREP_RANKS || host->warm[s->rank].pid <= 0)
 		return 1;
 	w = &host->warm[s->rank];
+	/* One made a moment ago may still be setting up: a few ms. */
+	for (int waited = 0; !w->ready && waited < CT_WARM_READY_MS; waited += 2) {
+		char c;
+		struct pollfd pfd = {w->sock, POLLIN, 0};
+		if (poll(&pfd, 1, waited ? 2 : 0) == 1) {
+			w->ready = recv(w->sock, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 1 && c == 'R';
+			if (w->ready)
+				(void)recv(w->sock, &c, 1, MSG_DONTWAIT);
+			break;
+		}
+	}
 	if (!node_ct_warmed(host, s->rank, s->netns_fd))
 		return 1;
-	if (w->key != warm_key(s) || !node_ct_prepared(host, s->rank) || s->lower[0] != '/' ||
-	    strlen(s->lower) >= sizeof(b.lower) ||
-	    (s->device && strlen(s->device) >= sizeof(b.device))) {
+	if (!w->ready) {
+		node_ct_unwarm(host, s->rank);
+		return 1;
+	}
+	if (w->key != warm_key(s) || !node_ct_prepared(host, s->rank) ||
+	    !path_in(s->lower, s->images, 1) || strlen(s->lower) >= sizeof(b.lower) ||
+	    (s->device &&
+	     (!path_in(s->device, s->devices, 0) || strlen(s->device) >= sizeof(b.device)))) {
 		node_ct_unwarm(host, s->rank);
 		return 1;
 	}
@@ -994,14 +1068,23 @@ ct_init_started(const struct node_host *host, pid_t pid)
 	char path[64];
 	struct stat node, self;
 
+	char exe[64];
+	ssize_t n;
+
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	if (stat(path, &node) < 0)
 		return -1;
 	/* A node booted through its waiting process runs kh-ctnode until
-	 * its /init: the same window. */
+	 * its /init: the same window (whichever khd's copy it runs: a node
+	 * adopted after a restart of khd may be in it too). */
 	if (host->ctnode_fd >= 0 && fstat(host->ctnode_fd, &self) == 0 &&
 	    node.st_dev == self.st_dev && node.st_ino == self.st_ino)
 		return 0;
+	if ((n = readlink(path, exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		if (strncmp(exe, "/memfd:kh-ctnode", 16) == 0)
+			return 0;
+	}
 	if (stat("/proc/self/exe", &self) < 0)
 		return 1; /* cannot tell what the clone runs: /init started long ago */
 	return node.st_dev != self.st_dev || node.st_ino != self.st_ino;
@@ -1043,6 +1126,8 @@ ct_exec(struct node_host *host, const struct node_handle *h, char *const argv[],
 		return -1;
 	}
 	rq->kind = CT_REQ_ENTER;
+	/* The node has a user namespace of its own: joining it must work */
+	rq->idbase = host->uns.on ? 1 : 0;
 	if (pack_strings(rq, argv, envp) < 0) {
 		seterr(err, errlen, "arguments and environment too long (max %d bytes)",
 		       CT_EXEC_ARGMAX);

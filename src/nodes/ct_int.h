@@ -34,7 +34,8 @@ enum {
  * process's end of its boot socket, the kh-ctnode program (a memfd),
  * the console's slave, netns (has_netns), then nprocs cgroup.procs files;
  * scratch, console, mem, idbase and clone_flags as for a node, lower the
- * directory of the image trees ("": none). */
+ * directory of the image trees, device that of the RDMA devices' sockets
+ * ("": none). */
 struct ct_req {
 	int kind;	      /* CT_REQ_NODE, CT_REQ_EXEC or CT_REQ_ENTER */
 	uint64_t clone_flags; /* namespaces to make */
@@ -49,7 +50,8 @@ struct ct_req {
 	char device[PATH_MAX]; /* the RDMA device's socket, bound at /dev/khrdma; "": none */
 	/* CT_REQ_NODE: host uid (and gid) of node root, whose user namespace
 	 * owns netns; 0: none (the node runs as host root).  CT_REQ_USERNS:
-	 * the range of the namespace to make. */
+	 * the range of the namespace to make.  CT_REQ_ENTER: non-zero when
+	 * the node must have a user namespace of its own. */
 	uint32_t idbase;
 	/* CT_REQ_EXEC: argc strings, each NUL-terminated, one after the other
 	 * (argv[0] is the program's path); the console is its standard input

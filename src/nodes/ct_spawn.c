@@ -279,7 +279,7 @@ struct warm_job {
 	int sock, prog, netns, console;
 	int nprocs;
 	const int *procs;
-	char *argv[8];
+	char *argv[9];
 	int err; /* errno of the step that failed, 0: it exec'd */
 };
 
@@ -307,7 +307,7 @@ warm_child(void *arg)
 	    (con = fcntl(j->console, F_DUPFD_CLOEXEC, 16)) < 0 ||
 	    (j->netns >= 0 && (netns = fcntl(j->netns, F_DUPFD_CLOEXEC, 16)) < 0))
 		goto fail;
-	if (place(sock, 3, 0) < 0 || (netns >= 0 && place(netns, 4, 0) < 0) ||
+	if (place(sock, 3, 0) < 0 || (netns >= 0 ? place(netns, 4, 0) : (close(4), 0)) < 0 ||
 	    place(con, 5, 0) < 0 || place(prog, 6, 1) < 0)
 		goto fail;
 	if (syscall(SYS_close_range, 7U, ~0U, 0U) < 0)
@@ -329,9 +329,10 @@ spawner_warm(int sock, struct ct_req *rq, const int *fds, int nfds)
 	pid_t pid;
 
 	rq->scratch[sizeof(rq->scratch) - 1] = rq->lower[sizeof(rq->lower) - 1] = '\0';
-	rq->console[sizeof(rq->console) - 1] = '\0';
+	rq->console[sizeof(rq->console) - 1] = rq->device[sizeof(rq->device) - 1] = '\0';
 	if (rq->nprocs < 0 || rq->nprocs > CG_MAXDIRS || rq->scratch[0] != '/' ||
-	    rq->console[0] != '/' || nfds != 3 + !!rq->has_netns + rq->nprocs) {
+	    rq->lower[0] != '/' || rq->console[0] != '/' ||
+	    nfds != 3 + !!rq->has_netns + rq->nprocs) {
 		exec_reply(sock, 0, EINVAL, "bad request", NULL, 0);
 		return;
 	}
@@ -354,7 +355,8 @@ spawner_warm(int sock, struct ct_req *rq, const int *fds, int nfds)
 	j.argv[4] = rq->has_netns ? "1" : "0";
 	j.argv[5] = rq->lower; /* the image trees' directory, or "" */
 	j.argv[6] = rq->console;
-	j.argv[7] = NULL;
+	j.argv[7] = rq->device; /* the RDMA devices' directory, or "" */
+	j.argv[8] = NULL;
 	if (ct_slot == NULL) {
 		exec_reply(sock, 0, ENOMEM, "stack", NULL, 0);
 		return;
@@ -455,8 +457,9 @@ static void __attribute__((noreturn)) exec_fail(int fd, const char *what)
  * its other namespaces, take on the restrictions of its init, and exec
  * with the pipes on 0, 1, 2.  st is the status pipe (close-on-exec): it
  * carries a failure, or closes silently when the exec succeeds. */
-static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, int nprocs,
-						 const int io[3], int st, char **argv, char **envp)
+static void __attribute__((noreturn))
+exec_child(int nodefd, const int *procs, int nprocs, const int io[3], int st, char **argv,
+	   char **envp, int own_userns)
 {
 	extern char **environ;
 	int fd;
@@ -473,15 +476,16 @@ static void __attribute__((noreturn)) exec_child(int nodefd, const int *procs, i
 		       CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP),
 		 "enter the node's namespaces");
 	/* Its user namespace last (as host root, the others are open to us;
-	 * as node root, they would not be).  EINVAL: the node's is ours (a
-	 * node started with user namespaces off). */
+	 * as node root, they would not be).  EINVAL: the node's is ours: a
+	 * node started with user namespaces off, or one whose first process
+	 * has not entered its own yet (never to be joined as host root). */
 	if (setns(nodefd, CLONE_NEWUSER) == 0)
 		EXEC_TRY(st,
 			 setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0
 			     ? -1
 			     : 0,
 			 "become the node's root");
-	else if (errno != EINVAL)
+	else if (errno != EINVAL || own_userns)
 		exec_fail(st, "enter the node's user namespace");
 	EXEC_TRY(st, chdir("/"), "chdir /");
 	EXEC_TRY(st, child_seccomp(0), "seccomp");
@@ -604,7 +608,8 @@ spawner_exec(int sock, int selfpid, struct ct_req *rq, const int *fds, int nfds)
 		    (pid_t)syscall(SYS_clone, (unsigned long)CLONE_PARENT, NULL, NULL, NULL, NULL);
 	if (pid == 0) {
 		int io[3] = {in[0], out[1], er[1]};
-		exec_child(fds[0], fds + 1, nfds - 1, io, st[1], v, v + rq->argc + 1);
+		exec_child(fds[0], fds + 1, nfds - 1, io, st[1], v, v + rq->argc + 1,
+			   rq->idbase != 0);
 	}
 	e = errno;
 	/* Back in our own PID namespace for the next node's boot. */

@@ -10,14 +10,15 @@
  * overlay, a few moves and the exec of /init.
  *
  * Usage, by the spawner only (ct_spawn.c): kh-ctnode SCRATCH TMPFS_OPTS
- * IDBASE HAS_NETNS IMAGES CONSOLE, with the boot socket on 3, the node's
+ * IDBASE HAS_NETNS IMAGES CONSOLE DEVICES, with the boot socket on 3, the node's
  * network namespace on 4 and its console (CONSOLE's slave) on 5.  It is
  * the first process of its PID namespace, in the node's cgroup already,
  * host root until the boot.
  *
  * The staging root, a small tmpfs mounted at SCRATCH and then made "/":
- *   old/  the host's tree (a private copy), until the boot detaches it;
- *         IMAGES in it is mapped for the node's user namespace
+ *   old/  the host's tree (a private copy), detached once pivoted
+ *   h/    img/: a copy of IMAGES mapped for the node's user namespace,
+ *         dev/: one of DEVICES (the RDMA sockets), until the boot
  *   s/    the node's memory: a tmpfs of its size with upper/ and work/
  *   r/    where the overlay goes at boot, then moved onto "/"
  *   dev/ proc/ sys/   made here, moved into r/ at boot
@@ -52,7 +53,12 @@
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
 #define CT_MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define CT_OPEN_TREE_CLONE	   1
+#define CT_AT_RECURSIVE		   0x8000
 
 #define SOCK	3
 #define NETNS	4
@@ -64,6 +70,25 @@ static int userns = -1;
 /* The image trees' directory ("": none), mapped for the node's user
  * namespace ahead: a boot then only opens its tree in it. */
 static const char *images = "";
+/* The directory of the RDMA devices' sockets ("": none). */
+static const char *devices = "";
+
+/* A copy of the host's directory dir (mapped for userns when >= 0)
+ * mounted at at. */
+static int
+attach(const char *dir, const char *at, int us)
+{
+	int fd = us >= 0 ? userns_idmapped(dir, us)
+			 : (int)syscall(SYS_open_tree, AT_FDCWD, dir,
+					CT_OPEN_TREE_CLONE | O_CLOEXEC | CT_AT_RECURSIVE);
+	int r;
+
+	if (fd < 0)
+		return -1;
+	r = (int)syscall(SYS_move_mount, fd, "", AT_FDCWD, at, CT_MOVE_MOUNT_F_EMPTY_PATH);
+	close(fd);
+	return r;
+}
 
 /* Wait for the boot: the strings are in rq.  EOF (khd is gone, or gave
  * the node up) or a message that is not a boot ends the process. */
@@ -87,18 +112,16 @@ wait_boot(void)
 	memcpy(rq.device, b.device, sizeof(b.device));
 }
 
-/* A step of the setup failed before any boot: say so on the console when
- * the boot comes (the node then ends as a boot that failed does). */
-static void __attribute__((noreturn))
-fail_at_boot(const struct ct_plan *p, const char *msg, int code)
+/* A step of the setup failed: khd reads why (it boots the node the usual
+ * way instead). */
+static void __attribute__((noreturn)) fail_setup(const struct ct_plan *p, const char *msg, int code)
 {
-	char line[400];
-	int n;
+	char line[300];
+	int n = snprintf(line, sizeof(line), "F%s", msg);
 
-	wait_boot();
-	n = snprintf(line, sizeof(line), "\r\nkh: node %s: %s\r\n", p->rq->name, msg);
-	if (n > 0 &&
-	    write(p->slave, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+	(void)p;
+	if (n > 0 && send(SOCK, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1,
+			  MSG_NOSIGNAL) < 0)
 		_exit(code);
 	_exit(code);
 }
@@ -130,15 +153,6 @@ setup(const char *scratch)
 	}
 	close(NETNS);
 	CHILD_TRY(p, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
-	if (images[0] == '/' && userns >= 0) {
-		int fd;
-		CHILD_TRY(p, fd = userns_idmapped(images, userns), "map the image trees");
-		CHILD_TRY(p,
-			  (int)syscall(SYS_move_mount, fd, "", AT_FDCWD, images,
-				       CT_MOVE_MOUNT_F_EMPTY_PATH),
-			  "mount the image trees");
-		close(fd);
-	}
 	CHILD_TRY(p, mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k"),
 		  "mount the staging root");
 	CHILD_TRY(p, chdir(scratch), "chdir scratch");
@@ -150,11 +164,25 @@ setup(const char *scratch)
 		  "mount tmpfs");
 	CHILD_TRY(p, mkdir("s/upper", 0755), "mkdir upper");
 	CHILD_TRY(p, mkdir("s/work", 0755), "mkdir work");
+	/* What of the host's a boot needs, in h/: the image trees (mapped
+	 * for the node's user namespace) and the RDMA devices' directory. */
+	CHILD_TRY(p, mkdir("h", 0700), "mkdir h");
+	CHILD_TRY(p, mount("tmpfs", "h", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=4k"),
+		  "mount h");
+	CHILD_TRY(p, mkdir("h/img", 0700), "mkdir h/img");
+	CHILD_TRY(p, attach(images, "h/img", userns), "the image trees");
+	if (devices[0] == '/') {
+		CHILD_TRY(p, mkdir("h/dev", 0700), "mkdir h/dev");
+		CHILD_TRY(p, attach(devices, "h/dev", -1), "the RDMA devices");
+	}
 	child_dev(p);
 	child_dev_binds(p, "", CHILD_BIND_CONSOLE);
 	child_proc_sys(p);
 	CHILD_TRY(p, (int)syscall(SYS_pivot_root, ".", "old"), "pivot_root");
 	CHILD_TRY(p, chdir("/"), "chdir /");
+	/* The host's tree goes now: a waiting node holds none of the host's
+	 * mounts (one unmounted there is gone for good). */
+	CHILD_TRY(p, umount2("old", MNT_DETACH), "detach the host's tree");
 	/* Nothing is made in the staging root from here on. */
 	CHILD_TRY(
 	    p,
@@ -167,6 +195,8 @@ setup(const char *scratch)
 		child_key = 0;
 	else
 		CHILD_TRY(p, child_seccomp(child_key), "seccomp");
+	/* Ready: khd boots it only once it has said so. */
+	CHILD_TRY(p, (int)send(SOCK, "R", 1, MSG_NOSIGNAL), "say ready");
 }
 
 /* What only the boot knows, and the exec of /init. */
@@ -179,35 +209,37 @@ static void __attribute__((noreturn)) boot(void)
 	char path[PATH_MAX + 8], opts[96];
 	int fd;
 
-	size_t il = strlen(images);
+	size_t il = strlen(images), dl = strlen(devices);
 
-	if (rq.lower[0] != '/')
+	/* The tree is one of those in h/img (khd checked). */
+	if (strncmp(rq.lower, images, il) != 0 || rq.lower[il] != '/')
 		child_fail(p, "image tree", NODE_EXIT_SETUP);
-	snprintf(path, sizeof(path), "/old%s", rq.lower);
-	if (userns >= 0 && il > 1 && strncmp(rq.lower, images, il) == 0 && rq.lower[il] == '/') {
-		/* In the trees mapped ahead. */
-		struct stat st;
-		CHILD_TRY(p, fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
-		CHILD_TRY(p, fstat(fd, &st), "stat root");
-		CHILD_TRY(p, chown("s/upper", st.st_uid, st.st_gid), "chown upper");
-	} else if (userns >= 0) {
+	snprintf(path, sizeof(path), "/h/img%s", rq.lower + il);
+	CHILD_TRY(p, fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
+	if (userns >= 0) {
 		/* The shared tree, owned by host root, shows as owned by node
 		 * root (host uid k as k inside); its root's owner is the top's. */
 		struct stat st;
-		CHILD_TRY(p, fd = userns_idmapped(path, userns), "open root");
 		CHILD_TRY(p, fstat(fd, &st), "stat root");
 		CHILD_TRY(p, chown("s/upper", st.st_uid, st.st_gid), "chown upper");
-	} else {
-		CHILD_TRY(p, fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), "open root");
 	}
 	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=s/upper,workdir=s/work",
 		 fd);
 	CHILD_TRY(p, ct_mount("overlay", "r", "overlay", MS_NODEV, opts), "mount overlay");
 	close(fd);
-	child_dev_binds(p, "/old", CHILD_BIND_DEVICE);
-	/* The host's tree goes.  The node's memory (s/) stays where it is,
-	 * under the node's root like the rest of the staging root. */
-	CHILD_TRY(p, ct_umount2("old", MNT_DETACH), "detach the host's tree");
+	/* The one-sided memory device: a socket only this node reaches. */
+	if (rq.device[0]) {
+		if (dl < 2 || strncmp(rq.device, devices, dl) != 0 || rq.device[dl] != '/' ||
+		    strchr(rq.device + dl + 1, '/') != NULL)
+			child_fail(p, "RDMA device", NODE_EXIT_SETUP);
+		snprintf(path, sizeof(path), "/h/dev%s", rq.device + dl);
+		CHILD_TRY(p, mknod("dev/khrdma", S_IFREG | 0666, 0), "/dev/khrdma");
+		CHILD_TRY(p, ct_mount(path, "dev/khrdma", NULL, MS_BIND, NULL), "bind /dev/khrdma");
+	}
+	/* What is left of the host's goes.  The node's memory (s/) stays
+	 * where it is, under the node's root like the rest of the staging
+	 * root. */
+	CHILD_TRY(p, ct_umount2("h", MNT_DETACH), "detach h");
 	CHILD_TRY(p, mkdir_ok("r/dev", 0755), "mkdir /dev");
 	CHILD_TRY(p, mkdir_ok("r/proc", 0555), "mkdir /proc");
 	CHILD_TRY(p, mkdir_ok("r/sys", 0555), "mkdir /sys");
@@ -259,9 +291,11 @@ main(int argc, char **argv)
 	char *end;
 	unsigned long id;
 
-	if (argc != 7 || getpid() != 1 || strlen(argv[6]) >= sizeof(rq.console))
+	if (argc != 8 || getpid() != 1 || strlen(argv[6]) >= sizeof(rq.console) ||
+	    argv[5][0] != '/')
 		return 2;
 	images = argv[5];
+	devices = argv[7];
 	memcpy(rq.console, argv[6], strlen(argv[6]) + 1);
 	errno = 0;
 	id = strtoul(argv[3], &end, 10);
@@ -275,7 +309,7 @@ main(int argc, char **argv)
 	plan.netns = -1;
 	plan.cgfd = -1;
 	plan.errfd = -1;
-	plan.later = fail_at_boot;
+	plan.later = fail_setup;
 	memcpy(plan.tmpfs_opts, argv[2], strlen(argv[2]) + 1);
 	setup(argv[1]);
 	wait_boot();

@@ -32,6 +32,7 @@ struct node_host {
 		pid_t pid;	/* a child of khd, in cgroup p<rank> */
 		int sock;	/* khd's end of its boot socket */
 		int console;	/* its console's master (made ahead too) */
+		int ready;	/* it said its setup is done */
 		uint64_t netns; /* its network namespace (device << 32 ^ inode); 0: its own */
 		uint64_t key;	/* what else it was made for (memory, scratch) */
 		uint64_t start; /* its start time (node_pid_start) */
@@ -97,8 +98,9 @@ struct node_spec {
 	const char *lower;    /* ct: read-only root directory, shared by many nodes */
 	const char *scratch;  /* ct: empty directory of this node (its mount point;
 				 nothing is ever written to it on the host) */
-	const char *images;   /* ct, node_ct_warm: the directory lower will be in (its
-				 image trees), mapped ahead; NULL: none */
+	const char *images;   /* ct: the directory lower is in (the image trees), and */
+	const char *devices;  /* that of device (the RDMA sockets; NULL: none): a node
+				 that waited ready (node_ct_warm) has copies of them */
 	int netns_fd;	      /* network namespace to enter; -1: a new empty one */
 	const char *device;   /* the RDMA device's socket, for /dev/khrdma; NULL: none */
 	/* vm: the kernel (an x86 bzImage) and the initial ramdisk (NULL:

@@ -171,8 +171,10 @@ check "load-7.4 ... and a read-only reader too ($(lines "$D/flood-ro") lines)" \
 	test "$(lines "$D/flood-ro")" -eq $((4 * 16384))
 khctl release -c pw bob "$bcon"
 
-# load-8: the spawner stopped (SIGSTOP): a boot finds it wedged within 1 s,
-# a new spawner takes over, the boot succeeds; others are answered.
+# load-8: the spawner stopped (SIGSTOP): a boot still comes up (its nodes
+# waited ready, docs/nodes.md); an exec in them finds the spawner wedged
+# within 1 s and fails, a new spawner takes over and the next exec runs;
+# others are answered.
 APP=$D/app.cpio.gz
 "$LIB/mkbusybox.sh" "$APP"
 echo "$blk" | khdo loadramdisk "$APP" >/dev/null
@@ -183,6 +185,11 @@ o=$(echo "$blk" | khdo -t 30 --until 'appliance up on' write 'run kboot' 2>&1)
 wait
 same "load-8.1 with the spawner stopped, a boot still comes up on all 4 nodes" \
 	"$(grep -c 'appliance up on' <<<"$o")" "4"
+# (an exec is not asked twice: the one that met the wedged spawner fails)
+khctl exec -c pw alice -n "$con" hostname >/dev/null 2>&1
+o=$(khctl exec -c pw alice -n "$con" hostname 2>&1)
+same "load-8.1b ... and an exec after it runs in all 4 ($(tr '\n' ' ' <<<"$o"))" \
+	"$(grep -c '^kh[0-9a-f]*-n' <<<"$o")" "4"
 check "load-8.2 ... khd says it replaced the spawner" grep -q 'the spawner did not answer within 1000 ms' "$D/khd.log"
 check "load-8.3 ... and the stopped one is gone" bash -c "! kill -0 $SP 2>/dev/null || grep -q Z /proc/$SP/stat"
 probe_ok "load-8.4 ... others answered meanwhile" "$D/p8"
