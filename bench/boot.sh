@@ -71,20 +71,37 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # khd's idle time (network namespaces, cgroups), as a facility that has
 # been up a while has them.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The machine's busy and total jiffies so far (/proc/stat).
+jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat; }
+# Under 20% busy between two jiffies readings?
+quiet() { awk -v x="$1" -v y="$2" 'BEGIN { split(x, a, " "); split(y, b, " "); exit !((b[1] - a[1]) * 5 < (b[2] - a[2])) }'; }
+# Idle: khd's CPU time stands still for 0.6 s, and the machine was quiet
+# (under 20% busy) in those 0.6 s: the kernel has also finished tearing
+# down what the last release left (a thousand namespaces, cgroups and
+# mount trees take it seconds of kworker time).  After a minute (a
+# machine shared with others may never be quiet), khd's idleness alone.
 idle() {
-	local p a b n=0
+	local p a b n=0 j0 t=0
 	p=$(head -n1 "$D/khd.lock")
 	a=$(ticks "$p")
-	for _ in $(seq 600); do
+	j0=$(jiffies)
+	while [ "$t" -lt 600 ]; do
 		sleep 0.2
+		t=$((t + 1))
 		b=$(ticks "$p")
 		if [ "$a" = "$b" ]; then
 			n=$((n + 1))
-			[ "$n" -ge 3 ] && return 0
 		else
 			n=0
+			j0=$(jiffies)
 		fi
 		a=$b
+		if [ "$n" -ge 3 ]; then
+			[ "$t" -gt 300 ] && return 0
+			quiet "$j0" "$(jiffies)" && return 0
+			n=0
+			j0=$(jiffies)
+		fi
 	done
 }
 
