@@ -29,6 +29,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT		 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
@@ -239,6 +242,50 @@ ct_signals_default(void)
 			sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void
+child_exec_init(const struct ct_plan *p, int userns)
+{
+	const struct ct_req *rq = p->rq;
+	char *const argv[] = {"/init", NULL};
+	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux",
+			      (char *)(rq->env[0] ? rq->env : NULL), NULL};
+	int fd;
+
+	CHILD_TRY(p, sethostname(rq->name, strlen(rq->name)), "sethostname");
+	/* Everything is set up: from here on, root is node root. */
+	if (userns >= 0) {
+		CHILD_TRY(p, userns_enter(userns), "enter the node's user namespace");
+		close(userns);
+	}
+	if (child_key == 0) /* a waiting node's is in already */
+		CHILD_TRY(p, child_seccomp(0), "seccomp");
+	CHILD_TRY(p, child_caps(), "drop capabilities");
+	CHILD_TRY(p, setsid(), "setsid");
+	CHILD_TRY(p, ioctl(p->slave, TIOCSCTTY, 0), "console as controlling tty");
+	for (fd = 0; fd < 3; fd++)
+		CHILD_TRY(p, dup2(p->slave, fd), "console on 0, 1, 2");
+	/* Nothing crosses into the node: no descriptor, ignored signal,
+	 * blocked mask or scheduling policy (exec keeps them all). */
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+		for (fd = 3; fd < 65536; fd++)
+			close(fd);
+	ct_signals_default();
+	umask(022);
+	{
+		struct sched_param sp = {.sched_priority = 0};
+		CHILD_TRY(p, sched_setscheduler(0, SCHED_OTHER, &sp), "scheduling policy");
+	}
+	execve(argv[0], argv, envp);
+	{
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg), "\r\nkh: cannot execute /init: %s\r\n",
+				 strerror(errno));
+		if (n > 0 && write(1, msg, (size_t)n) < 0)
+			_exit(127);
+	}
+	_exit(127);
 }
 
 uint64_t child_key;

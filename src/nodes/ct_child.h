@@ -48,6 +48,11 @@ void child_proc_sys(const struct ct_plan *p);
  * their host paths, seen under host ("" when the host's tree is "/"). */
 enum { CHILD_BIND_CONSOLE = 1, CHILD_BIND_DEVICE = 2 };
 void child_dev_binds(const struct ct_plan *p, const char *host, int which);
+/* The last steps, the same for every node: hostname, its user namespace
+ * (userns >= 0), system call filter (unless a waiting node's is in),
+ * capabilities, the console as its session's terminal on 0, 1 and 2,
+ * nothing else of ours, and the exec of /init. */
+void child_exec_init(const struct ct_plan *p, int userns) __attribute__((noreturn));
 /* What nodes never need, refused (0 or -1).  key != 0: mount, umount2,
  * setns, open_tree and mount_setattr still pass when their sixth argument
  * is key (a waiting process installs the filter ahead and makes those

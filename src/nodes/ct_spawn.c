@@ -75,9 +75,6 @@ struct ct_clone_args {
 static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 {
 	const struct ct_req *rq = p->rq;
-	char *const argv[] = {"/init", NULL};
-	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux",
-			      (char *)(rq->env[0] ? rq->env : NULL), NULL};
 	char opts[96];
 	int fd, us = -1;
 
@@ -132,36 +129,7 @@ static void __attribute__((noreturn)) child_main(const struct ct_plan *p)
 	CHILD_TRY(p, (int)syscall(SYS_pivot_root, ".", "."), "pivot_root");
 	CHILD_TRY(p, umount2(".", MNT_DETACH), "detach old root");
 	CHILD_TRY(p, chdir("/"), "chdir /");
-	CHILD_TRY(p, sethostname(rq->name, strlen(rq->name)), "sethostname");
-	/* Everything is set up: from here on, root is node root. */
-	if (us >= 0) {
-		CHILD_TRY(p, userns_enter(us), "enter the node's user namespace");
-		close(us);
-	}
-
-	CHILD_TRY(p, child_seccomp(0), "seccomp");
-	CHILD_TRY(p, child_caps(), "drop capabilities");
-
-	CHILD_TRY(p, setsid(), "setsid");
-	CHILD_TRY(p, ioctl(p->slave, TIOCSCTTY, 0), "console as controlling tty");
-	for (fd = 0; fd < 3; fd++)
-		CHILD_TRY(p, dup2(p->slave, fd), "console on 0, 1, 2");
-	/* Nothing crosses into the node: no descriptor, ignored signal or
-	 * blocked mask (exec keeps all three). */
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
-		for (fd = 3; fd < 65536; fd++)
-			close(fd);
-	ct_signals_default();
-	umask(022);
-	execve(argv[0], argv, envp);
-	{
-		char msg[128];
-		int n = snprintf(msg, sizeof(msg), "\r\nkh: cannot execute /init: %s\r\n",
-				 strerror(errno));
-		if (n > 0 && write(1, msg, (size_t)n) < 0)
-			_exit(127);
-	}
-	_exit(127);
+	child_exec_init(p, us);
 }
 
 /* ---- the spawner ---- */

@@ -203,9 +203,6 @@ setup(const char *scratch)
 static void __attribute__((noreturn)) boot(void)
 {
 	struct ct_plan *p = &plan;
-	char *const argv[] = {"/init", NULL};
-	char *const envp[] = {"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "HOME=/", "TERM=linux",
-			      (char *)(rq.env[0] ? rq.env : NULL), NULL};
 	char path[PATH_MAX + 8], opts[96];
 	int fd;
 
@@ -253,36 +250,7 @@ static void __attribute__((noreturn)) boot(void)
 	CHILD_TRY(p, ct_mount(".", "/", NULL, MS_MOVE, NULL), "move root");
 	CHILD_TRY(p, chroot("."), "chroot");
 	CHILD_TRY(p, chdir("/"), "chdir /");
-	CHILD_TRY(p, sethostname(rq.name, strlen(rq.name)), "sethostname");
-	if (userns >= 0) {
-		CHILD_TRY(p, userns_enter(userns), "enter the node's user namespace");
-		close(userns);
-	}
-	if (child_key == 0)
-		CHILD_TRY(p, child_seccomp(0), "seccomp");
-	CHILD_TRY(p, child_caps(), "drop capabilities");
-	CHILD_TRY(p, setsid(), "setsid");
-	CHILD_TRY(p, ioctl(p->slave, TIOCSCTTY, 0), "console as controlling tty");
-	for (fd = 0; fd < 3; fd++)
-		CHILD_TRY(p, dup2(p->slave, fd), "console on 0, 1, 2");
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
-		for (fd = 3; fd < 65536; fd++)
-			close(fd);
-	ct_signals_default();
-	umask(022);
-	{
-		struct sched_param sp = {.sched_priority = 0};
-		CHILD_TRY(p, sched_setscheduler(0, SCHED_OTHER, &sp), "scheduling policy");
-	}
-	execve(argv[0], argv, envp);
-	{
-		char msg[128];
-		int n = snprintf(msg, sizeof(msg), "\r\nkh: cannot execute /init: %s\r\n",
-				 strerror(errno));
-		if (n > 0 && write(1, msg, (size_t)n) < 0)
-			_exit(127);
-	}
-	_exit(127);
+	child_exec_init(p, userns);
 }
 
 int

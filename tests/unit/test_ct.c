@@ -1081,6 +1081,32 @@ ct_4_2_chroot_escape(void **state)
 	close(h.console);
 }
 
+/* A waiting process for s's rank (its cgroup made ahead first): its pid. */
+static pid_t
+warm_rank(struct fx *x, const struct node_spec *s)
+{
+	struct cgroup_limits lim = {.cpu_milli = s->cpu_milli, .mem = s->mem, .pids = s->pids};
+	char err[256];
+
+	assert_int_equal(node_ct_prepare(&x->host, x->fac, s->rank, &lim, err, sizeof(err)), 0);
+	if (node_ct_warm(&x->host, s, err, sizeof(err)) < 0)
+		fail_msg("node_ct_warm: %s", err);
+	assert_true(x->host.warm[s->rank].pid > 0);
+	return x->host.warm[s->rank].pid;
+}
+
+/* The booted node answers on its console; then it is killed. */
+static void
+up_then_kill(struct fx *x, struct node_handle *h)
+{
+	char buf[4096];
+
+	type_line(h, "echo UP$((1+1)); exec sleep 1000");
+	assert_true(expect(h, "UP2", buf, sizeof(buf), 10000));
+	assert_int_equal(node_ct.kill(&x->host, h, 5000), 1);
+	close(h->console);
+}
+
 /* ct-4.3: a waiting process made for another network namespace is not
  * the node's: the boot ends it and sets the node up the usual way, in the
  * namespace it is given. */
@@ -1090,7 +1116,6 @@ ct_4_3_stale(void **state)
 	struct fx *x = fixture(state);
 	struct node_spec s;
 	struct node_handle h;
-	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
 	char name[64], scratch[128], err[256], buf[4096], pid[16];
 	struct stat want;
 	pid_t w;
@@ -1099,9 +1124,7 @@ ct_4_3_stale(void **state)
 	if (x->host.cg.version != 1 || !x->host.uns.on)
 		skip();
 	spec_for(x, &s, 14, name, scratch);
-	assert_int_equal(node_ct_prepare(&x->host, x->fac, 14, &lim, err, sizeof(err)), 0);
-	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
-	w = x->host.warm[14].pid;
+	w = warm_rank(x, &s);
 	fd = userns_fabric_make(&x->host, err, sizeof(err));
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &want), 0);
@@ -1128,8 +1151,7 @@ ct_4_4_waiting_failed(void **state)
 	struct fx *x = fixture(state);
 	struct node_spec s;
 	struct node_handle h;
-	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
-	char name[64], scratch[128], err[256], buf[4096], nowhere[160];
+	char name[64], scratch[128], err[256], nowhere[160];
 	int st;
 
 	if (x->host.cg.version != 1 || !x->host.uns.on)
@@ -1137,9 +1159,7 @@ ct_4_4_waiting_failed(void **state)
 	spec_for(x, &s, 15, name, scratch);
 	snprintf(nowhere, sizeof(nowhere), "%s/no-such-images", x->dir);
 	s.images = nowhere;
-	assert_int_equal(node_ct_prepare(&x->host, x->fac, 15, &lim, err, sizeof(err)), 0);
-	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
-	pid_t w = x->host.warm[15].pid;
+	pid_t w = warm_rank(x, &s);
 	/* It ends by itself, NODE_EXIT_SETUP, and says why on its socket. */
 	assert_int_equal(waitpid(w, &st, 0), w);
 	assert_int_equal(WEXITSTATUS(st), NODE_EXIT_SETUP);
@@ -1158,10 +1178,7 @@ ct_4_4_waiting_failed(void **state)
 	s.images = NULL;
 	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
 	assert_true(h.pid != w);
-	type_line(&h, "echo UP$((1+1)); exec sleep 1000");
-	assert_true(expect(&h, "UP2", buf, sizeof(buf), 10000));
-	assert_int_equal(node_ct.kill(&x->host, &h, 5000), 1);
-	close(h.console);
+	up_then_kill(x, &h);
 }
 
 /* ct-4.5: the boot of a node whose waiting process failed its setup goes
@@ -1172,17 +1189,14 @@ ct_4_5_failed_then_boot(void **state)
 	struct fx *x = fixture(state);
 	struct node_spec s;
 	struct node_handle h;
-	struct cgroup_limits lim = {.cpu_milli = 500, .mem = 64 * MIB, .pids = 50};
-	char name[64], scratch[128], err[256], buf[4096], nowhere[160];
+	char name[64], scratch[128], err[256], nowhere[160];
 
 	if (x->host.cg.version != 1 || !x->host.uns.on)
 		skip();
 	spec_for(x, &s, 16, name, scratch);
 	snprintf(nowhere, sizeof(nowhere), "%s/no-such-images", x->dir);
 	s.images = nowhere;
-	assert_int_equal(node_ct_prepare(&x->host, x->fac, 16, &lim, err, sizeof(err)), 0);
-	assert_int_equal(node_ct_warm(&x->host, &s, err, sizeof(err)), 0);
-	pid_t w = x->host.warm[16].pid;
+	pid_t w = warm_rank(x, &s);
 	/* Give it time to fail. */
 	for (int i = 0; i < 500 && kill(w, 0) == 0; i++) {
 		char path[64], stat[256];
@@ -1195,10 +1209,7 @@ ct_4_5_failed_then_boot(void **state)
 	assert_int_equal(node_ct.boot(&x->host, &s, &h, err, sizeof(err)), 0);
 	assert_true(h.pid != w);
 	assert_false(node_ct_warmed(&x->host, 16, -1));
-	type_line(&h, "echo UP$((1+1)); exec sleep 1000");
-	assert_true(expect(&h, "UP2", buf, sizeof(buf), 10000));
-	assert_int_equal(node_ct.kill(&x->host, &h, 5000), 1);
-	close(h.console);
+	up_then_kill(x, &h);
 }
 
 static void
