@@ -57,7 +57,7 @@ node_bg pw alice "$CON" "$RB" "sh -c 'i=0; while :; do i=\$((i+1)); echo adopt-t
 t1=$(ticks | tail -n1)
 check "adopt-1.4 node $RB prints its counter on the console (at $t1)" test "${t1:-0}" -gt 0
 # About 4 s of CPU, across the kill.
-node_bg pw alice "$CON" "$RA" "sh -c 'i=0; while [ \$i -lt 1500000 ]; do i=\$((i+1)); done; echo BURN-DONE'"
+node_bg pw alice "$CON" "$RA" "sh -c 'i=0; while [ \$i -lt 2500000 ]; do i=\$((i+1)); done; echo BURN-DONE'"
 PA=$(procs "$RA")
 PB=$(procs "$RB")
 check "adopt-1.5 the host sees the nodes' processes ($PA/ $PB)" test -n "$PA" -a "$(wc -w <<<"$PB")" -eq 2
