@@ -1534,6 +1534,7 @@ machines_close(struct khd *k)
 	if (k->host_ok) {
 		char facid[16];
 		snprintf(facid, sizeof(facid), "%08x", k->fac.id);
+		node_ct_unwarm_all(&k->host);
 		for (int r = 0; r < NODE_PREP_RANKS; r++)
 			node_ct_unprepare(&k->host, facid, r);
 		node_host_close(&k->host);

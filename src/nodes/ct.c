@@ -124,8 +124,7 @@ spawner_close(struct node_host *host)
 void
 node_host_close(struct node_host *host)
 {
-	for (int r = 0; r < NODE_PREP_RANKS; r++)
-		node_ct_unwarm(host, r);
+	node_ct_unwarm_all(host);
 	if (host->ctnode_fd >= 0)
 		close(host->ctnode_fd);
 	host->ctnode_fd = -1;
@@ -631,6 +630,18 @@ node_ct_unwarm(struct node_host *host, int rank)
 	close(w->console);
 	w->pid = 0;
 	w->sock = w->console = -1;
+}
+
+void
+node_ct_unwarm_all(struct node_host *host)
+{
+	/* All killed first, then reaped: each one's namespaces take the
+	 * kernel a while to tear down, and they do it together. */
+	for (int r = 0; r < NODE_PREP_RANKS; r++)
+		if (host->warm[r].pid > 0)
+			kill(host->warm[r].pid, SIGKILL);
+	for (int r = 0; r < NODE_PREP_RANKS; r++)
+		node_ct_unwarm(host, r);
 }
 
 int

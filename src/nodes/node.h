@@ -209,8 +209,9 @@ int node_ct_warm(struct node_host *host, const struct node_spec *s, char *err, s
  * waits?  One that ended, or was made for another network namespace,
  * goes (0). */
 int node_ct_warmed(struct node_host *host, int rank, int netns);
-/* End rank's waiting process, if any. */
+/* End rank's waiting process, if any; or every one (khd stops). */
 void node_ct_unwarm(struct node_host *host, int rank);
+void node_ct_unwarm_all(struct node_host *host);
 
 /* When process pid started, in clock ticks since boot (/proc/PID/stat), or
  * 0 when there is no such process. */
