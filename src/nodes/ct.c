@@ -615,6 +615,16 @@ path_in(const char *path, const char *dir, int any_depth)
 	       (any_depth || strchr(path + n + 1, '/') == NULL);
 }
 
+/* A waiting process that is gone (reaped): its record empty again. */
+static void
+warm_forget(struct node_warm *w)
+{
+	close(w->sock);
+	close(w->console);
+	w->pid = 0;
+	w->sock = w->console = -1;
+}
+
 void
 node_ct_unwarm(struct node_host *host, int rank)
 {
@@ -626,10 +636,7 @@ node_ct_unwarm(struct node_host *host, int rank)
 	kill(w->pid, SIGKILL);
 	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	close(w->sock);
-	close(w->console);
-	w->pid = 0;
-	w->sock = w->console = -1;
+	warm_forget(w);
 }
 
 void
@@ -666,10 +673,7 @@ node_ct_warmed(struct node_host *host, int rank, int netns)
 		} else {
 			log_warnx("ct: node %d's waiting process ended", rank);
 		}
-		w->pid = 0;
-		close(w->sock);
-		close(w->console);
-		w->sock = w->console = -1;
+		warm_forget(w);
 		return 0;
 	}
 	if (netns >= 0 ? w->netns != netns_id(netns) : w->netns != 0) {
